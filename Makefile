@@ -1,0 +1,54 @@
+# Two entry points for a fresh machine (see README.md):
+#   make run   - install everything, provision the default models, answer a sample question
+#   make test  - install everything (with test tools and a headless browser), run the tests
+PYTHON ?= python3
+VENV := .venv
+PIP := $(VENV)/bin/pip
+LLAMA_VERSION := 0.3.36
+# The native build segfaults in ggml's AMX kernels on this CPU, and turning AMX off is not
+# enough because native detection turns it back on: fix the instruction sets explicitly.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON
+# pip's wheel cache ignores CMAKE_ARGS, so the built wheel is kept in a folder named after them.
+LLAMA_WHEELS := $(HOME)/.cache/polyglot-rag/llama-wheels/$(shell echo '$(LLAMA_VERSION) $(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-16)
+SAMPLE_QUESTION := 인도네시아 기사에 따르면 Codex는 몇 주 만에 만들어졌나요?
+
+.PHONY: install install-test run test
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.llama-built: | $(VENV)/bin/python
+	@mkdir -p $(LLAMA_WHEELS)
+	@if ! ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
+		echo "Building llama-cpp-python $(LLAMA_VERSION) for this CPU (5-9 minutes on 2 cores) ..."; \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel --quiet --no-deps --no-cache-dir \
+			--no-binary llama-cpp-python llama-cpp-python==$(LLAMA_VERSION) -w $(LLAMA_WHEELS); \
+	fi
+	$(PIP) install --quiet --force-reinstall --no-deps $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+	@touch $@
+
+# torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml $(VENV)/.llama-built
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install --quiet -e '.[test]'
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	@touch $@
+
+install: $(VENV)/.installed
+	$(VENV)/bin/rag models
+
+install-test: $(VENV)/.installed-test
+	$(VENV)/bin/rag models
+
+run: install
+	$(VENV)/bin/rag index
+	$(VENV)/bin/ask "$(SAMPLE_QUESTION)"
+
+test: install-test
+	$(VENV)/bin/python -m pytest

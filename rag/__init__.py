@@ -1,0 +1,1 @@
+"""polyglot-rag: offline multilingual question answering with citations to file and paragraph."""

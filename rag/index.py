@@ -1,0 +1,298 @@
+"""The index folder: FAISS vectors, BM25 keywords, chunk and paragraph tables, a manifest.
+
+Layout: `index/CURRENT` names the live generation folder `index/gen-*`; a build writes a
+whole new generation, then replaces CURRENT atomically (os.replace), so a reader sees the
+old index or the new one and never half of either. CURRENT also holds the manifest's
+sha256 and the manifest holds every other file's, so truncation or tampering is detected
+on load. One writer at a time: `index/.lock`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .chunking import Chunk, ChunkingSettings, chunk_document
+from .documents import Document, Paragraph, Skipped, read_documents
+from .embedding import Embedder
+from .errors import RagError
+from .keywords import KeywordIndex
+
+INDEX_FORMAT = 1
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+VECTORS = "vectors.faiss"
+CHUNKS = "chunks.jsonl"
+PARAGRAPHS = "paragraphs.jsonl"
+KEYWORDS = "keywords"
+INDEX_TYPES = ("flat", "hnsw")
+# Seconds a second writer waits for the first before giving up.
+LOCK_TIMEOUT = 600
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Index:
+    folder: Path  # the generation folder it was loaded from
+    manifest: dict
+    chunks: list[Chunk]
+    paragraphs: dict[str, list[str]]  # file -> paragraph texts; paragraph n is [n - 1]
+    vectors: object  # faiss.Index
+    keywords: KeywordIndex
+
+    @property
+    def files(self) -> dict[str, dict]:
+        return self.manifest["files"]
+
+    def paragraph(self, file: str, number: int) -> Paragraph:
+        return Paragraph(file, number, self.paragraphs[file][number - 1])
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """(chunk row, inner product) of the k nearest chunks to one normalised query vector."""
+        if not self.chunks:
+            return []
+        scores, rows = self.vectors.search(query.reshape(1, -1).astype(np.float32), min(k, len(self.chunks)))
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
+
+
+@dataclass
+class UpdateReport:
+    """What an update did, for the CLI and UI to print."""
+
+    rebuilt_reason: str | None = None  # why everything was re-embedded, if it was
+    embedded_files: list[str] = field(default_factory=list)
+    unchanged_files: list[str] = field(default_factory=list)
+    removed_files: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    chunks_embedded: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.rebuilt_reason or self.embedded_files or self.removed_files)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["skipped"] = [asdict(s) for s in self.skipped]
+        return data
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def exists(index_dir: Path) -> bool:
+    return (index_dir / CURRENT).is_file()
+
+
+def _current_generation(index_dir: Path) -> tuple[Path, str]:
+    try:
+        pointer = json.loads((index_dir / CURRENT).read_text(encoding="utf-8"))
+        return index_dir / pointer["generation"], pointer["manifest_sha256"]
+    except FileNotFoundError:
+        raise RagError(f"no index in {index_dir} (build one with `rag index`)") from None
+    except (ValueError, KeyError, TypeError):
+        raise RagError(f"index pointer {index_dir / CURRENT} is corrupt; rebuild with `rag index --rebuild`") from None
+
+
+def load_index(index_dir: Path) -> Index:
+    """The live index, verified against its checksums; RagError if missing or corrupt."""
+    import faiss
+
+    folder, manifest_sha = _current_generation(index_dir)
+    rebuild = "rebuild with `rag index --rebuild`"
+    try:
+        if _sha256(folder / MANIFEST) != manifest_sha:
+            raise RagError(f"index manifest {folder / MANIFEST} does not match its checksum; {rebuild}")
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        for name, expected in manifest["checksums"].items():
+            if _sha256(folder / name) != expected:
+                raise RagError(f"index file {folder / name} is corrupt (checksum mismatch); {rebuild}")
+        chunks = [Chunk(**row) for row in _read_jsonl(folder / CHUNKS)]
+        paragraphs: dict[str, list[str]] = {}
+        for row in _read_jsonl(folder / PARAGRAPHS):
+            paragraphs.setdefault(row["file"], []).append(row["text"])
+        vectors = faiss.read_index(str(folder / VECTORS))
+        keywords = KeywordIndex.load(folder / KEYWORDS)
+    except FileNotFoundError as error:
+        raise RagError(f"index file missing: {error.filename}; {rebuild}") from None
+    except (ValueError, KeyError, TypeError, RuntimeError) as error:
+        raise RagError(f"index in {folder} is unreadable ({str(error).splitlines()[0]}); {rebuild}") from None
+    if vectors.ntotal != len(chunks):
+        raise RagError(f"index in {folder} has {vectors.ntotal} vectors for {len(chunks)} chunks; {rebuild}")
+    return Index(folder, manifest, chunks, paragraphs, vectors, keywords)
+
+
+def _new_vector_index(dim: int, index_type: str):
+    import faiss
+
+    if index_type == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = 64
+        return index
+    return faiss.IndexFlatIP(dim)
+
+
+def _write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk], documents: list[Document],
+                      vectors: np.ndarray) -> Path:
+    """Write a complete generation folder and make it current; the old one stays until then."""
+    import faiss
+
+    folder = index_dir / f"gen-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    folder.mkdir(parents=True)
+    vector_index = _new_vector_index(vectors.shape[1], manifest["index_type"])
+    if len(vectors):
+        vector_index.add(vectors)
+    faiss.write_index(vector_index, str(folder / VECTORS))
+    _write_jsonl(folder / CHUNKS, [asdict(c) for c in chunks])
+    _write_jsonl(folder / PARAGRAPHS, [asdict(p) for d in documents for p in d.paragraphs])
+    KeywordIndex.build([c.text for c in chunks]).save(folder / KEYWORDS)
+    manifest["checksums"] = {p.relative_to(folder).as_posix(): _sha256(p)
+                             for p in sorted(folder.rglob("*")) if p.is_file()}
+    (folder / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+    _fsync_tree(folder)
+    pointer = index_dir / f"{CURRENT}.tmp-{os.getpid()}"
+    pointer.write_text(json.dumps({"generation": folder.name, "manifest_sha256": _sha256(folder / MANIFEST)}))
+    with pointer.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(pointer, index_dir / CURRENT)
+    return folder
+
+
+def _remove_stale(index_dir: Path, keep: Path) -> None:
+    """Old generations and leftovers of killed builds; called with the lock held."""
+    for path in index_dir.iterdir():
+        if path != keep and (path.name.startswith("gen-") or path.name.startswith(f"{CURRENT}.tmp-")):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def _embed(embedder: Embedder, texts: list[str], progress: Progress | None, batch_size: int = 32) -> np.ndarray:
+    """Embed in length-sorted batches (little padding), reporting progress after each batch."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        vectors[rows] = embedder.encode_passages([texts[i] for i in rows], batch_size=batch_size)
+        if progress:
+            progress(min(start + batch_size, len(texts)), len(texts))
+    return vectors
+
+
+def _reusable(index_dir: Path, manifest: dict, rebuild: bool) -> tuple[Index | None, str | None]:
+    """The current index if its vectors can be reused, else None and why not."""
+    if rebuild:
+        return None, "--rebuild asked"
+    if not exists(index_dir):
+        return None, "no index yet"
+    try:
+        old = load_index(index_dir)
+    except RagError as error:
+        return None, str(error).split(";")[0]
+    for key in ("format", "embedder", "chunking", "index_type"):
+        if old.manifest.get(key) != manifest[key]:
+            return None, f"{key} changed"
+    return old, None
+
+
+def update_index(docs_dir: Path, index_dir: Path, embedder: Embedder, chunking: ChunkingSettings,
+                 index_type: str = "flat", rebuild: bool = False,
+                 progress: Progress | None = None) -> tuple[Index, UpdateReport]:
+    """Bring the index in line with the documents folder, re-embedding only changed files."""
+    from filelock import FileLock, Timeout
+
+    started = time.perf_counter()
+    if index_type not in INDEX_TYPES:
+        raise RagError(f"index type must be one of {', '.join(INDEX_TYPES)}, not {index_type!r}")
+    documents, skipped = read_documents(docs_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = FileLock(str(index_dir / ".lock"), timeout=LOCK_TIMEOUT)
+        lock.acquire()
+    except Timeout:
+        raise RagError(f"another process has been writing {index_dir} for {LOCK_TIMEOUT} s; try again later") from None
+    try:
+        manifest = {"format": INDEX_FORMAT, "embedder": {"id": embedder.id, "dim": embedder.dim},
+                    "chunking": chunking.to_json(), "index_type": index_type, "files": {}}
+        old, rebuilt_reason = _reusable(index_dir, manifest, rebuild)
+        report = UpdateReport(rebuilt_reason=rebuilt_reason, skipped=skipped)
+        old_rows: dict[str, list[int]] = {}
+        if old:
+            for row, chunk in enumerate(old.chunks):
+                old_rows.setdefault(chunk.file, []).append(row)
+            report.removed_files = sorted(set(old.files) - {d.file for d in documents})
+
+        chunks: list[Chunk] = []
+        reused: list[tuple[int, int]] = []  # (new row, old row)
+        to_embed: list[int] = []  # new rows
+        for document in documents:
+            first_row = len(chunks)
+            previous = old.files.get(document.file) if old else None
+            if previous and previous["sha256"] == document.sha256:
+                for old_row in old_rows.get(document.file, []):
+                    reused.append((len(chunks), old_row))
+                    chunks.append(old.chunks[old_row])
+                report.unchanged_files.append(document.file)
+            else:
+                new_chunks = chunk_document(document, chunking, embedder.count_tokens)
+                to_embed.extend(range(len(chunks), len(chunks) + len(new_chunks)))
+                chunks.extend(new_chunks)
+                report.embedded_files.append(document.file)
+            manifest["files"][document.file] = {
+                "sha256": document.sha256, "language": document.language,
+                "paragraphs": len(document.paragraphs),
+                "chunks": len(chunks) - first_row}
+        report.chunks_total = len(chunks)
+        report.chunks_embedded = len(to_embed)
+        if old and not report.changed:
+            report.seconds = time.perf_counter() - started
+            return old, report
+
+        vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
+        if reused:
+            new_rows, previous_rows = map(list, zip(*reused))
+            vectors[new_rows] = old.vectors.reconstruct_batch(np.array(previous_rows, dtype=np.int64))
+        if to_embed:
+            vectors[to_embed] = _embed(embedder, [chunks[i].text for i in to_embed], progress)
+        folder = _write_generation(index_dir, manifest, chunks, documents, vectors)
+        _remove_stale(index_dir, keep=folder)
+    finally:
+        lock.release()
+    report.seconds = time.perf_counter() - started
+    return load_index(index_dir), report
