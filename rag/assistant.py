@@ -161,9 +161,10 @@ class Assistant:
             return report
 
     # -- answering ---------------------------------------------------------------------
-    def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
+    def retrieve(self, question: str, k: int | None = None, mode: str | None = None) -> list[Hit]:
+        """The k best chunks for the question; mode is dense, keyword or hybrid (default: settings)."""
         return Retriever(self.index, self.embedder).search(clean_question(question), k or self.settings.k,
-                                                           self.settings.retrieval)
+                                                           mode or self.settings.retrieval)
 
     def ask(self, question: str, **options) -> Answer:
         for event in self.stream(question, **options):
@@ -205,14 +206,13 @@ class Assistant:
             text, abstained, citations = prompts.refusal(language), True, []
         else:
             text = drop_invalid_markers(raw, set(range(1, len(hits) + 1)))
-            citations = resolve(text, hits, lambda f, n: self.index.paragraph(f, n).text, self._best_paragraph)
+            citations = resolve(text, hits, lambda f, n: self.index.paragraph(f, n).text, self._best_match)
             abstained = False
         timings.setdefault("first_token", (time.perf_counter() - started) * 1000)
         timings["total"] = (time.perf_counter() - started) * 1000
         yield Done(Answer(question, text, abstained, citations, hits, language, timings))
 
-    def _best_paragraph(self, sentences: list[str], candidates: list[str]) -> int:
-        """The candidate paragraph most similar to the citing sentences (works across languages)."""
-        queries = self.embedder.encode_queries([" ".join(sentences)])
-        paragraphs = self.embedder.encode_passages(candidates)
-        return int(np.argmax(paragraphs @ queries[0]))
+    def _best_match(self, claim: str, candidates: list[str]) -> int:
+        """The candidate most similar in meaning to the claim (works across languages)."""
+        vectors = self.embedder.encode_passages(candidates)
+        return int(np.argmax(vectors @ self.embedder.encode_queries([claim])[0]))

@@ -19,6 +19,7 @@ class Citation:
     file: str
     paragraph: int
     text: str  # the paragraph's exact text
+    quote: str  # the sentence of the paragraph that best supports the citing claim
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -51,12 +52,12 @@ def strip_markers(text: str) -> str:
     return _MARKER_GROUP.sub("", text).strip()
 
 
-def resolve(text: str, hits: list[Hit], paragraph_text, best_paragraph) -> list[Citation]:
+def resolve(text: str, hits: list[Hit], paragraph_text, best_match) -> list[Citation]:
     """One citation per valid marker, in order of appearance.
 
-    `paragraph_text(file, number)` gives a paragraph's exact text; for a passage spanning
-    several paragraphs, `best_paragraph(sentences, candidates)` picks the index of the
-    candidate paragraph text that best supports the sentences citing it.
+    `paragraph_text(file, number)` gives a paragraph's exact text. The cited paragraph and
+    its quote are the sentence of the passage that `best_match(claim, candidates)` (the
+    index of the candidate that best supports the claim) picks for the sentences citing it.
     """
     citations = []
     sentences = split_sentences(text)
@@ -64,12 +65,11 @@ def resolve(text: str, hits: list[Hit], paragraph_text, best_paragraph) -> list[
         if not 1 <= n <= len(hits):
             continue
         chunk = hits[n - 1].chunk
-        numbers = list(range(chunk.first, chunk.last + 1))
-        candidates = [paragraph_text(chunk.file, number) for number in numbers]
-        if len(numbers) == 1:
-            chosen = 0
-        else:
-            citing = [s for s in sentences if n in markers(s)] or [text]
-            chosen = best_paragraph([strip_markers(s) for s in citing], candidates)
-        citations.append(Citation(n, chunk.file, numbers[chosen], candidates[chosen]))
+        candidates = [(number, sentence)
+                      for number in range(chunk.first, chunk.last + 1)
+                      for sentence in split_sentences(paragraph_text(chunk.file, number))]
+        claim = " ".join(strip_markers(s) for s in sentences if n in markers(s)) or strip_markers(text)
+        chosen = 0 if len(candidates) == 1 else best_match(claim, [c[1] for c in candidates])
+        number, quote = candidates[chosen]
+        citations.append(Citation(n, chunk.file, number, paragraph_text(chunk.file, number), quote))
     return citations
