@@ -49,7 +49,7 @@ class SentenceTransformerEmbedder:
         except Exception as error:  # the library raises many types; all mean "cannot load"
             raise RagError(f"cannot load embedder {name_or_path!r}: {str(error).splitlines()[0]}") from None
         self.id = path.name if path.exists() else name_or_path
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self.dim = int(self.model.get_embedding_dimension())
         self.tokenizer = self.model.tokenizer
         prompts = self.model.prompts or {}
         self._query_prompt = "query" if "query" in prompts else None
