@@ -1,0 +1,119 @@
+"""Index build, reload, incremental update, atomic replacement and corruption detection."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rag.chunking import ChunkingSettings
+from rag.errors import RagError
+from rag.index import CURRENT, load_index, update_index
+
+CHUNKING = ChunkingSettings(128, 16)
+
+
+@pytest.fixture(scope="module")
+def embedder(assistant):
+    return assistant.embedder
+
+
+def generation(index_dir):
+    return json.loads((index_dir / CURRENT).read_text())["generation"]
+
+
+def test_build_then_reload_gives_the_same_index(docs_copy, tmp_path, embedder):
+    index_dir = tmp_path / "index"
+    built, report = update_index(docs_copy, index_dir, embedder, CHUNKING)
+    assert report.rebuilt_reason == "no index yet"
+    assert len(report.embedded_files) == 5 and report.chunks_embedded == len(built.chunks)
+    loaded = load_index(index_dir)
+    assert loaded.chunks == built.chunks
+    assert loaded.vectors.ntotal == len(built.chunks)
+    assert set(loaded.files) == {p.name for p in docs_copy.iterdir()}
+    first = loaded.chunks[0]
+    assert loaded.paragraph(first.file, first.first).text in first.text or first.text in loaded.paragraph(first.file, first.first).text
+    # A search with a chunk's own vector finds that chunk first.
+    vector = loaded.vectors.reconstruct(3)
+    assert loaded.search(vector, 1)[0][0] == 3
+
+
+def test_update_re_embeds_only_the_changed_file_and_drops_removed_ones(docs_copy, tmp_path, embedder):
+    index_dir = tmp_path / "index"
+    before, _ = update_index(docs_copy, index_dir, embedder, CHUNKING)
+    unchanged, report = update_index(docs_copy, index_dir, embedder, CHUNKING)
+    assert not report.changed and report.chunks_embedded == 0
+    assert unchanged.folder == before.folder  # nothing rewritten
+
+    changed = docs_copy / "003_15cb4250a3f963ee.txt"
+    changed.write_text(changed.read_text(encoding="utf-8") + "\n추가된 문단: 새로운 사실이 있습니다.\n", encoding="utf-8")
+    (docs_copy / "004_0d217c6e9b2bf852.txt").unlink()
+    after, report = update_index(docs_copy, index_dir, embedder, CHUNKING)
+    assert report.embedded_files == ["003_15cb4250a3f963ee.txt"]
+    assert report.removed_files == ["004_0d217c6e9b2bf852.txt"]
+    assert report.chunks_embedded == after.files["003_15cb4250a3f963ee.txt"]["chunks"]
+    assert "004_0d217c6e9b2bf852.txt" not in {c.file for c in after.chunks}
+    # Reused vectors are the very vectors of the previous index.
+    old_rows = {c: i for i, c in enumerate(before.chunks)}
+    for row, chunk in enumerate(after.chunks):
+        if chunk.file == "000_25ef5ea761165839.txt":
+            np.testing.assert_array_equal(after.vectors.reconstruct(row), before.vectors.reconstruct(old_rows[chunk]))
+    assert len(list(index_dir.glob("gen-*"))) == 1  # the old generation is gone
+
+
+def test_other_chunking_rebuilds_everything(docs_copy, tmp_path, embedder):
+    index_dir = tmp_path / "index"
+    update_index(docs_copy, index_dir, embedder, CHUNKING)
+    _, report = update_index(docs_copy, index_dir, embedder, ChunkingSettings(96, 0))
+    assert report.rebuilt_reason == "chunking changed"
+    assert len(report.embedded_files) == 5
+
+
+class FailingEmbedder:
+    """The real embedder, failing after its first batch: a build that dies half way."""
+
+    def __init__(self, real):
+        self.real, self.id, self.dim, self.calls = real, real.id, real.dim, 0
+
+    def count_tokens(self, text):
+        return self.real.count_tokens(text)
+
+    def encode_passages(self, texts, **options):
+        self.calls += 1
+        if self.calls > 1:
+            raise RuntimeError("simulated crash during embedding")
+        return self.real.encode_passages(texts, **options)
+
+
+def test_a_build_that_dies_leaves_the_old_index_intact(docs_copy, tmp_path, embedder):
+    index_dir = tmp_path / "index"
+    before, _ = update_index(docs_copy, index_dir, embedder, CHUNKING)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        update_index(docs_copy, index_dir, FailingEmbedder(embedder), CHUNKING, rebuild=True)
+    after = load_index(index_dir)
+    assert after.folder == before.folder
+    assert after.chunks == before.chunks
+
+
+def test_corrupt_files_are_detected_and_rebuild_recovers(docs_copy, tmp_path, embedder):
+    index_dir = tmp_path / "index"
+    built, _ = update_index(docs_copy, index_dir, embedder, CHUNKING)
+    vectors = built.folder / "vectors.faiss"
+    vectors.write_bytes(vectors.read_bytes()[:-100])
+    with pytest.raises(RagError, match=r"vectors.faiss is corrupt .*rag index --rebuild"):
+        load_index(index_dir)
+    _, report = update_index(docs_copy, index_dir, embedder, CHUNKING)
+    assert "corrupt" in report.rebuilt_reason
+    assert load_index(index_dir).vectors.ntotal == len(built.chunks)
+
+    chunks = load_index(index_dir).folder / "chunks.jsonl"
+    chunks.write_text(chunks.read_text(encoding="utf-8").replace("OpenAI", "OpenA1", 1), encoding="utf-8")
+    with pytest.raises(RagError, match="chunks.jsonl is corrupt"):
+        load_index(index_dir)
+
+
+def test_missing_or_garbled_index_is_a_clear_error(tmp_path):
+    with pytest.raises(RagError, match="no index"):
+        load_index(tmp_path)
+    (tmp_path / CURRENT).write_text("{not json")
+    with pytest.raises(RagError, match="corrupt"):
+        load_index(tmp_path)
