@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .documents import Document
+from .language import detect_language
 
 # Paragraph breaks first, then sentence ends (CJK full-width ones included), then clauses.
 SEPARATORS = ["\n", "。", "！", "？", ". ", "! ", "? ", "；", "; ", "，", ", ", " ", ""]
@@ -18,6 +19,7 @@ class Chunk:
     first: int  # first paragraph number it covers
     last: int  # last paragraph number it covers
     text: str
+    language: str  # detected per chunk: a document may mix languages
 
 
 @dataclass(frozen=True)
@@ -50,5 +52,6 @@ def chunk_document(document: Document, settings: ChunkingSettings,
         # add_start_index subtracts the overlap in tokens from character offsets: wrong here.)
         start = text.find(piece, start + 1)
         end = start + len(piece) - 1
-        chunks.append(Chunk(document.file, bisect_right(starts, start), bisect_right(starts, end), piece))
+        chunks.append(Chunk(document.file, bisect_right(starts, start), bisect_right(starts, end), piece,
+                            detect_language(piece)))
     return chunks

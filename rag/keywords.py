@@ -59,4 +59,7 @@ class KeywordIndex:
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every chunk row for the query (zeros when no token matches)."""
-        return self._bm25.get_scores(tokenize(query))
+        tokens = tokenize(query)
+        if not tokens:  # bm25s cannot score an empty query
+            return np.zeros(self._bm25.scores["num_docs"], dtype=np.float32)
+        return self._bm25.get_scores(tokens)

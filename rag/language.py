@@ -49,3 +49,21 @@ def detect_language(text: str) -> str:
 
 def language_name(code: str) -> str:
     return LANGUAGE_NAMES.get(code, code)
+
+
+# How questions name a language of the documents ("according to the Korean article",
+# "인도네시아어 기사에 따르면", "韩文总结说", "menurut artikel berbahasa Inggris").
+_NAMED = {
+    "id": ("indonesian", "indonesia", "인도네시아", "印尼", "印度尼西亚"),
+    "ko": ("korean", "korea", "한국어", "한글", "韩文", "韩语", "韩国", "韓國"),
+    "zh": ("chinese", "mandarin", "tionghoa", "중국어", "중문", "中文", "汉语", "華語"),
+    "en": ("english", "inggris", "영어", "영문", "英文", "英语"),
+    "ja": ("japanese", "jepang", "일본어", "日文", "日语"),
+}
+
+
+def named_language(question: str) -> str | None:
+    """The one document language a question names as its source, if it names exactly one."""
+    text = question.casefold()
+    named = [code for code, names in _NAMED.items() if any(name in text for name in names)]
+    return named[0] if len(named) == 1 else None
