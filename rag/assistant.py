@@ -17,12 +17,13 @@ import numpy as np
 
 from . import prompts
 from .chunking import ChunkingSettings
-from .citations import Citation, drop_invalid_markers, resolve
+from .citations import Citation, check, markers, resolve
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .errors import RagError
 from .index import Index, UpdateReport, exists, load_index, update_index
 from .language import detect_language
 from .llm import LLM, LlamaCppLLM
+from .passages import Passage, select_passages
 from .retrieval import Hit, Retriever
 from .settings import Settings
 
@@ -38,6 +39,8 @@ class Answer:
     hits: list[Hit]
     language: str
     timings_ms: dict[str, float] = field(default_factory=dict)
+    unsupported: list[str] = field(default_factory=list)  # answer sentences no passage supports
+    passages: list[Passage] = field(default_factory=list)  # what the LLM read
 
     def to_json(self) -> dict:
         return {
@@ -46,7 +49,10 @@ class Answer:
             "abstained": self.abstained,
             "language": self.language,
             "citations": [c.to_json() for c in self.citations],
+            "unsupported": self.unsupported,
             "retrieved": [h.to_json() for h in self.hits],
+            "passages": [{"file": p.file, "paragraph": p.paragraph, "text": p.text,
+                          "cosine": round(p.cosine, 4)} for p in self.passages],
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
         }
 
@@ -156,15 +162,20 @@ class Assistant:
                      progress: Callable[[int, int], None] | None = None) -> UpdateReport:
         with self._loading_lock:
             index, report = update_index(self.settings.docs_dir, self.settings.index_dir, self.embedder,
-                                         self.chunking, rebuild=rebuild, progress=progress)
+                                         self.chunking, self.settings.index_type, rebuild, progress)
             self._index = index
             return report
 
     # -- answering ---------------------------------------------------------------------
     def retrieve(self, question: str, k: int | None = None, mode: str | None = None) -> list[Hit]:
         """The k best chunks for the question; mode is dense, keyword or hybrid (default: settings)."""
-        return Retriever(self.index, self.embedder).search(clean_question(question), k or self.settings.k,
-                                                           mode or self.settings.retrieval)
+        return self._retrieve(clean_question(question), k, mode)[0]
+
+    def _retrieve(self, question: str, k: int | None, mode: str | None) -> tuple[list[Hit], np.ndarray]:
+        query = self.embedder.encode_queries([question])[0]
+        hits = Retriever(self.index, self.embedder).search(question, k or self.settings.k,
+                                                           mode or self.settings.retrieval, query)
+        return hits, query
 
     def ask(self, question: str, **options) -> Answer:
         for event in self.stream(question, **options):
@@ -175,44 +186,52 @@ class Assistant:
     def stream(self, question: str, k: int | None = None, retrieve_only: bool = False,
                max_tokens: int | None = None, temperature: float | None = None) -> Iterator[Event]:
         started = time.perf_counter()
+        elapsed = lambda: (time.perf_counter() - started) * 1000  # noqa: E731
         question = clean_question(question)
         language = detect_language(question)
-        hits = self.retrieve(question, k)
-        timings = {"retrieve": (time.perf_counter() - started) * 1000}
+        hits, query = self._retrieve(question, k, None)
+        timings = {"retrieve": elapsed()}
         yield Retrieved(hits)
         if retrieve_only:
             timings["total"] = timings["retrieve"]
             yield Done(Answer(question, None, False, [], hits, language, timings))
             return
-        if not hits:
-            timings["first_token"] = timings["total"] = (time.perf_counter() - started) * 1000
-            refusal = prompts.refusal(language)
-            yield Token(refusal)
-            yield Done(Answer(question, refusal, True, [], hits, language, timings))
+        passages = select_passages(question, query, hits, self.index, self.embedder,
+                                   self.settings.passages, self.settings.passage_tokens)
+        timings["passages"] = elapsed() - timings["retrieve"]
+
+        def refuse(unsupported: list[str]) -> Iterator[Event]:
+            text = prompts.refusal(language)
+            timings.setdefault("first_token", elapsed())
+            timings["total"] = elapsed()
+            yield Done(Answer(question, text, True, [], hits, language, timings, unsupported, passages))
+
+        if not passages or passages[0].cosine < self.settings.min_similarity:
+            yield Token(prompts.refusal(language))
+            yield from refuse([])
             return
-        passages = [prompts.passage_block(n, h.chunk.file, h.chunk.first, h.chunk.last, h.chunk.text)
-                    for n, h in enumerate(hits, 1)]
-        messages = prompts.messages(question, passages, language)
+        messages = prompts.messages(question, [p.text for p in passages], language)
         pieces: list[str] = []
         with self._generation_lock:
             for piece in self.llm.stream(messages, max_tokens or self.settings.max_tokens,
-                                         self.settings.temperature if temperature is None else temperature):
-                if not pieces:
-                    timings["first_token"] = (time.perf_counter() - started) * 1000
+                                         self.settings.temperature if temperature is None else temperature,
+                                         grammar=prompts.grammar(len(passages))):
+                timings.setdefault("first_token", elapsed())
                 pieces.append(piece)
                 yield Token(piece)
-        raw = "".join(pieces).strip()
-        if not raw or prompts.NOT_FOUND in raw.upper():
-            text, abstained, citations = prompts.refusal(language), True, []
-        else:
-            text = drop_invalid_markers(raw, set(range(1, len(hits) + 1)))
-            citations = resolve(text, hits, lambda f, n: self.index.paragraph(f, n).text, self._best_match)
-            abstained = False
-        timings.setdefault("first_token", (time.perf_counter() - started) * 1000)
-        timings["total"] = (time.perf_counter() - started) * 1000
-        yield Done(Answer(question, text, abstained, citations, hits, language, timings))
+        checked = check("".join(pieces), question, passages, self._similarities)
+        if not checked.text or not markers(checked.text):
+            # Nothing in the passages supports what the model said: say so rather than guess.
+            yield from refuse(checked.unsupported)
+            return
+        citations = resolve(checked.text, passages, lambda f, n: self.index.paragraph(f, n).text)
+        timings["total"] = elapsed()
+        yield Done(Answer(question, checked.text, False, citations, hits, language, timings,
+                          checked.unsupported, passages))
 
-    def _best_match(self, claim: str, candidates: list[str]) -> int:
-        """The candidate most similar in meaning to the claim (works across languages)."""
-        vectors = self.embedder.encode_passages(candidates)
-        return int(np.argmax(vectors @ self.embedder.encode_queries([claim])[0]))
+    def _similarities(self, claim: str, texts: list[str]) -> list[float]:
+        """Cosine similarity of a claim to each text (meaning, across languages)."""
+        if not texts:
+            return []
+        vectors = self.embedder.encode_passages(texts)
+        return (vectors @ self.embedder.encode_queries([claim])[0]).tolist()

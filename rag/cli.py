@@ -31,6 +31,8 @@ def _common_options() -> argparse.ArgumentParser:
     common.add_argument("--llm-url", help="OpenAI-compatible server URL instead of a local GGUF (env RAG_LLM_URL)")
     common.add_argument("--k", type=int, help="passages retrieved per question (env RAG_K)")
     common.add_argument("--retrieval", choices=["dense", "keyword", "hybrid"], help="retrieval mode (env RAG_RETRIEVAL)")
+    common.add_argument("--index-type", choices=["flat", "hnsw"],
+                        help="FAISS index: exact flat (default) or approximate HNSW for large corpora (env RAG_INDEX_TYPE)")
     return common
 
 
@@ -39,6 +41,7 @@ def settings_from_args(args: argparse.Namespace):
 
     return load_settings(docs_dir=args.docs, index_dir=args.index, embedder=args.embedder, llm=args.llm,
                          llm_url=args.llm_url, k=args.k, retrieval=getattr(args, "retrieval", None),
+                         index_type=getattr(args, "index_type", None),
                          max_tokens=getattr(args, "max_tokens", None),
                          temperature=getattr(args, "temperature", None))
 
@@ -78,13 +81,20 @@ def _ask_one(assistant, question: str, args) -> None:
         answer = assistant.ask(question, retrieve_only=args.retrieve_only)
         print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
         return
+    streamed = []
     for event in assistant.stream(question, retrieve_only=args.retrieve_only):
         if isinstance(event, Token):
+            streamed.append(event.text)
             print(event.text, end="", flush=True)
         elif isinstance(event, Done):
-            if event.answer.text is not None:
+            answer = event.answer
+            if answer.text is not None:
                 print()
-            _print_sources(event.answer)
+            if answer.text is not None and answer.text != "".join(streamed).strip():
+                # The check after generation changed the answer: show what holds.
+                note = "not supported by the documents" if answer.abstained else "citations checked"
+                print(f"→ {answer.text}  ({note})")
+            _print_sources(answer)
 
 
 def _ask_batch(assistant, args) -> int:

@@ -186,6 +186,9 @@ def load_index(index_dir: Path) -> Index:
         if _sha256(folder / MANIFEST) != manifest_sha:
             raise RagError(f"index manifest {folder / MANIFEST} does not match its checksum; {rebuild}")
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        if manifest.get("format") != INDEX_FORMAT:
+            raise RagError(f"the index in {index_dir} was built by another version of polyglot-rag; "
+                           f"run `rag index` to rebuild it")
         for name, expected in manifest["checksums"].items():
             if _sha256(folder / name) != expected:
                 raise RagError(f"index file {folder / name} is corrupt (checksum mismatch); {rebuild}")

@@ -44,7 +44,8 @@ class Retriever:
         self.index = index
         self.embedder = embedder
 
-    def search(self, question: str, k: int, mode: str = "hybrid") -> list[Hit]:
+    def search(self, question: str, k: int, mode: str = "hybrid", query: np.ndarray | None = None) -> list[Hit]:
+        """The k best chunks; `query` is the question's embedding, if the caller has it already."""
         if not self.index.chunks:
             return []
         pool = max(k, CANDIDATES)
@@ -53,7 +54,8 @@ class Retriever:
             ranked = sorted(keyword.items(), key=lambda item: -item[1])[:k]
             return [Hit(self.index.chunks[row], score, keyword=score) for row, score in ranked]
 
-        query = self.embedder.encode_queries([question])[0]
+        if query is None:
+            query = self.embedder.encode_queries([question])[0]
         named = named_language(question)
         candidates = dict(self.index.search(query, pool))
         if named:

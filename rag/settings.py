@@ -31,11 +31,17 @@ class Settings:
     llm: Path | None = None
     llm_url: str | None = None
     embedder: str | None = None
-    k: int = 4
+    k: int = 4  # chunks retrieved
+    passages: int = 3  # paragraphs of those chunks the LLM reads
+    passage_tokens: int = 96  # longest passage, in embedder tokens
+    # Below this cosine between the question and the best passage, refuse without asking
+    # the LLM (calibrated on eval/gold.jsonl; see README, evaluation).
+    min_similarity: float = 0.80
     chunk_tokens: int = 128
     chunk_overlap: int = 16
     retrieval: str = "hybrid"
-    max_tokens: int = 160
+    index_type: str = "flat"  # "hnsw" for large corpora: approximate, sub-linear search
+    max_tokens: int = 80
     temperature: float = 0.0
     context_tokens: int = 2048
     threads: int = field(default_factory=physical_cores)
@@ -71,6 +77,7 @@ ENVIRONMENT = {
     "RAG_EMBEDDER": "embedder",
     "RAG_K": "k",
     "RAG_RETRIEVAL": "retrieval",
+    "RAG_INDEX_TYPE": "index_type",
     "RAG_MAX_TOKENS": "max_tokens",
     "RAG_TEMPERATURE": "temperature",
     "RAG_THREADS": "threads",
@@ -101,6 +108,8 @@ def validate(settings: Settings) -> None:
         raise RagError(f"k must be between 1 and 50, not {settings.k}")
     if settings.retrieval not in ("dense", "keyword", "hybrid"):
         raise RagError(f"retrieval must be dense, keyword or hybrid, not {settings.retrieval!r}")
+    if settings.index_type not in ("flat", "hnsw"):
+        raise RagError(f"index type must be flat or hnsw, not {settings.index_type!r}")
     if settings.max_tokens < 1:
         raise RagError(f"max tokens must be positive, not {settings.max_tokens}")
     if not 0.0 <= settings.temperature <= 2.0:

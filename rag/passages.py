@@ -1,0 +1,94 @@
+"""From retrieved chunks to the few short passages the LLM reads, one paragraph each.
+
+The default LLM is a 0.5B model: it answers best from a handful of short texts, and
+prompt length drives the time to the first token. So the paragraphs of the retrieved
+chunks, and their neighbours (a list item's heading, the sentence after a colon), are
+ranked by how well their best sentence matches the question, and the best few are
+passed on, long ones trimmed around that sentence. Because a passage is exactly one
+paragraph, a citation [n] names its file and paragraph without guessing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .citations import split_sentences
+from .embedding import Embedder
+from .index import Index
+from .language import detect_language, named_language
+from .retrieval import NAMED_LANGUAGE_BOOST, Hit
+
+# Weight of the chunk's retrieval score against the paragraph's own best sentence.
+CHUNK_WEIGHT = 0.5
+# A neighbour paragraph outside the retrieved chunk starts slightly behind it.
+NEIGHBOUR_PENALTY = 0.02
+
+
+@dataclass(frozen=True)
+class Passage:
+    file: str
+    paragraph: int
+    text: str  # what the LLM reads: the paragraph, trimmed around `quote` when long
+    quote: str  # the paragraph's sentence that best matches the question
+    score: float  # ranking score (centred, see rag/index.py)
+    cosine: float  # cosine similarity of `quote` to the question
+
+
+def trim_around(sentences: list[str], best: int, budget: int, count_tokens: Callable[[str], int]) -> str:
+    """The best sentence plus its neighbours, alternately after and before, within budget tokens."""
+    first = last = best
+    used = count_tokens(sentences[best])
+    while True:
+        fitting = [i for i in (last + 1, first - 1)
+                   if 0 <= i < len(sentences) and used + count_tokens(sentences[i]) <= budget]
+        if not fitting:
+            break
+        used += count_tokens(sentences[fitting[0]])
+        first, last = min(first, fitting[0]), max(last, fitting[0])
+    return " ".join(sentences[first:last + 1])
+
+
+def select_passages(question: str, query: np.ndarray, hits: list[Hit], index: Index, embedder: Embedder,
+                    count: int, budget_tokens: int) -> list[Passage]:
+    """The `count` paragraphs around the hits that best answer the question, best first."""
+    prior: dict[tuple[str, int], float] = {}
+    for hit in hits:
+        chunk = hit.chunk
+        total = len(index.paragraphs[chunk.file])
+        for number in range(max(1, chunk.first - 1), min(total, chunk.last + 1) + 1):
+            inside = chunk.first <= number <= chunk.last
+            score = hit.score - (0.0 if inside else NEIGHBOUR_PENALTY)
+            prior[(chunk.file, number)] = max(score, prior.get((chunk.file, number), -1.0))
+    if not prior:
+        return []
+    keys = list(prior)
+    sentences = {key: split_sentences(index.paragraph(*key).text) for key in keys}
+    flat = [(key, i, s) for key in keys for i, s in enumerate(sentences[key])]
+    vectors = embedder.encode_passages([s for _, _, s in flat])
+    cosines = vectors @ query
+    named = named_language(question)
+    best: dict[tuple[str, int], tuple[float, int, float]] = {}  # key -> (centred, sentence index, cosine)
+    for (key, i, sentence), cosine in zip(flat, cosines.tolist()):
+        language = detect_language(sentence)
+        offset = index.offsets.get(language)
+        centred = cosine - (float(offset @ query) if offset is not None else 0.0)
+        centred += NAMED_LANGUAGE_BOOST if language == named else 0.0
+        if key not in best or centred > best[key][0]:
+            best[key] = (centred, i, cosine)
+    ranked = sorted(keys, key=lambda key: -(CHUNK_WEIGHT * prior[key] + (1 - CHUNK_WEIGHT) * best[key][0]))
+    passages, seen = [], set()
+    for key in ranked:
+        text = index.paragraph(*key).text
+        if text in seen:  # the same line twice in a file (titles repeated) says nothing new
+            continue
+        seen.add(text)
+        centred, i, cosine = best[key]
+        trimmed = trim_around(sentences[key], i, budget_tokens, embedder.count_tokens)
+        passages.append(Passage(key[0], key[1], trimmed, sentences[key][i],
+                                CHUNK_WEIGHT * prior[key] + (1 - CHUNK_WEIGHT) * centred, cosine))
+        if len(passages) == count:
+            break
+    return passages

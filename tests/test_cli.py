@@ -1,0 +1,134 @@
+"""The `ask` and `rag` commands as a user runs them: real models, real files, one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT, SEEDS
+
+
+def run(program, *args, stdin=None, timeout=600):
+    """A command in a child process, as from a shell; returns (exit status, stdout, stderr)."""
+    code = f"import sys; from rag.cli import {program}_main; sys.exit({program}_main(sys.argv[1:]))"
+    result = subprocess.run([sys.executable, "-c", code, *args], input=stdin, capture_output=True,
+                            text=True, timeout=timeout, cwd=ROOT)
+    return result.returncode, result.stdout, result.stderr
+
+
+def assert_one_line_error(status, stderr, fragment):
+    """Exit status 1 and exactly one error line (progress messages may come before it)."""
+    assert status == 1
+    errors = [line for line in stderr.strip().splitlines() if "error:" in line]
+    assert len(errors) == 1 and stderr.strip().endswith(errors[0]), stderr
+    assert "Traceback" not in stderr
+    assert fragment in errors[0]
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\t\n"])
+def test_empty_question_is_a_one_line_error(question):
+    status, stdout, stderr = run("ask", question)
+    assert_one_line_error(status, stderr, "the question is empty")
+    assert stdout == ""
+
+
+def test_missing_documents_folder_is_a_one_line_error(tmp_path):
+    status, _, stderr = run("ask", "--docs", str(tmp_path / "nowhere"), "--index", str(tmp_path / "index"), "What?")
+    assert_one_line_error(status, stderr, "documents folder not found")
+
+
+def test_missing_llm_is_a_one_line_error(tmp_path, seeds_index):
+    status, _, stderr = run("ask", "--index", str(seeds_index), "--llm", str(tmp_path / "missing.gguf"), "What?")
+    assert_one_line_error(status, stderr, "LLM file not found")
+
+
+def test_a_file_that_is_not_a_gguf_is_a_one_line_error(tmp_path, seeds_index):
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"not a model at all")
+    status, _, stderr = run("ask", "--index", str(seeds_index), "--llm", str(fake), "What?")
+    assert_one_line_error(status, stderr, "not a GGUF model file")
+
+
+def test_truncated_gguf_is_a_one_line_error(tmp_path, seeds_index):
+    from models.provision import LLM_SIZE
+    from rag.settings import load_settings
+
+    truncated = tmp_path / "truncated.gguf"
+    with load_settings(environ={}).llm_path.open("rb") as source:
+        truncated.write_bytes(source.read(LLM_SIZE // 50))
+    status, _, stderr = run("ask", "--index", str(seeds_index), "--llm", str(truncated), "What?")
+    assert_one_line_error(status, stderr, "cannot load LLM")
+
+
+def test_missing_embedder_folder_is_a_one_line_error(tmp_path, seeds_index):
+    status, _, stderr = run("ask", "--index", str(seeds_index), "--embedder", str(tmp_path / "no-model"), "What?")
+    assert_one_line_error(status, stderr, "embedder folder not found")
+
+
+def test_retrieve_only_json_has_the_documented_shape(seeds_index):
+    status, stdout, stderr = run("ask", "--index", str(seeds_index), "--json", "--retrieve-only", "--k", "3",
+                                 "Berapa minggu Codex dibangun?")
+    assert status == 0, stderr
+    answer = json.loads(stdout)
+    assert answer["answer"] is None and answer["citations"] == []
+    assert len(answer["retrieved"]) == 3
+    assert set(answer["retrieved"][0]) == {"file", "paragraph_start", "paragraph_end", "text", "score"}
+    assert set(answer["timings_ms"]) >= {"retrieve", "total"}
+    assert answer["retrieved"][0]["file"] == "000_25ef5ea761165839.txt"
+
+
+def test_batch_reads_one_question_per_line_and_reports_bad_lines(seeds_index):
+    questions = "Who is Mark Chen?\n\n" + "x" * 5000 + "\n메타가 빼앗아 간 연구원은 최소 몇 명인가요?\n"
+    status, stdout, stderr = run("ask", "--index", str(seeds_index), "--json", "--retrieve-only", "-", stdin=questions)
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert [line.get("question", "")[:10] for line in lines] == ["Who is Mar", "x" * 10, "메타가 빼앗아 간 "]
+    assert "too long" in lines[1]["error"]
+    assert status == 1  # one line failed
+
+
+def paragraph_texts():
+    from rag.documents import read_documents
+
+    return {(p.file, p.number): p.text for d in read_documents(SEEDS)[0] for p in d.paragraphs}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("question", [
+    "How many minutes does the GPU test suite take according to the Indonesian article?",
+    "OpenAI 직원들은 주당 몇 시간 일하나요?",
+    "Brendan Gregg 为什么加入 OpenAI?",
+    "Calvin French-Owen ikut mendirikan perusahaan apa?",
+])
+def test_ask_json_answers_with_citations_of_real_paragraphs(question, seeds_index):
+    status, stdout, stderr = run("ask", "--index", str(seeds_index), "--json", question)
+    assert status == 0, stderr
+    answer = json.loads(stdout)
+    assert set(answer) >= {"question", "answer", "abstained", "citations", "unsupported", "retrieved", "timings_ms"}
+    assert set(answer["timings_ms"]) >= {"retrieve", "first_token", "total"}
+    assert answer["abstained"] is False, answer["unsupported"]
+    assert answer["citations"], answer
+    texts = paragraph_texts()
+    for citation in answer["citations"]:
+        assert texts[(citation["file"], citation["paragraph"])] == citation["text"]
+        assert citation["quote"] in citation["text"]
+        assert f"[{citation['n']}]" in answer["answer"]
+    retrieved_files = {r["file"] for r in answer["retrieved"]}
+    assert {c["file"] for c in answer["citations"]} <= retrieved_files
+
+
+@pytest.mark.slow
+def test_ask_streams_the_answer_then_lists_sources(seeds_index):
+    status, stdout, stderr = run("ask", "--index", str(seeds_index),
+                                 "Which company did Calvin French-Owen co-found before joining OpenAI?")
+    assert status == 0, stderr
+    answer, sources = stdout.split("Sources:")
+    assert "Segment" in answer
+    assert "000_25ef5ea761165839.txt ¶1: " in sources
+
+
+def test_rag_models_reports_both_models():
+    status, stdout, stderr = run("rag", "models")
+    assert status == 0, stderr
+    assert "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf" in stdout and "sha256 verified" in stdout
+    assert "multilingual-e5-small" in stdout
