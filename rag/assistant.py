@@ -212,13 +212,12 @@ class Assistant:
             return
         messages = prompts.messages(question, [p.text for p in passages], language)
         pieces: list[str] = []
-        with self._generation_lock:
-            for piece in self.llm.stream(messages, max_tokens or self.settings.max_tokens,
-                                         self.settings.temperature if temperature is None else temperature,
-                                         grammar=prompts.grammar(len(passages))):
-                timings.setdefault("first_token", elapsed())
-                pieces.append(piece)
-                yield Token(piece)
+        for piece in self.generate(messages, max_tokens or self.settings.max_tokens,
+                                   self.settings.temperature if temperature is None else temperature,
+                                   prompts.grammar(len(passages))):
+            timings.setdefault("first_token", elapsed())
+            pieces.append(piece)
+            yield Token(piece)
         checked = check("".join(pieces), question, passages, self._similarities)
         if not checked.text or not markers(checked.text):
             # Nothing in the passages supports what the model said: say so rather than guess.
@@ -228,6 +227,12 @@ class Assistant:
         timings["total"] = elapsed()
         yield Done(Answer(question, checked.text, False, citations, hits, language, timings,
                           checked.unsupported, passages))
+
+    def generate(self, messages: list[dict[str, str]], max_tokens: int, temperature: float,
+                 grammar: str | None = None) -> Iterator[str]:
+        """The LLM's reply, piece by piece; callers in other threads wait their turn."""
+        with self._generation_lock:
+            yield from self.llm.stream(messages, max_tokens, temperature, grammar=grammar)
 
     def _similarities(self, claim: str, texts: list[str]) -> list[float]:
         """Cosine similarity of a claim to each text (meaning, across languages)."""

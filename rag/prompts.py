@@ -29,9 +29,13 @@ REFUSALS = {
 
 
 def grammar(passages: int) -> str:
-    """GBNF for one line of answer ending with a citation of one of the passages."""
+    """GBNF for one line of answer ending with a citation of one of the passages.
+
+    The answer may not open with a digit: the 0.5B model wants to open with "[n]", and when
+    a bracket is barred it writes the digit instead ("3 [2]") and stops."""
     numbers = " | ".join(f'"{n}"' for n in range(1, passages + 1))
-    return f'root ::= answer " [" ({numbers}) "]"\nanswer ::= [^\\n\\[\\]]{{1,300}}\n'
+    return (f'root ::= answer " [" ({numbers}) "]"\n'
+            f'answer ::= [^\\n\\[\\] 0-9] [^\\n\\[\\]]{{0,300}}\n')
 
 
 def messages(question: str, passages: list[str], language: str) -> list[dict[str, str]]:
