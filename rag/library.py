@@ -1,0 +1,187 @@
+"""Adding and removing files in the documents folder, safely, for the chat UI (or any caller).
+
+Every check happens here, on the server, whatever a browser claims: the file type, the
+size, a file name that stays inside the documents folder (no path, no hidden file, no
+reserved characters), text that is UTF-8 and not binary, and no silent overwriting.
+A file is written to a hidden temporary name first (hidden files are not documents), then
+linked into place, so the folder never holds half a file. Re-indexing is the caller's
+job (`Assistant.update_index`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import unicodedata
+from collections.abc import Collection, Mapping
+from pathlib import Path, PurePosixPath
+
+from .documents import DOCUMENT_SUFFIXES, MAX_FILE_BYTES, decode, split_paragraphs
+from .errors import RagError
+
+# Uploads larger than this are refused (the documents reader itself accepts up to MAX_FILE_BYTES).
+DEFAULT_MAX_BYTES = 5 * 2**20
+MAX_NAME_BYTES = 200
+# Characters that are reserved on some file systems or confusing in a shell or a URL.
+_RESERVED = set('/\\:*?"<>|')
+# Control characters other than these are a sign of binary content.
+_TEXT_CONTROLS = set("\t\n\r\f\v\x1b")
+_READ_BLOCK = 1 << 20
+
+
+def safe_name(name: str) -> str:
+    """`name` if it is a plain, visible .txt/.md file name; RagError saying why not otherwise.
+
+    No folders (so no path traversal), no hidden files, no control or reserved
+    characters; the name is returned in Unicode NFC form.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise RagError("the file has no name")
+    shown = repr(name) if len(name) <= 80 else repr(name[:77] + "...")
+    name = unicodedata.normalize("NFC", name)
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise RagError(f"file name {shown} contains a folder; only a plain file name is accepted")
+    if name != name.strip():
+        raise RagError(f"file name {shown} starts or ends with a space")
+    if name.startswith("."):
+        raise RagError(f"file name {shown} is hidden (starts with a dot)")
+    if any(unicodedata.category(c)[0] == "C" or c in _RESERVED for c in name):
+        raise RagError(f"file name {shown} contains control or reserved characters")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise RagError(f"file name {shown} is too long (at most {MAX_NAME_BYTES} bytes)")
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix not in DOCUMENT_SUFFIXES:
+        kinds = " or ".join(DOCUMENT_SUFFIXES)
+        raise RagError(f"{name}: only {kinds} files can be added, not {suffix or 'files without a type'}")
+    return name
+
+
+def check_text(name: str, data: bytes) -> str:
+    """The decoded text of `data` if it is a usable UTF-8 text document; RagError otherwise."""
+    if not data.strip():
+        raise RagError(f"{name} is empty")
+    if b"\x00" in data[:8192]:
+        raise RagError(f"{name} is binary, not text")
+    text, valid = decode(data)
+    if not valid:
+        raise RagError(f"{name} is not UTF-8 text; save it as UTF-8 and try again")
+    controls = sum(1 for c in text[:65536] if unicodedata.category(c) == "Cc" and c not in _TEXT_CONTROLS)
+    if controls > max(2, len(text[:65536]) // 100):
+        raise RagError(f"{name} is binary, not text ({controls} control characters)")
+    if not split_paragraphs(name, text):
+        raise RagError(f"{name} has no text")
+    return text
+
+
+def _read_limited(source: Path | bytes, name: str, max_bytes: int) -> bytes:
+    if isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+    else:
+        try:
+            with open(source, "rb") as handle:
+                data = handle.read(max_bytes + 1)
+        except OSError as error:
+            raise RagError(f"cannot read the uploaded {name}: {error.strerror or error}") from None
+    if len(data) > max_bytes:
+        raise RagError(f"{name} is larger than the limit of {_size(max_bytes)}")
+    return data
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**20:.3g} MB" if count >= 2**20 else f"{count / 2**10:.3g} KB"
+
+
+def _documents_folder(docs_dir: Path) -> Path:
+    if not docs_dir.is_dir():
+        raise RagError(f"documents folder not found: {docs_dir}")
+    return docs_dir.resolve()
+
+
+def add_document(docs_dir: Path, name: str, source: Path | bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
+                 replace: bool = False, known: Mapping[str, Mapping] | None = None) -> str:
+    """Copy one uploaded file into the top of the documents folder; its stored name.
+
+    `source` is the uploaded bytes or a file to copy (read up to `max_bytes` + 1 bytes).
+    An existing file of the same name is only replaced when `replace` is true. `known` is
+    the index's file table (name -> {"sha256": ...}): a file with the same content as an
+    indexed one is refused, as the index would skip it anyway.
+    """
+    name = safe_name(name)
+    max_bytes = min(max_bytes, MAX_FILE_BYTES)
+    data = _read_limited(source, name, max_bytes)
+    check_text(name, data)
+    digest = hashlib.sha256(data).hexdigest()
+    for other, info in (known or {}).items():
+        if info.get("sha256") == digest and other != name:
+            raise RagError(f"{name} has the same content as {other}, which is already indexed")
+
+    folder = _documents_folder(docs_dir)
+    target = folder / name
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        raise RagError(f"{name} exists in the documents folder and is not a regular file")
+    if target.exists() and not replace:
+        raise RagError(f"{name} already exists; remove it first or choose to replace it")
+    temporary = folder / f".{name}.upload-{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        with open(temporary, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if replace:
+            os.replace(temporary, target)
+        else:
+            try:
+                os.link(temporary, target)  # fails if the name was taken meanwhile: never clobbers
+            except FileExistsError:
+                raise RagError(f"{name} already exists; remove it first or choose to replace it") from None
+    except OSError as error:
+        raise RagError(f"cannot write {name} to {docs_dir}: {error.strerror or error}") from None
+    finally:
+        temporary.unlink(missing_ok=True)
+    _fsync_folder(folder)
+    return name
+
+
+def remove_document(docs_dir: Path, name: str, known: Collection[str] | None = None) -> str:
+    """Delete the document with this indexed name (relative, forward slashes); its name.
+
+    The name must stay inside the documents folder and be a .txt/.md file; a symlink is
+    removed itself, never what it points to. With `known` (the indexed names), only those
+    can be removed.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise RagError("no document chosen")
+    parts = PurePosixPath(name).parts
+    if (PurePosixPath(name).is_absolute() or "\\" in name or not parts
+            or any(p in (".", "..") or p.startswith(".") for p in parts)):
+        raise RagError(f"{name!r} is not the name of a document in the documents folder")
+    if PurePosixPath(name).suffix.lower() not in DOCUMENT_SUFFIXES:
+        raise RagError(f"{name!r} is not a document (.txt or .md)")
+    if known is not None and name not in known:
+        raise RagError(f"{name} is not in the index")
+    folder = _documents_folder(docs_dir)
+    path = folder.joinpath(*parts)
+    # The folders on the way must not lead outside (a symlinked folder, say).
+    if not path.parent.resolve().is_relative_to(folder):
+        raise RagError(f"{name!r} is outside the documents folder")
+    if not path.is_symlink() and not path.is_file():
+        raise RagError(f"{name} is no longer in the documents folder")
+    try:
+        path.unlink()
+    except OSError as error:
+        raise RagError(f"cannot remove {name}: {error.strerror or error}") from None
+    _fsync_folder(path.parent)
+    return name
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,1 @@
+"""The Gradio chat UI (`rag ui`); gradio is imported only when the app is built."""
