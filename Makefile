@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine (see README.md):
-#   make run   - install everything, provision the default models, answer a sample question
+#   make run   - install everything, provision the default models, build the index, open the chat
 #   make test  - install everything (with test tools and a headless browser), run the tests
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +11,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 	-DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON
 # pip's wheel cache ignores CMAKE_ARGS, so the built wheel is kept in a folder named after them.
 LLAMA_WHEELS := $(HOME)/.cache/polyglot-rag/llama-wheels/$(shell echo '$(LLAMA_VERSION) $(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-16)
-SAMPLE_QUESTION := 인도네시아 기사에 따르면 Codex는 몇 주 만에 만들어졌나요?
+SAMPLE_QUESTION := 인도네시아 기사에 따르면 OpenAI의 테스트는 GPU에서 몇 분 걸리나요?
 
 .PHONY: install install-test run test
 
@@ -37,7 +37,8 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.llama-built
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) install --quiet -e '.[test]'
-	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	@command -v chromium >/dev/null && fc-list | grep -qi "noto.*cjk" || \
+		(apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null)
 	@touch $@
 
 install: $(VENV)/.installed
@@ -49,6 +50,7 @@ install-test: $(VENV)/.installed-test
 run: install
 	$(VENV)/bin/rag index
 	$(VENV)/bin/ask "$(SAMPLE_QUESTION)"
+	$(VENV)/bin/rag ui
 
 test: install-test
 	$(VENV)/bin/python -m pytest
