@@ -1,0 +1,132 @@
+"""`rag bench`: every figure is there and sane. Speed targets are the benchmark's business
+(it reports whether they hold); tests only check that it measures, not how fast things are."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rag import bench
+from rag.documents import read_documents
+from rag.retrieval import top_positive
+
+from .conftest import ROOT, SEEDS
+
+REQUIRED = ["ttft_ms_p50", "ttft_ms_p95", "decode_tok_s", "decode_ratio_vs_raw", "prompt_tok_s",
+            "retrieve_ms_p50", "retrieve_ms_p95", "retrieve_ms_p50_100k", "ann_recall_at_10",
+            "index_chunks_per_s", "index_overhead_ratio", "cold_start_s", "peak_rss_mb", "peak_rss_mb_ui"]
+
+
+def test_synthetic_corpus_is_deterministic_and_in_four_languages(tmp_path):
+    documents, _ = read_documents(SEEDS)
+    sentences = bench.seed_sentences(documents)
+    assert set(sentences) == {"en", "ko", "zh", "id"}
+    first = bench.synthetic_paragraphs(sentences, 403)
+    assert first == bench.synthetic_paragraphs(sentences, 403)
+    assert first != bench.synthetic_paragraphs(sentences, 403, seed=bench.SEED + 1)
+    assert len(first) == 403 and {language for language, _ in first} == set(sentences)
+    files = bench.write_corpus(tmp_path, first, per_file=50)
+    documents, skipped = read_documents(tmp_path)
+    assert len(documents) == files and not skipped
+    assert sum(len(d.paragraphs) for d in documents) == 403
+
+
+def test_synthetic_vectors_are_unit_length_and_shaped_like_the_real_ones():
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((60, 16)) * np.linspace(3, 0.1, 16) + 5
+    languages = ["en", "ko"] * 30
+    vectors = bench.gaussian_vectors(real, languages, 500, ["en"] * 250 + ["ko"] * 250)
+    assert vectors.shape == (500, 16) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    # anisotropic like the real vectors: they share a mean direction
+    assert float(vectors.mean(axis=0) @ (real.mean(axis=0) / np.linalg.norm(real.mean(axis=0)))) > 0.8
+    assert np.array_equal(vectors, bench.gaussian_vectors(real, languages, 500, ["en"] * 250 + ["ko"] * 250))
+
+
+def test_statistics():
+    assert bench.p50([3.0, 1.0, 2.0]) == 2.0
+    assert bench.p95([]) is None
+    assert bench.p95(list(map(float, range(101)))) == pytest.approx(95.0)
+    assert bench.ratio(1.0, 0.0) is None and bench.ratio(3.0, 2.0) == 1.5
+
+
+def test_keyword_top_rows_match_a_stable_sort():
+    """The partial sort rag/retrieval.py uses instead of sorting every chunk's BM25 score."""
+    rng = np.random.default_rng(1)
+    for trial in range(500):
+        size, n = int(rng.integers(0, 300)), int(rng.integers(1, 60))
+        scores = (rng.integers(0, 4, size) * (rng.random(size) > 0.5)).astype(np.float32) if trial % 2 \
+            else rng.random(size).astype(np.float32) * (rng.random(size) > 0.7)
+        expected = [row for row in np.argsort(-scores, kind="stable")[:n] if scores[row] > 0]
+        assert top_positive(scores, n).tolist() == expected
+
+
+def test_child_peak_memory_is_the_childs_own():
+    """A child forked from a big process inherits its high-water mark in wait4's ru_maxrss;
+    the bench reads the child's own VmHWM instead."""
+    ballast = bytearray(300 * 2**20)  # make this process big
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    result = bench.first_output([sys.executable, "-c", "print('hello')"], env=None, timeout=60)
+    assert result["status"] == 0 and result["stdout"].strip() == "hello"
+    assert result["first_s"] is not None and 0 < result["first_s"] <= result["total_s"]
+    assert result["peak_rss_mb"] is not None and 1 < result["peak_rss_mb"] < 200
+    del ballast
+
+
+def test_markdown_lists_every_figure_and_marks_targets():
+    figures = {key: 1.0 for key in REQUIRED}
+    results = {**figures, "targets": {"ttft_ms_p50": {"value": 2500.0, "target": "<= 2000", "holds": False},
+                                      "peak_rss_mb": {"value": 1.0, "target": "<= 2048", "holds": True}},
+               "cpu_cores": 2, "cpu_logical": 2, "threads": 2, "plan": {"quick": True}, "settings": {"index_type": "flat"},
+               "models": {"embedder": {"id": "e5"}, "llm": {"id": "qwen"}},
+               "ttft_grid": [{"passages": 3, "passage_tokens": 96, "prompt_tokens_p50": 300.0,
+                              "evaluated_tokens_p50": 250.0, "ttft_llm_ms_p50": 900.0, "ttft_ms_p50": 1200.0}]}
+    text = bench.to_markdown(results)
+    assert "| TTFT, question to first token, p50 (ms) | 1.000 |" in text
+    assert "default index (flat)" in text
+    assert "<= 2000 | **no**" in text and "<= 2048 | yes" in text
+    assert "| 3 | 96 | 300.0 | 250.0 | 900.0 | 1,200 |" in text
+
+
+def test_bench_is_a_rag_subcommand():
+    result = subprocess.run([sys.executable, "-c", "import sys; from rag.cli import rag_main; sys.exit(rag_main())",
+                             "bench", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0 and "--quick" in result.stdout and "--json" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_quick_bench_reports_every_figure(tmp_path):
+    out = tmp_path / "bench"
+    result = subprocess.run([sys.executable, "-c", "import sys; from rag.cli import rag_main; sys.exit(rag_main())",
+                             "bench", "--quick", "--json", "--out", str(out)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout)
+    for key in REQUIRED:
+        value = figures.get(key)
+        assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (key, value)
+    assert figures["ttft_ms_p95"] >= figures["ttft_ms_p50"]
+    assert figures["retrieve_ms_p95"] >= figures["retrieve_ms_p50"]
+    assert 0 < figures["ann_recall_at_10"] <= 1
+    assert 0.2 < figures["decode_ratio_vs_raw"] < 5
+    assert 0.2 < figures["index_overhead_ratio"] < 5
+    for key in ("peak_rss_mb", "peak_rss_mb_ui"):
+        assert 100 < figures[key] < 16_000, (key, figures[key])
+    assert isinstance(figures["cpu_cores"], int) and figures["cpu_cores"] >= 1
+    assert figures["models"]["embedder"]["id"] and figures["models"]["llm"]["id"]
+    assert set(figures["targets"]) >= {"ttft_ms_p50", "cold_start_s", "peak_rss_mb", "retrieve_ms_p50"}
+    # llama.cpp reuses the KV cache of the shared prompt prefix (the system text first): a
+    # later question evaluates fewer tokens than its prompt holds.
+    reuse = figures["prefix_reuse"]
+    assert reuse["first_question_evaluated"] == reuse["first_question_prompt_tokens"]
+    assert reuse["next_questions_evaluated_p50"] < reuse["next_questions_prompt_tokens_p50"]
+    assert reuse["next_questions_reused_p50"] >= reuse["system_prompt_tokens"]
+    assert figures["ttft_grid"] and all(row["ttft_llm_ms_p50"] > 0 for row in figures["ttft_grid"])
+    assert json.loads((out / "bench.json").read_text()) == figures
+    assert "| figure |" in (out / "bench.md").read_text()
