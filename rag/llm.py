@@ -38,7 +38,8 @@ class LlamaCppLLM:
             self.model = llama_cpp.Llama(model_path=str(path), n_ctx=context_tokens, n_threads=threads,
                                          n_threads_batch=threads, n_batch=512, use_mmap=True, verbose=False)
         except (ValueError, RuntimeError) as error:
-            raise RagError(f"cannot load LLM {path}: {error} (truncated or not a llama.cpp GGUF?)") from None
+            raise RagError(f"cannot load LLM {path} ({str(error).splitlines()[0]}): the file is truncated or not a "
+                           f"llama.cpp GGUF; copy or download it again, or leave out --llm to use the default model") from None
         self.id = path.name
         self._grammars: dict[str, object] = {}
 
@@ -55,9 +56,159 @@ class LlamaCppLLM:
             pieces = self.model.create_chat_completion(
                 messages, stream=True, max_tokens=max_tokens, temperature=temperature, seed=0,
                 grammar=self._grammars.get(grammar) if grammar else None)
+            for piece in pieces:  # a streamed completion checks the prompt only on its first step
+                text = piece["choices"][0]["delta"].get("content")
+                if text:
+                    yield text
         except ValueError as error:  # e.g. the prompt exceeds the context window
             raise RagError(f"the LLM refused the prompt: {error}") from None
-        for piece in pieces:
-            text = piece["choices"][0]["delta"].get("content")
-            if text:
-                yield text
+
+
+class OpenAICompatibleLLM:
+    """A model served over HTTP by an OpenAI-compatible server (llama.cpp's `llama-server`,
+    `python -m llama_cpp.server`, vLLM, ...), streamed from `/v1/chat/completions`.
+
+    The GBNF grammar goes in the request's extra field `grammar`, which llama.cpp servers
+    apply; a server that ignores it still answers, and the answer check in the Assistant
+    catches a reply without a citation. Standard library only (urllib); proxies are not
+    used for a server on this machine.
+    """
+
+    def __init__(self, url: str, timeout: float = 120.0, model: str | None = None) -> None:
+        from urllib.parse import urlsplit
+
+        url = url.strip()
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RagError(f"--llm-url must be an http(s) URL such as http://127.0.0.1:8080, not {url!r}")
+        base = url.rstrip("/")
+        for suffix in ("/chat/completions", "/v1"):
+            if base.endswith(suffix):
+                base = base[: -len(suffix)]
+        self.base_url = base  # without /v1
+        self.endpoint = f"{base}/v1/chat/completions"
+        self.id = url
+        self.timeout = timeout
+        self.model = model
+        self._opener = self._build_opener(parts.hostname)
+
+    @staticmethod
+    def _build_opener(host: str):
+        import ipaddress
+        import urllib.request
+
+        try:
+            local = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            local = False
+        return urllib.request.build_opener(urllib.request.ProxyHandler({})) if local \
+            else urllib.request.build_opener()
+
+    def _post(self, url: str, body: dict, accept: str = "application/json"):
+        """The open HTTP response; RagError for refused connections, timeouts, HTTP errors."""
+        import json
+        import socket
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(
+            url, data=json.dumps(body, ensure_ascii=False).encode("utf-8"), method="POST",
+            headers={"Content-Type": "application/json", "Accept": accept})
+        try:
+            return self._opener.open(request, timeout=self.timeout)
+        except urllib.error.HTTPError as error:
+            raise RagError(f"the LLM server at {self.base_url} answered HTTP {error.code}: "
+                           f"{_error_text(error)}") from None
+        except urllib.error.URLError as error:
+            reason = error.reason
+            if isinstance(reason, (TimeoutError, socket.timeout)):
+                raise RagError(f"the LLM server at {self.base_url} did not answer within {self.timeout:g} s") from None
+            raise RagError(f"cannot reach the LLM server at {self.base_url}: {_reason_text(reason)}") from None
+        except (TimeoutError, socket.timeout):
+            raise RagError(f"the LLM server at {self.base_url} did not answer within {self.timeout:g} s") from None
+        except OSError as error:
+            raise RagError(f"cannot reach the LLM server at {self.base_url}: {_reason_text(error)}") from None
+
+    def stream(self, messages: list[Message], max_tokens: int, temperature: float,
+               grammar: str | None = None) -> Iterator[str]:
+        import json
+        import socket
+
+        body: dict = {"messages": messages, "max_tokens": max_tokens, "temperature": temperature,
+                      "stream": True, "seed": 0}
+        if self.model:
+            body["model"] = self.model
+        if grammar is not None:
+            body["grammar"] = grammar
+        with self._post(self.endpoint, body, accept="text/event-stream") as response:
+            try:
+                for raw in response:  # server-sent events: "data: {...}" lines, blank lines between
+                    line = raw.decode("utf-8", errors="replace").strip()
+                    if not line.startswith("data:"):
+                        continue  # comments (": ping"), "event:" and "id:" lines, blank separators
+                    data = line[len("data:"):].strip()
+                    if data == "[DONE]":
+                        return
+                    try:
+                        event = json.loads(data)
+                    except ValueError:
+                        raise RagError(f"the LLM server at {self.base_url} sent an unreadable event: {data[:200]}") from None
+                    if isinstance(event, dict) and event.get("error"):
+                        raise RagError(f"the LLM server at {self.base_url} failed: {_message_of(event['error'])}")
+                    for choice in event.get("choices") or []:
+                        text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            yield text
+            except (TimeoutError, socket.timeout):
+                raise RagError(f"the LLM server at {self.base_url} stopped sending for {self.timeout:g} s") from None
+            except OSError as error:
+                raise RagError(f"the connection to the LLM server at {self.base_url} broke: {_reason_text(error)}") from None
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` in the served model's tokenizer, by the server's tokenize endpoint
+        (llama-server and vLLM: /tokenize; llama-cpp-python: /extras/tokenize)."""
+        import json
+
+        attempts = [(f"{self.base_url}/tokenize", {"content": text, "prompt": text}),
+                    (f"{self.base_url}/extras/tokenize", {"input": text})]
+        problems = []
+        for url, body in attempts:
+            try:
+                with self._post(url, body) as response:
+                    answer = json.loads(response.read().decode("utf-8"))
+            except RagError as error:
+                problems.append(str(error))
+                continue
+            if isinstance(answer.get("count"), int):
+                return answer["count"]
+            if isinstance(answer.get("tokens"), list):
+                return len(answer["tokens"])
+        raise RagError(f"the LLM server at {self.base_url} cannot count tokens ({problems[-1]})")
+
+
+def _message_of(error: object) -> str:
+    if isinstance(error, dict):
+        return str(error.get("message") or error)
+    return str(error)
+
+
+def _error_text(error) -> str:
+    """The message in an HTTP error's body (OpenAI style `{"error": {"message": ...}}`), one line."""
+    import json
+
+    try:
+        body = error.read().decode("utf-8", errors="replace")
+    except Exception:  # noqa: BLE001 - the body is only a nicety
+        body = ""
+    try:
+        data = json.loads(body)
+        text = _message_of(data.get("error") or data.get("detail") or data) if isinstance(data, dict) else body
+    except ValueError:
+        text = body or str(error.reason)
+    return " ".join(str(text).split())[:300] or str(error.reason)
+
+
+def _reason_text(reason: object) -> str:
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused (is the server running?)"
+    return " ".join(str(getattr(reason, "strerror", None) or reason).split())
