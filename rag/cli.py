@@ -100,6 +100,8 @@ def _ask_one(assistant, question: str, args) -> None:
 def _ask_batch(assistant, args) -> int:
     """One question per input line, one JSON object per output line; errors don't stop the batch."""
     failures = 0
+    if hasattr(sys.stdin, "reconfigure"):  # bytes that are not UTF-8 become U+FFFD, not a traceback
+        sys.stdin.reconfigure(errors="replace")
     for line in sys.stdin:
         if not line.strip():
             continue
@@ -164,8 +166,9 @@ def _index_command(args) -> int:
           f"{assistant.settings.index_dir}: {report.chunks_embedded} chunks embedded from "
           f"{len(report.embedded_files)} new or changed files, {len(report.unchanged_files)} unchanged, "
           f"{len(report.removed_files)} removed ({report.seconds:.1f} s).")
-    for skipped in report.skipped:
-        print(f"skipped {skipped.file}: {skipped.reason}")
+    indexed = set(report.embedded_files) | set(report.unchanged_files)
+    for skipped in report.skipped:  # a file read with a caveat is indexed, and the caveat shown
+        print(f"{'note' if skipped.file in indexed else 'skipped'} {skipped.file}: {skipped.reason}")
     return 0
 
 
@@ -215,12 +218,7 @@ def rag_main(argv: list[str] | None = None) -> int:
     commands.add_parser("models", parents=[common], help="provision the default models and show what is used")
     handlers = {"index": _index_command, "models": _models_command}
     for name, (module_name, help_text) in EXTERNAL_COMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            continue  # not written yet
+        module = importlib.import_module(module_name)
         module.add_arguments(commands.add_parser(name, parents=[common], help=help_text), common)
         handlers[name] = module.run
     args = parser.parse_args(argv)

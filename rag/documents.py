@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +57,9 @@ def decode(data: bytes) -> tuple[str, bool]:
         return data.decode("utf-8", errors="replace"), False
 
 
-def document_files(folder: Path) -> list[Path]:
-    """The document files under `folder`, sorted; symlinks leading outside it are not followed."""
+def document_files(folder: Path, skipped: list[Skipped] | None = None) -> list[Path]:
+    """The document files under `folder`, sorted; symlinks leading outside it are not followed
+    (and, with a `skipped` list, reported there), nor are symlinked folders."""
     if not folder.is_dir():
         raise RagError(f"documents folder not found: {folder}")
     if not os.access(folder, os.R_OK | os.X_OK):
@@ -66,11 +68,17 @@ def document_files(folder: Path) -> list[Path]:
     found = []
     for directory, subdirectories, names in os.walk(folder):
         subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
+        if skipped is not None:  # os.walk does not enter symlinked folders
+            skipped.extend(Skipped(_shown(relative_name(folder, Path(directory, d))), "symlinked folder; not followed")
+                           for d in subdirectories if os.path.islink(os.path.join(directory, d)))
         for name in names:
             path = Path(directory, name)
             if name.startswith(".") or path.suffix.lower() not in DOCUMENT_SUFFIXES:
                 continue
             if path.is_symlink() and not path.resolve().is_relative_to(root):
+                if skipped is not None:
+                    skipped.append(Skipped(_shown(relative_name(folder, path)),
+                                           "symlink to a file outside the documents folder; not followed"))
                 continue
             found.append(path)
     return sorted(found)
@@ -80,16 +88,30 @@ def relative_name(folder: Path, path: Path) -> str:
     return path.relative_to(folder).as_posix()
 
 
+def _shown(name: str) -> str:
+    """A file name as it can be printed and stored: undecodable bytes become U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def read_document(folder: Path, path: Path) -> tuple[Document | None, Skipped | None]:
     """One document, or why it was skipped; a document read with a caveat comes with both."""
     name = relative_name(folder, path)
+    if _shown(name) != name:  # the index stores names as UTF-8 text
+        return None, Skipped(_shown(name), "file name is not valid UTF-8; rename the file")
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return None, Skipped(name, f"larger than {MAX_FILE_BYTES // 2**20} MB ({size / 2**20:.0f} MB)")
-        data = path.read_bytes()
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
+            return None, Skipped(name, "not a regular file")
+        if info.st_size > MAX_FILE_BYTES:
+            return None, Skipped(name, f"larger than {MAX_FILE_BYTES // 2**20} MB ({info.st_size / 2**20:.0f} MB)")
+        with path.open("rb") as handle:  # bounded, even if the file grows meanwhile
+            data = handle.read(info.st_size + 1)
+            if len(data) > info.st_size:
+                data += handle.read(MAX_FILE_BYTES + 1 - len(data))
     except OSError as error:
         return None, Skipped(name, f"unreadable ({error.strerror or error})")
+    if len(data) > MAX_FILE_BYTES:
+        return None, Skipped(name, f"larger than {MAX_FILE_BYTES // 2**20} MB")
     if b"\x00" in data[:8192]:
         return None, Skipped(name, "binary content, not text")
     text, valid = decode(data)
@@ -104,7 +126,7 @@ def read_document(folder: Path, path: Path) -> tuple[Document | None, Skipped | 
 def read_documents(folder: Path) -> tuple[list[Document], list[Skipped]]:
     documents, skipped = [], []
     first_with_content: dict[str, str] = {}
-    for path in document_files(folder):
+    for path in document_files(folder, skipped):
         document, problem = read_document(folder, path)
         if problem:
             skipped.append(problem)
