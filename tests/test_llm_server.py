@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from rag.bench import free_port
 from rag.errors import RagError
 from rag.llm import OpenAICompatibleLLM
 
@@ -31,11 +31,6 @@ from .test_cli import assert_one_line_error, run
 KOREAN_QUESTION = "OpenAI는 메타의 '초지능' 팀에 최소 몇 명의 연구원을 잃었나요?"
 MESSAGES = [{"role": "user", "content": "Is the sky blue? Answer yes or no."}]
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # -- a stand-in server ---------------------------------------------------------------------

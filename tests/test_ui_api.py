@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
+from rag.bench import free_port
 from rag.errors import RagError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,11 +34,6 @@ NEW_FACT_QUESTION = "Who founded Zorblax Analytics?"
 UPLOAD_LIMIT = 64 * 1024
 
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

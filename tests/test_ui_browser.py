@@ -8,15 +8,16 @@ script show as text and never run. Screenshots go to tests/artifacts/ (gitignore
 from __future__ import annotations
 
 import shutil
-import socket
 import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SEEDS = ROOT / "seeds"
-ARTIFACTS = ROOT / "tests" / "artifacts"
+from rag.bench import free_port
+
+from .conftest import ARTIFACTS, SEEDS
+from .test_ui_api import seeds_app  # noqa: F401 - the app on the seeds, a fixture used below
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -34,11 +35,6 @@ HOSTILE_TEXT = (
 HOSTILE_QUESTION = "Who founded the Glimmerfax Society?"
 PWNED_FLAGS = ["__pwned_name", "__pwned_script", "__pwned_img", "__pwned_answer"]
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -61,16 +57,6 @@ def page(browser):
     page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
     yield page
     context.close()
-
-
-@pytest.fixture(scope="module")
-def seeds_url(assistant):
-    from ui.app import UiOptions, serve, warm_up
-
-    warm_up(assistant)
-    demo, url = serve(assistant, UiOptions(read_only=True), port=free_port())
-    yield url
-    demo.close()
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +93,8 @@ def screenshot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
 
-def test_answer_streams_and_a_citation_opens_its_paragraph_in_context(page, seeds_url, assistant):
-    page.goto(seeds_url)
+def test_answer_streams_and_a_citation_opens_its_paragraph_in_context(page, seeds_app, assistant):
+    page.goto(seeds_app)
     page.wait_for_selector("#chat button.example")
     assert page.locator("#chat button.example").count() == 4  # one starter per language
 
@@ -149,8 +135,8 @@ def test_answer_streams_and_a_citation_opens_its_paragraph_in_context(page, seed
     assert not page.dialogs
 
 
-def test_stop_then_ask_again(page, seeds_url):
-    page.goto(seeds_url)
+def test_stop_then_ask_again(page, seeds_app):
+    page.goto(seeds_app)
     page.wait_for_selector("#question textarea")
     page.fill("#question textarea", "Why did Brendan Gregg join OpenAI? Explain every reason in detail.")
     page.keyboard.press("Enter")
@@ -188,8 +174,8 @@ def test_hostile_document_is_shown_as_text_and_never_runs(page, hostile_app):
     assert not page.dialogs
 
 
-def test_starter_question_then_a_follow_up_shows_its_standalone_form(page, seeds_url):
-    page.goto(seeds_url)
+def test_starter_question_then_a_follow_up_shows_its_standalone_form(page, seeds_app):
+    page.goto(seeds_app)
     page.wait_for_selector("#chat button.example")
     page.locator("#chat button.example", has_text="Indonesia").click()  # about Calvin French-Owen
     page.wait_for_selector('#sources section.src-turn[data-turn="1"]', state="attached", timeout=ANSWER_TIMEOUT_MS)
