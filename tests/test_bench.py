@@ -71,10 +71,13 @@ def test_child_peak_memory_is_the_childs_own():
     the bench reads the child's own VmHWM instead."""
     ballast = bytearray(300 * 2**20)  # make this process big
     ballast[::4096] = b"x" * len(ballast[::4096])
-    result = bench.first_output([sys.executable, "-c", "print('hello')"], env=None, timeout=60)
+    # A child of ~60 MB that lives long enough for the watcher's polls (every 50 ms) to see it.
+    child = ("import time; b = bytearray(60 * 2**20); b[::4096] = b'x' * len(b[::4096]); "
+             "print('hello', flush=True); time.sleep(0.5)")
+    result = bench.first_output([sys.executable, "-c", child], env=None, timeout=60)
     assert result["status"] == 0 and result["stdout"].strip() == "hello"
     assert result["first_s"] is not None and 0 < result["first_s"] <= result["total_s"]
-    assert result["peak_rss_mb"] is not None and 1 < result["peak_rss_mb"] < 200
+    assert result["peak_rss_mb"] is not None and 60 < result["peak_rss_mb"] < 200
     del ballast
 
 
