@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import RagError
+from .evaluation import percentile
 
 SEED = 6  # synthetic corpora and vectors are the same in every run
 SYNTHETIC_LANGUAGES = ("en", "ko", "zh", "id")
@@ -141,14 +142,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 # -- statistics ----------------------------------------------------------------------------
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    import numpy as np
-
-    return float(np.percentile(np.asarray(values, dtype=float), q))
-
-
 def p50(values: list[float]) -> float | None:
     return percentile(values, 50)
 
