@@ -94,14 +94,11 @@ class OpenAICompatibleLLM:
 
     @staticmethod
     def _build_opener(host: str):
-        import ipaddress
         import urllib.request
 
-        try:
-            local = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            local = False
-        return urllib.request.build_opener(urllib.request.ProxyHandler({})) if local \
+        from .settings import is_local_host
+
+        return urllib.request.build_opener(urllib.request.ProxyHandler({})) if is_local_host(host) \
             else urllib.request.build_opener()
 
     def _post(self, url: str, body: dict, accept: str = "application/json"):

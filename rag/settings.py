@@ -116,3 +116,16 @@ def validate(settings: Settings) -> None:
         raise RagError(f"temperature must be between 0 and 2, not {settings.temperature}")
     if settings.threads < 1:
         raise RagError(f"threads must be positive, not {settings.threads}")
+
+
+def is_local_host(host: str) -> bool:
+    """True for `localhost` and loopback addresses (IPv6 with or without brackets): where the
+    chat may listen without sign-in, and where a served LLM is reached without a proxy."""
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -9,7 +9,6 @@ Everything goes through the Assistant's public API; gradio is imported only in h
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import sys
 import time
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import RagError
+from rag.settings import is_local_host
 
 from . import render
 
@@ -68,15 +68,6 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
     parser.add_argument("--temperature", type=float, help="default sampling temperature")
 
 
-def is_local(host: str) -> bool:
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def parse_auth(value: str | None) -> tuple[str, str] | None:
     if not value:
         return None
@@ -90,7 +81,7 @@ def exposure(host: str, auth: tuple[str, str] | None, no_auth: bool) -> str:
     """How the app is exposed, in words for the start-up message; RagError if unsafe."""
     if auth and no_auth:
         raise RagError("--auth and --no-auth contradict each other; choose one")
-    if is_local(host):
+    if is_local_host(host):
         return f"this machine only; sign-in required as {auth[0]!r}" if auth else "this machine only"
     if auth:
         return f"reachable from the network; sign-in required as {auth[0]!r}"
