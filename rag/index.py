@@ -6,6 +6,11 @@ old index or the new one and never half of either. CURRENT also holds the manife
 sha256 and the manifest holds every other file's, so truncation or tampering is detected
 on load. One writer at a time: `index/.lock`.
 
+The index folder is the project's own: a build only writes into a folder that is empty,
+new, or already an index (`index/OWNED` lists every name a build created there), and it
+only ever deletes names that list holds, so a user's file that happens to be called
+`gen-*` is never touched.
+
 Vectors are stored centred per language: multilingual-e5 scores a question higher
 against any text in its own language, which buries the right passage in another
 language. Subtracting each language's mean vector (shrunk towards the global mean when
@@ -36,6 +41,9 @@ from .keywords import KeywordIndex
 
 INDEX_FORMAT = 2
 CURRENT = "CURRENT"
+# The names (generation folders, pointer drafts) builds created in the index folder, and
+# the mark that the folder is an index: only these are ever deleted.
+OWNED = "OWNED"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 CHUNKS = "chunks.jsonl"
@@ -246,8 +254,8 @@ def _write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk], docu
     """Write a complete generation folder and make it current; the old one stays until then."""
     import faiss
 
-    folder = index_dir / f"gen-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-    folder.mkdir(parents=True)
+    folder = _own(index_dir, f"gen-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}")
+    folder.mkdir()
     languages = [c.language for c in chunks]
     offsets = language_offsets(vectors, languages)
     vector_index = _new_vector_index(vectors.shape[1], manifest["index_type"])
@@ -262,7 +270,7 @@ def _write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk], docu
                              for p in sorted(folder.rglob("*")) if p.is_file()}
     (folder / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
     _fsync_tree(folder)
-    pointer = index_dir / f"{CURRENT}.tmp-{os.getpid()}"
+    pointer = _own(index_dir, f"{CURRENT}.tmp-{os.getpid()}")
     pointer.write_text(json.dumps({"generation": folder.name, "manifest_sha256": _sha256(folder / MANIFEST)}))
     with pointer.open("rb") as handle:
         os.fsync(handle.fileno())
@@ -270,11 +278,68 @@ def _write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk], docu
     return folder
 
 
+def _owned(index_dir: Path) -> list[str]:
+    try:
+        names = json.loads((index_dir / OWNED).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (ValueError, OSError) as error:
+        raise RagError(f"{index_dir / OWNED} is unreadable ({error}); move the index folder away and "
+                       f"run `rag index` to build a new one") from None
+    if not isinstance(names, list) or not all(isinstance(n, str) and "/" not in n for n in names):
+        raise RagError(f"{index_dir / OWNED} is not a list of names; move the index folder away and "
+                       f"run `rag index` to build a new one")
+    return names
+
+
+def _write_owned(index_dir: Path, names: list[str]) -> None:
+    draft = index_dir / f"{OWNED}.tmp"
+    draft.write_text(json.dumps(sorted(set(names))), encoding="utf-8")
+    os.replace(draft, index_dir / OWNED)
+
+
+def _own(index_dir: Path, name: str) -> Path:
+    """Record `name` as created by a build before creating it, so a killed build's leftover is
+    still known to be ours and is swept by the next build."""
+    _write_owned(index_dir, _owned(index_dir) + [name])
+    return index_dir / name
+
+
+def claim_index_folder(index_dir: Path, docs_dir: Path) -> None:
+    """Make sure a build may write into `index_dir`: refuse a documents folder, a folder inside
+    or around it, a file, and a folder that holds anything but an index; mark a new one ours."""
+    docs, index = docs_dir.resolve(), index_dir.resolve()
+    if index == docs or index.is_relative_to(docs) or docs.is_relative_to(index):
+        raise RagError(f"the index folder {index_dir} and the documents folder {docs_dir} must be separate "
+                       f"(neither inside the other); choose another --index")
+    if index_dir.exists() and not index_dir.is_dir():
+        raise RagError(f"the index folder {index_dir} is a file, not a folder; choose another --index")
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        if (index_dir / OWNED).is_file():
+            return
+        entries = {p.name for p in index_dir.iterdir()}
+    except OSError as error:
+        raise RagError(f"cannot use the index folder {index_dir} ({error.strerror or error})") from None
+    try:  # an index made before OWNED existed: its live generation is ours
+        legacy = [json.loads((index_dir / CURRENT).read_text(encoding="utf-8"))["generation"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        legacy = None
+    if entries - {".lock"} and not (legacy and isinstance(legacy[0], str) and legacy[0] in entries):
+        raise RagError(f"the index folder {index_dir} is not empty and holds no index; "
+                       f"choose an empty or new folder for --index")
+    _write_owned(index_dir, legacy or [])
+
+
 def _remove_stale(index_dir: Path, keep: Path) -> None:
-    """Old generations and leftovers of killed builds; called with the lock held."""
-    for path in index_dir.iterdir():
-        if path != keep and (path.name.startswith("gen-") or path.name.startswith(f"{CURRENT}.tmp-")):
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    """Old generations and leftovers of killed builds, all named in OWNED; with the lock held."""
+    owned = _owned(index_dir)
+    for name in owned:
+        path = index_dir / name
+        if path != keep and (path.exists() or path.is_symlink()):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() and not path.is_symlink() \
+                else path.unlink(missing_ok=True)
+    _write_owned(index_dir, [keep.name])
 
 
 def _embed(embedder: Embedder, texts: list[str], progress: Progress | None, batch_size: int = 32) -> np.ndarray:
@@ -315,7 +380,7 @@ def update_index(docs_dir: Path, index_dir: Path, embedder: Embedder, chunking: 
     if index_type not in INDEX_TYPES:
         raise RagError(f"index type must be one of {', '.join(INDEX_TYPES)}, not {index_type!r}")
     documents, skipped = read_documents(docs_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
+    claim_index_folder(index_dir, docs_dir)
     try:
         lock = FileLock(str(index_dir / ".lock"), timeout=LOCK_TIMEOUT)
         lock.acquire()

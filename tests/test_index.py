@@ -123,3 +123,60 @@ def test_missing_or_garbled_index_is_a_clear_error(tmp_path):
     (tmp_path / CURRENT).write_text("{not json")
     with pytest.raises(RagError, match="corrupt"):
         load_index(tmp_path)
+
+
+def test_a_folder_that_is_not_an_index_is_refused_and_left_untouched(docs_copy, tmp_path, embedder):
+    notes = tmp_path / "notes"
+    (notes / "gen-2025-budget").mkdir(parents=True)
+    (notes / "gen-2025-budget" / "plan.txt").write_text("the budget plan\n")
+    (notes / "gen-notes.txt").write_text("my notes\n")
+    before = sorted(p.relative_to(notes) for p in notes.rglob("*"))
+    with pytest.raises(RagError, match="not empty and holds no index"):
+        update_index(docs_copy, notes, embedder, CHUNKING)
+    assert sorted(p.relative_to(notes) for p in notes.rglob("*")) == before
+
+
+@pytest.mark.parametrize("where", ["same", "index inside docs", "docs inside index"])
+def test_index_and_documents_folders_must_be_separate(tmp_path, embedder, where):
+    docs = tmp_path / "notes"
+    docs.mkdir()
+    (docs / "gen-notes.txt").write_text("my notes about the budget\n")
+    index_dir = {"same": docs, "index inside docs": docs / "index", "docs inside index": tmp_path}[where]
+    with pytest.raises(RagError, match="must be separate"):
+        update_index(docs, index_dir, embedder, CHUNKING)
+    assert (docs / "gen-notes.txt").read_text() == "my notes about the budget\n"
+    assert sorted(p.name for p in docs.iterdir()) == ["gen-notes.txt"]
+
+
+def test_an_index_folder_that_is_a_file_is_refused(docs_copy, tmp_path, embedder):
+    target = tmp_path / "index"
+    target.write_text("not a folder")
+    with pytest.raises(RagError, match="is a file"):
+        update_index(docs_copy, target, embedder, CHUNKING)
+    assert target.read_text() == "not a folder"
+
+
+def test_only_generations_the_index_made_are_ever_deleted(docs_copy, tmp_path, embedder):
+    index_dir = tmp_path / "index"
+    update_index(docs_copy, index_dir, embedder, CHUNKING)
+    # Things a user (or another program) put into the index folder afterwards, named like ours.
+    (index_dir / "gen-mine").mkdir()
+    (index_dir / "gen-mine" / "plan.txt").write_text("keep me")
+    (index_dir / "CURRENT.tmp-1").write_text("keep me too")
+    # A leftover of a killed build of ours (created and recorded, never made current).
+    leftover = index_dir / "gen-20000101-000000-deadbeef"
+    from rag.index import _own
+    _own(index_dir, leftover.name).mkdir()
+    after, _ = update_index(docs_copy, index_dir, embedder, CHUNKING, rebuild=True)
+    assert not leftover.exists()
+    assert (index_dir / "gen-mine" / "plan.txt").read_text() == "keep me"
+    assert (index_dir / "CURRENT.tmp-1").read_text() == "keep me too"
+    assert sorted(p.name for p in index_dir.glob("gen-2*")) == [after.folder.name]
+
+
+def test_an_index_built_before_ownership_was_recorded_is_adopted(docs_copy, tmp_path, embedder):
+    index_dir = tmp_path / "index"
+    first, _ = update_index(docs_copy, index_dir, embedder, CHUNKING)
+    (index_dir / "OWNED").unlink()
+    second, report = update_index(docs_copy, index_dir, embedder, CHUNKING, rebuild=True)
+    assert not first.folder.exists() and second.folder.exists()

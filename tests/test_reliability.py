@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag.errors import RagError
-from rag.index import CURRENT, load_index
+from rag.index import CURRENT, OWNED, load_index
 
 from .conftest import ROOT, SEEDS
 from .test_cli import assert_one_line_error, run
@@ -400,7 +400,7 @@ def test_kill_9_at_any_moment_of_a_rebuild_leaves_a_whole_index(tmp_path, assist
     assert status == 0, stderr
     assert "0 chunks embedded" in stdout
     index = assert_index_answers(index_dir, assistant.embedder)
-    assert sorted(p.name for p in index_dir.iterdir()) == sorted([".lock", CURRENT, index.folder.name])
+    assert sorted(p.name for p in index_dir.iterdir()) == sorted([".lock", CURRENT, OWNED, index.folder.name])
 
 
 def cpu_seconds(process) -> float:
