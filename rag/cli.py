@@ -7,9 +7,24 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
 
 from .errors import RagError
+from .settings import add_settings_flags, settings_from_args, settings_options
+
+# The `rag` subcommands: `name = "module:attribute"` entry points naming a Command, so that a
+# shell (the UI, the evaluation harness) plugs in without the core importing it.
+COMMANDS_GROUP = "polyglot_rag.commands"
+
+
+@dataclass(frozen=True)
+class Command:
+    """A `rag` subcommand. `add_arguments` adds its own flags (the settings flags are already
+    there); `run` does the work and imports heavy libraries only when called."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
 
 
 def _quiet_libraries() -> None:
@@ -20,30 +35,6 @@ def _quiet_libraries() -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-
-
-def _common_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--docs", type=Path, help="documents folder (default: seeds/; env RAG_DOCS)")
-    common.add_argument("--index", type=Path, help="index folder (default: index/; env RAG_INDEX)")
-    common.add_argument("--embedder", help="sentence-transformers model name or folder (env RAG_EMBEDDER)")
-    common.add_argument("--llm", type=Path, help="GGUF model file (env RAG_LLM)")
-    common.add_argument("--llm-url", help="OpenAI-compatible server URL instead of a local GGUF (env RAG_LLM_URL)")
-    common.add_argument("--k", type=int, help="passages retrieved per question (env RAG_K)")
-    common.add_argument("--retrieval", choices=["dense", "keyword", "hybrid"], help="retrieval mode (env RAG_RETRIEVAL)")
-    common.add_argument("--index-type", choices=["flat", "hnsw"],
-                        help="FAISS index: exact flat (default) or approximate HNSW for large corpora (env RAG_INDEX_TYPE)")
-    return common
-
-
-def settings_from_args(args: argparse.Namespace):
-    from .settings import load_settings
-
-    return load_settings(docs_dir=args.docs, index_dir=args.index, embedder=args.embedder, llm=args.llm,
-                         llm_url=args.llm_url, k=args.k, retrieval=getattr(args, "retrieval", None),
-                         index_type=getattr(args, "index_type", None),
-                         max_tokens=getattr(args, "max_tokens", None),
-                         temperature=getattr(args, "temperature", None))
 
 
 def _run(program: str, main: Callable[[], int]) -> int:
@@ -115,13 +106,12 @@ def _ask_batch(assistant, args) -> int:
 
 def ask_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="ask", parents=[_common_options()],
+        prog="ask", parents=[settings_options()],
         description="Answer a question from the documents, with citations to file and paragraph.")
     parser.add_argument("question", help='the question, or "-" to read one question per line from stdin')
     parser.add_argument("--json", action="store_true", help="print one JSON object per question")
     parser.add_argument("--retrieve-only", action="store_true", help="only retrieve passages; no LLM")
-    parser.add_argument("--max-tokens", type=int, help="longest answer, in tokens")
-    parser.add_argument("--temperature", type=float, help="sampling temperature (default 0: deterministic)")
+    add_settings_flags(parser, generation=True)
     args = parser.parse_args(argv)
 
     def main() -> int:
@@ -172,6 +162,14 @@ def _index_command(args) -> int:
     return 0
 
 
+def _index_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rebuild", action="store_true", help="re-embed every document")
+    parser.add_argument("--json", action="store_true", help="print what was done as JSON")
+
+
+index_command = Command("build or update the index from the documents", _index_arguments, _index_command)
+
+
 def _models_command(args) -> int:
     from models.provision import provision_embedder, provision_llm
 
@@ -197,34 +195,33 @@ def _models_command(args) -> int:
     return 0
 
 
-# Subcommands that live with their concern; each module offers `add_arguments(parser, common)`
-# and `run(args) -> int`, and imports its heavy libraries only inside `run`.
-EXTERNAL_COMMANDS = {
-    "eval": ("rag.evaluation", "score the assistant on gold question/answer pairs"),
-    "ui": ("ui.app", "start the chat in the browser"),
-    "bench": ("rag.bench", "measure speed and memory against the raw libraries"),
-}
+models_command = Command("provision the default models and show what is used", lambda parser: None, _models_command)
+
+
+def _commands() -> dict[str, Command]:
+    from importlib.metadata import entry_points
+
+    found = {entry.name: entry for entry in entry_points(group=COMMANDS_GROUP)}
+    if not found:
+        raise RagError("no rag subcommands are registered: install the project (pip install -e .)")
+    return {name: found[name].load() for name in sorted(found)}
 
 
 def rag_main(argv: list[str] | None = None) -> int:
-    import importlib
-
     parser = argparse.ArgumentParser(prog="rag", description="Manage and evaluate the polyglot-rag assistant.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    common = _common_options()
-    index = commands.add_parser("index", parents=[common], help="build or update the index from the documents")
-    index.add_argument("--rebuild", action="store_true", help="re-embed every document")
-    index.add_argument("--json", action="store_true", help="print what was done as JSON")
-    commands.add_parser("models", parents=[common], help="provision the default models and show what is used")
-    handlers = {"index": _index_command, "models": _models_command}
-    for name, (module_name, help_text) in EXTERNAL_COMMANDS.items():
-        module = importlib.import_module(module_name)
-        module.add_arguments(commands.add_parser(name, parents=[common], help=help_text), common)
-        handlers[name] = module.run
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    try:
+        commands = _commands()
+    except RagError as error:
+        print(f"rag: error: {error}", file=sys.stderr)
+        return 1
+    common = settings_options()
+    for name, command in commands.items():
+        command.add_arguments(subparsers.add_parser(name, parents=[common], help=command.help))
     args = parser.parse_args(argv)
 
     def main() -> int:
         _quiet_libraries()
-        return handlers[args.command](args)
+        return commands[args.command].run(args)
 
     return _run("rag", main)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import RagError
+
+if TYPE_CHECKING:
+    import argparse
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = PROJECT_ROOT / "models"
@@ -67,37 +72,86 @@ class Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-# Environment variable -> settings field. Values are converted with the field's type.
-ENVIRONMENT = {
-    "RAG_DOCS": "docs_dir",
-    "RAG_INDEX": "index_dir",
-    "RAG_MODELS": "models_dir",
-    "RAG_LLM": "llm",
-    "RAG_LLM_URL": "llm_url",
-    "RAG_EMBEDDER": "embedder",
-    "RAG_K": "k",
-    "RAG_RETRIEVAL": "retrieval",
-    "RAG_INDEX_TYPE": "index_type",
-    "RAG_MAX_TOKENS": "max_tokens",
-    "RAG_TEMPERATURE": "temperature",
-    "RAG_THREADS": "threads",
-}
+RETRIEVAL_MODES = ("dense", "keyword", "hybrid")
+INDEX_TYPES = ("flat", "hnsw")
 
-_CONVERTERS = {"docs_dir": Path, "index_dir": Path, "models_dir": Path, "llm": Path,
-               "k": int, "max_tokens": int, "threads": int, "temperature": float}
+
+@dataclass(frozen=True)
+class Option:
+    """One setting that the environment (and, with a flag, the command line) can override."""
+
+    field: str  # the Settings field
+    env: str
+    flag: str | None = None  # None: environment only
+    convert: Callable[[str], object] = str
+    choices: tuple[str, ...] | None = None
+    help: str = ""
+    generation: bool = False  # a flag only commands that generate answers offer
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_") if self.flag else self.field
+
+
+# The one declaration of the settings' environment variables and flags, used by every command.
+OPTIONS = (
+    Option("docs_dir", "RAG_DOCS", "--docs", Path, help="documents folder, default seeds/"),
+    Option("index_dir", "RAG_INDEX", "--index", Path, help="index folder, default index/"),
+    Option("models_dir", "RAG_MODELS", convert=Path),
+    Option("embedder", "RAG_EMBEDDER", "--embedder", help="sentence-transformers model name or folder"),
+    Option("llm", "RAG_LLM", "--llm", Path, help="GGUF model file"),
+    Option("llm_url", "RAG_LLM_URL", "--llm-url", help="OpenAI-compatible server URL instead of a local GGUF"),
+    Option("k", "RAG_K", "--k", int, help="passages retrieved per question"),
+    Option("retrieval", "RAG_RETRIEVAL", "--retrieval", choices=RETRIEVAL_MODES, help="retrieval mode"),
+    Option("index_type", "RAG_INDEX_TYPE", "--index-type", choices=INDEX_TYPES,
+           help="FAISS index: exact flat (the default) or approximate HNSW for large corpora"),
+    Option("max_tokens", "RAG_MAX_TOKENS", "--max-tokens", int, help="longest answer, in tokens", generation=True),
+    Option("temperature", "RAG_TEMPERATURE", "--temperature", float,
+           help="sampling temperature, default 0: deterministic", generation=True),
+    Option("threads", "RAG_THREADS", convert=int),
+)
+
+
+def add_settings_flags(parser: argparse.ArgumentParser, generation: bool = False) -> None:
+    """Add the settings flags every command shares, or with `generation` those of answer generation."""
+    for option in OPTIONS:
+        if option.flag and option.generation == generation:
+            parser.add_argument(option.flag, type=option.convert, choices=option.choices,
+                                help=f"{option.help} (env {option.env})")
+
+
+def settings_options() -> argparse.ArgumentParser:
+    """A parent parser with the settings flags every command shares."""
+    import argparse
+
+    parser = argparse.ArgumentParser(add_help=False)
+    add_settings_flags(parser)
+    return parser
+
+
+def given_flags(args: argparse.Namespace) -> list[tuple[str, object]]:
+    """The settings flags given on the command line, as (flag, value), in declaration order."""
+    return [(option.flag, getattr(args, option.dest)) for option in OPTIONS
+            if option.flag and getattr(args, option.dest, None) is not None]
+
+
+def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
+    """Settings from defaults <- environment <- the flags in `args` (absent or None: unset)."""
+    return load_settings(environ, **{option.field: getattr(args, option.dest, None)
+                                     for option in OPTIONS if option.flag})
 
 
 def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
     """Settings from defaults <- environment <- overrides (CLI flags; None means unset)."""
     environ = os.environ if environ is None else environ
     from_env: dict[str, object] = {}
-    for variable, name in ENVIRONMENT.items():
-        raw = environ.get(variable, "").strip()
+    for option in OPTIONS:
+        raw = environ.get(option.env, "").strip()
         if raw:
             try:
-                from_env[name] = _CONVERTERS.get(name, str)(raw)
+                from_env[option.field] = option.convert(raw)
             except ValueError:
-                raise RagError(f"{variable}={raw!r} is not a valid {name}") from None
+                raise RagError(f"{option.env}={raw!r} is not a valid {option.field}") from None
     settings = Settings().replace(**from_env).replace(**overrides)
     validate(settings)
     return settings
@@ -106,9 +160,9 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
 def validate(settings: Settings) -> None:
     if settings.k < 1 or settings.k > 50:
         raise RagError(f"k must be between 1 and 50, not {settings.k}")
-    if settings.retrieval not in ("dense", "keyword", "hybrid"):
+    if settings.retrieval not in RETRIEVAL_MODES:
         raise RagError(f"retrieval must be dense, keyword or hybrid, not {settings.retrieval!r}")
-    if settings.index_type not in ("flat", "hnsw"):
+    if settings.index_type not in INDEX_TYPES:
         raise RagError(f"index type must be flat or hnsw, not {settings.index_type!r}")
     if settings.max_tokens < 1:
         raise RagError(f"max tokens must be positive, not {settings.max_tokens}")

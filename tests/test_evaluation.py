@@ -19,7 +19,7 @@ import pytest
 from rag.chunking import Chunk
 from rag.cli import rag_main
 from rag.errors import RagError
-from rag.evaluation import (GoldItem, answer_matches, check_index, citation_supports, contains_answer,
+from harness.evaluation import (GoldItem, answer_matches, check_index, citation_supports, contains_answer,
                             first_relevant_rank, load_gold, normalise_answer, parse_ids, percentile,
                             ranking_metrics, sample, select)
 from rag.retrieval import Hit

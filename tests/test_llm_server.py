@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from rag.bench import free_port
+from harness.bench import free_port
 from rag.errors import RagError
 from rag.llm import OpenAICompatibleLLM
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import RagError
-from rag.settings import is_local_host
+from rag.cli import Command
+from rag.settings import add_settings_flags, is_local_host, settings_from_args
 
 from . import render
 
@@ -53,7 +54,7 @@ class UiOptions:
 
 
 # -- command line --------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=DEFAULT_HOST,
                         help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
@@ -64,8 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
     parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
                         help=f"largest document that can be uploaded, in MB (default {DEFAULT_MAX_UPLOAD_MB})")
     parser.add_argument("--read-only", action="store_true", help="no uploading or removing of documents")
-    parser.add_argument("--max-tokens", type=int, help="default longest answer, in tokens")
-    parser.add_argument("--temperature", type=float, help="default sampling temperature")
+    add_settings_flags(parser, generation=True)
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:
@@ -94,7 +94,6 @@ def exposure(host: str, auth: tuple[str, str] | None, no_auth: bool) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from rag.assistant import Assistant
-    from rag.cli import settings_from_args
 
     auth = parse_auth(args.auth or os.environ.get("RAG_UI_AUTH"))
     how = exposure(args.host, auth, args.no_auth)
@@ -113,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         demo.close()
     return 0
+
+
+command = Command("start the chat in the browser", add_arguments, run)
 
 
 # -- start-up ------------------------------------------------------------------------------

@@ -42,7 +42,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import RagError
+from rag.errors import RagError
+from rag.cli import Command
+from rag.settings import given_flags, settings_from_args
+
 from .evaluation import percentile
 
 SEED = 6  # synthetic corpora and vectors are the same in every run
@@ -102,7 +105,7 @@ SECTIONS = ("indexing", "retrieval", "large", "generation", "startup", "ui")
 
 
 # -- command line --------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Measure indexing, retrieval, generation, start-up and memory, each against the raw "
                           "library doing the same work in the same run. Builds its own indexes in a temporary "
                           "folder from --docs (--index is not used). About 8 minutes on 2 cores; --quick: 2-4.")
@@ -115,14 +118,10 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
 
 
 def run(args: argparse.Namespace) -> int:
-    from .cli import settings_from_args
-
     settings = settings_from_args(args)
-    passthrough = []
-    for flag, value in (("--embedder", args.embedder), ("--llm", args.llm), ("--llm-url", args.llm_url),
-                        ("--k", args.k), ("--retrieval", getattr(args, "retrieval", None)),
-                        ("--index-type", getattr(args, "index_type", None))):
-        if value is not None:
+    passthrough = []  # the bench builds its own indexes: --docs and --index are not passed on
+    for flag, value in given_flags(args):
+        if flag not in ("--docs", "--index"):
             passthrough += [flag, str(value)]
     if args.out is not None:
         try:
@@ -174,7 +173,7 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])")
 
 def seed_sentences(documents) -> dict[str, list[str]]:
     """The documents' sentences by language (of the sentence itself), sorted, without repeats."""
-    from .language import detect_language
+    from rag.language import detect_language
 
     found: dict[str, set[str]] = {}
     for document in documents:
@@ -244,7 +243,7 @@ def gaussian_vectors(real, languages: list[str], count: int, out_languages: list
 
 def load_questions(limit: int | None = None) -> list[str]:
     """Typical questions: the gold set's answerable ones, the languages taking turns."""
-    from .settings import PROJECT_ROOT
+    from rag.settings import PROJECT_ROOT
 
     gold = PROJECT_ROOT / "eval" / "gold.jsonl"
     by_language: dict[str, list[str]] = {}
@@ -551,7 +550,7 @@ class Bench:
 
     def assistant_for(self, **changes):
         """Another Assistant sharing this process's loaded models (they are loaded once)."""
-        from .assistant import Assistant
+        from rag.assistant import Assistant
 
         other = Assistant(self.settings.replace(**changes), log=self.log)
         for part in ("_embedder", "_llm"):
@@ -563,8 +562,8 @@ class Bench:
 def run_bench(settings, plan: Plan = Plan(), skip: set[str] = frozenset(), passthrough: list[str] | None = None,
               log: Callable[[str], None] | None = None) -> dict:
     """Every measurement, as one JSON-ready dict (see `summary`)."""
-    from .assistant import Assistant
-    from .index import exists
+    from rag.assistant import Assistant
+    from rag.index import exists
 
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     load_before = os.getloadavg()
@@ -607,9 +606,9 @@ def run_bench(settings, plan: Plan = Plan(), skip: set[str] = frozenset(), passt
 
 # -- indexing ------------------------------------------------------------------------------
 def bench_indexing(bench: Bench) -> None:
-    from .chunking import ChunkingSettings
-    from .documents import read_documents
-    from .index import update_index
+    from rag.chunking import ChunkingSettings
+    from rag.documents import read_documents
+    from rag.index import update_index
 
     settings, plan, embedder = bench.settings, bench.plan, bench.assistant.embedder
     chunking = ChunkingSettings(settings.chunk_tokens, settings.chunk_overlap)
@@ -746,7 +745,7 @@ def retrieval_figures(section: dict) -> dict:
 
 
 def bench_retrieval(bench: Bench) -> None:
-    from .retrieval import CANDIDATES
+    from rag.retrieval import CANDIDATES
 
     plan = bench.plan
     questions = bench.questions[:plan.retrieval_questions]
@@ -762,10 +761,10 @@ def bench_large(bench: Bench) -> None:
 
     import numpy as np
 
-    from .chunking import Chunk, ChunkingSettings
-    from .documents import Document, Paragraph, read_documents
-    from .index import INDEX_FORMAT, KEYWORDS, VECTORS, _write_generation
-    from .retrieval import CANDIDATES
+    from rag.chunking import Chunk, ChunkingSettings
+    from rag.documents import Document, Paragraph, read_documents
+    from rag.index import INDEX_FORMAT, KEYWORDS, VECTORS, _write_generation
+    from rag.retrieval import CANDIDATES
 
     settings, plan = bench.settings, bench.plan
     embedder = bench.assistant.embedder
@@ -842,7 +841,7 @@ def bench_large(bench: Bench) -> None:
 def bench_generation(bench: Bench) -> None:
     settings, plan = bench.settings, bench.plan
     assistant = bench.assistant
-    from .assistant import Done, Token
+    from rag.assistant import Done, Token
 
     bench.say("loading the LLM")
     started = now()
@@ -906,7 +905,7 @@ def bench_generation(bench: Bench) -> None:
 
 
 def _system_prompt() -> str:
-    from . import prompts
+    from rag import prompts
 
     return prompts.SYSTEM
 
@@ -1089,7 +1088,7 @@ def _versions() -> dict:
 
 def summary(bench: Bench) -> dict:
     """The headline figures (flat, as the issue names them), then the details they come from."""
-    from .settings import physical_cores
+    from rag.settings import physical_cores
 
     d, settings = bench.details, bench.settings
     figures: dict = {}
@@ -1291,3 +1290,6 @@ def to_markdown(r: dict) -> str:
                 f"{_fmt(g['evaluated_tokens_p50'])} | {_fmt(g['ttft_llm_ms_p50'])} | {_fmt(g['ttft_ms_p50'])} |"
                 for g in grid]
     return "\n".join(out) + "\n"
+
+
+command = Command("measure speed and memory against the raw libraries", add_arguments, run)

@@ -41,13 +41,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import RagError
-from .settings import PROJECT_ROOT
+from rag.errors import RagError
+from rag.cli import Command
+from rag.settings import PROJECT_ROOT, RETRIEVAL_MODES, given_flags, settings_from_args
 
 DEFAULT_GOLD = PROJECT_ROOT / "eval" / "gold.jsonl"
 KEYS = ("id", "question", "lang", "file", "evidence", "answers", "kind")
 KINDS = ("fact", "number", "cross", "unanswerable")
-MODES = ("dense", "keyword", "hybrid")
 CUTOFFS = (1, 3, 5, 10)
 DEPTH = 10  # passages ranked per question for the retrieval metrics (MRR@10, nDCG@10)
 WARM_UP = "What do the documents say?"
@@ -84,7 +84,7 @@ def _short(text: str, limit: int = 60) -> str:
 
 def _problems_of(row: object, paragraphs: dict[str, list[str]], docs_dir: Path) -> tuple[list[str], GoldItem | None]:
     """What is wrong with one parsed gold line (empty if nothing), and the item if usable."""
-    from .assistant import clean_question
+    from rag.assistant import clean_question
 
     if not isinstance(row, dict):
         return ["not a JSON object"], None
@@ -135,7 +135,7 @@ def _problems_of(row: object, paragraphs: dict[str, list[str]], docs_dir: Path) 
 
 def load_gold(path: Path, docs_dir: Path) -> list[GoldItem]:
     """The gold items of a JSONL file, checked against the documents; RagError naming every bad line."""
-    from .documents import read_documents
+    from rag.documents import read_documents
 
     path = Path(path)
     if not path.is_file():
@@ -505,7 +505,7 @@ def evaluate(configuration: Configuration, items: Sequence[GoldItem], retrieve_o
     """The per-question records of one configuration, in gold order."""
     import gc
 
-    from .assistant import Assistant
+    from rag.assistant import Assistant
 
     assistant = Assistant(configuration.settings)
     k = configuration.settings.k
@@ -541,7 +541,7 @@ def evaluate(configuration: Configuration, items: Sequence[GoldItem], retrieve_o
 
 
 def configurations(base, compare: bool, llms: Sequence[Path] | None) -> list[Configuration]:
-    modes = list(MODES) if compare else [base.retrieval]
+    modes = list(RETRIEVAL_MODES) if compare else [base.retrieval]
     if llms:
         for path in llms:
             if not Path(path).is_file():
@@ -738,9 +738,7 @@ def _shown(path) -> str:
 
 def _command(args, items: Sequence[GoldItem]) -> str:
     parts = ["rag eval", "--gold", _shown(args.gold)]
-    for flag, value in (("--docs", args.docs), ("--index", args.index), ("--embedder", args.embedder),
-                        ("--llm", args.llm), ("--k", args.k), ("--retrieval", args.retrieval),
-                        ("--sample", args.sample)):
+    for flag, value in [*given_flags(args), ("--sample", args.sample)]:
         if value is not None:
             parts += [flag, _shown(value) if isinstance(value, Path) else str(value)]
     if args.ids:
@@ -895,7 +893,7 @@ def _rounded(value):
 
 
 # -- CLI ---------------------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Score the assistant on gold question/answer pairs: retrieval (hit@n, MRR, nDCG), "
                           "answers (accuracy, citations, refusals) and latency, by language and kind.")
     parser.add_argument("--gold", type=Path, default=DEFAULT_GOLD,
@@ -904,7 +902,7 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     parser.add_argument("--out", type=Path, metavar="DIR", help="write report.md, results.jsonl and PNG charts here")
     parser.add_argument("--compare", action="store_true",
-                        help=f"evaluate every retrieval mode ({', '.join(MODES)}) side by side")
+                        help=f"evaluate every retrieval mode ({', '.join(RETRIEVAL_MODES)}) side by side")
     parser.add_argument("--llms", type=Path, nargs="+", metavar="GGUF",
                         help="evaluate each of these GGUF models with the same index and retrieval")
     subset = parser.add_mutually_exclusive_group()
@@ -915,8 +913,6 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
 
 
 def run(args: argparse.Namespace) -> int:
-    from .cli import settings_from_args
-
     if args.retrieve_only and args.llms:
         raise RagError("--llms compares answers; it cannot be combined with --retrieve-only")
     args.code_version = code_version()  # before the long run, while the code is the code being run
@@ -970,3 +966,6 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         print(f"\nReport: {out / 'report.md'} (with results.jsonl and {', '.join(charts)})")
     return 0
+
+
+command = Command("score the assistant on gold question/answer pairs", add_arguments, run)
