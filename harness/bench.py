@@ -42,8 +42,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rag.errors import RagError
 from rag.cli import Command
+from rag.errors import RagError
 from rag.settings import given_flags, settings_from_args
 
 from .evaluation import percentile

@@ -41,8 +41,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.errors import RagError
 from rag.cli import Command
+from rag.errors import RagError
 from rag.settings import PROJECT_ROOT, RETRIEVAL_MODES, given_flags, settings_from_args
 
 DEFAULT_GOLD = PROJECT_ROOT / "eval" / "gold.jsonl"

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from rag import bench
+from harness import bench
 from rag.documents import read_documents
 from rag.retrieval import top_positive
 

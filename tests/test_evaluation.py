@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.evaluation import (GoldItem, answer_matches, check_index, citation_supports, contains_answer,
+                                first_relevant_rank, load_gold, normalise_answer, parse_ids, percentile,
+                                ranking_metrics, sample, select)
 from rag.chunking import Chunk
 from rag.cli import rag_main
 from rag.errors import RagError
-from harness.evaluation import (GoldItem, answer_matches, check_index, citation_supports, contains_answer,
-                            first_relevant_rank, load_gold, normalise_answer, parse_ids, percentile,
-                            ranking_metrics, sample, select)
 from rag.retrieval import Hit
 from rag.settings import DEFAULT_LLM_FILE, MODELS_DIR
 
