@@ -32,27 +32,27 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rag.cli import Command
 from rag.errors import RagError
-from rag.settings import given_flags, settings_from_args
+from rag.index import EMBED_BATCH
+from rag.settings import Settings, given_flags, settings_from_args
 
-from .evaluation import percentile
+from .corpora import SEED, gaussian_vectors, seed_sentences, synthetic_documents, synthetic_paragraphs, write_corpus
+from .gold import typical_questions
+from .metrics import p50, p95, ratio
+from .probes import (RAW_COLD_START, LlmCall, LlmProbe, TimedEmbedder, first_output, folder_mb, free_port, now,
+                     peak_rss_mb, prompt_name, raw_chat, raw_encode, stop_process)
+from .reports import markdown_table, rounded
 
-SEED = 6  # synthetic corpora and vectors are the same in every run
-SYNTHETIC_LANGUAGES = ("en", "ko", "zh", "id")
-PARAGRAPHS_PER_FILE = 50
 CHUNKS_PER_FILE_LARGE = 1000
-EMBED_BATCH = 32  # as rag.index._embed
 ANN_K = 10
 
 # The issue's targets, on this machine (README, performance).
@@ -67,13 +67,6 @@ TARGETS = {
     "peak_rss_mb": ("<=", 2048.0),
     "peak_rss_mb_ui": ("<=", 2560.0),
 }
-
-FALLBACK_QUESTIONS = [
-    "How many public PRs did Codex generate according to the Korean summary?",
-    "OpenAI는 메타의 '초지능' 팀에 최소 몇 명의 연구원을 잃었나요?",
-    "根据中文摘要,作者一共面试了多少家人工智能公司?",
-    "Berapa minggu Codex dibangun dan diluncurkan?",
-]
 
 
 @dataclass(frozen=True)
@@ -140,389 +133,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- statistics ----------------------------------------------------------------------------
-def p50(values: list[float]) -> float | None:
-    return percentile(values, 50)
-
-
-def p95(values: list[float]) -> float | None:
-    return percentile(values, 95)
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or not b else a / b
-
-
-def _round(value, digits: int = 3):
-    if isinstance(value, float):
-        return round(value, digits)
-    if isinstance(value, dict):
-        return {k: _round(v, digits) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_round(v, digits) for v in value]
-    return value
-
-
-def now() -> float:
-    return time.perf_counter()
-
-
-# -- synthetic corpora -----------------------------------------------------------------------
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])")
-
-
-def seed_sentences(documents) -> dict[str, list[str]]:
-    """The documents' sentences by language (of the sentence itself), sorted, without repeats."""
-    from rag.language import detect_language
-
-    found: dict[str, set[str]] = {}
-    for document in documents:
-        for paragraph in document.paragraphs:
-            for sentence in _SENTENCE.split(paragraph.text):
-                sentence = sentence.strip()
-                if len(sentence) >= 8:
-                    found.setdefault(detect_language(sentence), set()).add(sentence)
-    return {language: sorted(found[language]) for language in SYNTHETIC_LANGUAGES if found.get(language)}
-
-
-def synthetic_paragraphs(sentences: dict[str, list[str]], count: int, mix: tuple[int, ...] = (1, 1, 1, 1, 2),
-                         seed: int = SEED) -> list[tuple[str, str]]:
-    """`count` (language, paragraph) pairs, the languages taking turns; each paragraph a random
-    mix of a few sentences of one language. Deterministic for a given seed."""
-    if not sentences:
-        raise RagError("the documents have no sentences to build a synthetic corpus from")
-    rng = random.Random(seed)
-    languages = sorted(sentences)
-    out = []
-    for n in range(count):
-        language = languages[n % len(languages)]
-        pool = sentences[language]
-        picked = [pool[rng.randrange(len(pool))] for _ in range(rng.choice(mix))]
-        out.append((language, ("" if language in ("zh", "ja") else " ").join(picked)))
-    return out
-
-
-def write_corpus(folder: Path, paragraphs: list[tuple[str, str]], per_file: int = PARAGRAPHS_PER_FILE) -> int:
-    """Files of `per_file` paragraphs each, one language per file; the number of files."""
-    by_language: dict[str, list[str]] = {}
-    for language, text in paragraphs:
-        by_language.setdefault(language, []).append(text)
-    files = 0
-    for language, texts in sorted(by_language.items()):
-        (folder / language).mkdir(parents=True, exist_ok=True)
-        for start in range(0, len(texts), per_file):
-            (folder / language / f"{language}-{start // per_file:04d}.txt").write_text(
-                "\n".join(texts[start:start + per_file]) + "\n", encoding="utf-8")
-            files += 1
-    return files
-
-
-def gaussian_vectors(real, languages: list[str], count: int, out_languages: list[str], seed: int = SEED):
-    """`count` unit vectors drawn, language by language, from a Gaussian with the mean and
-    covariance of real chunk embeddings: random, but with the anisotropy and the language
-    clusters of the real thing (isotropic random vectors have no neighbours worth finding,
-    which says nothing about an approximate index's recall on embeddings)."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    real = np.asarray(real, dtype=np.float64)
-    labels = np.array(languages)
-    vectors = np.zeros((count, real.shape[1]), dtype=np.float32)
-    wanted = np.array(out_languages)
-    for language in sorted(set(out_languages)):
-        rows = np.flatnonzero(wanted == language)
-        sample = real[labels == language] if (labels == language).sum() >= 8 else real
-        mean = sample.mean(axis=0)
-        covariance = np.cov(sample, rowvar=False) + 1e-6 * np.eye(real.shape[1])
-        values, basis = np.linalg.eigh(covariance)
-        transform = basis * np.sqrt(np.clip(values, 0, None))
-        drawn = mean + rng.standard_normal((len(rows), real.shape[1])) @ transform.T
-        vectors[rows] = (drawn / np.linalg.norm(drawn, axis=1, keepdims=True)).astype(np.float32)
-    return vectors
-
-
-def load_questions(limit: int | None = None) -> list[str]:
-    """Typical questions: the gold set's answerable ones, the languages taking turns."""
-    from rag.settings import PROJECT_ROOT
-
-    gold = PROJECT_ROOT / "eval" / "gold.jsonl"
-    by_language: dict[str, list[str]] = {}
-    try:
-        for line in gold.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                if row.get("answers") and row.get("kind") != "unanswerable":
-                    by_language.setdefault(row.get("lang", "?"), []).append(row["question"])
-    except (OSError, ValueError, KeyError):
-        by_language = {}
-    if not by_language:
-        return FALLBACK_QUESTIONS[:limit]
-    ordered, lists = [], [by_language[k] for k in sorted(by_language)]
-    for i in range(max(len(x) for x in lists)):
-        ordered.extend(x[i] for x in lists if i < len(x))
-    return ordered[:limit]
-
-
-# -- measuring helpers ---------------------------------------------------------------------
-class TimedEmbedder:
-    """The real embedder, timing what the index build spends inside `encode_passages`."""
-
-    def __init__(self, embedder) -> None:
-        self._embedder = embedder
-        self.id, self.dim = embedder.id, embedder.dim
-        self.seconds = 0.0
-
-    def count_tokens(self, text: str) -> int:
-        return self._embedder.count_tokens(text)
-
-    def encode_queries(self, texts):
-        return self._embedder.encode_queries(texts)
-
-    def encode_passages(self, texts, batch_size: int = 32, show_progress: bool = False):
-        started = now()
-        try:
-            return self._embedder.encode_passages(texts, batch_size=batch_size, show_progress=show_progress)
-        finally:
-            self.seconds += now() - started
-
-
-def prompt_name(model, kind: str) -> str | None:
-    prompts = getattr(model, "prompts", None) or {}
-    names = ("query",) if kind == "query" else ("passage", "document")
-    return next((name for name in names if name in prompts), None)
-
-
-def raw_encode(model, texts: list[str], kind: str, batch_size: int = EMBED_BATCH):
-    """SentenceTransformer.encode alone: the limit for the pipeline's embedding."""
-    return model.encode(texts, prompt_name=prompt_name(model, kind), batch_size=batch_size,
-                        normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-
-
-def llama_perf(llama) -> dict | None:
-    """llama.cpp's own counters for a context: prompt and decode tokens and milliseconds."""
-    import llama_cpp
-
-    try:
-        data = llama_cpp.llama_perf_context(llama.ctx)
-    except Exception:  # noqa: BLE001 - counters are optional (another backend, an older build)
-        return None
-    return {"n_p_eval": int(data.n_p_eval), "t_p_eval_ms": float(data.t_p_eval_ms),
-            "n_eval": int(data.n_eval), "t_eval_ms": float(data.t_eval_ms)}
-
-
-def llama_perf_reset(llama) -> None:
-    import llama_cpp
-
-    try:
-        llama_cpp.llama_perf_context_reset(llama.ctx)
-    except Exception:  # noqa: BLE001
-        pass
-
-
-@dataclass
-class LlmCall:
-    messages: list
-    max_tokens: int
-    temperature: float
-    grammar: str | None
-    started: float = 0.0
-    first: float | None = None
-    ended: float = 0.0
-    pieces: int = 0
-    text: str = ""
-    perf: dict | None = None
-    context_tokens: int | None = None  # tokens in the KV cache afterwards (prompt + evaluated answer)
-
-    @property
-    def ttft_ms(self) -> float | None:
-        return None if self.first is None else (self.first - self.started) * 1000
-
-    @property
-    def prompt_tokens(self) -> int | None:
-        if self.perf is None or self.context_tokens is None:
-            return None
-        return self.context_tokens - self.perf["n_eval"]
-
-    @property
-    def decode_window(self) -> tuple[int, float] | None:
-        """(tokens decoded after the first, seconds from the first piece to the end)."""
-        if self.perf is None or self.first is None or self.ended <= self.first:
-            return None
-        return self.perf["n_eval"], self.ended - self.first
-
-
-class LlmProbe:
-    """Records every call of an LLM's `stream` (arguments, timings, llama.cpp counters)
-    by wrapping the method on that one object; `close` puts the original back."""
-
-    def __init__(self, llm) -> None:
-        self.llm = llm
-        self.original = llm.stream
-        self.calls: list[LlmCall] = []
-        self.llama = getattr(llm, "model", None) if hasattr(getattr(llm, "model", None), "ctx") else None
-        llm.stream = self.stream
-
-    def close(self) -> None:
-        try:
-            del self.llm.stream
-        except AttributeError:
-            pass
-
-    def stream(self, messages, max_tokens, temperature, grammar=None) -> Iterator[str]:
-        call = LlmCall(messages, max_tokens, temperature, grammar)
-        if self.llama is not None:
-            llama_perf_reset(self.llama)
-        call.started = now()
-        pieces = []
-        for piece in self.original(messages, max_tokens, temperature, grammar=grammar):
-            if call.first is None:
-                call.first = now()
-            pieces.append(piece)
-            yield piece
-        call.ended = now()
-        call.pieces, call.text = len(pieces), "".join(pieces)
-        if self.llama is not None:
-            call.perf = llama_perf(self.llama)
-            call.context_tokens = int(self.llama.n_tokens)
-        self.calls.append(call)
-
-
-def raw_chat(llama, call: LlmCall, grammars: dict) -> LlmCall:
-    """The same messages and sampling through `llama_cpp.Llama.create_chat_completion`."""
-    from llama_cpp import LlamaGrammar
-
-    if call.grammar is not None and call.grammar not in grammars:
-        grammars[call.grammar] = LlamaGrammar.from_string(call.grammar, verbose=False)
-    out = LlmCall(call.messages, call.max_tokens, call.temperature, call.grammar)
-    llama_perf_reset(llama)
-    out.started = now()
-    pieces = []
-    for chunk in llama.create_chat_completion(call.messages, stream=True, max_tokens=call.max_tokens,
-                                              temperature=call.temperature, seed=0,
-                                              grammar=grammars.get(call.grammar)):
-        text = chunk["choices"][0]["delta"].get("content")
-        if text:
-            if out.first is None:
-                out.first = now()
-            pieces.append(text)
-    out.ended = now()
-    out.pieces, out.text = len(pieces), "".join(pieces)
-    out.perf = llama_perf(llama)
-    out.context_tokens = int(llama.n_tokens)
-    return out
-
-
-def folder_mb(folder: Path) -> float:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def peak_rss_mb(pid: int) -> float | None:
-    """Peak resident memory (VmHWM) of a live process and its children, in MiB."""
-    total, found = 0.0, False
-    pids = [pid]
-    try:
-        import psutil
-
-        pids += [child.pid for child in psutil.Process(pid).children(recursive=True)]
-    except Exception:  # noqa: BLE001 - children are a refinement
-        pass
-    for each in pids:
-        try:
-            for line in Path(f"/proc/{each}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1]) / 1024
-                    found = True
-        except (OSError, ValueError):
-            continue
-    return total if found else None
-
-
-class RssWatcher:
-    """Polls a child's peak resident memory (VmHWM, its own and its children's) until stopped.
-
-    Not wait4's ru_maxrss: a child forked from this big process inherits the parent's high-water
-    mark through exec, so that figure is this bench's size, not the child's."""
-
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
-        self.pid, self.interval, self.peak = pid, interval, None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            value = peak_rss_mb(self.pid)
-            if value is not None and (self.peak is None or value > self.peak):
-                self.peak = value
-            self._stop.wait(self.interval)
-
-    def stop(self) -> float | None:
-        self._stop.set()
-        self._thread.join()
-        return self.peak
-
-
-def first_output(command: list[str], env: dict, timeout: float, cwd: Path | None = None) -> dict:
-    """Run a command to its end: seconds to its first byte on stdout, total seconds, its peak
-    RSS, output and exit status. The process is killed after `timeout` s."""
-    with tempfile.TemporaryFile() as errors:
-        started = now()
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL,
-                                   env=env, cwd=cwd)
-        watcher = RssWatcher(process.pid)
-        timer = threading.Timer(timeout, process.kill)
-        timer.start()
-        try:
-            first_byte = os.read(process.stdout.fileno(), 1)
-            first = now()
-            rest = process.stdout.read()
-            process.wait()
-            ended = now()
-        finally:
-            timer.cancel()
-            peak = watcher.stop()
-            process.stdout.close()
-        errors.seek(0)
-        stderr = errors.read().decode("utf-8", errors="replace")
-    return {"first_s": first - started if first_byte else None, "total_s": ended - started,
-            "peak_rss_mb": peak, "stdout": (first_byte + rest).decode("utf-8", errors="replace"),
-            "stderr": stderr, "status": process.returncode}
-
-
-RAW_COLD_START = r"""
-import sys, json
-spec = json.loads(sys.argv[1])
-import torch
-torch.set_num_threads(spec["threads"])
-from sentence_transformers import SentenceTransformer
-model = SentenceTransformer(spec["embedder"], device="cpu")
-model.encode([spec["question"]], prompt_name=spec["query_prompt"], normalize_embeddings=True)
-import llama_cpp
-llama = llama_cpp.Llama(model_path=spec["llm"], n_ctx=spec["n_ctx"], n_threads=spec["threads"],
-                        n_threads_batch=spec["threads"], n_batch=512, use_mmap=True, verbose=False)
-grammar = llama_cpp.LlamaGrammar.from_string(spec["grammar"], verbose=False) if spec["grammar"] else None
-for chunk in llama.create_chat_completion(spec["messages"], stream=True, max_tokens=spec["max_tokens"],
-                                          temperature=spec["temperature"], seed=0, grammar=grammar):
-    text = chunk["choices"][0]["delta"].get("content")
-    if text:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-print()
-"""
-
-
 # -- the bench -----------------------------------------------------------------------------
 @dataclass
 class Bench:
-    settings: object
+    settings: Settings
     plan: Plan
     root: Path
     log: Callable[[str], None]
@@ -549,14 +163,10 @@ class Bench:
         return True
 
     def assistant_for(self, **changes):
-        """Another Assistant sharing this process's loaded models (they are loaded once)."""
+        """Another Assistant, with other settings, sharing the embedder this process loaded."""
         from rag.assistant import Assistant
 
-        other = Assistant(self.settings.replace(**changes), log=self.log)
-        for part in ("_embedder", "_llm"):
-            if getattr(self.assistant, part, None) is not None and hasattr(other, part):
-                setattr(other, part, getattr(self.assistant, part))
-        return other
+        return Assistant(self.settings.replace(**changes), log=self.log, embedder=self.assistant.embedder)
 
 
 def run_bench(settings, plan: Plan = Plan(), skip: set[str] = frozenset(), passthrough: list[str] | None = None,
@@ -570,7 +180,7 @@ def run_bench(settings, plan: Plan = Plan(), skip: set[str] = frozenset(), passt
     root = Path(tempfile.mkdtemp(prefix="rag-bench-"))
     bench = Bench(settings, plan, root, log, passthrough or [])
     try:
-        bench.questions = load_questions()
+        bench.questions = typical_questions()
         bench.say(f"loading the embedder ({settings.embedder_name}); working in {root}")
         bench.assistant = Assistant(settings.replace(index_dir=root / "seeds-index"), log=log)
         started = now()
@@ -757,13 +367,11 @@ def bench_retrieval(bench: Bench) -> None:
 def bench_large(bench: Bench) -> None:
     """A synthetic index of `large_chunks` chunks written and loaded by rag/index.py, searched
     through Assistant.retrieve, flat and HNSW; HNSW's recall@10 against the exact search."""
-    import hashlib
-
     import numpy as np
 
-    from rag.chunking import Chunk, ChunkingSettings
-    from rag.documents import Document, Paragraph, read_documents
-    from rag.index import INDEX_FORMAT, KEYWORDS, VECTORS, _write_generation
+    from rag.chunking import ChunkingSettings
+    from rag.documents import read_documents
+    from rag.index import KEYWORDS, VECTORS, write_index
     from rag.retrieval import CANDIDATES
 
     settings, plan = bench.settings, bench.plan
@@ -775,15 +383,7 @@ def bench_large(bench: Bench) -> None:
     bench.say(f"{count} synthetic chunks: vectors from a Gaussian fitted to {len(bench.real_languages)} real "
               f"chunk embeddings")
     vectors = gaussian_vectors(bench.real_vectors, bench.real_languages, count, languages)
-    chunks, documents, files = [], [], {}
-    for start in range(0, count, CHUNKS_PER_FILE_LARGE):
-        name = f"synthetic/{start // CHUNKS_PER_FILE_LARGE:04d}.txt"
-        part = texts[start:start + CHUNKS_PER_FILE_LARGE]
-        paragraphs = tuple(Paragraph(name, n, text) for n, (_, text) in enumerate(part, 1))
-        chunks += [Chunk(name, n, n, text, language) for n, (language, text) in enumerate(part, 1)]
-        sha = hashlib.sha256("\n".join(p.text for p in paragraphs).encode()).hexdigest()
-        documents.append(Document(name, sha, part[0][0], paragraphs))
-        files[name] = {"sha256": sha, "language": part[0][0], "paragraphs": len(part), "chunks": len(part)}
+    documents, chunks = synthetic_documents(texts, CHUNKS_PER_FILE_LARGE)
     chunking = ChunkingSettings(settings.chunk_tokens, settings.chunk_overlap)
     questions = bench.questions[:plan.retrieval_questions]
     query_vectors = embedder.encode_queries(bench.questions[:plan.recall_queries])
@@ -793,12 +393,9 @@ def bench_large(bench: Bench) -> None:
     # The default index type first; the other one after it.
     for index_type in sorted(("flat", "hnsw"), key=lambda t: t != settings.index_type):
         folder = bench.root / f"large-{index_type}"
-        manifest = {"format": INDEX_FORMAT, "embedder": {"id": embedder.id, "dim": embedder.dim},
-                    "chunking": chunking.to_json(), "index_type": index_type, "files": files}
         bench.say(f"{count} chunks, {index_type}: writing the index (FAISS, BM25, tables, checksums)")
-        folder.mkdir(parents=True)
         started = now()
-        _write_generation(folder, manifest, chunks, documents, vectors)
+        write_index(folder, documents, chunks, vectors, embedder, chunking, index_type)
         write_s = now() - started
         assistant = bench.assistant_for(index_dir=folder, index_type=index_type)
         started = now()
@@ -839,15 +436,17 @@ def bench_large(bench: Bench) -> None:
 
 # -- generation ----------------------------------------------------------------------------
 def bench_generation(bench: Bench) -> None:
-    settings, plan = bench.settings, bench.plan
-    assistant = bench.assistant
-    from rag.assistant import Done, Token
+    from rag.assistant import Assistant, Done, Token
 
+    settings, plan = bench.settings, bench.plan
     bench.say("loading the LLM")
     started = now()
-    llm = assistant.llm
+    llm = bench.assistant.llm
     load_s = now() - started
     probe = LlmProbe(llm)
+    # The bench's Assistant again, with its LLM calls recorded.
+    assistant = Assistant(bench.assistant.settings, log=bench.log, embedder=bench.assistant.embedder, llm=probe)
+    assistant.index  # noqa: B018 - load it now, outside the timings
     raw_llama = None
     if probe.llama is not None:
         import llama_cpp
@@ -870,32 +469,29 @@ def bench_generation(bench: Bench) -> None:
                 "timings_ms": dict(answer.timings_ms), "abstained": answer.abstained, "answer": answer.text,
                 "call": call}
 
-    try:
-        # Typical questions, each through the Assistant, then the same messages through the bare
-        # library (each keeps its own KV cache, so both see the same prefix to reuse); the first
-        # question the LLM answers warms both up and is left out of the figures.
-        bench.say(f"generation: {plan.generation_questions} questions through the Assistant and llama_cpp.Llama")
-        measured, refused_early, warm = [], 0, False
-        for question in bench.questions[: plan.generation_questions * 4]:
-            if len(measured) >= plan.generation_questions or (
-                    len(measured) >= 3 and bench.behind("generation questions", 0.72)):
-                break
-            result = ask(question)
-            if result["call"] is None:
-                refused_early += 1
-                continue
-            result["raw"] = raw_chat(raw_llama, result["call"], grammars) if raw_llama is not None else None
-            if not warm:
-                warm = True
-                result["warm_up"] = True
-            measured.append(result)
-            bench.answered.append(question)
-        if measured:
-            bench.llm_call = measured[0]["call"]
-        grid = ttft_grid(bench, probe, ask) if bench.answered else []
-        system_tokens = llm.count_tokens(_system_prompt()) if hasattr(llm, "count_tokens") else None
-    finally:
-        probe.close()
+    # Typical questions, each through the Assistant, then the same messages through the bare
+    # library (each keeps its own KV cache, so both see the same prefix to reuse); the first
+    # question the LLM answers warms both up and is left out of the figures.
+    bench.say(f"generation: {plan.generation_questions} questions through the Assistant and llama_cpp.Llama")
+    measured, refused_early, warm = [], 0, False
+    for question in bench.questions[: plan.generation_questions * 4]:
+        if len(measured) >= plan.generation_questions or (
+                len(measured) >= 3 and bench.behind("generation questions", 0.72)):
+            break
+        result = ask(question)
+        if result["call"] is None:
+            refused_early += 1
+            continue
+        result["raw"] = raw_chat(raw_llama, result["call"], grammars) if raw_llama is not None else None
+        if not warm:
+            warm = True
+            result["warm_up"] = True
+        measured.append(result)
+        bench.answered.append(question)
+    if measured:
+        bench.llm_call = measured[0]["call"]
+    grid = ttft_grid(bench, assistant, probe, ask) if bench.answered else []
+    system_tokens = llm.count_tokens(_system_prompt()) if hasattr(llm, "count_tokens") else None
     bench.details["generation"] = {"llm_load_s": load_s, "questions": [_call_row(r) for r in measured],
                                    "refused_before_llm": refused_early, "grid": grid,
                                    "system_prompt_tokens": system_tokens,
@@ -924,10 +520,10 @@ def _call_row(result: dict) -> dict:
             "answer": result["answer"], "llm": call_json(result["call"]), "raw": call_json(result.get("raw"))}
 
 
-def ttft_grid(bench: Bench, probe: LlmProbe, ask) -> list[dict]:
+def ttft_grid(bench: Bench, assistant, probe: LlmProbe, ask) -> list[dict]:
     """TTFT against the number and size of passages, with the system prompt in the KV cache
     (as in a running UI): before each question a one-token call with the system prompt alone."""
-    plan, base = bench.plan, bench.assistant.settings
+    plan, base = bench.plan, assistant.settings
     questions = bench.answered[1:1 + plan.grid_questions] or bench.answered[:plan.grid_questions]
     rows = []
     bench.say(f"TTFT by passages: (passages, tokens) in {list(plan.grid)} x {len(questions)} questions")
@@ -936,10 +532,10 @@ def ttft_grid(bench: Bench, probe: LlmProbe, ask) -> list[dict]:
         for cell, (passages, tokens) in enumerate(plan.grid):
             if cell >= 3 and bench.behind(f"TTFT cell {passages} x {tokens}", 0.80):
                 continue
-            bench.assistant.settings = base.replace(passages=passages, passage_tokens=tokens)
+            assistant.settings = base.replace(passages=passages, passage_tokens=tokens)
             cells = []
             for question in questions:
-                for _ in probe.original(prime, 1, 0.0):
+                for _ in probe.llm.stream(prime, 1, 0.0):  # not recorded
                     pass
                 result = ask(question, max_tokens=1)
                 if result["call"] is not None:
@@ -951,7 +547,7 @@ def ttft_grid(bench: Bench, probe: LlmProbe, ask) -> list[dict]:
                 "ttft_llm_ms_p50": p50([c["call"].ttft_ms for c in cells if c["call"].ttft_ms]),
                 "ttft_ms_p50": p50([c["ttft_ms"] for c in cells if c["ttft_ms"]])})
     finally:
-        bench.assistant.settings = base
+        assistant.settings = base
     return rows
 
 
@@ -1040,21 +636,8 @@ def bench_ui(bench: Bench) -> None:
         out["answered"] = bool(result and result.get("answer"))
         out["peak_rss_mb"] = peak_rss_mb(process.pid)
     finally:
-        _stop(process)
+        stop_process(process)
     bench.details["ui"] = out
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """Stop a child this bench started: Ctrl+C first (the app closes its server), then harder."""
-    for sig, wait in ((signal.SIGINT, 30), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-        if process.poll() is not None:
-            return
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -1196,7 +779,7 @@ def summary(bench: Bench) -> dict:
         holds = None if value is None else (value <= limit if op == "<=" else value >= limit)
         targets[key] = {"value": value, "target": f"{op} {limit:g}", "holds": holds}
     plan = asdict(bench.plan)
-    return _round({
+    return rounded({
         **figures,
         "cpu_cores": physical_cores(), "cpu_logical": os.cpu_count(), "threads": settings.threads,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
@@ -1214,24 +797,21 @@ def summary(bench: Bench) -> dict:
     })
 
 
-def _fmt(value, unit: str = "") -> str:
+def _figure(value) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
-        text = f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}" if abs(value) < 1000 else f"{value:,.0f}"
-    else:
-        text = str(value)
-    return text + unit
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
 
 
 def to_markdown(r: dict) -> str:
     """The figures as markdown tables: each with the raw library's figure and the target."""
-    def target(key: str) -> str:
-        t = r["targets"].get(key)
+    def target(key: str | None) -> list[str]:
+        t = r["targets"].get(key) if key else None
         if not t:
-            return ""
-        mark = "–" if t["holds"] is None else "yes" if t["holds"] else "**no**"
-        return f"{t['target']} | {mark}"
+            return ["", ""]
+        return [t["target"], "–" if t["holds"] is None else "yes" if t["holds"] else "**no**"]
 
     big = f"{r['large_chunks']:,}" if r.get("large_chunks") else "100,000"
     rows = [
@@ -1263,32 +843,31 @@ def to_markdown(r: dict) -> str:
         ("Peak RSS `ask` (MB)", "peak_rss_mb", "peak_rss_mb_raw", None, "peak_rss_mb"),
         ("Peak RSS `rag ui` after one question (MB)", "peak_rss_mb_ui", None, None, "peak_rss_mb_ui"),
     ]
-    lines = ["| figure | polyglot-rag | raw library (same work, same run) | ratio | target | holds |",
-             "|---|---|---|---|---|---|"]
-    for label, ours, raw, rat, tkey in rows:
-        lines.append(f"| {label} | {_fmt(r.get(ours))} | {_fmt(r.get(raw)) if raw else ''} | "
-                     f"{_fmt(r.get(rat)) if rat else ''} | {target(tkey) if tkey else ' | '} |")
+    table = markdown_table(
+        ["figure", "polyglot-rag", "raw library (same work, same run)", "ratio", "target", "holds"],
+        [[label, _figure(r.get(ours)), _figure(r.get(raw)) if raw else "", _figure(r.get(rat)) if rat else "", *target(tkey)]
+         for label, ours, raw, rat, tkey in rows])
     reuse = r.get("prefix_reuse") or {}
     grid = r.get("ttft_grid") or []
     out = ["## Benchmark", "",
            f"{r['cpu_cores']} cores ({r['cpu_logical']} logical), {r['threads']} threads, load average "
            f"{r.get('load_average_before')} before and {r.get('load_average_after')} after; "
            f"embedder {r['models']['embedder']['id']}, LLM {r['models']['llm']['id']}; "
-           f"{_fmt(r.get('bench_seconds'))} s{' (--quick)' if r['plan']['quick'] else ''}.", "", *lines]
+           f"{_figure(r.get('bench_seconds'))} s{' (--quick)' if r['plan']['quick'] else ''}.", "", table]
     if reuse:
-        out += ["", f"KV-cache prefix reuse: the first question evaluated {_fmt(reuse.get('first_question_evaluated'))} "
-                    f"of {_fmt(reuse.get('first_question_prompt_tokens'))} prompt tokens; the next ones "
-                    f"{_fmt(reuse.get('next_questions_evaluated_p50'))} of "
-                    f"{_fmt(reuse.get('next_questions_prompt_tokens_p50'))} (p50), reusing "
-                    f"{_fmt(reuse.get('next_questions_reused_p50'))} (system prompt: "
-                    f"{_fmt(reuse.get('system_prompt_tokens'))} tokens)."]
+        out += ["", f"KV-cache prefix reuse: the first question evaluated {_figure(reuse.get('first_question_evaluated'))} "
+                    f"of {_figure(reuse.get('first_question_prompt_tokens'))} prompt tokens; the next ones "
+                    f"{_figure(reuse.get('next_questions_evaluated_p50'))} of "
+                    f"{_figure(reuse.get('next_questions_prompt_tokens_p50'))} (p50), reusing "
+                    f"{_figure(reuse.get('next_questions_reused_p50'))} (system prompt: "
+                    f"{_figure(reuse.get('system_prompt_tokens'))} tokens)."]
     if grid:
-        out += ["", "TTFT by passages read (system prompt cached):", "",
-                "| passages | tokens each (max) | prompt tokens p50 | evaluated p50 | LLM TTFT p50 (ms) | question to first token p50 (ms) |",
-                "|---|---|---|---|---|---|"]
-        out += [f"| {g['passages']} | {g['passage_tokens']} | {_fmt(g['prompt_tokens_p50'])} | "
-                f"{_fmt(g['evaluated_tokens_p50'])} | {_fmt(g['ttft_llm_ms_p50'])} | {_fmt(g['ttft_ms_p50'])} |"
-                for g in grid]
+        out += ["", "TTFT by passages read (system prompt cached):", "", markdown_table(
+            ["passages", "tokens each (max)", "prompt tokens p50", "evaluated p50", "LLM TTFT p50 (ms)",
+             "question to first token p50 (ms)"],
+            [[str(g["passages"]), str(g["passage_tokens"]), _figure(g["prompt_tokens_p50"]),
+              _figure(g["evaluated_tokens_p50"]), _figure(g["ttft_llm_ms_p50"]), _figure(g["ttft_ms_p50"])] for g in grid],
+            right_from=0)]
     return "\n".join(out) + "\n"
 
 

@@ -100,12 +100,15 @@ def _to_stderr(message: str) -> None:
 class Assistant:
     """Holds the models and the index, loaded once and on first use."""
 
-    def __init__(self, settings: Settings, log: Callable[[str], None] = _to_stderr) -> None:
+    def __init__(self, settings: Settings, log: Callable[[str], None] = _to_stderr,
+                 embedder: Embedder | None = None, llm: LLM | None = None) -> None:
+        """`embedder` and `llm`, when given, are used instead of loading the models the settings
+        name: models another Assistant already loaded, or instrumented ones."""
         self.settings = settings
         self.log = log
-        self._embedder: Embedder | None = None
+        self._embedder: Embedder | None = embedder
         self._index: Index | None = None
-        self._llm: LLM | None = None
+        self._llm: LLM | None = llm
         # llama.cpp contexts are not thread-safe; one generation at a time per process.
         self._generation_lock = threading.Lock()
         self._loading_lock = threading.RLock()

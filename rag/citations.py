@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
-_MARKER_GROUP = re.compile(r"\[\s*\d+(?:\s*[,，、;]\s*\d+)*\s*\]")
+# A citation marker group: [1], [1, 3], [1，2] (the only place this pattern is written).
+MARKER_GROUP = re.compile(r"\[\s*\d+(?:\s*[,，、;]\s*\d+)*\s*\]")
 _NUMBER = re.compile(r"\d+")
 # A sentence ends at . ! ? (ASCII followed by space or end) or a CJK full stop, or a line break.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")
@@ -52,7 +53,7 @@ def split_sentences(text: str) -> list[str]:
 def markers(text: str) -> list[int]:
     """Marker numbers in order of first appearance: "[1] … [2, 3]" gives [1, 2, 3]."""
     seen: list[int] = []
-    for group in _MARKER_GROUP.findall(text):
+    for group in MARKER_GROUP.findall(text):
         for number in map(int, _NUMBER.findall(group)):
             if number not in seen:
                 seen.append(number)
@@ -60,7 +61,7 @@ def markers(text: str) -> list[int]:
 
 
 def strip_markers(text: str) -> str:
-    return re.sub(r"[ \t]{2,}", " ", _MARKER_GROUP.sub("", text)).strip()
+    return re.sub(r"[ \t]{2,}", " ", MARKER_GROUP.sub("", text)).strip()
 
 
 def _normal(text: str) -> str:

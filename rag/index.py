@@ -38,6 +38,7 @@ from .documents import Document, Paragraph, Skipped, read_documents
 from .embedding import Embedder
 from .errors import RagError
 from .keywords import KeywordIndex
+from .settings import INDEX_TYPES
 
 INDEX_FORMAT = 2
 CURRENT = "CURRENT"
@@ -52,7 +53,8 @@ KEYWORDS = "keywords"
 OFFSETS = "language_offsets.npz"
 # Chunks of prior weight for the global mean when estimating a language's mean vector.
 OFFSET_PRIOR = 10
-INDEX_TYPES = ("flat", "hnsw")
+# Passages embedded per batch (sorted by length, so a batch pads little).
+EMBED_BATCH = 32
 # Seconds a second writer waits for the first before giving up.
 LOCK_TIMEOUT = 600
 
@@ -249,6 +251,39 @@ def language_offsets(vectors: np.ndarray, languages: list[str]) -> dict[str, np.
     return offsets
 
 
+def _check_index_type(index_type: str) -> None:
+    if index_type not in INDEX_TYPES:
+        raise RagError(f"index type must be one of {', '.join(INDEX_TYPES)}, not {index_type!r}")
+
+
+def _manifest(embedder: Embedder, chunking: ChunkingSettings, index_type: str) -> dict:
+    """What an index was built with (its files are added as they are indexed)."""
+    return {"format": INDEX_FORMAT, "embedder": {"id": embedder.id, "dim": embedder.dim},
+            "chunking": chunking.to_json(), "index_type": index_type, "files": {}}
+
+
+def _file_entry(document: Document, chunks: int) -> dict:
+    return {"sha256": document.sha256, "language": document.language, "paragraphs": len(document.paragraphs),
+            "chunks": chunks}
+
+
+def write_index(index_dir: Path, documents: list[Document], chunks: list[Chunk], vectors: np.ndarray,
+                embedder: Embedder, chunking: ChunkingSettings, index_type: str = "flat") -> Path:
+    """Write chunks embedded elsewhere (in document order, one vector each) as the current index
+    of a new or empty `index_dir`, e.g. a synthetic corpus too large to embed; its generation folder."""
+    _check_index_type(index_type)
+    if len(vectors) != len(chunks):
+        raise RagError(f"{len(vectors)} vectors for {len(chunks)} chunks")
+    manifest = _manifest(embedder, chunking, index_type)
+    per_file: dict[str, int] = {}
+    for chunk in chunks:
+        per_file[chunk.file] = per_file.get(chunk.file, 0) + 1
+    for document in documents:
+        manifest["files"][document.file] = _file_entry(document, per_file.get(document.file, 0))
+    index_dir.mkdir(parents=True, exist_ok=True)
+    return _write_generation(index_dir, manifest, chunks, documents, vectors)
+
+
 def _write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk], documents: list[Document],
                       vectors: np.ndarray) -> Path:
     """Write a complete generation folder and make it current; the old one stays until then."""
@@ -342,7 +377,7 @@ def _remove_stale(index_dir: Path, keep: Path) -> None:
     _write_owned(index_dir, [keep.name])
 
 
-def _embed(embedder: Embedder, texts: list[str], progress: Progress | None, batch_size: int = 32) -> np.ndarray:
+def _embed(embedder: Embedder, texts: list[str], progress: Progress | None, batch_size: int = EMBED_BATCH) -> np.ndarray:
     """Embed in length-sorted batches (little padding), reporting progress after each batch."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
@@ -377,8 +412,7 @@ def update_index(docs_dir: Path, index_dir: Path, embedder: Embedder, chunking: 
     from filelock import FileLock, Timeout
 
     started = time.perf_counter()
-    if index_type not in INDEX_TYPES:
-        raise RagError(f"index type must be one of {', '.join(INDEX_TYPES)}, not {index_type!r}")
+    _check_index_type(index_type)
     documents, skipped = read_documents(docs_dir)
     claim_index_folder(index_dir, docs_dir)
     try:
@@ -387,8 +421,7 @@ def update_index(docs_dir: Path, index_dir: Path, embedder: Embedder, chunking: 
     except Timeout:
         raise RagError(f"another process has been writing {index_dir} for {LOCK_TIMEOUT} s; try again later") from None
     try:
-        manifest = {"format": INDEX_FORMAT, "embedder": {"id": embedder.id, "dim": embedder.dim},
-                    "chunking": chunking.to_json(), "index_type": index_type, "files": {}}
+        manifest = _manifest(embedder, chunking, index_type)
         old, rebuilt_reason = _reusable(index_dir, manifest, rebuild)
         report = UpdateReport(rebuilt_reason=rebuilt_reason, skipped=skipped)
         old_rows: dict[str, list[int]] = {}
@@ -413,10 +446,7 @@ def update_index(docs_dir: Path, index_dir: Path, embedder: Embedder, chunking: 
                 to_embed.extend(range(len(chunks), len(chunks) + len(new_chunks)))
                 chunks.extend(new_chunks)
                 report.embedded_files.append(document.file)
-            manifest["files"][document.file] = {
-                "sha256": document.sha256, "language": document.language,
-                "paragraphs": len(document.paragraphs),
-                "chunks": len(chunks) - first_row}
+            manifest["files"][document.file] = _file_entry(document, len(chunks) - first_row)
         report.chunks_total = len(chunks)
         report.chunks_embedded = len(to_embed)
         if old and not report.changed:

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from harness import bench
+from harness import bench, corpora, metrics, probes
 from rag.documents import read_documents
 from rag.retrieval import top_positive
 
@@ -24,13 +24,13 @@ REQUIRED = ["ttft_ms_p50", "ttft_ms_p95", "decode_tok_s", "decode_ratio_vs_raw",
 
 def test_synthetic_corpus_is_deterministic_and_in_four_languages(tmp_path):
     documents, _ = read_documents(SEEDS)
-    sentences = bench.seed_sentences(documents)
+    sentences = corpora.seed_sentences(documents)
     assert set(sentences) == {"en", "ko", "zh", "id"}
-    first = bench.synthetic_paragraphs(sentences, 403)
-    assert first == bench.synthetic_paragraphs(sentences, 403)
-    assert first != bench.synthetic_paragraphs(sentences, 403, seed=bench.SEED + 1)
+    first = corpora.synthetic_paragraphs(sentences, 403)
+    assert first == corpora.synthetic_paragraphs(sentences, 403)
+    assert first != corpora.synthetic_paragraphs(sentences, 403, seed=corpora.SEED + 1)
     assert len(first) == 403 and {language for language, _ in first} == set(sentences)
-    files = bench.write_corpus(tmp_path, first, per_file=50)
+    files = corpora.write_corpus(tmp_path, first, per_file=50)
     documents, skipped = read_documents(tmp_path)
     assert len(documents) == files and not skipped
     assert sum(len(d.paragraphs) for d in documents) == 403
@@ -40,19 +40,19 @@ def test_synthetic_vectors_are_unit_length_and_shaped_like_the_real_ones():
     rng = np.random.default_rng(0)
     real = rng.standard_normal((60, 16)) * np.linspace(3, 0.1, 16) + 5
     languages = ["en", "ko"] * 30
-    vectors = bench.gaussian_vectors(real, languages, 500, ["en"] * 250 + ["ko"] * 250)
+    vectors = corpora.gaussian_vectors(real, languages, 500, ["en"] * 250 + ["ko"] * 250)
     assert vectors.shape == (500, 16) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     # anisotropic like the real vectors: they share a mean direction
     assert float(vectors.mean(axis=0) @ (real.mean(axis=0) / np.linalg.norm(real.mean(axis=0)))) > 0.8
-    assert np.array_equal(vectors, bench.gaussian_vectors(real, languages, 500, ["en"] * 250 + ["ko"] * 250))
+    assert np.array_equal(vectors, corpora.gaussian_vectors(real, languages, 500, ["en"] * 250 + ["ko"] * 250))
 
 
 def test_statistics():
-    assert bench.p50([3.0, 1.0, 2.0]) == 2.0
-    assert bench.p95([]) is None
-    assert bench.p95(list(map(float, range(101)))) == pytest.approx(95.0)
-    assert bench.ratio(1.0, 0.0) is None and bench.ratio(3.0, 2.0) == 1.5
+    assert metrics.p50([3.0, 1.0, 2.0]) == 2.0
+    assert metrics.p95([]) is None
+    assert metrics.p95(list(map(float, range(101)))) == pytest.approx(95.0)
+    assert metrics.ratio(1.0, 0.0) is None and metrics.ratio(3.0, 2.0) == 1.5
 
 
 def test_keyword_top_rows_match_a_stable_sort():
@@ -74,7 +74,7 @@ def test_child_peak_memory_is_the_childs_own():
     # A child of ~60 MB that lives long enough for the watcher's polls (every 50 ms) to see it.
     child = ("import time; b = bytearray(60 * 2**20); b[::4096] = b'x' * len(b[::4096]); "
              "print('hello', flush=True); time.sleep(0.5)")
-    result = bench.first_output([sys.executable, "-c", child], env=None, timeout=60)
+    result = probes.first_output([sys.executable, "-c", child], env=None, timeout=60)
     assert result["status"] == 0 and result["stdout"].strip() == "hello"
     assert result["first_s"] is not None and 0 < result["first_s"] <= result["total_s"]
     assert result["peak_rss_mb"] is not None and 60 < result["peak_rss_mb"] < 200
@@ -90,10 +90,18 @@ def test_markdown_lists_every_figure_and_marks_targets():
                "ttft_grid": [{"passages": 3, "passage_tokens": 96, "prompt_tokens_p50": 300.0,
                               "evaluated_tokens_p50": 250.0, "ttft_llm_ms_p50": 900.0, "ttft_ms_p50": 1200.0}]}
     text = bench.to_markdown(results)
-    assert "| TTFT, question to first token, p50 (ms) | 1.000 |" in text
-    assert "default index (flat)" in text
-    assert "<= 2000 | **no**" in text and "<= 2048 | yes" in text
-    assert "| 3 | 96 | 300.0 | 250.0 | 900.0 | 1,200 |" in text
+    rows = {cells[0]: cells[1:] for cells in table_rows(text)}
+    assert rows["TTFT, question to first token, p50 (ms)"][:1] == ["1.000"]
+    assert any("default index (flat)" in label for label in rows)
+    assert rows["TTFT, question to first token, p50 (ms)"][-2:] == ["<= 2000", "**no**"]
+    assert rows["Peak RSS `ask` (MB)"][-2:] == ["<= 2048", "yes"]
+    assert rows["3"] == ["96", "300.0", "250.0", "900.0", "1,200"]
+
+
+def table_rows(markdown: str) -> list[list[str]]:
+    """The cells of every Markdown table row (rules left out), stripped of their padding."""
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in markdown.splitlines()
+            if line.startswith("|") and not set(line) <= set("|-: ")]
 
 
 def test_bench_is_a_rag_subcommand():
@@ -132,4 +140,4 @@ def test_quick_bench_reports_every_figure(tmp_path):
     assert reuse["next_questions_reused_p50"] >= reuse["system_prompt_tokens"]
     assert figures["ttft_grid"] and all(row["ttft_llm_ms_p50"] > 0 for row in figures["ttft_grid"])
     assert json.loads((out / "bench.json").read_text()) == figures
-    assert "| figure |" in (out / "bench.md").read_text()
+    assert table_rows((out / "bench.md").read_text())[0][0] == "figure"

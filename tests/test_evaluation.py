@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.evaluation import (GoldItem, answer_matches, check_index, citation_supports, contains_answer,
-                                first_relevant_rank, load_gold, normalise_answer, parse_ids, percentile,
-                                ranking_metrics, sample, select)
+from harness.evaluation import check_index
+from harness.gold import GoldItem, load_gold, parse_ids, sample, select
+from harness.metrics import (answer_matches, citation_supports, contains_answer, first_relevant_rank,
+                             normalise_answer, percentile, ranking_metrics)
 from rag.chunking import Chunk
 from rag.cli import rag_main
 from rag.errors import RagError

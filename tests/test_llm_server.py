@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.bench import free_port
+from harness.probes import free_port
 from rag.errors import RagError
 from rag.llm import OpenAICompatibleLLM
 

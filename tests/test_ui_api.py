@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from harness.bench import free_port
+from harness.probes import free_port
 from rag.errors import RagError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.bench import free_port
+from harness.probes import free_port
 
 from .conftest import ARTIFACTS, SEEDS
 from .test_ui_api import seeds_app  # noqa: F401 - the app on the seeds, a fixture used below

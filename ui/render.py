@@ -11,6 +11,7 @@ import html
 import re
 from collections.abc import Mapping, Sequence
 
+from rag.citations import MARKER_GROUP
 from rag.language import language_name
 
 # Paragraphs of context shown before and after a cited paragraph.
@@ -20,7 +21,6 @@ PASSAGE_CHARS = 600
 # Sources of this many most recent turns are kept in the panel.
 KEPT_TURNS = 12
 
-_MARKER_GROUP = re.compile(r"\[\s*\d+(?:\s*[,，、;]\s*\d+)*\s*\]")
 _NUMBER = re.compile(r"\d+")
 # ASCII punctuation with a meaning in Markdown; a backslash makes each one literal.
 _MARKDOWN = re.compile(r"([\\`*\[\]()!|~$]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z]))")
@@ -53,7 +53,7 @@ def answer_markdown(text: str, turn: int | None = None, linked: Sequence[int] = 
     "[1, 2]" becomes "[1][2]".
     """
     parts, position = [], 0
-    for match in _MARKER_GROUP.finditer(text):
+    for match in MARKER_GROUP.finditer(text):
         parts.append(md_escape(text[position:match.start()]))
         numbers = [int(n) for n in _NUMBER.findall(match.group())]
         parts.append("".join(marker_link(turn, n) if turn is not None and n in linked else md_escape(f"[{n}]")
