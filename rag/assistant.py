@@ -10,18 +10,21 @@ import sys
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 
 from . import prompts
 from .chunking import ChunkingSettings
 from .citations import Citation, check, markers, resolve
+from .conversation import Rewrite, standalone_question
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .errors import RagError
 from .index import Index, UpdateReport, exists, load_index, update_index
 from .language import detect_language
+from .library import Library
 from .llm import LLM, LlamaCppLLM
 from .passages import Passage, select_passages
 from .retrieval import Hit, Retriever
@@ -240,6 +243,17 @@ class Assistant:
         """The LLM's reply, piece by piece; callers in other threads wait their turn."""
         with self._generation_lock:
             yield from self.llm.stream(messages, max_tokens, temperature, grammar=grammar)
+
+    def standalone_question(self, history: Sequence[tuple[str, str]], question: str) -> Rewrite:
+        """A follow-up made standalone from the earlier (question, answer) pairs, oldest first,
+        or the question itself (rag/conversation.py); the LLM is asked in its turn."""
+        # The rewriting asks for `stream(messages, max_tokens, temperature)`: the LLM, one caller at a time.
+        return standalone_question(SimpleNamespace(stream=self.generate), history, question)
+
+    @property
+    def library(self) -> Library:
+        """The documents folder, changed together with the index (adding, removing documents)."""
+        return Library(self)
 
     def _similarities(self, claim: str, texts: list[str]) -> list[float]:
         """Cosine similarity of a claim to each text (meaning, across languages)."""

@@ -1,11 +1,13 @@
-"""Adding and removing files in the documents folder, safely, for the chat UI (or any caller).
+"""Adding and removing files in the documents folder, safely, and keeping the index in step:
+`Assistant.library` (for the chat UI, or any caller).
 
 Every check happens here, on the server, whatever a browser claims: the file type, the
 size, a file name that stays inside the documents folder (no path, no hidden file, no
 reserved characters), text that is UTF-8 and not binary, and no silent overwriting.
 A file is written to a hidden temporary name first (hidden files are not documents), then
-linked into place, so the folder never holds half a file. Re-indexing is the caller's
-job (`Assistant.update_index`).
+linked into place, so the folder never holds half a file. `Library` re-indexes after a
+change, and takes added files out again when re-indexing fails, so the folder stays as
+the index knows it.
 """
 
 from __future__ import annotations
@@ -13,11 +15,17 @@ from __future__ import annotations
 import hashlib
 import os
 import unicodedata
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Protocol
 
 from .documents import DOCUMENT_SUFFIXES, MAX_FILE_BYTES, decode, split_paragraphs
 from .errors import RagError
+
+if TYPE_CHECKING:
+    from .index import Index, UpdateReport
+    from .settings import Settings
 
 # Uploads larger than this are refused (the documents reader itself accepts up to MAX_FILE_BYTES).
 DEFAULT_MAX_BYTES = 5 * 2**20
@@ -26,7 +34,6 @@ MAX_NAME_BYTES = 200
 _RESERVED = set('/\\:*?"<>|')
 # Control characters other than these are a sign of binary content.
 _TEXT_CONTROLS = set("\t\n\r\f\v\x1b")
-_READ_BLOCK = 1 << 20
 
 
 def safe_name(name: str) -> str:
@@ -185,3 +192,70 @@ def _fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(descriptor)
+
+
+# -- the folder and its index, in step ---------------------------------------------------------
+class Indexed(Protocol):
+    """What a Library works through: the Assistant (settings, its index, re-indexing)."""
+
+    settings: Settings
+
+    @property
+    def index(self) -> Index: ...
+
+    def update_index(self, rebuild: bool = False,
+                     progress: Callable[[int, int], None] | None = None) -> UpdateReport: ...
+
+
+@dataclass
+class Added:
+    """What became of a batch of uploads."""
+
+    added: list[str] = field(default_factory=list)  # stored and indexed
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (name, why), nothing stored
+    notes: dict[str, str] = field(default_factory=dict)  # added, but the reader skipped it or had a caveat
+    failed: str | None = None  # why re-indexing failed; the added files were taken out again
+
+
+class Library:
+    """The documents folder of an Assistant, changed only together with its index."""
+
+    def __init__(self, owner: Indexed) -> None:
+        self.owner = owner
+
+    @property
+    def files(self) -> dict[str, dict]:
+        """The indexed documents: name -> {"sha256", "language", "paragraphs", "chunks"}."""
+        return self.owner.index.files
+
+    def add(self, uploads: Sequence[tuple[str, Path | bytes]], *, replace: bool = False,
+            max_bytes: int = DEFAULT_MAX_BYTES, progress: Callable[[int, int], None] | None = None) -> Added:
+        """Store each (name, file or bytes) that passes the checks, then re-index once."""
+        docs_dir = self.owner.settings.docs_dir
+        result = Added()
+        for name, source in uploads:
+            try:
+                result.added.append(add_document(docs_dir, name, source, max_bytes=max_bytes, replace=replace,
+                                                 known=self.files))
+            except RagError as error:
+                result.rejected.append((name, str(error)))
+        if not result.added:
+            return result
+        try:
+            report = self.owner.update_index(progress=progress)
+        except RagError as error:
+            for name in result.added:  # leave the folder as the index knows it
+                try:
+                    remove_document(docs_dir, name)
+                except RagError:
+                    pass
+            result.failed = str(error)
+            return result
+        skipped = {s.file: s.reason for s in report.skipped}
+        result.notes = {name: skipped[name] for name in result.added if name in skipped}
+        return result
+
+    def remove(self, name: str) -> UpdateReport:
+        """Delete one indexed document and re-index; RagError if it cannot be removed."""
+        remove_document(self.owner.settings.docs_dir, name or "", known=set(self.files))
+        return self.owner.update_index()

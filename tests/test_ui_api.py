@@ -341,8 +341,6 @@ def test_a_doubtful_rewrite_falls_back_to_the_question(reply):
      "Secure Super Intelligence", "has raised 1 b"),
 ])
 def test_follow_up_is_made_standalone_with_the_real_llm(assistant, history, follow_up, expected, evidence):
-    from rag.conversation import standalone_question
-
-    result = standalone_question(assistant.llm, history, follow_up)
+    result = assistant.standalone_question(history, follow_up)
     assert result.rewritten and expected in result.standalone, result
     assert any(evidence in hit.chunk.text for hit in assistant.retrieve(result.standalone))

@@ -184,16 +184,6 @@ def _error(message: object) -> str:
     return f'<span class="error">⚠ {render.md_escape(str(message))}</span>'
 
 
-class _SerialLLM:
-    """The assistant's LLM as rag.conversation expects it, one generation at a time."""
-
-    def __init__(self, assistant) -> None:
-        self.assistant = assistant
-
-    def stream(self, messages, max_tokens, temperature):
-        return self.assistant.generate(messages, max_tokens, temperature)
-
-
 THINKING = '<span class="thinking">Searching the documents…</span>'
 WRITING = '<span class="thinking">Reading the passages…</span>'
 CURSOR = " ▍"
@@ -204,111 +194,114 @@ def build_app(assistant, options: UiOptions = UiOptions()):
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
-    from rag import conversation, library
     from rag.assistant import Done, Retrieved, Token, clean_question
+    from rag.library import DOCUMENT_SUFFIXES
 
     settings = assistant.settings
-    llm_for_rewriting = _SerialLLM(assistant)
+    library = assistant.library
     sources_js = (UI_DIR / "sources.js").read_text(encoding="utf-8")
 
     def header_html() -> str:
-        files = assistant.index.files
+        files = library.files
         chunks = sum(int(info.get("chunks", 0)) for info in files.values())
         llm = assistant.llm.id if settings.llm_url is None else settings.llm_url
         return render.header(options.title, [f"{len(files)} documents · {chunks} chunks", f"LLM {llm}",
                                              f"embedder {Path(settings.embedder_name).name}"])
 
     def documents_label() -> str:
-        return f"Documents · {len(assistant.index.files)}"
+        return f"Documents · {len(library.files)}"
 
-    def documents_view():
-        files = assistant.index.files
-        return (render.documents_table(files), gr.update(choices=sorted(files), value=None), header_html(),
-                gr.update(label=documents_label()))
+    def documents_view() -> dict:
+        files = library.files
+        view = {docs_table: render.documents_table(files), header: header_html(),
+                documents: gr.update(label=documents_label())}
+        if not options.read_only:
+            view[to_remove] = gr.update(choices=sorted(files), value=None)
+        return view
 
     # -- chat ------------------------------------------------------------------------------
     # The conversation lives in server-side session state (`messages`, `turns`, `sections`):
     # Gradio reads State when an event runs, not when it is triggered, so a question asked
     # while another is still streaming (or being stopped) waits its turn and then sees the
-    # whole conversation; the Chatbot only displays `messages`.
-    skip = gr.skip
+    # whole conversation; the Chatbot only displays `messages`. Each update names only the
+    # components it changes.
+    def shown(chat: list[dict]) -> dict:
+        return {chatbot: chat, messages: chat}
 
-    def respond(question, messages, turns, sections, k, max_tokens, temperature):
-        """Stream one answer into the chat and its sources into the panel.
+    def idle() -> dict:
+        return {send: gr.update(visible=True), stop: gr.update(visible=False)}
 
-        Yields (chatbot, messages, sources, turns, sections, question box, Ask, Stop).
-        """
-        messages = [dict(m) for m in (messages or [])]
-        turns, sections = list(turns or []), list(sections or [])
+    def respond(question, chat, turns_so_far, panel_sections, k_value, max_tokens_value, temperature_value):
+        """Stream one answer into the chat and its sources into the panel."""
+        chat = [dict(m) for m in (chat or [])]
+        turns_so_far, panel_sections = list(turns_so_far or []), list(panel_sections or [])
         question = question if isinstance(question, str) else ""
-        idle = (gr.update(visible=True), gr.update(visible=False))
-        messages.append({"role": "user", "content": render.md_escape(" ".join(question.split())) or "…"})
+        chat.append({"role": "user", "content": render.md_escape(" ".join(question.split())) or "…"})
         try:
             cleaned = clean_question(question)
         except RagError as error:
-            messages.append({"role": "assistant", "content": _error(error)})
-            yield (messages, messages, skip(), turns, sections, "", *idle)
+            chat.append({"role": "assistant", "content": _error(error)})
+            yield {**shown(chat), box: "", **idle()}
             return
-        messages.append({"role": "assistant", "content": THINKING})
-        yield (messages, messages, render.sources_panel(sections, render.pending_sources(cleaned, None)),
-               turns, sections, "", gr.update(visible=False), gr.update(visible=True))
+        chat.append({"role": "assistant", "content": THINKING})
+        yield {**shown(chat), sources: render.sources_panel(panel_sections, render.pending_sources(cleaned, None)),
+               box: "", send: gr.update(visible=False), stop: gr.update(visible=True)}
+        finished = {turns: turns_so_far, sections: panel_sections, **idle()}
         stream = None
         try:
-            rewrite = conversation.standalone_question(
-                llm_for_rewriting, [(t["standalone"], t["answer"]) for t in turns], cleaned)
+            rewrite = assistant.standalone_question([(t["standalone"], t["answer"]) for t in turns_so_far], cleaned)
             note = render.rewrite_note(rewrite.standalone) if rewrite.rewritten else ""
             if note:
-                messages[-1]["content"] = note + THINKING
-                yield (messages, messages, render.sources_panel(sections, render.pending_sources(rewrite.standalone,
-                                                                                                   None)),
-                       skip(), skip(), skip(), skip(), skip())
-            stream = assistant.stream(rewrite.standalone, k=_clamp(k, *K_RANGE, int),
-                                      max_tokens=_clamp(max_tokens, *MAX_TOKENS_RANGE, int),
-                                      temperature=_clamp(temperature, *TEMPERATURE_RANGE, float))
+                chat[-1]["content"] = note + THINKING
+                yield {**shown(chat),
+                       sources: render.sources_panel(panel_sections, render.pending_sources(rewrite.standalone, None))}
+            stream = assistant.stream(rewrite.standalone, k=_clamp(k_value, *K_RANGE, int),
+                                      max_tokens=_clamp(max_tokens_value, *MAX_TOKENS_RANGE, int),
+                                      temperature=_clamp(temperature_value, *TEMPERATURE_RANGE, float))
             pieces: list[str] = []
             for event in stream:
                 if isinstance(event, Retrieved):
-                    panel = render.sources_panel(sections, render.pending_sources(rewrite.standalone, event.hits))
-                    messages[-1]["content"] = note + WRITING
-                    yield (messages, messages, panel, skip(), skip(), skip(), skip(), skip())
+                    chat[-1]["content"] = note + WRITING
+                    yield {**shown(chat), sources: render.sources_panel(
+                        panel_sections, render.pending_sources(rewrite.standalone, event.hits))}
                 elif isinstance(event, Token):
                     pieces.append(event.text)
-                    messages[-1]["content"] = note + render.answer_markdown("".join(pieces)) + CURSOR
-                    yield (messages, messages, skip(), skip(), skip(), skip(), skip(), skip())
+                    chat[-1]["content"] = note + render.answer_markdown("".join(pieces)) + CURSOR
+                    yield shown(chat)
                 elif isinstance(event, Done):
                     answer = event.answer
-                    turn = len(turns) + 1
-                    messages[-1]["content"] = note + render.answer_markdown(answer.text or "", turn,
-                                                                            [c.n for c in answer.citations])
+                    turn = len(turns_so_far) + 1
+                    chat[-1]["content"] = note + render.answer_markdown(answer.text or "", turn,
+                                                                        [c.n for c in answer.citations])
                     index = assistant.index
                     languages = {name: info.get("language", "") for name, info in index.files.items()}
-                    sections.append(render.turn_sources(turn, rewrite.standalone, answer, index.paragraphs,
-                                                        languages, answer.timings_ms))
-                    turns.append({"question": cleaned, "standalone": rewrite.standalone, "answer": answer.text or ""})
-                    yield (messages, messages, render.sources_panel(sections), turns, sections, skip(), *idle)
+                    panel_sections.append(render.turn_sources(turn, rewrite.standalone, answer, index.paragraphs,
+                                                              languages, answer.timings_ms))
+                    turns_so_far.append({"question": cleaned, "standalone": rewrite.standalone,
+                                         "answer": answer.text or ""})
+                    yield {**shown(chat), sources: render.sources_panel(panel_sections), **finished}
         except RagError as error:
-            messages[-1]["content"] = _error(error)
-            yield (messages, messages, render.sources_panel(sections), turns, sections, skip(), *idle)
+            chat[-1]["content"] = _error(error)
+            yield {**shown(chat), sources: render.sources_panel(panel_sections), **finished}
         except Exception as error:  # keep serving; the details go to the server log only
             traceback.print_exc()
-            messages[-1]["content"] = _error(f"unexpected error ({type(error).__name__}); see the server log")
-            yield (messages, messages, render.sources_panel(sections), turns, sections, skip(), *idle)
+            chat[-1]["content"] = _error(f"unexpected error ({type(error).__name__}); see the server log")
+            yield {**shown(chat), sources: render.sources_panel(panel_sections), **finished}
         finally:
             if stream is not None:
                 stream.close()  # on Stop: gives the LLM back as soon as the current step ends
 
-    def stopped(messages, sections):
-        messages = [dict(m) for m in (messages or [])]
-        if messages and messages[-1].get("role") == "assistant":
-            text = _message_text(messages[-1].get("content"))
+    def stopped(chat, panel_sections):
+        chat = [dict(m) for m in (chat or [])]
+        if chat and chat[-1].get("role") == "assistant":
+            text = _message_text(chat[-1].get("content"))
             for transient in (CURSOR, THINKING, WRITING):
                 text = text.replace(transient, "")
-            messages[-1]["content"] = text + ' <span class="stopped">(stopped)</span>'
-        return (messages, messages, render.sources_panel(sections or []), gr.update(visible=True),
-                gr.update(visible=False))
+            chat[-1]["content"] = text + ' <span class="stopped">(stopped)</span>'
+        return {**shown(chat), sources: render.sources_panel(panel_sections or []), **idle()}
 
     def new_chat():
-        return ([], [], render.sources_panel([]), [], [], "", gr.update(visible=True), gr.update(visible=False))
+        return {**shown([]), sources: render.sources_panel([]), turns: [], sections: [], box: "", **idle()}
 
     def pick_example(event: gr.SelectData):
         value = event.value
@@ -318,58 +311,38 @@ def build_app(assistant, options: UiOptions = UiOptions()):
     pick_example.__annotations__["event"] = gr.SelectData
 
     # -- documents ---------------------------------------------------------------------------
-    def update_index(progress) -> object:
-        def report(done: int, total: int) -> None:
-            progress((done, total), desc="Embedding new text", unit="chunks")
-
-        progress(0, desc="Reading the documents")
-        return assistant.update_index(progress=report)
-
-    def add_files(files, replace, progress=gr.Progress()):
+    def add_files(files, replace_existing, progress=gr.Progress()):
         """Add uploaded .txt/.md files to the documents folder and index them."""
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
-        added, lines = [], []
-        for path in paths:
-            name = Path(path).name
-            try:
-                added.append(library.add_document(settings.docs_dir, name, Path(path),
-                                                  max_bytes=options.max_upload_bytes, replace=bool(replace),
-                                                  known=assistant.index.files))
-            except RagError as error:
-                lines.append(render.status("error", f"Rejected: {error}"))
-        if added:
-            try:
-                report = update_index(progress)
-            except RagError as error:
-                for name in added:  # leave the folder as the index knows it
-                    try:
-                        library.remove_document(settings.docs_dir, name)
-                    except RagError:
-                        pass
-                lines.insert(0, render.status("error", f"Not added: {error}"))
-            else:
-                skipped = {s.file: s.reason for s in report.skipped}
-                for name in added:
-                    if name in skipped:
-                        lines.insert(0, render.status("warning", f"{name}: {skipped[name]}"))
-                    else:
-                        info = assistant.index.files.get(name, {})
-                        counts = (f"{render.plural(info.get('paragraphs', 0), 'paragraph')}, "
-                                  f"{render.plural(info.get('chunks', 0), 'chunk')}")
-                        lines.insert(0, render.status("ok", f"Added {name} ({counts})"))
         if not paths:
-            lines.append(render.status("warning", "Choose .txt or .md files to add."))
-        return (*documents_view(), "".join(lines), None)
+            return {**documents_view(), docs_status: render.status("warning", "Choose .txt or .md files to add."),
+                    upload: None}
+        progress(0, desc="Reading the documents")
+        result = library.add([(Path(path).name, Path(path)) for path in paths], replace=bool(replace_existing),
+                             max_bytes=options.max_upload_bytes,
+                             progress=lambda done, total: progress((done, total), desc="Embedding new text",
+                                                                   unit="chunks"))
+        lines = [render.status("error", f"Rejected: {why}") for _, why in result.rejected]
+        if result.failed:
+            lines.insert(0, render.status("error", f"Not added: {result.failed}"))
+        for name in result.added if not result.failed else []:
+            if name in result.notes:
+                lines.insert(0, render.status("warning", f"{name}: {result.notes[name]}"))
+            else:
+                info = library.files.get(name, {})
+                counts = (f"{render.plural(info.get('paragraphs', 0), 'paragraph')}, "
+                          f"{render.plural(info.get('chunks', 0), 'chunk')}")
+                lines.insert(0, render.status("ok", f"Added {name} ({counts})"))
+        return {**documents_view(), docs_status: "".join(lines), upload: None}
 
     def remove_file(name):
         """Remove one indexed document from the documents folder and the index."""
         try:
-            library.remove_document(settings.docs_dir, name or "", known=set(assistant.index.files))
-            assistant.update_index()
+            library.remove(name)
             message = render.status("ok", f"Removed {name}")
         except RagError as error:
             message = render.status("error", str(error))
-        return (*documents_view(), message)
+        return {**documents_view(), docs_status: message}
 
     # -- API -----------------------------------------------------------------------------------
     def ask(question: str) -> dict:
@@ -419,16 +392,16 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                 sources = gr.HTML(render.sources_panel([]), elem_id="sources", js_on_load=sources_js,
                                   max_height=760, autoscroll=False)
                 with gr.Accordion(documents_label(), open=False, elem_id="documents") as documents:
-                    docs_table = gr.HTML(render.documents_table(assistant.index.files), elem_id="docs-table",
+                    docs_table = gr.HTML(render.documents_table(library.files), elem_id="docs-table",
                                          js_on_load=None)
                     if not options.read_only:
                         upload = gr.File(label=f"Add .txt or .md files (up to {options.max_upload_bytes / 2**20:g} MB)",
-                                         file_count="multiple", file_types=list(library.DOCUMENT_SUFFIXES),
+                                         file_count="multiple", file_types=list(DOCUMENT_SUFFIXES),
                                          elem_id="upload", height=120)
                         replace = gr.Checkbox(label="Replace files with the same name", value=False,
                                               elem_id="replace")
                         with gr.Row(equal_height=False, elem_id="remove-row"):
-                            to_remove = gr.Dropdown(choices=sorted(assistant.index.files), value=None,
+                            to_remove = gr.Dropdown(choices=sorted(library.files), value=None,
                                                     label="Remove a document", scale=4, elem_id="remove-choice",
                                                     allow_custom_value=True)  # checked by the library
                             remove = gr.Button("Remove", variant="stop", size="sm", scale=1, min_width=80,
@@ -446,18 +419,15 @@ def build_app(assistant, options: UiOptions = UiOptions()):
         stop.click(stopped, [messages, sections], [chatbot, messages, sources, send, stop],
                    cancels=[asking, asking_example], queue=False, api_visibility="private")
         for clearing in (clear.click, chatbot.clear):
-            clearing(new_chat, None, [chatbot, messages, sources, turns, sections, box, send, stop],
-                     cancels=[asking, asking_example], queue=False, api_visibility="private")
+            clearing(new_chat, None, chat_outputs, cancels=[asking, asking_example], queue=False,
+                     api_visibility="private")
+        docs_outputs = [docs_table, header, documents]
         if not options.read_only:
-            docs_outputs = [docs_table, to_remove, header, documents, docs_status]
-            upload.upload(add_files, [upload, replace], [*docs_outputs, upload], concurrency_id=LLM_QUEUE,
-                          api_name="upload_documents", show_progress="full")
-            remove.click(remove_file, to_remove, docs_outputs, concurrency_id=LLM_QUEUE,
+            docs_outputs.append(to_remove)
+            upload.upload(add_files, [upload, replace], [*docs_outputs, docs_status, upload],
+                          concurrency_id=LLM_QUEUE, api_name="upload_documents", show_progress="full")
+            remove.click(remove_file, to_remove, [*docs_outputs, docs_status], concurrency_id=LLM_QUEUE,
                          api_name="remove_document")
-            demo.load(documents_view, None, [docs_table, to_remove, header, documents], queue=False,
-                      api_visibility="private")
-        else:
-            demo.load(lambda: documents_view()[::2], None, [docs_table, header], queue=False,
-                      api_visibility="private")
+        demo.load(documents_view, None, docs_outputs, queue=False, api_visibility="private")
         gr.api(ask, api_name="ask", concurrency_id=LLM_QUEUE, concurrency_limit=1)
     return demo
