@@ -18,6 +18,7 @@ Heavy libraries (the models, matplotlib, tqdm) are imported only inside `run`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -78,8 +79,10 @@ def evaluate(configuration: Configuration, items: Sequence[GoldItem], retrieve_o
         bar = _progress(len(items), f"{configuration.label}: {'retrieving' if retrieve_only else 'answering'}",
                         enabled=progress)
         rows = []
+        said: dict[str, str] = {}  # id -> what the assistant answered (the gold answer, retrieve-only)
         with bar:
             for item in items:
+                item = _standalone(assistant, item, items, said)
                 retrieved = assistant.ask(item.question, k=depth, retrieve_only=True)
                 if retrieve_only:
                     row = score_question(item, retrieved.hits, None, k, retrieve_only=True)
@@ -90,12 +93,23 @@ def evaluate(configuration: Configuration, items: Sequence[GoldItem], retrieve_o
                     except RagError as problem:
                         answer, error = None, str(problem)
                     row = score_question(item, retrieved.hits, answer, k, error)
+                said[item.id] = row.get("answer") or (item.answers[0] if item.answers else "")
                 rows.append({"config": configuration.label, **row})
                 bar.update(1)
         return rows
     finally:
         del assistant
         gc.collect()
+
+
+def _standalone(assistant, item: GoldItem, items: Sequence[GoldItem], said: dict[str, str]) -> GoldItem:
+    """A follow-up asked as the chat asks it: after its earlier question and the answer given
+    to it, made standalone by the Assistant; other items unchanged."""
+    if item.follows is None:
+        return item
+    earlier = next(i for i in items if i.id == item.follows)
+    rewrite = assistant.standalone_question([(earlier.question, said.get(earlier.id, ""))], item.question)
+    return dataclasses.replace(item, question=rewrite.standalone)
 
 
 def configurations(base, compare: bool, llms: Sequence[Path] | None) -> list[Configuration]:

@@ -34,6 +34,7 @@ class GoldItem:
     answers: tuple[str, ...]
     line: int
     evidence_paragraphs: tuple[int, ...] = ()  # paragraphs of `file` holding the evidence
+    follows: str | None = None  # id of the item this follow-up question is asked after
 
     @property
     def answerable(self) -> bool:
@@ -86,6 +87,9 @@ def _problems_of(row: object, paragraphs: dict[str, list[str]], docs_dir: Path) 
             problems.append(f"a {kind} question needs evidence (a non-empty string), not {evidence!r}")
         if not answers:
             problems.append(f"a {kind} question needs at least one answer")
+    follows = row.get("follows")
+    if follows is not None and (not isinstance(follows, str) or not follows.strip()):
+        problems.append(f"follows must be the id of an earlier item, not {follows!r}")
     if problems:
         return problems, None
     found: tuple[int, ...] = ()
@@ -97,7 +101,7 @@ def _problems_of(row: object, paragraphs: dict[str, list[str]], docs_dir: Path) 
         if not found:
             return [f"evidence not found in any paragraph of {file}: \"{shorten(evidence)}\""], None
     item = GoldItem(row["id"].strip(), row["question"], row["lang"].strip(), kind, file, evidence,
-                    tuple(answers), 0, found)
+                    tuple(answers), 0, found, follows.strip() if follows else None)
     return [], item
 
 
@@ -133,6 +137,9 @@ def load_gold(path: Path, docs_dir: Path) -> list[GoldItem]:
             continue
         if item.id in first_line:
             problems.append(f"line {number}: duplicate id {item.id!r} (first on line {first_line[item.id]})")
+            continue
+        if item.follows is not None and item.follows not in first_line:
+            problems.append(f"line {number}: follows {item.follows!r}, which is not an earlier item")
             continue
         first_line[item.id] = number
         items.append(GoldItem(**{**item.__dict__, "line": number}))

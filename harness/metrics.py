@@ -190,6 +190,8 @@ def score_question(item: GoldItem, ranked: Sequence, answer, k: int, error: str 
         citations.append({"n": c.n, "file": c.file, "paragraph": c.paragraph, "supports": supports})
     row["context"] = context_of(answer, item)
     row.update(answer=answer.text, abstained=answer.abstained, citations=citations,
+               reason=getattr(answer, "reason", None), why=getattr(answer, "why", None),
+               answerable_probability=getattr(answer, "answerable", None),
                unsupported=list(getattr(answer, "unsupported", None) or []),
                timings_ms={key: round(value, 1) for key, value in answer.timings_ms.items()})
     if item.answerable:
@@ -242,6 +244,8 @@ def answer_metrics(rows: Sequence[dict]) -> dict:
     refused = [r["abstained"] for r in unanswerable]
     answered = [not r["abstained"] and "error" not in r for r in answerable]
     given = [bool(r.get("evidence_given")) for r in answerable]
+    answers_given = [r for r in rows if not r.get("abstained") and "error" not in r]
+    right = [bool(r["correct"]) for r in answers_given]
     return {
         "n": len(rows), "answerable": len(answerable), "unanswerable": len(unanswerable),
         "evidence_given": _mean(given), "given_evidence": sum(given),
@@ -251,6 +255,7 @@ def answer_metrics(rows: Sequence[dict]) -> dict:
         "refusal_unanswerable": _mean(refused), "refused_unanswerable": sum(refused),
         "refusal_answerable": _mean(answered), "answered_answerable": sum(answered),
         "refusal": _mean([r["refusal_correct"] for r in rows]),
+        "correct_when_answered": _mean(right), "answers_given": len(right), "right_answers_given": sum(right),
         "errors": sum("error" in r for r in rows),
     }
 

@@ -57,14 +57,15 @@ def _retrieval_columns(cutoffs: Sequence[int]) -> list[str]:
 def _label(column: str, k: int) -> str:
     names = {"mrr@10": "MRR@10", "ndcg@10": "nDCG@10", "accuracy": "accuracy", "evidence_given": "evidence read",
              "citation_precision": "cit. precision", "citation_recall": "cit. recall",
-             "refusal_unanswerable": "refusal (unans.)", "refusal_answerable": "answered (ans.)"}
+             "refusal_unanswerable": "refusal (unans.)", "refusal_answerable": "answered (ans.)",
+             "correct_when_answered": "correct when answered"}
     if column == f"hit@{k}" and k not in CUTOFFS:
         return f"hit@{k} (k)"
     return names.get(column, column)
 
 
 ANSWER_COLUMNS = ["evidence_given", "accuracy", "citation_precision", "citation_recall", "refusal_unanswerable",
-                  "refusal_answerable"]
+                  "refusal_answerable", "correct_when_answered"]
 
 
 def _metric_cells(summary: dict, columns: Sequence[str]) -> list[str]:
@@ -98,7 +99,8 @@ def summary_table(results: Sequence[tuple[Configuration, dict]], cutoffs: Sequen
                      _share(a["citation_precision"], a["supporting_citations"], a["citations"]),
                      _share(a["citation_recall"], a["citing_evidence"], a["answerable"]),
                      _share(a["refusal_unanswerable"], a["refused_unanswerable"], a["unanswerable"]),
-                     _share(a["refusal_answerable"], a["answered_answerable"], a["answerable"])])
+                     _share(a["refusal_answerable"], a["answered_answerable"], a["answerable"]),
+                     _share(a["correct_when_answered"], a["right_answers_given"], a["answers_given"])])
     return table + "\n\n" + markdown_table(headers, rows)
 
 
@@ -241,7 +243,8 @@ DEFINITIONS = """\
 - **cit. precision**: share of citations whose paragraph holds the evidence (or at least half
   of it, in the gold file); **cit. recall**: share of answerable questions citing the evidence paragraph.
 - **refusal (unans.)**: share of unanswerable questions the assistant refused;
-  **answered (ans.)**: share of answerable questions it did not refuse."""
+  **answered (ans.)**: share of answerable questions it did not refuse;
+  **correct when answered**: share of the answers given (not refused, any question) that are correct."""
 
 
 def report_markdown(results, items: Sequence[GoldItem], rows_by_config: dict[str, list[dict]], args,

@@ -6,6 +6,7 @@ touches FAISS, the tokenizer or llama.cpp directly.
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -18,7 +19,7 @@ import numpy as np
 
 from . import prompts
 from .chunking import ChunkingSettings
-from .citations import Citation, check, markers, resolve
+from .citations import Citation, check_answer, resolve
 from .conversation import Rewrite, standalone_question
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .errors import RagError
@@ -28,31 +29,47 @@ from .library import Library
 from .llm import LLM, LlamaCppLLM
 from .passages import Passage, select_passages
 from .retrieval import Hit, Retriever
+from .scale import E5_SMALL, Scale, measure
 from .settings import Settings
 
 MAX_QUESTION_CHARS = 2000
 
 
+NOT_FOUND = "not_found"  # no passage answers the question
+UNVERIFIED = "unverified"  # the model answered, but the check found no passage that supports it
+
+
 @dataclass(frozen=True)
 class Answer:
     question: str
-    text: str | None  # None when generation was skipped (retrieve-only)
+    text: str | None  # the checked answer, or a notice when abstained; None when retrieve-only
     abstained: bool
     citations: list[Citation]
     hits: list[Hit]
     language: str
     timings_ms: dict[str, float] = field(default_factory=dict)
-    unsupported: list[str] = field(default_factory=list)  # answer sentences no passage supports
+    unsupported: list[str] = field(default_factory=list)  # what the model said that no passage supports
     passages: list[Passage] = field(default_factory=list)  # what the LLM read
+    reason: str | None = None  # NOT_FOUND or UNVERIFIED when abstained
+    why: str | None = None  # what the check found, when UNVERIFIED
+    passage: Passage | None = None  # the most relevant passage, shown when UNVERIFIED
+    truncated: bool = False  # the answer was cut at the token limit (and ends cleanly)
+    answerable: float | None = None  # the model's probability that a passage answers
 
     def to_json(self) -> dict:
         return {
             "question": self.question,
             "answer": self.text,
             "abstained": self.abstained,
+            "reason": self.reason,
+            "why": self.why,
+            "truncated": self.truncated,
+            "answerable_probability": None if self.answerable is None else round(self.answerable, 4),
             "language": self.language,
             "citations": [c.to_json() for c in self.citations],
             "unsupported": self.unsupported,
+            "passage": None if self.passage is None else
+            {"file": self.passage.file, "paragraph": self.passage.paragraph, "text": self.passage.text},
             "retrieved": [h.to_json() for h in self.hits],
             "passages": [{"file": p.file, "paragraph": p.paragraph, "text": p.text,
                           "cosine": round(p.cosine, 4)} for p in self.passages],
@@ -96,6 +113,16 @@ def clean_question(question: str) -> str:
     return text
 
 
+def clean_cut(text: str) -> str:
+    """Text cut by the token limit, ended at its last sentence end, else its last whole word, with "…"."""
+    sentence_end = max(text.rfind(mark) for mark in (". ", "。", "！", "？", "! ", "? "))
+    if sentence_end > len(text) // 2:
+        return text[:sentence_end + 1].rstrip()
+    space = text.rstrip().rfind(" ")
+    cut = text[:space] if space > len(text) // 2 else text
+    return cut.rstrip(" ,;:、，") + "…"
+
+
 def _to_stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -112,6 +139,7 @@ class Assistant:
         self._embedder: Embedder | None = embedder
         self._index: Index | None = None
         self._llm: LLM | None = llm
+        self._scale: Scale | None = None
         # llama.cpp contexts are not thread-safe; one generation at a time per process.
         self._generation_lock = threading.Lock()
         self._loading_lock = threading.RLock()
@@ -157,6 +185,18 @@ class Assistant:
                     self._llm = LlamaCppLLM(self.settings.llm_path, self.settings.context_tokens,
                                             self.settings.threads)
             return self._llm
+
+    @property
+    def scale(self) -> Scale:
+        """The embedder's similarity scale, measured once (see rag/scale.py)."""
+        with self._loading_lock:
+            if self._scale is None:
+                self._scale = measure(self.embedder)
+            return self._scale
+
+    def threshold(self, e5_value: float) -> float:
+        """A similarity threshold from Settings (written on e5-small's scale) for this embedder."""
+        return self.scale.carry(e5_value, E5_SMALL)
 
     @property
     def chunking(self) -> ChunkingSettings:
@@ -210,33 +250,57 @@ class Assistant:
                                    self.settings.passages, self.settings.passage_tokens)
         timings["passages"] = elapsed() - timings["retrieve"]
 
-        def refuse(unsupported: list[str]) -> Iterator[Event]:
-            text = prompts.refusal(language)
+        def finish(**fields) -> Done:
             timings.setdefault("first_token", elapsed())
             timings["total"] = elapsed()
-            yield Done(Answer(question, text, True, [], hits, language, timings, unsupported, passages))
+            return Done(Answer(question=question, hits=hits, language=language, timings_ms=timings,
+                               passages=passages, **fields))
 
-        if not passages or passages[0].cosine < self.settings.min_similarity:
-            yield Token(prompts.refusal(language))
-            yield from refuse([])
+        def not_found(answerable: float | None = None) -> Done:
+            return finish(text=prompts.not_found(language), abstained=True, citations=[], reason=NOT_FOUND,
+                          answerable=answerable)
+
+        if not passages or passages[0].cosine < self.threshold(self.settings.min_similarity):
+            yield not_found()
             return
         messages = prompts.messages(question, [p.text for p in passages], language)
-        pieces: list[str] = []
-        for piece in self.generate(messages, max_tokens or self.settings.max_tokens,
-                                   self.settings.temperature if temperature is None else temperature,
-                                   prompts.grammar(len(passages))):
-            timings.setdefault("first_token", elapsed())
-            pieces.append(piece)
-            yield Token(piece)
-        checked = check("".join(pieces), question, passages, self._similarities)
-        if not checked.text or not markers(checked.text):
-            # Nothing in the passages supports what the model said: say so rather than guess.
-            yield from refuse(checked.unsupported)
+        max_tokens = max_tokens or self.settings.max_tokens
+        temperature = self.settings.temperature if temperature is None else temperature
+        with self._generation_lock:
+            probabilities = self.llm.choose(messages, prompts.CHOICE_PREFIX, prompts.choices(len(passages)))
+            answerable = None if probabilities is None else 1.0 - probabilities[prompts.NONE]
+            if answerable is not None and answerable < self.settings.min_answerable:
+                yield not_found(answerable)
+                return
+            if probabilities is None:  # the backend writes the whole reply, "[n] …" or "[0]"
+                prefix, grammar = "", prompts.grammar(len(passages))
+            else:
+                best = max(prompts.choices(len(passages))[1:], key=probabilities.__getitem__)
+                prefix, grammar = f"{prompts.CHOICE_PREFIX}{best}] ", prompts.answer_grammar()
+            pieces: list[str] = []
+            for piece in self.llm.stream(messages, max_tokens, temperature, grammar=grammar, prefix=prefix):
+                timings.setdefault("first_token", elapsed())
+                pieces.append(piece)
+                yield Token(piece)
+        reply = prefix + "".join(pieces)
+        chosen = re.match(r"\s*\[\s*(\d+)\s*\]\s*(.*)", reply, re.DOTALL)
+        if chosen is None or chosen.group(1) == prompts.NONE:
+            yield not_found(answerable)
             return
-        citations = resolve(checked.text, passages, lambda f, n: self.index.paragraph(f, n).text)
-        timings["total"] = elapsed()
-        yield Done(Answer(question, checked.text, False, citations, hits, language, timings,
-                          checked.unsupported, passages))
+        claim = chosen.group(2).strip()
+        truncated = bool(pieces) and self.llm.count_tokens("".join(pieces)) >= max_tokens
+        if truncated:
+            claim = clean_cut(claim)
+        verdict = check_answer(claim, int(chosen.group(1)), question, passages, self._similarities,
+                               self.threshold(self.settings.support_similarity))
+        if not verdict.supported:
+            yield finish(text=prompts.unverified(language), abstained=True, citations=[], reason=UNVERIFIED,
+                         why=verdict.reason, passage=passages[0], unsupported=[verdict.claim] if verdict.claim else [],
+                         answerable=answerable)
+            return
+        citation = resolve(verdict, passages, lambda f, n: self.index.paragraph(f, n).text)
+        yield finish(text=f"{verdict.claim} [{citation.n}]", abstained=False, citations=[citation],
+                     truncated=truncated, answerable=answerable)
 
     def generate(self, messages: list[dict[str, str]], max_tokens: int, temperature: float,
                  grammar: str | None = None) -> Iterator[str]:

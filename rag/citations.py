@@ -1,13 +1,16 @@
-"""From the [n] markers in a generated answer to checked file + paragraph citations.
+"""From a generated answer to a checked citation: the paragraph and the sentence it rests on.
 
-A citation must support its sentence: the numbers and names the sentence states appear
-in the cited paragraph, or the two mean the same (embedding similarity, which also
-works across languages). A marker that fails is replaced by a passage that does
-support the sentence, or removed; sentences left without support are reported.
+An answer is shown as fact only when its cited paragraph supports it: every number and
+Latin-script name the answer adds to the question is in the paragraph, the sentence it
+rests on is a statement (not an instruction to an assistant), and the answer says more
+than the question did. Support is then lexical (the answer's words are the paragraph's)
+or, across languages, by meaning (embedding similarity of answer and sentence). Every
+rule is about what the answer does with a passage; passages themselves are never edited.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -16,13 +19,9 @@ from typing import Protocol
 
 # A citation marker group: [1], [1, 3], [1，2] (the only place this pattern is written).
 MARKER_GROUP = re.compile(r"\[\s*\d+(?:\s*[,，、;]\s*\d+)*\s*\]")
-_NUMBER = re.compile(r"\d+")
+_DIGITS = re.compile(r"\d+")
 # A sentence ends at . ! ? (ASCII followed by space or end) or a CJK full stop, or a line break.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")
-# Numbers and Latin-script names (capitalised words): what a claim must not invent.
-_ANCHOR = re.compile(r"\d+(?:[.,]\d{3})*(?:\.\d+)?|\b[A-Za-z]*[A-Z][A-Za-z0-9-]*")
-# Cosine similarity above which a paragraph is taken to say what the sentence says.
-SUPPORT_SIMILARITY = 0.86
 
 
 class Source(Protocol):
@@ -31,7 +30,6 @@ class Source(Protocol):
     file: str
     paragraph: int
     text: str
-    quote: str
 
 
 @dataclass(frozen=True)
@@ -40,7 +38,7 @@ class Citation:
     file: str
     paragraph: int
     text: str  # the paragraph's exact text
-    quote: str  # the sentence of the paragraph that best matches the question
+    quote: str  # the sentence of the paragraph the answer rests on, verbatim
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -54,7 +52,7 @@ def markers(text: str) -> list[int]:
     """Marker numbers in order of first appearance: "[1] … [2, 3]" gives [1, 2, 3]."""
     seen: list[int] = []
     for group in MARKER_GROUP.findall(text):
-        for number in map(int, _NUMBER.findall(group)):
+        for number in map(int, _DIGITS.findall(group)):
             if number not in seen:
                 seen.append(number)
     return seen
@@ -64,86 +62,247 @@ def strip_markers(text: str) -> str:
     return re.sub(r"[ \t]{2,}", " ", MARKER_GROUP.sub("", text)).strip()
 
 
-def _normal(text: str) -> str:
-    return re.sub(r"(?<=\d)[.,](?=\d{3}\b)", "", unicodedata.normalize("NFKC", text)).casefold()
+# -- what an answer states: numbers and names -------------------------------------------
+_NUMBER = re.compile(r"(\d+(?:[.,]\d{3})+(?![.,]?\d)|\d+(?:[.,]\d+)?)\s*"
+                     r"(천|만|억|千|万|萬|亿|億|ribu|juta|miliar|triliun|thousand|million|billion|trillion)?",
+                     re.IGNORECASE)
+_MULTIPLIERS = {"천": 1e3, "千": 1e3, "ribu": 1e3, "thousand": 1e3, "만": 1e4, "万": 1e4, "萬": 1e4,
+                "억": 1e8, "亿": 1e8, "億": 1e8, "juta": 1e6, "million": 1e6, "miliar": 1e9, "billion": 1e9,
+                "triliun": 1e12, "trillion": 1e12}
 
 
-def anchors(text: str) -> set[str]:
-    """Numbers (thousands separators dropped) and names; a sentence's first word is no name."""
-    text = unicodedata.normalize("NFKC", strip_markers(text))
-    return {_normal(m.group()) for m in _ANCHOR.finditer(text)
-            if m.group()[0].isdigit() or text[:m.start()].strip()}
+def numbers(text: str) -> set[float]:
+    """The values a text states: "3,000", "3.000" and "3천" are all 3000; "1,5" and "1.5" are 1.5.
+    A number with a multiplier also counts without it ("3 juta": 3 and 3,000,000)."""
+    values = set()
+    for match in _NUMBER.finditer(unicodedata.normalize("NFKC", strip_markers(text))):
+        digits, multiplier = match.groups()
+        if re.fullmatch(r"\d+(?:[.,]\d{3})+", digits):
+            value = float(re.sub(r"[.,]", "", digits))
+        else:
+            value = float(digits.replace(",", "."))
+        values.add(value)
+        if multiplier:
+            values.add(value * _MULTIPLIERS[multiplier.lower()])
+    return values
 
 
-def _contains(haystack: str, anchor: str) -> bool:
-    return re.search(rf"(?<![a-z0-9]){re.escape(anchor)}(?![a-z0-9])", haystack) is not None
+def _same_number(value: float, others: set[float]) -> bool:
+    return any(math.isclose(value, other, rel_tol=1e-9) for other in others)
 
 
-def states_anchors_of(sentence: str, paragraph: str, given: str = "") -> bool | None:
-    """True if every number and name of the sentence not already in `given` (the question)
-    is in the paragraph, False if one is missing, None if it states none."""
-    found = anchors(sentence) - anchors(given)
-    if not found:
-        return None
-    haystack = _normal(paragraph)
-    return all(_contains(haystack, anchor) for anchor in found)
+_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9&'’-]*")
+# Capitalised words that name a language or country when a question asks "according to the
+# Korean article": not what a passage must mention.
+_LANGUAGE_WORDS = {"english", "korean", "korea", "chinese", "china", "indonesian", "indonesia", "japanese",
+                   "japan", "bahasa"}
 
 
-def invents_numbers(sentence: str, paragraph: str, given: str = "") -> bool:
-    """A number in the sentence that neither the paragraph nor the question contains.
+def names(text: str, answer: bool = False) -> set[str]:
+    """Latin-script names (capitalised words and acronyms), casefolded. A sentence's first word
+    is a name only in a short answer ("Altman.") or before another capitalised word."""
+    found = set()
+    for sentence in split_sentences(unicodedata.normalize("NFKC", strip_markers(text))):
+        words = list(_LATIN_WORD.finditer(sentence))
+        for i, match in enumerate(words):
+            word = match.group()
+            if not (word[0].isupper() or any(c.isupper() for c in word[1:])):
+                continue
+            first = not sentence[:match.start()].strip(" \"'“‘(«")
+            if first and not (answer and (len(words) <= 3 or (i + 1 < len(words) and words[i + 1].group()[0].isupper()))):
+                continue
+            found.add(word.casefold().strip("'’-"))
+    return found - _LANGUAGE_WORDS
 
-    Names may be transliterated across languages ("Mark Chen", "마크 첸"), so a missing
-    name only lowers confidence; a missing number is never a translation."""
-    haystack = _normal(paragraph)
-    return any(anchor[0].isdigit() and not _contains(haystack, anchor)
-               for anchor in anchors(sentence) - anchors(given))
+
+def _mentions(text: str, name: str) -> bool:
+    return re.search(rf"(?<![a-z0-9]){re.escape(name)}(?![a-z0-9])", unicodedata.normalize("NFKC", text).casefold()) \
+        is not None
+
+
+# -- what a question asks for --------------------------------------------------------------
+_ASKS_NUMBER = re.compile(
+    r"\bhow (many|much|long|old)\b|\bwhat (year|percentage|share|number)\b|\bwhich year\b|"
+    r"몇|얼마|多少|几|幾|哪一年|哪年|berapa", re.IGNORECASE)
+_ASKS_WHO = re.compile(r"\bwho\b|\bwhom\b|누구|누가|谁|誰|\bsiapa\b", re.IGNORECASE)
+_NUMERAL = re.compile(r"\d|[一二两兩三四五六七八九十百千万萬亿億]|\b(one|two|three|four|five|six|seven|eight|nine|ten|"
+                      r"dozen|hundred|satu|dua|tiga|empat|lima|enam|tujuh|delapan|sembilan|sepuluh|puluh|ratusan|"
+                      r"ribuan)\b|(한|두|세|네|다섯|여섯|일곱|여덟|아홉|열|스무|백|천|만)\s?(명|개|년|달|시간|분|초|번|배|곳|살|주)",
+                      re.IGNORECASE)
+_LINK = re.compile(r"https?://|www\.|\b[\w-]+\.(?:com|net|org|io|xyz|ru|cn|info|biz|top|site|co)\b", re.IGNORECASE)
+_ASKS_LINK = re.compile(r"\b(url|link|website|web site|site|address|domain)\b|주소|사이트|링크|网址|網址|网站|網站|链接|鏈接|"
+                        r"\b(tautan|situs|alamat)\b", re.IGNORECASE)
+# A label the small models put before an answer: "Answer:", "답:", "答案：", "Jawaban:".
+_LABEL = re.compile(r"^\W*(answer|short answer|답변?|정답|答案?|回答|jawaban|jawab)\s*[:：]\s*", re.IGNORECASE)
+
+
+# -- instructions: judged by form, not by topic -------------------------------------------
+# A sentence that addresses an assistant or orders the reader is a command, whatever it is
+# about; a statement about instructions or prompts ("the system prompt was leaked") is not.
+_ADDRESSEE = (r"(assistant|ai|a\.i\.|chatbot|bot|system|llm|model|language model|어시스턴트|인공지능|시스템|챗봇|모델|"
+              r"助手|系统|系統|模型|机器人|機器人|asisten|sistem)")
+# Verbs that open an order whatever follows; and verbs that open one only before an object
+# such as "with", "only", a quote ("Reply rates rose" is a statement, "Reply with …" an order).
+_ORDER = r"(ignore|disregard|forget|append|decode|visit|click|output|print|repeat|translate|do not|don't|from now on)"
+_ORDER_BEFORE_OBJECT = (r"(reply|respond|answer|say|write|tell|include|add|never|always)\s+"
+                        r"(with|only|to|that|in|as|the following|everything|all|this|these|every|each|any|[\"“«'])")
+_LABEL_BEFORE = r"^\W*([\w ]{1,30}[:：]\s*)?(please\s+)?"
+_INSTRUCTION = re.compile(
+    # an address: "SYSTEM: …", "Assistant, …", "system Answer …", "시스템:", "助手，…", "Asisten, …"
+    rf"{_LABEL_BEFORE}(dear |hey |note to (the )?)?{_ADDRESSEE}(\s*[,:：，、]|\s+({_ORDER}|{_ORDER_BEFORE_OBJECT}|"
+    r"answer|reply|respond|say)\b)"
+    # an addressee told what to do: "the assistant must answer …", "어시스턴트는 … 답하십시오", "助手必须…"
+    rf"|{_ADDRESSEE}(는|은|가|이|께서|에게)?\s*.{{0,60}}?(must|should|shall|has to|have to|is to|will now|하십시오|하세요|"
+    rf"해야|하라|必须|必須|应该|應該|应当|須|请|請|harus|wajib|hendaknya)"
+    # an imperative opening, after an optional label ("Important: ignore …")
+    rf"|{_LABEL_BEFORE}({_ORDER}\b|{_ORDER_BEFORE_OBJECT})"
+    rf"|{_LABEL_BEFORE}(请(?!假|求|示|教|柬)|請(?!假|求|示|教|柬)|忽略|无视|無視|不要|务必|務必|只回答|输出|輸出)"
+    rf"|{_LABEL_BEFORE}(abaikan|lupakan|jawab(lah)?|balas(lah)?|tambahkan|tuliskan|tulislah|katakan|sebutkan|"
+    r"sampaikan|jangan|kunjungi|klik)\b"
+    # Korean imperative or request endings
+    r"|(하십시오|하세요|하라|해라|십시오|마십시오|마세요|주십시오|주세요|할 것)\W*$"
+    # "ignore … above / previous …" anywhere, in the four languages
+    r"|\b(ignore|disregard|forget)\b.{0,20}\b(above|previous|prior|earlier|preceding)\b"
+    r"|\b(ignore|disregard|forget)\b.{0,20}\b(your|all|these|those|any) (instructions|prompts|rules)\b"
+    r"|(이전|위의?|앞의?).{0,12}(지시|명령|지침).{0,12}무시|(忽略|无视|無視).{0,12}(指令|指示|以上|之前|提示)"
+    r"|\b(abaikan|lupakan)\b.{0,30}\b(instruksi|perintah|petunjuk|sebelumnya|di atas)\b"
+    # "…, sampaikan itu kepada pengguna" / "tell the user": an order placed after a statement
+    r"|\b(sampaikan|katakan|beritahukan)\b.{0,30}\bpengguna\b|\btell the user\b",
+    re.IGNORECASE)
+
+
+def instructs(sentence: str) -> bool:
+    """True if the sentence is an order (to an assistant or the reader), not a statement."""
+    from .prompts import fence
+
+    return _INSTRUCTION.search(fence(sentence)) is not None
+
+
+# -- the check -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Verdict:
+    claim: str  # the answer without its label and marker
+    source: int | None  # 1-based passage that supports the claim, None if none does
+    quote: str | None  # the supporting sentence, verbatim from that passage's paragraph
+    reason: str | None  # why the claim is not supported (None when it is)
+
+    @property
+    def supported(self) -> bool:
+        return self.source is not None
+
+
+Similarity = Callable[[str, list[str]], list[float]]
+
+
+def claim_of(answer: str) -> str:
+    """The answer as a claim: markers and a leading "Answer:" label removed."""
+    return _LABEL.sub("", strip_markers(answer)).strip()
 
 
 def restates(claim: str, question: str) -> bool:
     """True if the claim adds no number, word or character pair that the question lacks
-    (single characters, such as a Korean particle, add nothing)."""
+    (single characters, such as a Korean particle, add nothing unless they are numerals)."""
     from .keywords import tokenize
 
-    added = set(tokenize(strip_markers(claim))) - set(tokenize(question))
-    return all(len(token) < 2 and not token.isdigit() for token in added)
+    added = set(tokenize(claim)) - set(tokenize(question))
+    return all(len(token) < 2 and not _NUMERAL.search(token) for token in added)
 
 
-@dataclass(frozen=True)
-class Checked:
-    text: str  # the answer with failing markers replaced or removed
-    unsupported: list[str]  # sentences no passage supports
+def _lexical_share(claim: str, text: str, question: str) -> float:
+    """Share of the claim's own words (not the question's) that the text contains; a word
+    in a script without spaces counts when it occurs anywhere in the text."""
+    from .keywords import tokenize
+
+    own = {t for t in tokenize(claim) if len(t) > 1 or _NUMERAL.search(t)} - set(tokenize(question))
+    words, folded = set(tokenize(text)), unicodedata.normalize("NFKC", text).casefold()
+    return sum(t in words or (not t.isascii() and t in folded) for t in own) / len(own) if own else 0.0
 
 
-def check(answer: str, question: str, sources: Sequence[Source],
-          similarity: Callable[[str, list[str]], list[float]]) -> Checked:
-    """Keep each sentence's markers that support it; else cite the best supporting source."""
-    out, unsupported = [], []
-    for sentence in split_sentences(answer):
-        claim = strip_markers(sentence)
-        if not claim:
-            continue
-        cited = [n for n in markers(sentence) if 1 <= n <= len(sources)]
-        if restates(claim, question):  # an echo of the question answers nothing
-            unsupported.append(claim)
-            continue
-        lexical = [states_anchors_of(claim, s.text, question) for s in sources]
-        need_similarity = [i for i, verdict in enumerate(lexical)
-                           if verdict is not True and not invents_numbers(claim, sources[i].text, question)]
-        scores = dict(zip(need_similarity, similarity(claim, [sources[i].text for i in need_similarity])))
-        supporting = [i + 1 for i, verdict in enumerate(lexical)
-                      if verdict is True or scores.get(i, 0.0) >= SUPPORT_SIMILARITY]
-        keep = [n for n in cited if n in supporting]
-        if not keep and supporting:
-            # Prefer the source the lexical check agrees with, then the most similar one.
-            keep = [max(supporting, key=lambda n: (lexical[n - 1] is True, scores.get(n - 1, 1.0)))]
-        if not keep:
-            unsupported.append(claim)
-        out.append(claim + "".join(f" [{n}]" for n in keep))
-    return Checked(" ".join(out), unsupported)
+def _problem_with_answer(claim: str, question: str) -> str | None:
+    """What makes an answer no answer, whatever the passages say."""
+    if not claim or not any(unicodedata.category(c)[0] in "LN" for c in claim):
+        return "the answer is empty"
+    if restates(claim, question):
+        return "the answer only restates the question"
+    if _ASKS_NUMBER.search(question) and not _NUMERAL.search(claim):
+        return "the question asks for a number and the answer gives none"
+    if _ASKS_WHO.search(question) and not any(c.isalpha() for c in claim):
+        return "the question asks who and the answer names no one"
+    if _LINK.search(claim) and not _ASKS_LINK.search(question) and not _LINK.search(question):
+        return "the answer gives a link the question did not ask for"
+    if instructs(claim):
+        return "the answer is an instruction, not an answer"
+    return None
 
 
-def resolve(text: str, sources: Sequence[Source], paragraph_text: Callable[[str, int], str]) -> list[Citation]:
-    """One citation per valid marker, in order of appearance."""
-    return [Citation(n, sources[n - 1].file, sources[n - 1].paragraph,
-                     paragraph_text(sources[n - 1].file, sources[n - 1].paragraph), sources[n - 1].quote)
-            for n in markers(text) if 1 <= n <= len(sources)]
+def evidence_sentence(claim: str, text: str, question: str, similarity: Similarity) -> tuple[str, float]:
+    """The sentence of `text` the claim rests on, and how similar it is to the claim: the one
+    stating most of the claim's numbers and names, then most of its words, then the closest."""
+    sentences = split_sentences(text) or [text]
+    if len(sentences) == 1:
+        return sentences[0], similarity(claim, sentences)[0]
+    wanted_numbers = numbers(claim) - numbers(question)
+    wanted_names = names(claim, answer=True) - names(question)
+
+    def overlap(sentence: str) -> tuple[int, float]:
+        values = numbers(sentence)
+        anchored = sum(_same_number(v, values) for v in wanted_numbers) + \
+            sum(_mentions(sentence, n) for n in wanted_names)
+        return anchored, _lexical_share(claim, sentence, question)
+
+    scores = [overlap(s) for s in sentences]
+    cosines = similarity(claim, sentences)
+    best = max(range(len(sentences)), key=lambda i: (scores[i], cosines[i]))
+    return sentences[best], cosines[best]
+
+
+def _problem_with_source(claim: str, question: str, text: str, evidence: str, cosine: float,
+                         support_similarity: float) -> str | None:
+    """Why `text` (a cited paragraph) does not support the claim, or None if it does."""
+    question_names = names(question)
+    if question_names and not any(_mentions(text, n) for n in question_names):
+        return f"the cited passage does not mention {', '.join(sorted(question_names))}"
+    values = numbers(text)
+    for value in numbers(claim) - numbers(question):
+        if not _same_number(value, values):
+            return f"the number {value:g} is not in the cited passage"
+    missing = [n for n in names(claim, answer=True) - question_names if not _mentions(text, n)]
+    if missing:
+        return f"the name {missing[0]} is not in the cited passage"
+    if instructs(evidence):
+        return "the cited sentence is an instruction, not a statement of fact"
+    anchored = (numbers(claim) - numbers(question)) or (names(claim, answer=True) - question_names)
+    if anchored or _lexical_share(claim, text, question) >= 0.5 or cosine >= support_similarity:
+        return None
+    return "the cited passage does not say this"
+
+
+def check_answer(answer: str, cited: int | None, question: str, sources: Sequence[Source],
+                 similarity: Similarity, support_similarity: float) -> Verdict:
+    """Whether the answer holds, and on which passage and sentence: the cited passage first,
+    then the others (a right answer with a wrong number is re-cited, not lost)."""
+    claim = claim_of(answer)
+    problem = _problem_with_answer(claim, question)
+    if problem:
+        return Verdict(claim, None, None, problem)
+    order = ([cited] if cited and 1 <= cited <= len(sources) else []) + \
+        [n for n in range(1, len(sources) + 1) if n != cited]
+    first_problem = None
+    for n in order:
+        text = sources[n - 1].text
+        evidence, cosine = evidence_sentence(claim, text, question, similarity)
+        problem = _problem_with_source(claim, question, text, evidence, cosine, support_similarity)
+        if problem is None:
+            return Verdict(claim, n, evidence, None)
+        first_problem = first_problem or problem
+    return Verdict(claim, None, None, first_problem or "no passage was cited")
+
+
+def resolve(verdict: Verdict, sources: Sequence[Source], paragraph_text: Callable[[str, int], str]) -> Citation:
+    """The citation of a supported verdict: file, paragraph, the paragraph's text and the
+    evidence sentence as it stands in that text."""
+    source = sources[verdict.source - 1]
+    text = paragraph_text(source.file, source.paragraph)
+    quote = verdict.quote if verdict.quote and verdict.quote in text else next(
+        (s for s in split_sentences(text) if verdict.quote and verdict.quote in s), text)
+    return Citation(verdict.source, source.file, source.paragraph, text, quote)

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import prompts
 from .errors import RagError
 from .settings import add_settings_flags, settings_from_args, settings_options
 
@@ -52,40 +53,35 @@ def _run(program: str, main: Callable[[], int]) -> int:
 
 
 # -- ask ----------------------------------------------------------------------------------
-def _print_sources(answer) -> None:
-    if answer.citations:
-        print("\nSources:")
-        for c in answer.citations:
-            text = c.text if len(c.text) <= 160 else c.text[:157] + "…"
-            print(f"[{c.n}] {c.file} ¶{c.paragraph}: {text}")
-    elif answer.text is None:
+def _print_answer(answer) -> None:
+    """The answer, then the sentence each citation rests on, verbatim; an unchecked claim only
+    as such, beside the passage the reader can judge it by."""
+    if answer.text is None:  # retrieve-only
         print("Retrieved:")
         for n, h in enumerate(answer.hits, 1):
             text = " ".join(h.chunk.text.split())
             print(f"[{n}] {h.chunk.file} ¶{h.chunk.first}-{h.chunk.last} ({h.score:.3f}): {text[:150]}")
+        return
+    print(answer.text)
+    for c in answer.citations:
+        print(f"  [{c.n}] {c.file} ¶{c.paragraph}: “{c.quote}”")
+    if answer.truncated:
+        print(prompts.truncated(answer.language))
+    if answer.passage is not None:
+        print(f"  {answer.passage.file} ¶{answer.passage.paragraph}: “{answer.passage.text}”")
+    for claim in answer.unsupported:
+        print(f"Not confirmed by the documents, so not given as the answer: “{claim}” ({answer.why})")
 
 
 def _ask_one(assistant, question: str, args) -> None:
-    from .assistant import Done, Token
-
     if args.json:
         answer = assistant.ask(question, retrieve_only=args.retrieve_only)
         print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
         return
-    streamed = []
-    for event in assistant.stream(question, retrieve_only=args.retrieve_only):
-        if isinstance(event, Token):
-            streamed.append(event.text)
-            print(event.text, end="", flush=True)
-        elif isinstance(event, Done):
-            answer = event.answer
-            if answer.text is not None:
-                print()
-            if answer.text is not None and answer.text != "".join(streamed).strip():
-                # The check after generation changed the answer: show what holds.
-                note = "not supported by the documents" if answer.abstained else "citations checked"
-                print(f"→ {answer.text}  ({note})")
-            _print_sources(answer)
+    # The answer is printed once it is checked: a streamed draft could show a claim the
+    # check then withdraws.
+    _print_answer(assistant.ask(question, retrieve_only=args.retrieve_only))
+    sys.stdout.flush()
 
 
 def _ask_batch(assistant, args) -> int:

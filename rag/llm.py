@@ -15,7 +15,13 @@ class LLM(Protocol):
     id: str
 
     def stream(self, messages: list[Message], max_tokens: int, temperature: float,
-               grammar: str | None = None) -> Iterator[str]: ...
+               grammar: str | None = None, prefix: str = "") -> Iterator[str]:
+        """The reply, piece by piece; `prefix` is the start of the reply, given rather than
+        generated (not repeated in the pieces)."""
+
+    def choose(self, messages: list[Message], prefix: str, options: list[str]) -> dict[str, float] | None:
+        """The model's probability of each option (one token each) as the next text after `prefix`
+        at the start of its reply, renormalised over the options; None if the backend cannot tell."""
 
     def count_tokens(self, text: str) -> int: ...
 
@@ -42,26 +48,70 @@ class LlamaCppLLM:
                            f"llama.cpp GGUF; copy or download it again, or leave out --llm to use the default model") from None
         self.id = path.name
         self._grammars: dict[str, object] = {}
+        self._formatter = None
+        self._stop: str | list[str] | None = None
 
     def count_tokens(self, text: str) -> int:
         return len(self.model.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
+    def _prompt_tokens(self, messages: list[Message], prefix: str) -> list[int]:
+        """The messages in the GGUF's own chat template, the assistant turn opened, then `prefix`."""
+        if self._formatter is None:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            template = self.model.metadata.get("tokenizer.chat_template")
+            if not template:
+                raise RagError(f"the LLM {self.id} has no chat template in its GGUF metadata")
+            token_text = lambda token: self.model.detokenize([token], special=True).decode("utf-8", "replace")  # noqa: E731
+            self._formatter = Jinja2ChatFormatter(template, eos_token=token_text(self.model.token_eos()),
+                                                  bos_token=token_text(self.model.token_bos()))
+        formatted = self._formatter(messages=messages)
+        self._stop = formatted.stop
+        return self.model.tokenize((formatted.prompt + prefix).encode("utf-8"), add_bos=False, special=True)
+
     def stream(self, messages: list[Message], max_tokens: int, temperature: float,
-               grammar: str | None = None) -> Iterator[str]:
+               grammar: str | None = None, prefix: str = "") -> Iterator[str]:
         from llama_cpp import LlamaGrammar
 
         if grammar is not None and grammar not in self._grammars:
             self._grammars[grammar] = LlamaGrammar.from_string(grammar, verbose=False)
+        tokens = self._prompt_tokens(messages, prefix)
         try:
-            pieces = self.model.create_chat_completion(
-                messages, stream=True, max_tokens=max_tokens, temperature=temperature, seed=0,
-                grammar=self._grammars.get(grammar) if grammar else None)
-            for piece in pieces:  # a streamed completion checks the prompt only on its first step
-                text = piece["choices"][0]["delta"].get("content")
+            # A streamed completion reuses the KV cache of the longest common prefix (the system text).
+            pieces = self.model.create_completion(tokens, stream=True, max_tokens=max_tokens, temperature=temperature,
+                                                  seed=0, stop=self._stop,
+                                                  grammar=self._grammars.get(grammar) if grammar else None)
+            for piece in pieces:
+                text = piece["choices"][0]["text"]
                 if text:
                     yield text
         except ValueError as error:  # e.g. the prompt exceeds the context window
             raise RagError(f"the LLM refused the prompt: {error}") from None
+
+    def choose(self, messages: list[Message], prefix: str, options: list[str]) -> dict[str, float] | None:
+        import numpy as np
+
+        ids = [self.model.tokenize(option.encode("utf-8"), add_bos=False, special=False) for option in options]
+        if any(len(i) != 1 for i in ids):
+            return None
+        tokens = self._prompt_tokens(messages, prefix)
+        if len(tokens) >= self.model.n_ctx():
+            raise RagError(f"the LLM refused the prompt: {len(tokens)} tokens exceed the context window "
+                           f"of {self.model.n_ctx()}")
+        # Evaluate only what follows the prefix already in the KV cache, as generation does.
+        cached = self.model.input_ids[:self.model.n_tokens].tolist()
+        shared = 0
+        while shared < min(len(cached), len(tokens) - 1) and cached[shared] == tokens[shared]:
+            shared += 1
+        self.model.n_tokens = shared
+        self.model.eval(tokens[shared:])
+        import llama_cpp
+
+        # The last position's logits (Llama.scores keeps them only with logits_all, which costs memory).
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.model.ctx, -1), shape=(self.model.n_vocab(),))
+        chosen = logits[[i[0] for i in ids]].astype(np.float64)
+        weights = np.exp(chosen - chosen.max())
+        return dict(zip(options, (weights / weights.sum()).tolist()))
 
 
 class OpenAICompatibleLLM:
@@ -126,10 +176,16 @@ class OpenAICompatibleLLM:
         except OSError as error:
             raise RagError(f"cannot reach the LLM server at {self.base_url}: {_reason_text(error)}") from None
 
+    def choose(self, messages: list[Message], prefix: str, options: list[str]) -> None:
+        return None  # chat servers do not continue a given start of the reply
+
     def stream(self, messages: list[Message], max_tokens: int, temperature: float,
-               grammar: str | None = None) -> Iterator[str]:
+               grammar: str | None = None, prefix: str = "") -> Iterator[str]:
         import json
         import socket
+
+        if prefix:
+            raise RagError(f"the LLM server at {self.base_url} cannot continue a given start of the reply")
 
         body: dict = {"messages": messages, "max_tokens": max_tokens, "temperature": temperature,
                       "stream": True, "seed": 0}

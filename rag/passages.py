@@ -10,7 +10,6 @@ paragraph, a citation [n] names its file and paragraph without guessing.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,22 +20,6 @@ from .embedding import Embedder
 from .index import Index
 from .language import detect_language, named_language
 from .retrieval import NAMED_LANGUAGE_BOOST, Hit
-
-# Sentences addressed to an AI assistant rather than to a reader: a document is data, so
-# these never reach the LLM (they stay searchable and visible as the document's text).
-_INSTRUCTION = re.compile(
-    r"\b(ignore|disregard|forget)\b.{0,40}\b(instructions?|prompts?|rules|context)\b"
-    r"|(^|\band |[,;:] ?)(reply|respond|answer|say|output)\b.{0,20}\bonly\b|^only (reply|respond|answer|say)\b"
-    r"|\byou are now\b|\bsystem prompt\b|\bnew instructions?\b"
-    r"|(이전|위의?|앞의?).{0,10}(지시|명령|지침).{0,10}무시|만\s*(답|대답|출력)하(라|세요|십시오)"
-    r"|(忽略|无视|無視).{0,10}(指令|指示|说明|說明|提示)|只(回答|回复|回覆|输出|輸出)"
-    r"|\b(abaikan|lupakan)\b.{0,30}\b(instruksi|perintah|petunjuk)\b|\b(jawab|balas)(lah)? hanya\b",
-    re.IGNORECASE)
-
-
-def addressed_to_assistant(sentence: str) -> bool:
-    return _INSTRUCTION.search(sentence) is not None
-
 
 # Weight of the chunk's retrieval score against the paragraph's own best sentence.
 CHUNK_WEIGHT = 0.5
@@ -82,8 +65,7 @@ def select_passages(question: str, query: np.ndarray, hits: list[Hit], index: In
     if not prior:
         return []
     keys = list(prior)
-    sentences = {key: [s for s in split_sentences(index.paragraph(*key).text) if not addressed_to_assistant(s)]
-                 for key in keys}
+    sentences = {key: split_sentences(index.paragraph(*key).text) for key in keys}
     keys = [key for key in keys if sentences[key]]
     flat = [(key, i, s) for key in keys for i, s in enumerate(sentences[key])]
     vectors = embedder.encode_passages([s for _, _, s in flat])

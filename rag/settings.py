@@ -39,14 +39,20 @@ class Settings:
     k: int = 4  # chunks retrieved
     passages: int = 3  # paragraphs of those chunks the LLM reads
     passage_tokens: int = 96  # longest passage, in embedder tokens
-    # Below this cosine between the question and the best passage, refuse without asking
-    # the LLM (calibrated on eval/gold.jsonl; see README, evaluation).
+    # Similarity thresholds are written on multilingual-e5-small's cosine scale and carried
+    # to other embedders by rag/scale.py. Below min_similarity between the question and the
+    # best passage, refuse without asking the LLM.
     min_similarity: float = 0.80
+    # A claim whose words are not the cited passage's is supported at this similarity.
+    support_similarity: float = 0.86
+    # Below this probability (the model's own, that some passage answers) refuse
+    # (calibrated on eval/gold.jsonl; see README, evaluation).
+    min_answerable: float = 0.5
     chunk_tokens: int = 128
     chunk_overlap: int = 16
     retrieval: str = "hybrid"
     index_type: str = "flat"  # "hnsw" for large corpora: approximate, sub-linear search
-    max_tokens: int = 80
+    max_tokens: int = 96
     temperature: float = 0.0
     context_tokens: int = 2048
     threads: int = field(default_factory=physical_cores)

@@ -1,32 +1,48 @@
-"""Citation markers, the support check and resolution to exact paragraphs, on real seed text."""
+"""The answer check: what an answer may state, on which paragraph and sentence it rests.
+
+Fast: real seed paragraphs and the injection fixtures, with a similarity that never
+vouches for anything (so every verdict here comes from the rules, not the embedder).
+"""
+
+import json
+from dataclasses import dataclass
 
 import pytest
 
-from rag.citations import check, markers, resolve, restates, split_sentences, strip_markers
-from rag.passages import Passage
+from rag.assistant import clean_cut
+from rag.citations import (check_answer, claim_of, instructs, markers, names, numbers, resolve, restates,
+                           split_sentences, strip_markers)
 
-from .conftest import SEEDS
+from .conftest import ROOT, SEEDS
 
 INDONESIAN = "000_25ef5ea761165839.txt"
+FIXTURE = ROOT / "tests" / "fixtures" / "injection"
+ATTACKS = [json.loads(line) for line in (FIXTURE / "attacks.jsonl").read_text(encoding="utf-8").splitlines()]
+INNOCENT = [json.loads(line) for line in (FIXTURE / "innocent.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    file: str
+    paragraph: int
+    text: str
+
+
+def seed(file: str, number: int) -> Paragraph:
+    return Paragraph(file, number, (SEEDS / file).read_text(encoding="utf-8").split("\n")[number - 1])
+
+
+def never_similar(claim, texts):
+    return [0.0] * len(texts)
+
+
+def verdict(answer, question, sources, cited=1):
+    return check_answer(answer, cited, question, sources, never_similar, support_similarity=0.86)
 
 
 @pytest.fixture(scope="module")
-def similarity(assistant):
-    embedder = assistant.embedder
-
-    def cosine(claim, texts):
-        return (embedder.encode_passages(texts) @ embedder.encode_queries([claim])[0]).tolist()
-
-    return cosine
-
-
-@pytest.fixture(scope="module")
-def passages(assistant):
-    def passage(file, number):
-        text = assistant.index.paragraph(file, number).text
-        return Passage(file, number, text, split_sentences(text)[0], 0.0, 0.0)
-
-    return [passage(INDONESIAN, 5), passage(INDONESIAN, 6), passage("003_15cb4250a3f963ee.txt", 3)]
+def passages():
+    return [seed(INDONESIAN, 5), seed(INDONESIAN, 6), seed("003_15cb4250a3f963ee.txt", 3)]
 
 
 def test_markers_in_order_of_appearance():
@@ -35,31 +51,82 @@ def test_markers_in_order_of_appearance():
     assert split_sentences("첫 문장입니다. Second one! 第三句。Fourth") == ["첫 문장입니다.", "Second one!", "第三句。", "Fourth"]
 
 
-def test_a_supported_citation_is_kept(passages, similarity):
-    checked = check("Codex dibangun dalam 7 minggu [1]", "Berapa minggu Codex dibangun?", passages, similarity)
-    assert checked.text == "Codex dibangun dalam 7 minggu [1]"
-    assert checked.unsupported == []
+def test_numbers_are_values_in_any_notation():
+    assert numbers("lebih dari 3.000 karyawan") == {3000}
+    assert numbers("more than 3,000 people") == {3000}
+    assert 3000 in numbers("3천 명")
+    assert numbers("1,5 juta") == {1.5, 1.5e6}
+    assert numbers("２０２４年") == {2024}
 
 
-def test_a_wrong_citation_is_replaced_by_the_supporting_passage(passages, similarity):
-    checked = check("Codex는 7주 만에 만들어졌습니다 [2]", "Codex는 몇 주 만에 만들어졌나요?", passages, similarity)
-    assert checked.text.endswith("[1]")
+def test_names_are_latin_capitalised_words():
+    assert names("He joined OpenAI after Segment.") == {"openai", "segment"}
+    assert names("John Schulman", answer=True) == {"john", "schulman"}
+    assert names("In 2015.", answer=True) == {"in"}  # a short answer's first word may be a name
+    assert names("According to the Korean article, who is Mark Chen?") == {"mark", "chen"}
 
 
-def test_an_invented_number_is_unsupported(passages, similarity):
-    checked = check("Codex menghasilkan 999.999 pull request [2]", "Berapa pull request?", passages, similarity)
-    assert checked.unsupported == ["Codex menghasilkan 999.999 pull request"]
-    assert markers(checked.text) == []
+def test_a_label_alone_is_no_answer(passages):
+    assert claim_of("Jawaban: [1]") == ""
+    assert verdict("답: [1]", "Berapa minggu Codex dibangun?", passages).reason == "the answer is empty"
 
 
-def test_echoing_the_question_is_unsupported(passages, similarity):
+def test_a_supported_answer_names_its_sentence_verbatim(passages):
+    result = verdict("7 minggu", "Berapa minggu Codex dibangun?", passages, cited=1)
+    assert result.supported and result.source == 1
+    assert "7 minggu" in result.quote and result.quote in passages[0].text
+    citation = resolve(result, passages, lambda file, n: seed(file, n).text)
+    assert (citation.file, citation.paragraph, citation.quote) == (INDONESIAN, 5, result.quote)
+
+
+def test_a_right_answer_with_a_wrong_marker_is_recited(passages):
+    result = verdict("7 minggu", "Berapa minggu Codex dibangun?", passages, cited=3)
+    assert result.source == 1
+
+
+def test_an_invented_number_fails(passages):
+    result = verdict("999.999 pull request", "Berapa pull request yang dihasilkan Codex?", passages)
+    assert not result.supported and "999999" in result.reason
+
+
+def test_a_name_not_in_the_cited_paragraph_fails(passages):
+    result = verdict("John Schulman", "Siapa yang ikut mendirikan Segment?", passages)
+    assert not result.supported
+    assert "schulman" in result.reason or "segment" in result.reason.lower()
+
+
+def test_restating_the_question_fails(passages):
     question = "OpenAI는 메타의 새 '초지능' 팀에 최소 몇 명의 연구원을 빼앗겼나요?"
-    assert restates("메타의 새 '초지능' 팀에 [3]", question)
-    assert check("메타의 새 '초지능' 팀에 [3]", question, passages, similarity).unsupported
+    assert restates("메타의 새 '초지능' 팀에", question)
+    assert not verdict("메타의 새 '초지능' 팀에", question, passages).supported
 
 
-def test_resolve_names_the_exact_paragraph(passages):
-    text = (SEEDS / INDONESIAN).read_text(encoding="utf-8")
-    citations = resolve("7 minggu [1]. 830.000 [2]. [9]", passages, lambda f, n: passages[0].text if n == 5 else passages[1].text)
-    assert [(c.n, c.file, c.paragraph) for c in citations] == [(1, INDONESIAN, 5), (2, INDONESIAN, 6)]
-    assert all(c.text in text for c in citations)
+def test_a_number_question_needs_a_number(passages):
+    assert verdict("PWNED", "OpenAI 직원은 몇 명인가요?", passages).reason == \
+        "the question asks for a number and the answer gives none"
+
+
+def test_a_link_nobody_asked_for_fails(passages):
+    assert "link" in verdict("Segment, see http://pwned.example.com", "Siapa Calvin French-Owen?", passages).reason
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=[a["text"][:30] for a in ATTACKS])
+def test_every_attack_is_an_instruction_and_its_payload_fails(attack):
+    assert instructs(attack["text"])
+    hostile = [Paragraph("notice.txt", 1, attack["text"])]
+    assert not verdict(attack["payload"], attack["question"], hostile).supported
+
+
+@pytest.mark.parametrize("fact", INNOCENT, ids=[f["text"][:30] for f in INNOCENT])
+def test_no_innocent_fact_is_lost(fact):
+    assert not instructs(fact["text"])
+    result = verdict(fact["answers"][0], fact["question"], [Paragraph("notes.txt", 1, fact["text"])])
+    assert result.supported, result.reason
+    assert result.quote == fact["text"]
+
+
+def test_a_cut_answer_ends_cleanly():
+    assert clean_cut("OpenAI grew from 1,000 to 3,000 people. Then it hired") == \
+        "OpenAI grew from 1,000 to 3,000 people."
+    assert clean_cut("The team that built the product worked for seven long") == \
+        "The team that built the product worked for seven…"

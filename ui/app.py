@@ -266,13 +266,12 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                         panel_sections, render.pending_sources(rewrite.standalone, event.hits))}
                 elif isinstance(event, Token):
                     pieces.append(event.text)
-                    chat[-1]["content"] = note + render.answer_markdown("".join(pieces)) + CURSOR
+                    chat[-1]["content"] = note + render.draft_markdown("".join(pieces)) + CURSOR
                     yield shown(chat)
                 elif isinstance(event, Done):
                     answer = event.answer
                     turn = len(turns_so_far) + 1
-                    chat[-1]["content"] = note + render.answer_markdown(answer.text or "", turn,
-                                                                        [c.n for c in answer.citations])
+                    chat[-1]["content"] = note + render.answer_message(answer, turn)
                     index = assistant.index
                     languages = {name: info.get("language", "") for name, info in index.files.items()}
                     panel_sections.append(render.turn_sources(turn, rewrite.standalone, answer, index.paragraphs,

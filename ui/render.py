@@ -11,6 +11,7 @@ import html
 import re
 from collections.abc import Mapping, Sequence
 
+from rag import prompts
 from rag.citations import MARKER_GROUP
 from rag.language import language_name
 
@@ -61,6 +62,31 @@ def answer_markdown(text: str, turn: int | None = None, linked: Sequence[int] = 
         position = match.end()
     parts.append(md_escape(text[position:]))
     return "".join(parts)
+
+
+def draft_markdown(text: str) -> str:
+    """The reply while it is written: visibly provisional until the check settles it."""
+    return (f'<span class="draft-label">draft, being checked against the documents</span>\n\n'
+            f'<span class="draft">{md_escape(text)}</span>')
+
+
+def _quoted(file: str, paragraph: int, text: str) -> str:
+    return f"> “{md_escape(text)}”  \n> — {md_escape(file)} ¶{paragraph}"
+
+
+def answer_message(answer, turn: int) -> str:
+    """The settled reply: the checked answer with the sentences it rests on quoted verbatim, or
+    a notice; a claim the check did not confirm is shown as such, never as the answer."""
+    parts = [answer_markdown(answer.text or "", turn, [c.n for c in answer.citations])]
+    parts += [_quoted(c.file, c.paragraph, c.quote) for c in answer.citations]
+    if answer.truncated:
+        parts.append(f'<span class="truncated">{md_escape(prompts.truncated(answer.language))}</span>')
+    if answer.passage is not None:
+        parts.append(_quoted(answer.passage.file, answer.passage.paragraph, answer.passage.text))
+    for claim in answer.unsupported:
+        parts.append(f'<span class="unverified">Not confirmed by the documents, so not given as the answer: '
+                     f'“{md_escape(claim)}”{f" ({md_escape(answer.why)})" if answer.why else ""}</span>')
+    return "\n\n".join(parts)
 
 
 def rewrite_note(standalone: str) -> str:
@@ -145,6 +171,11 @@ def turn_sources(turn: int, question: str, answer, paragraphs: Mapping[str, Sequ
         count = len(answer.citations)
         body = (f'<div class="src-heading">{count} cited passage{"s" if count != 1 else ""}'
                 f'<span class="src-hint">click one to read it in context</span></div>{cards}')
+    elif answer.passage is not None:
+        body = ('<div class="src-heading">Most relevant passage<span class="src-hint">no checked answer could be '
+                f'written from it</span></div><div class="src-text">{escape(answer.passage.text)}</div>'
+                f'<div class="src-meta"><span class="src-file">{escape(answer.passage.file)}</span>'
+                f'<span class="src-para">¶{answer.passage.paragraph}</span></div>')
     elif answer.abstained:
         body = '<div class="src-empty">The retrieved passages do not answer this question.</div>'
     else:
