@@ -114,6 +114,8 @@ OPTIONS = (
     Option("max_tokens", "RAG_MAX_TOKENS", "--max-tokens", int, help="longest answer, in tokens", generation=True),
     Option("temperature", "RAG_TEMPERATURE", "--temperature", float,
            help="sampling temperature, default 0: deterministic", generation=True),
+    Option("min_answerable", "RAG_MIN_ANSWERABLE", "--min-answerable", float,
+           help="refuse below this probability (the LLM's) that a passage answers", generation=True),
     Option("threads", "RAG_THREADS", convert=int),
 )
 
@@ -174,6 +176,8 @@ def validate(settings: Settings) -> None:
         raise RagError(f"max tokens must be positive, not {settings.max_tokens}")
     if not 0.0 <= settings.temperature <= 2.0:
         raise RagError(f"temperature must be between 0 and 2, not {settings.temperature}")
+    if not 0.0 <= settings.min_answerable <= 1.0:
+        raise RagError(f"min answerable must be between 0 and 1, not {settings.min_answerable}")
     if settings.threads < 1:
         raise RagError(f"threads must be positive, not {settings.threads}")
 

@@ -118,13 +118,16 @@ def test_ask_json_answers_with_citations_of_real_paragraphs(question, seeds_inde
 
 
 @pytest.mark.slow
-def test_ask_streams_the_answer_then_lists_sources(seeds_index):
+def test_ask_prints_the_answer_then_the_sentence_it_rests_on(seeds_index):
     status, stdout, stderr = run("ask", "--index", str(seeds_index),
                                  "Which company did Calvin French-Owen co-found before joining OpenAI?")
     assert status == 0, stderr
-    answer, sources = stdout.split("Sources:")
-    assert "Segment" in answer
-    assert "000_25ef5ea761165839.txt ¶1: " in sources
+    answer, evidence = stdout.splitlines()[:2]
+    assert "Segment" in answer and answer.endswith("]")
+    marker = answer[answer.rindex("["):]
+    assert evidence.startswith(f"  {marker} 000_25ef5ea761165839.txt ¶1: “")
+    quote = evidence.split(": “", 1)[1].rstrip("”")
+    assert quote in (SEEDS / "000_25ef5ea761165839.txt").read_text(encoding="utf-8").split("\n")[0]
 
 
 def test_rag_models_reports_both_models():

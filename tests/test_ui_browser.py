@@ -101,11 +101,11 @@ def test_answer_streams_and_a_citation_opens_its_paragraph_in_context(page, seed
     page.fill("#question textarea", KOREAN_QUESTION)
     page.keyboard.press("Enter")
     page.wait_for_selector("#stop", state="visible")  # answering: Stop offered
-    # The answer streams: its text grows before the answer is complete.
-    page.wait_for_function("() => document.querySelector('#chat')?.innerText.includes('▍')",
-                           timeout=ANSWER_TIMEOUT_MS)
+    # The answer streams as a visibly provisional draft until the check settles it.
+    page.wait_for_selector("#chat .draft-label", timeout=ANSWER_TIMEOUT_MS)
     page.wait_for_selector('#sources section.src-turn[data-turn="1"]', state="attached", timeout=ANSWER_TIMEOUT_MS)
     page.wait_for_selector("#send", state="visible")
+    assert page.locator("#chat .draft-label").count() == 0  # settled
     screenshot(page, "ui-answer.png")
 
     links = page.locator('#chat a[href^="#src-1-"]')
@@ -124,6 +124,11 @@ def test_answer_streams_and_a_citation_opens_its_paragraph_in_context(page, seed
     cited = context.locator(".ctx-cited .ctx-text")
     assert cited.inner_text() == assistant.index.paragraph(file, paragraph).text
     assert cited.locator("mark").count() == 1  # the supporting sentence, highlighted
+    # Under the answer, the sentence it rests on, verbatim from the cited paragraph.
+    evidence = page.locator("#chat blockquote").last.inner_text()
+    quote = evidence.split("“", 1)[1].rsplit("”", 1)[0]
+    assert quote and quote in cited.inner_text()
+    assert f"{file} ¶{paragraph}" in evidence
     numbers = [int(t.lstrip("¶")) for t in context.locator(".ctx .ctx-n").all_inner_texts()]
     assert paragraph in numbers and len(numbers) >= 2
     assert min(numbers) < paragraph or max(numbers) > paragraph  # with its neighbours
@@ -197,3 +202,48 @@ def test_starter_question_then_a_follow_up_shows_its_standalone_form(page, seeds
     page.wait_for_function("() => !document.querySelector('#sources section[data-turn=\"1\"]').hidden")
     assert page.locator('#sources section[data-turn="2"]').is_hidden()
     assert page.locator("#sources details.src-card[open]").count() == 1
+
+
+class UnsupportedLLM:
+    """Picks passage 1 and then claims a name no passage holds, slowly enough to be seen."""
+
+    id = "scripted"
+
+    def choose(self, messages, prefix, options):
+        return {option: (0.9 if option == "1" else 0.1 / (len(options) - 1)) for option in options}
+
+    def stream(self, messages, max_tokens, temperature, grammar=None, prefix=""):
+        for piece in ["John ", "Schulman ", "founded ", "it"]:
+            time.sleep(0.4)
+            yield piece
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+
+@pytest.fixture(scope="module")
+def unsupported_app(assistant):
+    from rag.assistant import Assistant
+    from ui.app import UiOptions, serve
+
+    scripted = Assistant(assistant.settings, embedder=assistant.embedder, llm=UnsupportedLLM())
+    demo, url = serve(scripted, UiOptions(read_only=True), port=free_port())
+    yield url
+    demo.close()
+
+
+def test_an_unconfirmed_draft_is_settled_with_a_notice_never_silently(page, unsupported_app):
+    page.goto(unsupported_app)
+    page.fill("#question textarea", "Who co-founded Segment before joining OpenAI?")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#chat .draft", timeout=ANSWER_TIMEOUT_MS)  # the claim, shown as a draft
+    page.wait_for_selector('#sources section.src-turn[data-turn="1"]', state="attached", timeout=ANSWER_TIMEOUT_MS)
+    page.wait_for_selector("#send", state="visible")
+    screenshot(page, "ui-unverified.png")
+    chat = page.locator("#chat")
+    assert chat.locator(".draft").count() == 0
+    marked = chat.locator(".unverified").inner_text()
+    assert "John Schulman founded it" in marked and "Not confirmed" in marked  # still there, marked
+    assert "No checked answer could be written" in chat.inner_text()
+    assert chat.locator("blockquote").count() == 1  # the most relevant passage, to read
+    assert chat.locator('a[href^="#src-1-"]').count() == 0  # no citation vouches for the claim
