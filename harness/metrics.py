@@ -260,6 +260,20 @@ def answer_metrics(rows: Sequence[dict]) -> dict:
     }
 
 
+def refused_below(rows: Sequence[dict], threshold: float) -> list[dict]:
+    """The rows as they would be with Settings.min_answerable = threshold: a question whose
+    probability of being answerable is lower is refused before anything is generated. Exact for
+    thresholds at or above the one of the run (below it, the refused rows were never answered)."""
+    def refused(row: dict) -> dict:
+        answerable = row["answerable"]
+        return {**row, "abstained": True, "reason": "not_found", "citations": [], "evidence_given": False,
+                "correct": False if answerable else None, "cites_evidence": False if answerable else None,
+                "refusal_correct": not answerable}
+
+    return [refused(r) if (r.get("answerable_probability") is not None and "error" not in r
+                           and r["answerable_probability"] < threshold) else r for r in rows]
+
+
 def latency_metrics(rows: Sequence[dict]) -> dict:
     result = {}
     for stage in ("retrieve", "first_token", "total"):

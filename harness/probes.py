@@ -116,19 +116,27 @@ class LlmProbe:
         self.llm = llm
         self.id = llm.id
         self.calls: list[LlmCall] = []
+        self._chosen_at: float | None = None  # when the call's choice of passage began
         model = getattr(llm, "model", None)
         self.llama = model if hasattr(model, "ctx") else None
 
     def count_tokens(self, text: str) -> int:
         return self.llm.count_tokens(text)
 
-    def stream(self, messages, max_tokens, temperature, grammar=None) -> Iterator[str]:
-        call = LlmCall(messages, max_tokens, temperature, grammar)
+    def choose(self, messages, prefix, options):
         if self.llama is not None:
             llama_perf_reset(self.llama)
-        call.started = now()
+        self._chosen_at = now()
+        return self.llm.choose(messages, prefix, options)
+
+    def stream(self, messages, max_tokens, temperature, grammar=None, prefix="") -> Iterator[str]:
+        """Timed from the choice of passage before it, if any: both are the call's prompt processing."""
+        call = LlmCall(messages, max_tokens, temperature, grammar)
+        if self.llama is not None and self._chosen_at is None:
+            llama_perf_reset(self.llama)
+        call.started, self._chosen_at = self._chosen_at or now(), None
         pieces = []
-        for piece in self.llm.stream(messages, max_tokens, temperature, grammar=grammar):
+        for piece in self.llm.stream(messages, max_tokens, temperature, grammar=grammar, prefix=prefix):
             if call.first is None:
                 call.first = now()
             pieces.append(piece)

@@ -11,7 +11,7 @@ from pathlib import Path
 from rag.settings import PROJECT_ROOT, given_flags
 
 from .gold import GoldItem, collapse, shorten
-from .metrics import CUTOFFS, Configuration
+from .metrics import CUTOFFS, Configuration, answer_metrics, refused_below
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right_from: int = 1) -> str:
@@ -247,6 +247,22 @@ DEFINITIONS = """\
   **correct when answered**: share of the answers given (not refused, any question) that are correct."""
 
 
+SWEEP = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
+
+
+def answerable_sweep_table(results, rows_by_config: dict[str, list[dict]]) -> str:
+    columns = ["accuracy", "refusal_unanswerable", "refusal_answerable", "correct_when_answered"]
+    headers = ["configuration", "min answerable"] + [_label(c, 0) for c in columns]
+    rows = []
+    for configuration, _ in results:
+        own = configuration.settings.min_answerable
+        for threshold in sorted({own, *(t for t in SWEEP if t >= own)}):
+            metrics = answer_metrics(refused_below(rows_by_config[configuration.label], threshold))
+            rows.append([configuration.label, f"{threshold:.2f}" + (" (run)" if threshold == own else "")] +
+                        [_fmt(metrics[c]) for c in columns])
+    return markdown_table(headers, rows)
+
+
 def report_markdown(results, items: Sequence[GoldItem], rows_by_config: dict[str, list[dict]], args,
                     cutoffs: Sequence[int], charts: Sequence[str]) -> str:
     k = results[0][0].settings.k
@@ -259,6 +275,11 @@ def report_markdown(results, items: Sequence[GoldItem], rows_by_config: dict[str
              "## Latency (ms)", "", latency_table(results), "",
              "Wall-clock times from the assistant's own timings, after the models are loaded; "
              "the machine is shared, so they vary from run to run (the quality numbers do not).", ""]
+    if not args.retrieve_only:
+        parts += ["## Answerability threshold", "", answerable_sweep_table(results, rows_by_config), "",
+                  "Each row: the run's answers with every question refused whose probability of being answerable "
+                  "(the LLM's own, of not choosing [0]) is below the threshold (`--min-answerable`); exact for "
+                  "thresholds at or above the run's own.", ""]
     if charts:
         parts += ["## Charts", "", *[f"![{Path(c).stem.replace('_', ' ')}]({c})" for c in charts], ""]
     parts += ["## Failures", ""]
