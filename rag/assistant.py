@@ -276,7 +276,9 @@ class Assistant:
                 prefix, grammar = "", prompts.grammar(len(passages))
             else:
                 best = max(prompts.choices(len(passages))[1:], key=probabilities.__getitem__)
-                prefix, grammar = f"{prompts.CHOICE_PREFIX}{best}] ", prompts.answer_grammar()
+                # No space after "]": the answer's first token carries its own leading space, as in
+                # the model's training text; a prompt ending in a space pushes it towards digits.
+                prefix, grammar = f"{prompts.CHOICE_PREFIX}{best}]", prompts.answer_grammar()
             pieces: list[str] = []
             for piece in self.llm.stream(messages, max_tokens, temperature, grammar=grammar, prefix=prefix):
                 timings.setdefault("first_token", elapsed())

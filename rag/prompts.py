@@ -86,17 +86,17 @@ def grammar(passages: int, allow_none: bool = True) -> str:
     start of the reply."""
     numbers = " | ".join(f'"{n}"' for n in range(1, passages + 1))
     none = f'"{CHOICE_PREFIX}{NONE}]" | ' if allow_none else ""
-    return f'root ::= {none}"{CHOICE_PREFIX}" ({numbers}) "] " answer\n{answer_rule()}'
+    return f'root ::= {none}"{CHOICE_PREFIX}" ({numbers}) "]" answer\n{answer_rule()}'
 
 
 def answer_grammar() -> str:
-    """GBNF for the answer after a chosen "[n] "."""
+    """GBNF for the answer after a chosen "[n]"."""
     return f"root ::= answer\n{answer_rule()}"
 
 
 def answer_rule() -> str:
     # One line without brackets: markers are the code's job, not the model's.
-    return f'answer ::= [^\\n\\[\\] ] [^\\n\\[\\]]{{0,{ANSWER_CHARS}}}\n'
+    return f'answer ::= " "? [^\\n\\[\\] ] [^\\n\\[\\]]{{0,{ANSWER_CHARS}}}\n'
 
 
 def messages(question: str, passages: list[str], language: str) -> list[dict[str, str]]:
