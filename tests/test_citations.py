@@ -92,7 +92,7 @@ def test_an_invented_number_fails(passages):
 def test_a_name_not_in_the_cited_paragraph_fails(passages):
     result = verdict("John Schulman", "Siapa yang ikut mendirikan Segment?", passages)
     assert not result.supported
-    assert "schulman" in result.reason or "segment" in result.reason.lower()
+    assert "the name john is not in the cited passage" == result.reason
 
 
 def test_restating_the_question_fails(passages):
