@@ -261,10 +261,10 @@ def _problem_with_source(claim: str, question: str, text: str, evidence: str, co
     """Why `text` (a cited paragraph) does not support the claim, or None if it does."""
     question_names = names(question)
     values = numbers(text)
-    for value in numbers(claim) - numbers(question):
+    for value in sorted(numbers(claim) - numbers(question)):
         if not _same_number(value, values):
             return f"the number {value:g} is not in the cited passage"
-    missing = [n for n in names(claim, answer=True) - question_names if not _mentions(text, n)]
+    missing = sorted(n for n in names(claim, answer=True) - question_names if not _mentions(text, n))
     if missing:
         return f"the name {missing[0]} is not in the cited passage"
     if instructs(evidence):
