@@ -158,10 +158,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.retrieve_only and args.llms:
         raise RagError("--llms compares answers; it cannot be combined with --retrieve-only")
-    args.code_version = code_version()  # before the long run, while the code is the code being run
     base = settings_from_args(args).replace(temperature=0.0)  # deterministic answers
     items = select(load_gold(args.gold, base.docs_dir), args.sample, parse_ids(args.ids) if args.ids else None)
     configs = configurations(base, args.compare, args.llms)
+    args.code_version = code_version()  # before the long run, while the code is the code being run
     cutoffs = sorted(set(CUTOFFS) | {base.k})
     out = args.out
     if out is not None:

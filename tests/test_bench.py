@@ -66,6 +66,7 @@ def test_keyword_top_rows_match_a_stable_sort():
         assert top_positive(scores, n).tolist() == expected
 
 
+@pytest.mark.full
 def test_child_peak_memory_is_the_childs_own():
     """A child forked from a big process inherits its high-water mark in wait4's ru_maxrss;
     the bench reads the child's own VmHWM instead."""
@@ -104,6 +105,7 @@ def table_rows(markdown: str) -> list[list[str]]:
             if line.startswith("|") and not set(line) <= set("|-: ")]
 
 
+@pytest.mark.full
 def test_bench_is_a_rag_subcommand():
     result = subprocess.run([sys.executable, "-c", "import sys; from rag.cli import rag_main; sys.exit(rag_main())",
                              "bench", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=120)

@@ -8,6 +8,8 @@ import pytest
 
 from .conftest import ROOT, SEEDS
 
+pytestmark = pytest.mark.full  # every test runs the commands in a child process
+
 
 def run(program, *args, stdin=None, timeout=600):
     """A command in a child process, as from a shell; returns (exit status, stdout, stderr)."""

@@ -8,7 +8,11 @@ test runs generation in a child process so a crash fails the test instead of the
 import subprocess
 import sys
 
+import pytest
+
 from rag.settings import load_settings
+
+pytestmark = pytest.mark.full
 
 GENERATE = """
 import sys

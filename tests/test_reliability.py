@@ -103,6 +103,7 @@ def generations(index_dir: Path) -> set[str]:
 
 
 # == bad questions =============================================================================
+@pytest.mark.full
 @pytest.mark.parametrize("question, message", [
     (LONG, "too long (100000 characters"),
     ("\x07\x08\x1b\x7f\x0b\x0c", "the question is empty"),  # control characters only
@@ -249,6 +250,7 @@ def bad_documents_folder(root: Path) -> Path:
     return docs
 
 
+@pytest.mark.full
 def test_rag_index_reports_every_bad_document_and_indexes_the_rest(tmp_path):
     docs = bad_documents_folder(tmp_path)
     index_dir = tmp_path / "index"
@@ -561,6 +563,7 @@ def test_a_truncated_default_llm_is_provisioned_again_with_a_message(tmp_path, s
     assert sorted(p.name for p in models.iterdir() if ".tmp-" in p.name) == []
 
 
+@pytest.mark.full
 @pytest.mark.parametrize("keep", [1024, 0.6, 0.999])
 def test_a_truncated_custom_llm_is_a_one_line_error_saying_what_to_do(tmp_path, keep):
     from rag.llm import LlamaCppLLM
@@ -593,6 +596,7 @@ def test_an_incomplete_default_embedder_folder_is_converted_again(tmp_path, seed
     assert not any(p.is_symlink() for p in folder.rglob("*"))  # a whole new folder, links replaced
 
 
+@pytest.mark.full
 def test_a_truncated_default_embedder_file_is_converted_again(tmp_path):
     from models.provision import provision_embedder
     from rag.embedding import SentenceTransformerEmbedder
@@ -613,6 +617,7 @@ def test_a_truncated_default_embedder_file_is_converted_again(tmp_path):
     SentenceTransformerEmbedder(str(folder), physical_cores())  # loads again
 
 
+@pytest.mark.full
 @pytest.mark.parametrize("damage", ["model.safetensors", "tokenizer.json", "truncated weights"])
 def test_a_damaged_custom_embedder_folder_is_a_one_line_error(tmp_path, damage):
     from rag.embedding import SentenceTransformerEmbedder

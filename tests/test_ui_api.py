@@ -48,17 +48,15 @@ def seeds_app(assistant):
 
 
 @pytest.fixture(scope="module")
-def library_app(tmp_path_factory, seeds_index):
+def library_app(tmp_path_factory, seeds_index, shared_assistant):
     """The app on a writable copy of the seeds and their index, with a small upload limit."""
-    from rag.assistant import Assistant
-    from rag.settings import load_settings
     from ui.app import UiOptions, serve, warm_up
 
     root = tmp_path_factory.mktemp("ui-library")
     docs, index = root / "docs", root / "index"
     shutil.copytree(SEEDS, docs)
     shutil.copytree(seeds_index, index)
-    assistant = Assistant(load_settings(environ={}, docs_dir=docs, index_dir=index))
+    assistant = shared_assistant(docs_dir=docs, index_dir=index)
     warm_up(assistant)
     demo, url = serve(assistant, UiOptions(max_upload_bytes=UPLOAD_LIMIT), port=free_port())
     yield SimpleNamespace(url=url, docs=docs, root=root, assistant=assistant)
@@ -257,6 +255,7 @@ def test_library_checks_names_sizes_and_contents(tmp_path):
 
 
 # -- exposure ------------------------------------------------------------------------------
+@pytest.mark.full
 def test_non_local_host_is_refused_without_auth(tmp_path):
     command = [sys.executable, "-c", "import sys; from rag.cli import rag_main; sys.exit(rag_main())",
                "ui", "--host", "0.0.0.0", "--port", str(free_port()), "--index", str(tmp_path / "index")]

@@ -60,9 +60,7 @@ def page(browser):
 
 
 @pytest.fixture(scope="module")
-def hostile_app(tmp_path_factory):
-    from rag.assistant import Assistant
-    from rag.settings import load_settings
+def hostile_app(tmp_path_factory, shared_assistant):
     from ui.app import UiOptions, serve, warm_up
 
     root = tmp_path_factory.mktemp("ui-hostile")
@@ -70,7 +68,7 @@ def hostile_app(tmp_path_factory):
     docs.mkdir()
     shutil.copy(SEEDS / "004_0d217c6e9b2bf852.txt", docs)
     (docs / HOSTILE_NAME).write_text(HOSTILE_TEXT, encoding="utf-8")
-    assistant = Assistant(load_settings(environ={}, docs_dir=docs, index_dir=root / "index"))
+    assistant = shared_assistant(docs_dir=docs, index_dir=root / "index")
     assistant.update_index()
     warm_up(assistant)
     demo, url = serve(assistant, UiOptions(read_only=True), port=free_port())
