@@ -211,7 +211,7 @@ class Indexed(Protocol):
 class Added:
     """What became of a batch of uploads."""
 
-    added: list[str] = field(default_factory=list)  # stored and indexed
+    added: list[str] = field(default_factory=list)  # stored and indexed (none if re-indexing failed)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (name, why), nothing stored
     notes: dict[str, str] = field(default_factory=dict)  # added, but the reader skipped it or had a caveat
     failed: str | None = None  # why re-indexing failed; the added files were taken out again
@@ -249,7 +249,7 @@ class Library:
                     remove_document(docs_dir, name)
                 except RagError:
                     pass
-            result.failed = str(error)
+            result.added, result.failed = [], str(error)
             return result
         skipped = {s.file: s.reason for s in report.skipped}
         result.notes = {name: skipped[name] for name in result.added if name in skipped}

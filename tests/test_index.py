@@ -1,20 +1,27 @@
-"""Index build, reload, incremental update, atomic replacement and corruption detection."""
+"""Index build, reload, incremental update, atomic replacement and corruption detection.
+
+The mechanics of the index folder, with the stand-in embedder of tests/fakes.py (fast layer);
+indexing with the real embedder is what the full layer's session index and `rag index` do.
+"""
 
 import json
 
 import numpy as np
 import pytest
 
-from rag.chunking import ChunkingSettings
+from rag.chunking import ChunkingSettings, chunk_document
+from rag.documents import read_documents
 from rag.errors import RagError
-from rag.index import CURRENT, load_index, update_index
+from rag.index import CURRENT, load_index, update_index, write_index
+
+from .fakes import FakeEmbedder, small_docs
 
 CHUNKING = ChunkingSettings(128, 16)
 
 
-@pytest.fixture(scope="module")
-def embedder(assistant):
-    return assistant.embedder
+@pytest.fixture
+def embedder():
+    return FakeEmbedder()
 
 
 def generation(index_dir):
@@ -75,7 +82,7 @@ def test_other_chunking_rebuilds_everything(docs_copy, tmp_path, embedder):
 
 
 class FailingEmbedder:
-    """The real embedder, failing after its first batch: a build that dies half way."""
+    """An embedder failing after its first batch: a build that dies half way."""
 
     def __init__(self, real):
         self.real, self.id, self.dim, self.calls = real, real.id, real.dim, 0
@@ -180,3 +187,21 @@ def test_an_index_built_before_ownership_was_recorded_is_adopted(docs_copy, tmp_
     (index_dir / "OWNED").unlink()
     second, report = update_index(docs_copy, index_dir, embedder, CHUNKING, rebuild=True)
     assert not first.folder.exists() and second.folder.exists()
+
+
+def test_chunks_embedded_elsewhere_are_written_as_the_index_a_build_would_make(tmp_path, embedder):
+    docs = small_docs(tmp_path / "docs")
+    documents, _ = read_documents(docs)
+    chunks = [c for d in documents for c in chunk_document(d, CHUNKING, embedder.count_tokens)]
+    index_dir = tmp_path / "index"
+    write_index(index_dir, documents, chunks, embedder.encode_passages([c.text for c in chunks]), embedder, CHUNKING)
+    written = load_index(index_dir)
+    assert written.chunks == chunks
+    assert {name: info["chunks"] for name, info in written.files.items()} == {
+        d.file: sum(c.file == d.file for c in chunks) for d in documents}
+    # A build over the same documents finds nothing to do: the same manifest, the same files.
+    again, report = update_index(docs, index_dir, embedder, CHUNKING)
+    assert not report.changed and again.folder == written.folder
+    with pytest.raises(RagError, match="2 vectors for"):
+        write_index(tmp_path / "other", documents, chunks, np.zeros((2, embedder.dim), np.float32), embedder,
+                    CHUNKING)

@@ -324,7 +324,7 @@ def build_app(assistant, options: UiOptions = UiOptions()):
         lines = [render.status("error", f"Rejected: {why}") for _, why in result.rejected]
         if result.failed:
             lines.insert(0, render.status("error", f"Not added: {result.failed}"))
-        for name in result.added if not result.failed else []:
+        for name in result.added:
             if name in result.notes:
                 lines.insert(0, render.status("warning", f"{name}: {result.notes[name]}"))
             else:

@@ -1,0 +1,37 @@
+"""The Assistant's own logic with the fakes: models passed in, events in order, follow-ups.
+
+Answers from the real models are tested in the full layer (tests/test_evaluation.py,
+tests/test_ui_api.py, tests/test_injection.py)."""
+
+from rag.assistant import Done, Retrieved
+
+from .fakes import FakeEmbedder, FakeLLM, fake_assistant
+
+
+def test_models_passed_in_are_used_and_none_is_loaded(tmp_path):
+    embedder = FakeEmbedder()
+    assistant = fake_assistant(tmp_path, embedder=embedder)
+    # Loading a real model here would fail the test (tests/conftest.py).
+    assert assistant.embedder is embedder and isinstance(assistant.llm, FakeLLM)
+    assert assistant.index.files.keys() == {"tea.txt", "rice.md", "ships.txt"}
+
+
+def test_retrieve_only_streams_the_hits_then_the_answer_and_asks_no_llm(tmp_path):
+    assistant = fake_assistant(tmp_path)
+    events = list(assistant.stream("Who founded Zorblax Analytics?", retrieve_only=True))
+    assert [type(e) for e in events] == [Retrieved, Done]
+    assert events[0].hits[0].chunk.file == "tea.txt"
+    answer = events[-1].answer
+    assert answer.text is None and answer.hits == events[0].hits and "retrieve" in answer.timings_ms
+    assert assistant.llm.calls == []
+
+
+def test_a_follow_up_is_made_standalone_through_the_assistants_llm(tmp_path):
+    assistant = fake_assistant(tmp_path, reply="Dewi Kartika")
+    history = [("Who founded Zorblax Analytics?", "Dewi Kartika [1].")]
+    rewrite = assistant.standalone_question(history, "Where did she study?")
+    assert rewrite.rewritten and "Dewi Kartika" in rewrite.standalone
+    assert len(assistant.llm.calls) == 1
+    for history, question in (([], "Where did she study?"), (history, "Who founded Zorblax Analytics?")):
+        assert assistant.standalone_question(history, question).standalone == question
+    assert len(assistant.llm.calls) == 1  # no history, or not a follow-up: the LLM is not asked
