@@ -3,21 +3,19 @@
 import os as _os
 
 # torch and llama.cpp (ggml) both run their threads through OpenMP (libgomp), which by
-# default spins at every barrier waiting for the other threads. When the cores are shared
-# with other processes, a spinning thread burns the time slice its partner needs, and a
-# 2-thread query embedding took 1.7 s instead of 50 ms here, llama.cpp decoding 0.9 instead
-# of 7 tokens/s (see docs/scaling.md, "Threads"). Sleeping waiters cost little when the
-# machine is idle. libgomp reads this once, when torch or llama_cpp is first imported, so
-# it is set here, before any of them can be.
+# default spins at every barrier waiting for the other threads; on shared cores a spinning
+# thread burns the time slice its partner needs (measurements: docs/scaling.md, "Threads").
+# libgomp reads this once, when torch or llama_cpp is first imported, so it is set here,
+# before any of them can be.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:
     """Cap glibc's malloc arenas. glibc gives threads that allocate at once arenas of their own
-    (up to 8 per core) and seldom returns their memory: the chat server, answering on Gradio's
-    worker threads, grew by ~100 MB per 24 questions from 8 users here, and levelled off after
-    two rounds with 2 arenas (llama.cpp's lock serialises the work anyway). glibc fixes the
-    limit when the first extra arena is made, so this runs at import, before any thread; a
+    (up to 8 per core) and seldom returns their memory, so the chat server, answering on
+    Gradio's worker threads, kept growing with every crowd of users (README, Reliability:
+    concurrent users); llama.cpp's lock serialises the work anyway. glibc fixes the limit when
+    the first extra arena is made, so this runs at import, before any thread; a
     MALLOC_ARENA_MAX in the environment wins. No-op where libc is not glibc."""
     import ctypes
     import ctypes.util

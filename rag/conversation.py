@@ -2,9 +2,9 @@
 
 Retrieval sees one question at a time, so a follow-up that leans on the conversation is
 first made standalone. The default LLM is small (0.5B): asked to rewrite a whole question
-it mostly echoes the previous question or returns the follow-up unchanged (measured: 2 of
-16 follow-ups usefully rewritten). Asked only *what the follow-up is about*, it names the
-right person or thing for most of them. So the work is split:
+it mostly echoes the previous question or returns the follow-up unchanged. Asked only *what
+the follow-up is about*, it names the right person or thing for most of them (measurements:
+README, evaluation). So the work is split:
 
 1. only questions that look like follow-ups (short, with a pronoun or a connective, or
    very short) are touched at all, so standalone questions are never mangled;
@@ -13,12 +13,9 @@ right person or thing for most of them. So the work is split:
    Brendan Gregg", "他" -> "Mark Chen"), or, when there is no pronoun to replace, is
    appended in parentheses ("연구자는요? (Codex)").
 
-Anything that looks wrong falls back to the question as typed. Measured on 18 follow-ups
-over the seeds in four languages (evidence in the top 4 retrieved chunks): 10 as typed,
-12 after rewriting, about 2 s per follow-up; of the 101 gold questions plus 16 short
-standalone ones asked after an unrelated turn, none was changed. Known weakness: a
-person pronoun after an answer that names a company ("he" after "Segment") may get the
-company.
+Anything that looks wrong falls back to the question as typed. Known weakness: a person
+pronoun after an answer that names a company ("he" after "Segment") may get the company.
+`Assistant.standalone_question` runs this with the Assistant's LLM, one generation at a time.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ only ever deletes names that list holds, so a user's file that happens to be cal
 Vectors are stored centred per language: multilingual-e5 scores a question higher
 against any text in its own language, which buries the right passage in another
 language. Subtracting each language's mean vector (shrunk towards the global mean when
-a language has few chunks) removes that offset from every inner product: measured on
-eval/gold.jsonl, dense hit@5 went from 0.65 to 0.77. The offsets are kept, so true
-cosine similarities can still be computed.
+a language has few chunks) removes that offset from every inner product (its effect on
+eval/gold.jsonl: README, evaluation). The offsets are kept, so true cosine similarities
+can still be computed.
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ class Index:
     keywords: KeywordIndex
     offsets: dict[str, np.ndarray]  # language -> vector subtracted from its chunks' vectors
     rows_by_language: dict[str, np.ndarray] = field(default_factory=dict)
-    # language -> FAISS search parameters selecting its rows, built on first use (building
-    # the selector took ~1.5-6 ms per query with 25,000 rows, more than the filtered search).
+    # language -> FAISS search parameters selecting its rows, built once on first use (building
+    # the selector costs more than the filtered search itself).
     _language_filters: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -148,11 +148,8 @@ class UpdateReport:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
