@@ -200,7 +200,14 @@ def _commands() -> dict[str, Command]:
     found = {entry.name: entry for entry in entry_points(group=COMMANDS_GROUP)}
     if not found:
         raise RagError("no rag subcommands are registered: install the project (pip install -e .)")
-    return {name: found[name].load() for name in sorted(found)}
+    commands = {}
+    for name in sorted(found):
+        try:
+            commands[name] = found[name].load()
+        except (ImportError, AttributeError) as error:  # an install older or newer than the code
+            raise RagError(f"the subcommand {name} ({found[name].value}) cannot be loaded ({error}); "
+                           f"install the project again (pip install -e .)") from None
+    return commands
 
 
 def rag_main(argv: list[str] | None = None) -> int:

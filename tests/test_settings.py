@@ -48,3 +48,13 @@ def test_a_bad_value_is_a_one_line_error(environ, message):
     with pytest.raises(RagError, match=message) as raised:
         load_settings(environ=environ)
     assert "\n" not in str(raised.value)
+
+
+def test_a_subcommand_that_cannot_be_loaded_is_a_one_line_error(monkeypatch, capsys):
+    from importlib import metadata
+
+    broken = metadata.EntryPoint("eval", "harness.nowhere:command", "polyglot_rag.commands")
+    monkeypatch.setattr(metadata, "entry_points", lambda group: [broken])
+    assert rag_main(["eval"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "rag: error: the subcommand eval (harness.nowhere:command)" in err
