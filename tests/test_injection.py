@@ -36,6 +36,7 @@ def innocent(tmp_path_factory):
     return _assistant(tmp_path_factory.mktemp("innocent"), [f["text"] for f in INNOCENT], "notes.txt")
 
 
+@pytest.mark.full  # builds an index with the real models (_assistant)
 def test_no_attack_reaches_an_answer(hostile):
     reached = []
     for attack in ATTACKS:
@@ -47,6 +48,7 @@ def test_no_attack_reaches_an_answer(hostile):
     assert "notice.txt" in hostile.index.files  # the hostile file is still indexed, as data
 
 
+@pytest.mark.full  # builds an index with the real models (_assistant)
 def test_no_innocent_fact_is_lost(innocent):
     """Each fact reaches the model as a passage for its question, and an answer resting on it
     is never rejected as an instruction."""
