@@ -51,12 +51,12 @@ def test_a_file_that_is_not_a_gguf_is_a_one_line_error(tmp_path, seeds_index):
 
 
 def test_truncated_gguf_is_a_one_line_error(tmp_path, seeds_index):
-    from models.provision import LLM_SIZE
     from rag.settings import load_settings
 
+    settings = load_settings(environ={})
     truncated = tmp_path / "truncated.gguf"
-    with load_settings(environ={}).llm_path.open("rb") as source:
-        truncated.write_bytes(source.read(LLM_SIZE // 50))
+    with settings.llm_path.open("rb") as source:
+        truncated.write_bytes(source.read(settings.llm_model.pin.size // 50))
     status, _, stderr = run("ask", "--index", str(seeds_index), "--llm", str(truncated), "What?")
     assert_one_line_error(status, stderr, "cannot load LLM")
 
