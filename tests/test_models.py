@@ -245,3 +245,13 @@ def test_gemma_uses_its_own_query_and_document_prompts():
     vectors = embedder.encode_passages(documents)
     query = embedder.encode_queries(["How long did it take to build Codex?"])[0]
     assert vectors.shape == (3, embedder.dim) and int((vectors @ query).argmax()) == 0
+
+
+def test_eval_compares_llms_given_by_catalogue_name():
+    from harness.evaluation import configurations
+    from rag.settings import load_settings
+
+    configs = configurations(load_settings(environ={}), False, [Path("qwen-1.5b"), Path("qwen-0.5b")])
+    assert [c.settings.llm_model.name for c in configs] == ["qwen-1.5b", "qwen-0.5b"]
+    with pytest.raises(RagError, match="LLM file not found: qwen-7b"):
+        configurations(load_settings(environ={}), False, [Path("qwen-7b")])
