@@ -177,7 +177,7 @@ def _models_command(args) -> int:
         if args.all or model.name in in_use:
             path = provision(model, settings.models_dir, log)
             size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-            state = f"{path} ({size / 2**20:.0f} MiB, verified)"
+            state = f"{path} ({size / 2**20:.0f} MiB, {'sha256 verified' if model.pin else 'verified'})"
         else:
             state = "not provisioned (`rag models --all`)" if not (settings.models_dir / model.target).exists() \
                 else f"{settings.models_dir / model.target}"

@@ -133,5 +133,8 @@ def test_ask_prints_the_answer_then_the_sentence_it_rests_on(seeds_index):
 def test_rag_models_reports_both_models():
     status, stdout, stderr = run("rag", "models")
     assert status == 0, stderr
-    assert "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf" in stdout and "sha256 verified" in stdout
-    assert "multilingual-e5-small" in stdout
+    in_use = [line for line in stdout.splitlines() if line.endswith("<- in use")]
+    assert len(in_use) == 2, stdout
+    assert "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf" in in_use[0] and "sha256 verified" in in_use[0]
+    assert "multilingual-e5-small" in in_use[1]
+    assert "qwen-1.5b" in stdout and "gemma-300m" in stdout  # the catalogue is listed
