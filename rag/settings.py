@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from models import catalogue
+from models.catalogue import Model
+
 from .errors import RagError
 
 if TYPE_CHECKING:
@@ -16,8 +19,8 @@ if TYPE_CHECKING:
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = PROJECT_ROOT / "models"
-DEFAULT_LLM_FILE = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-DEFAULT_EMBEDDER_DIR = "multilingual-e5-small"
+DEFAULT_LLM_FILE = catalogue.default("llm").target
+DEFAULT_EMBEDDER_DIR = catalogue.default("embedder").target
 
 
 def physical_cores() -> int:
@@ -32,7 +35,8 @@ class Settings:
     docs_dir: Path = PROJECT_ROOT / "seeds"
     index_dir: Path = PROJECT_ROOT / "index"
     models_dir: Path = MODELS_DIR
-    # None means "the default model provisioned into models_dir".
+    # None means the catalogue's default (models/catalogue.py); a catalogue name means that
+    # model; both are provisioned into models_dir. Anything else is a path (or hub name).
     llm: Path | None = None
     llm_url: str | None = None
     embedder: str | None = None
@@ -58,20 +62,25 @@ class Settings:
     threads: int = field(default_factory=physical_cores)
 
     @property
+    def llm_model(self) -> Model | None:
+        """The catalogue LLM in use (provisioned on first use), or None for a path or a server."""
+        if self.llm_url:
+            return None
+        return catalogue.default("llm") if self.llm is None else catalogue.find(str(self.llm), "llm")
+
+    @property
+    def embedder_model(self) -> Model | None:
+        return catalogue.default("embedder") if self.embedder is None else catalogue.find(self.embedder, "embedder")
+
+    @property
     def llm_path(self) -> Path:
-        return self.llm or self.models_dir / DEFAULT_LLM_FILE
+        model = catalogue.default("llm") if self.llm is None else catalogue.find(str(self.llm), "llm")
+        return self.models_dir / model.target if model else self.llm
 
     @property
     def embedder_name(self) -> str:
-        return self.embedder or str(self.models_dir / DEFAULT_EMBEDDER_DIR)
-
-    @property
-    def uses_default_llm(self) -> bool:
-        return self.llm is None and self.llm_url is None
-
-    @property
-    def uses_default_embedder(self) -> bool:
-        return self.embedder is None
+        model = self.embedder_model
+        return str(self.models_dir / model.target) if model else self.embedder
 
     def replace(self, **changes: object) -> "Settings":
         """A copy with the given fields changed; None values are ignored (an unset CLI flag)."""
@@ -104,8 +113,9 @@ OPTIONS = (
     Option("docs_dir", "RAG_DOCS", "--docs", Path, help="documents folder, default seeds/"),
     Option("index_dir", "RAG_INDEX", "--index", Path, help="index folder, default index/"),
     Option("models_dir", "RAG_MODELS", convert=Path),
-    Option("embedder", "RAG_EMBEDDER", "--embedder", help="sentence-transformers model name or folder"),
-    Option("llm", "RAG_LLM", "--llm", Path, help="GGUF model file"),
+    Option("embedder", "RAG_EMBEDDER", "--embedder",
+           help="a catalogue name (e5-small, gemma-300m; `rag models` lists them) or a sentence-transformers folder"),
+    Option("llm", "RAG_LLM", "--llm", Path, help="a catalogue name (qwen-1.5b, qwen-0.5b) or a GGUF file"),
     Option("llm_url", "RAG_LLM_URL", "--llm-url", help="OpenAI-compatible server URL instead of a local GGUF"),
     Option("k", "RAG_K", "--k", int, help="passages retrieved per question"),
     Option("retrieval", "RAG_RETRIEVAL", "--retrieval", choices=RETRIEVAL_MODES, help="retrieval mode"),
@@ -122,10 +132,14 @@ OPTIONS = (
 
 def add_settings_flags(parser: argparse.ArgumentParser, generation: bool = False) -> None:
     """Add the settings flags every command shares, or with `generation` those of answer generation."""
+    llm_choice = parser.add_mutually_exclusive_group()
     for option in OPTIONS:
         if option.flag and option.generation == generation:
-            parser.add_argument(option.flag, type=option.convert, choices=option.choices,
-                                help=f"{option.help} (env {option.env})")
+            (llm_choice if option.field == "llm" else parser).add_argument(
+                option.flag, type=option.convert, choices=option.choices, help=f"{option.help} (env {option.env})")
+    if not generation:  # an alias, so it travels like --llm (e.g. to the bench's child processes)
+        llm_choice.add_argument("--fast", dest="llm", action="store_const", const=Path(catalogue.FAST_LLM),
+                                help=f"the small, faster LLM: --llm {catalogue.FAST_LLM}")
 
 
 def settings_options() -> argparse.ArgumentParser:

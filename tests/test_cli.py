@@ -53,12 +53,12 @@ def test_a_file_that_is_not_a_gguf_is_a_one_line_error(tmp_path, seeds_index):
 
 
 def test_truncated_gguf_is_a_one_line_error(tmp_path, seeds_index):
-    from models.provision import LLM_SIZE
     from rag.settings import load_settings
 
+    settings = load_settings(environ={})
     truncated = tmp_path / "truncated.gguf"
-    with load_settings(environ={}).llm_path.open("rb") as source:
-        truncated.write_bytes(source.read(LLM_SIZE // 50))
+    with settings.llm_path.open("rb") as source:
+        truncated.write_bytes(source.read(settings.llm_model.pin.size // 50))
     status, _, stderr = run("ask", "--index", str(seeds_index), "--llm", str(truncated), "What?")
     assert_one_line_error(status, stderr, "cannot load LLM")
 
@@ -135,5 +135,8 @@ def test_ask_prints_the_answer_then_the_sentence_it_rests_on(seeds_index):
 def test_rag_models_reports_both_models():
     status, stdout, stderr = run("rag", "models")
     assert status == 0, stderr
-    assert "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf" in stdout and "sha256 verified" in stdout
-    assert "multilingual-e5-small" in stdout
+    in_use = [line for line in stdout.splitlines() if line.endswith("<- in use")]
+    assert len(in_use) == 2, stdout
+    assert "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf" in in_use[0] and "sha256 verified" in in_use[0]
+    assert "multilingual-e5-small" in in_use[1]
+    assert "qwen-1.5b" in stdout and "gemma-300m" in stdout  # the catalogue is listed

@@ -26,9 +26,9 @@ print("".join(llm.stream(messages, max_tokens=24, temperature=0.0)))
 
 def test_default_gguf_generates_tokens_without_crashing():
     settings = load_settings(environ={})
-    from models.provision import provision_llm
+    from models.provision import provision
 
-    path = provision_llm(settings.llm_path, lambda message: None)
+    path = provision(settings.llm_model, settings.models_dir, lambda message: None)
     result = subprocess.run([sys.executable, "-c", GENERATE, str(path)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"generation crashed (exit {result.returncode}): {result.stderr[-2000:]}"
     assert "1" in result.stdout and "5" in result.stdout, result.stdout

@@ -166,10 +166,11 @@ def test_cli_refused_connection_is_a_one_line_error(seeds_index):
 def llama_server(tmp_path_factory) -> Iterator[str]:
     """`python -m llama_cpp.server` with the default GGUF on a free localhost port."""
     pytest.importorskip("sse_starlette", reason="the llama-cpp-python server extra is not installed")
-    from models.provision import provision_llm
+    from models.provision import provision
     from rag.settings import load_settings, physical_cores
 
-    model = provision_llm(load_settings(environ={}).llm_path, lambda message: None)
+    settings = load_settings(environ={})
+    model = provision(settings.llm_model, settings.models_dir, lambda message: None)
     port = free_port()
     threads = str(physical_cores())
     # A file, not a pipe: the server logs the whole GGUF metadata at start-up, and a pipe

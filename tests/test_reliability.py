@@ -548,7 +548,8 @@ def models_copy(tmp_path: Path, *, llm: str = "link", embedder: str = "link") ->
 
 @pytest.mark.slow
 def test_a_truncated_default_llm_is_provisioned_again_with_a_message(tmp_path, seeds_index, monkeypatch):
-    from models.provision import llm_is_verified
+    from models.catalogue import default
+    from models.provision import is_verified
     from rag.settings import DEFAULT_LLM_FILE
 
     models = models_copy(tmp_path, llm="truncated")
@@ -556,10 +557,10 @@ def test_a_truncated_default_llm_is_provisioned_again_with_a_message(tmp_path, s
     status, stdout, stderr = run("ask", "--index", str(seeds_index), "--json", ANSWERABLE[0])
     assert status == 0, stderr
     assert "is not the verified file (truncated or changed since it was provisioned)" in stderr
-    assert "LLM ready" in stderr and "sha256 verified" in stderr
+    assert "ready (" in stderr and "sha256 verified" in stderr
     answer = json.loads(stdout)
     assert not answer["abstained"] and "Segment" in answer["answer"]
-    assert llm_is_verified(models / DEFAULT_LLM_FILE)
+    assert is_verified(models / DEFAULT_LLM_FILE, default("llm").pin)
     assert sorted(p.name for p in models.iterdir() if ".tmp-" in p.name) == []
 
 
