@@ -72,6 +72,9 @@ _NOT_POSSESSIVE_NYA = {
 }
 
 
+_HANGUL_WORD_START = re.compile(r"[그이저거또]")
+
+
 def _latin_words(text: str) -> list[str]:
     return _WORD.findall(_CJK.sub(" ", text))
 
@@ -79,6 +82,14 @@ def _latin_words(text: str) -> list[str]:
 def _possessive_nya(word: str) -> bool:
     lower = word.lower()
     return lower.endswith("nya") and len(lower) > 5 and lower not in _NOT_POSSESSIVE_NYA
+
+
+def _has_marker(question: str, marker: str) -> bool:
+    """A Korean pronoun starts a word ("그는", not the end of the name "그레그는"); Korean endings
+    ("는요") and Chinese markers (no spaces between words) may stand anywhere."""
+    if _HANGUL_WORD_START.match(marker):
+        return re.search(r"(?:^|[^\uac00-\ud7a3])" + re.escape(marker), question + " ") is not None
+    return marker in question + " "
 
 
 def looks_like_follow_up(question: str) -> bool:
@@ -90,7 +101,7 @@ def looks_like_follow_up(question: str) -> bool:
     very_short = len(words) + (cjk + 1) // 2 <= 3
     lower = " " + " ".join(w.lower() for w in words) + " "
     marker = (any(f" {w} " in lower for w in _FOLLOW_UP_WORDS) or any(_possessive_nya(w) for w in words)
-              or any(m in question + " " for m in _FOLLOW_UP_CJK))
+              or any(_has_marker(question, m) for m in _FOLLOW_UP_CJK))
     return short and (marker or very_short)
 
 

@@ -37,6 +37,10 @@ CI_SAMPLE = ROOT / "eval" / "ci-sample.txt"
 # holding them are strict xfails, so reaching a target fails loudly until its floor is
 # raised to it.
 FLOOR_HIT_AT_5, TARGET_HIT_AT_5 = 0.85, 0.9
+# The gold set grew (issue 12) with harder questions; FLOOR_HIT_AT_5 still holds on the
+# questions it was set on (q001-q101), and the whole set has its own floor.
+FIRST_GOLD = [f"q{n:03d}" for n in range(1, 102)]
+FLOOR_HIT_AT_5_ALL = 0.83
 FLOOR_ANSWER_ACCURACY, TARGET_ANSWER_ACCURACY = 0.1, 0.5
 FLOOR_REFUSAL_ACCURACY = 0.5  # also issue 3's target: met
 
@@ -254,18 +258,26 @@ def test_compare_writes_a_readable_report(seeds_index, tmp_path, capsys):
 
 
 # -- the CI gate -------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def retrieval_gate(seeds_index):
+def _retrieval(seeds_index, *ids: str) -> dict:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = rag_main(["eval", "--gold", str(GOLD), "--retrieve-only", "--json", *_on_seeds(seeds_index)])
+        code = rag_main(["eval", "--gold", str(GOLD), "--retrieve-only", "--json", *_on_seeds(seeds_index),
+                         *(["--ids", *ids] if ids else [])])
     assert code == 0
     return json.loads(out.getvalue())["retrieval"]
 
 
-def test_gate_retrieval_hit_at_5(retrieval_gate):
-    assert retrieval_gate["n"] == sum(1 for i in load_gold(GOLD, SEEDS) if i.answerable)
+@pytest.fixture(scope="module")
+def retrieval_gate(seeds_index):
+    return _retrieval(seeds_index, *FIRST_GOLD)
+
+
+def test_gate_retrieval_hit_at_5(retrieval_gate, seeds_index):
+    assert retrieval_gate["n"] == sum(1 for i in load_gold(GOLD, SEEDS) if i.answerable and i.id in FIRST_GOLD)
     assert retrieval_gate["hit@5"] >= FLOOR_HIT_AT_5, f"hit@5 = {retrieval_gate['hit@5']:.3f}: {retrieval_gate}"
+    whole = _retrieval(seeds_index)
+    assert whole["n"] == sum(1 for i in load_gold(GOLD, SEEDS) if i.answerable)
+    assert whole["hit@5"] >= FLOOR_HIT_AT_5_ALL, f"hit@5 on the whole gold set = {whole['hit@5']:.3f}"
 
 
 @pytest.mark.xfail(strict=True, reason="issue 3 target not reached by multilingual-e5-small (README, evaluation)")
