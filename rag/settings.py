@@ -132,7 +132,7 @@ OPTIONS = (
 
 def add_settings_flags(parser: argparse.ArgumentParser, generation: bool = False) -> None:
     """Add the settings flags every command shares, or with `generation` those of answer generation."""
-    llm_choice = parser.add_mutually_exclusive_group()
+    llm_choice = parser if generation else parser.add_mutually_exclusive_group()
     for option in OPTIONS:
         if option.flag and option.generation == generation:
             (llm_choice if option.field == "llm" else parser).add_argument(
