@@ -42,7 +42,7 @@ from pathlib import Path
 
 from rag.cli import Command
 from rag.errors import RagError
-from rag.index import EMBED_BATCH
+from rag.store import EMBED_BATCH
 from rag.settings import Settings, given_flags, settings_from_args
 
 from .corpora import SEED, gaussian_vectors, seed_sentences, synthetic_documents, synthetic_paragraphs, write_corpus

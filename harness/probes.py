@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.index import EMBED_BATCH
+from rag.store import EMBED_BATCH
 from rag.llm import LLM
 
 

@@ -23,7 +23,6 @@ from .citations import Citation, check_answer, resolve
 from .conversation import Rewrite, standalone_question
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .errors import RagError
-from .index import Index, UpdateReport, exists, load_index, update_index
 from .language import detect_language
 from .library import Library
 from .llm import LLM, LlamaCppLLM
@@ -31,6 +30,7 @@ from .passages import Passage, select_passages
 from .retrieval import Hit, Retriever
 from .scale import E5_SMALL, Scale, measure
 from .settings import Settings
+from .store import Store, UpdateReport, open_store, store_exists, update_store
 
 MAX_QUESTION_CHARS = 2000
 
@@ -137,7 +137,7 @@ class Assistant:
         self.settings = settings
         self.log = log
         self._embedder: Embedder | None = embedder
-        self._index: Index | None = None
+        self._index: Store | None = None
         self._llm: LLM | None = llm
         self._scale: Scale | None = None
         # llama.cpp contexts are not thread-safe; one generation at a time per process.
@@ -157,14 +157,15 @@ class Assistant:
             return self._embedder
 
     @property
-    def index(self) -> Index:
+    def index(self) -> Store:
+        """The live store (FAISS folder or Milvus collection, by settings.store)."""
         with self._loading_lock:
             if self._index is None:
-                if exists(self.settings.index_dir):
-                    self._index = load_index(self.settings.index_dir)
+                if store_exists(self.settings):
+                    self._index = open_store(self.settings)
                     self._check_embedder_matches(self._index)
                 else:
-                    self.log(f"No index in {self.settings.index_dir}; building one from {self.settings.docs_dir}")
+                    self.log(f"No index in {self.settings.index_location}; building one from {self.settings.docs_dir}")
                     self.update_index()
             return self._index
 
@@ -201,7 +202,7 @@ class Assistant:
     def chunking(self) -> ChunkingSettings:
         return ChunkingSettings(self.settings.chunk_tokens, self.settings.chunk_overlap)
 
-    def _check_embedder_matches(self, index: Index) -> None:
+    def _check_embedder_matches(self, index: Store) -> None:
         built_with = index.manifest["embedder"]
         if built_with != {"id": self.embedder.id, "dim": self.embedder.dim}:
             raise RagError(f"the index was built with embedder {built_with['id']}, not {self.embedder.id}; "
@@ -210,8 +211,7 @@ class Assistant:
     def update_index(self, rebuild: bool = False,
                      progress: Callable[[int, int], None] | None = None) -> UpdateReport:
         with self._loading_lock:
-            index, report = update_index(self.settings.docs_dir, self.settings.index_dir, self.embedder,
-                                         self.chunking, self.settings.index_type, rebuild, progress)
+            index, report = update_store(self.settings, self.embedder, self.chunking, rebuild, progress)
             self._index = index
             return report
 

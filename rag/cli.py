@@ -149,7 +149,7 @@ def _index_command(args) -> int:
     if report.rebuilt_reason:
         print(f"Full build ({report.rebuilt_reason}).")
     print(f"{len(report.embedded_files) + len(report.unchanged_files)} files, {report.chunks_total} chunks in "
-          f"{assistant.settings.index_dir}: {report.chunks_embedded} chunks embedded from "
+          f"{assistant.settings.index_location}: {report.chunks_embedded} chunks embedded from "
           f"{len(report.embedded_files)} new or changed files, {len(report.unchanged_files)} unchanged, "
           f"{len(report.removed_files)} removed ({report.seconds:.1f} s).")
     indexed = set(report.embedded_files) | set(report.unchanged_files)

@@ -27,20 +27,19 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .chunking import Chunk, ChunkingSettings, chunk_document
-from .documents import Document, Paragraph, Skipped, read_documents
+from .chunking import Chunk, ChunkingSettings
+from .documents import Document, Paragraph, read_documents
 from .embedding import Embedder
 from .errors import RagError
 from .keywords import KeywordIndex
 from .settings import INDEX_TYPES
-
-INDEX_FORMAT = 2
+from .store import (INDEX_FORMAT, Progress, Store, UpdateReport, centred, file_entry,
+                    language_offsets, new_manifest, plan_update, plan_vectors, rebuild_reason)
 CURRENT = "CURRENT"
 # The names (generation folders, pointer drafts) builds created in the index folder, and
 # the mark that the folder is an index: only these are ever deleted.
@@ -51,18 +50,14 @@ CHUNKS = "chunks.jsonl"
 PARAGRAPHS = "paragraphs.jsonl"
 KEYWORDS = "keywords"
 OFFSETS = "language_offsets.npz"
-# Chunks of prior weight for the global mean when estimating a language's mean vector.
-OFFSET_PRIOR = 10
-# Passages embedded per batch (sorted by length, so a batch pads little).
-EMBED_BATCH = 32
 # Seconds a second writer waits for the first before giving up.
 LOCK_TIMEOUT = 600
 
-Progress = Callable[[int, int], None]
-
 
 @dataclass(frozen=True)
-class Index:
+class Index(Store):
+    """The FAISS store: one generation folder, loaded whole into memory."""
+
     folder: Path  # the generation folder it was loaded from
     manifest: dict
     chunks: list[Chunk]
@@ -81,15 +76,25 @@ class Index:
             self.rows_by_language[language] = np.flatnonzero(languages == language).astype(np.int64)
 
     @property
-    def files(self) -> dict[str, dict]:
-        return self.manifest["files"]
+    def chunk_count(self) -> int:
+        return len(self.chunks)
+
+    def chunks_at(self, rows: list[int]) -> list[Chunk]:
+        return [self.chunks[row] for row in rows]
+
+    def chunks_by_file(self) -> dict[str, list[tuple[int, Chunk]]]:
+        by_file: dict[str, list[tuple[int, Chunk]]] = {}
+        for row, chunk in enumerate(self.chunks):
+            by_file.setdefault(chunk.file, []).append((row, chunk))
+        return by_file
 
     def paragraph(self, file: str, number: int) -> Paragraph:
         return Paragraph(file, number, self.paragraphs[file][number - 1])
 
+    def paragraphs_of(self, file: str) -> list[str]:
+        return self.paragraphs.get(file, [])
+
     def search(self, query: np.ndarray, k: int, language: str | None = None) -> list[tuple[int, float]]:
-        """(chunk row, centred score) of the k best chunks for a normalised query vector,
-        among all chunks or only those in `language`."""
         import faiss
 
         params = None
@@ -110,41 +115,22 @@ class Index:
     def centred_scores(self, query: np.ndarray, rows: list[int]) -> np.ndarray:
         return self.vectors.reconstruct_batch(np.array(rows, dtype=np.int64)) @ query
 
-    def cosine(self, query: np.ndarray, row: int, centred_score: float) -> float:
-        """The true cosine similarity of a chunk, from its centred score."""
-        return centred_score + float(self.offsets[self.chunks[row].language] @ query)
+    def keyword_search(self, question: str, n: int) -> dict[int, float]:
+        from .retrieval import top_positive
 
-    def raw_vectors(self) -> np.ndarray:
-        """Every chunk's own embedding (offsets added back), in row order."""
-        if not self.chunks:
+        scores = self.keywords.scores(question)
+        return {int(row): float(scores[row]) for row in top_positive(scores, n)}
+
+    def raw_vectors(self, rows: list[int] | None = None) -> np.ndarray:
+        """The chunks' own embeddings (offsets added back), of `rows` or of every row in order."""
+        rows = np.arange(len(self.chunks)) if rows is None else np.asarray(rows, dtype=np.int64)
+        if not len(rows):
             return np.zeros((0, self.vectors.d), dtype=np.float32)
-        vectors = self.vectors.reconstruct_n(0, len(self.chunks))
-        for language, rows in self.rows_by_language.items():
-            vectors[rows] += self.offsets[language]
+        vectors = self.vectors.reconstruct_batch(rows)
+        languages = np.array([self.chunks[row].language for row in rows])
+        for language in set(languages):
+            vectors[languages == language] += self.offsets[language]
         return vectors
-
-
-@dataclass
-class UpdateReport:
-    """What an update did, for the CLI and UI to print."""
-
-    rebuilt_reason: str | None = None  # why everything was re-embedded, if it was
-    embedded_files: list[str] = field(default_factory=list)
-    unchanged_files: list[str] = field(default_factory=list)
-    removed_files: list[str] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-    chunks_embedded: int = 0
-    chunks_total: int = 0
-    seconds: float = 0.0
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.rebuilt_reason or self.embedded_files or self.removed_files)
-
-    def to_json(self) -> dict:
-        data = asdict(self)
-        data["skipped"] = [asdict(s) for s in self.skipped]
-        return data
 
 
 def _sha256(path: Path) -> str:
@@ -234,34 +220,9 @@ def _new_vector_index(dim: int, index_type: str):
     return faiss.IndexFlatIP(dim)
 
 
-def language_offsets(vectors: np.ndarray, languages: list[str]) -> dict[str, np.ndarray]:
-    """Per language, its mean vector minus the global mean, shrunk when it has few chunks."""
-    if not len(vectors):
-        return {}
-    overall = vectors.mean(axis=0)
-    labels = np.array(languages)
-    offsets = {}
-    for language in sorted(set(languages)):
-        members = vectors[labels == language]
-        weight = len(members) / (len(members) + OFFSET_PRIOR)
-        offsets[language] = (weight * (members.mean(axis=0) - overall)).astype(np.float32)
-    return offsets
-
-
 def _check_index_type(index_type: str) -> None:
     if index_type not in INDEX_TYPES:
         raise RagError(f"index type must be one of {', '.join(INDEX_TYPES)}, not {index_type!r}")
-
-
-def _manifest(embedder: Embedder, chunking: ChunkingSettings, index_type: str) -> dict:
-    """What an index was built with (its files are added as they are indexed)."""
-    return {"format": INDEX_FORMAT, "embedder": {"id": embedder.id, "dim": embedder.dim},
-            "chunking": chunking.to_json(), "index_type": index_type, "files": {}}
-
-
-def _file_entry(document: Document, chunks: int) -> dict:
-    return {"sha256": document.sha256, "language": document.language, "paragraphs": len(document.paragraphs),
-            "chunks": chunks}
 
 
 def write_index(index_dir: Path, documents: list[Document], chunks: list[Chunk], vectors: np.ndarray,
@@ -271,12 +232,12 @@ def write_index(index_dir: Path, documents: list[Document], chunks: list[Chunk],
     _check_index_type(index_type)
     if len(vectors) != len(chunks):
         raise RagError(f"{len(vectors)} vectors for {len(chunks)} chunks")
-    manifest = _manifest(embedder, chunking, index_type)
+    manifest = new_manifest(embedder, chunking, index_type)
     per_file: dict[str, int] = {}
     for chunk in chunks:
         per_file[chunk.file] = per_file.get(chunk.file, 0) + 1
     for document in documents:
-        manifest["files"][document.file] = _file_entry(document, per_file.get(document.file, 0))
+        manifest["files"][document.file] = file_entry(document, per_file.get(document.file, 0))
     index_dir.mkdir(parents=True, exist_ok=True)
     return _write_generation(index_dir, manifest, chunks, documents, vectors)
 
@@ -292,7 +253,7 @@ def _write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk], docu
     offsets = language_offsets(vectors, languages)
     vector_index = _new_vector_index(vectors.shape[1], manifest["index_type"])
     if len(vectors):
-        vector_index.add(vectors - np.stack([offsets[language] for language in languages]))
+        vector_index.add(centred(vectors, languages, offsets))
     faiss.write_index(vector_index, str(folder / VECTORS))
     np.savez(folder / OFFSETS, **offsets)
     _write_jsonl(folder / CHUNKS, [asdict(c) for c in chunks])
@@ -374,18 +335,6 @@ def _remove_stale(index_dir: Path, keep: Path) -> None:
     _write_owned(index_dir, [keep.name])
 
 
-def _embed(embedder: Embedder, texts: list[str], progress: Progress | None, batch_size: int = EMBED_BATCH) -> np.ndarray:
-    """Embed in length-sorted batches (little padding), reporting progress after each batch."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        vectors[rows] = embedder.encode_passages([texts[i] for i in rows], batch_size=batch_size)
-        if progress:
-            progress(min(start + batch_size, len(texts)), len(texts))
-    return vectors
-
-
 def _reusable(index_dir: Path, manifest: dict, rebuild: bool) -> tuple[Index | None, str | None]:
     """The current index if its vectors can be reused, else None and why not."""
     if rebuild:
@@ -396,10 +345,8 @@ def _reusable(index_dir: Path, manifest: dict, rebuild: bool) -> tuple[Index | N
         old = load_index(index_dir)
     except RagError as error:
         return None, str(error).split(";")[0]
-    for key in ("format", "embedder", "chunking", "index_type"):
-        if old.manifest.get(key) != manifest[key]:
-            return None, f"{key} changed"
-    return old, None
+    reason = rebuild_reason(old.manifest, manifest)
+    return (None, reason) if reason else (old, None)
 
 
 def update_index(docs_dir: Path, index_dir: Path, embedder: Embedder, chunking: ChunkingSettings,
@@ -418,46 +365,16 @@ def update_index(docs_dir: Path, index_dir: Path, embedder: Embedder, chunking: 
     except Timeout:
         raise RagError(f"another process has been writing {index_dir} for {LOCK_TIMEOUT} s; try again later") from None
     try:
-        manifest = _manifest(embedder, chunking, index_type)
-        old, rebuilt_reason = _reusable(index_dir, manifest, rebuild)
-        report = UpdateReport(rebuilt_reason=rebuilt_reason, skipped=skipped)
-        old_rows: dict[str, list[int]] = {}
-        if old:
-            for row, chunk in enumerate(old.chunks):
-                old_rows.setdefault(chunk.file, []).append(row)
-            report.removed_files = sorted(set(old.files) - {d.file for d in documents})
-
-        chunks: list[Chunk] = []
-        reused: list[tuple[int, int]] = []  # (new row, old row)
-        to_embed: list[int] = []  # new rows
-        for document in documents:
-            first_row = len(chunks)
-            previous = old.files.get(document.file) if old else None
-            if previous and previous["sha256"] == document.sha256:
-                for old_row in old_rows.get(document.file, []):
-                    reused.append((len(chunks), old_row))
-                    chunks.append(old.chunks[old_row])
-                report.unchanged_files.append(document.file)
-            else:
-                new_chunks = chunk_document(document, chunking, embedder.count_tokens)
-                to_embed.extend(range(len(chunks), len(chunks) + len(new_chunks)))
-                chunks.extend(new_chunks)
-                report.embedded_files.append(document.file)
-            manifest["files"][document.file] = _file_entry(document, len(chunks) - first_row)
-        report.chunks_total = len(chunks)
-        report.chunks_embedded = len(to_embed)
+        manifest = new_manifest(embedder, chunking, index_type)
+        old, reason = _reusable(index_dir, manifest, rebuild)
+        plan = plan_update(documents, skipped, manifest, old, reason, chunking, embedder)
+        report = plan.report
         if old and not report.changed:
             _remove_stale(index_dir, keep=old.folder)  # leftovers of builds killed since the last one
             report.seconds = time.perf_counter() - started
             return old, report
-
-        vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
-        if reused:
-            new_rows, previous_rows = map(list, zip(*reused))
-            vectors[new_rows] = old.raw_vectors()[previous_rows]
-        if to_embed:
-            vectors[to_embed] = _embed(embedder, [chunks[i].text for i in to_embed], progress)
-        folder = _write_generation(index_dir, manifest, chunks, documents, vectors)
+        vectors = plan_vectors(plan, old, embedder, progress)
+        folder = _write_generation(index_dir, manifest, plan.chunks, documents, vectors)
         _remove_stale(index_dir, keep=folder)
     finally:
         lock.release()

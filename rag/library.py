@@ -24,8 +24,8 @@ from .documents import DOCUMENT_SUFFIXES, MAX_FILE_BYTES, decode, split_paragrap
 from .errors import RagError
 
 if TYPE_CHECKING:
-    from .index import Index, UpdateReport
     from .settings import Settings
+    from .store import Store, UpdateReport
 
 # Uploads larger than this are refused (the documents reader itself accepts up to MAX_FILE_BYTES).
 DEFAULT_MAX_BYTES = 5 * 2**20
@@ -201,7 +201,7 @@ class Indexed(Protocol):
     settings: Settings
 
     @property
-    def index(self) -> Index: ...
+    def index(self) -> Store: ...
 
     def update_index(self, rebuild: bool = False,
                      progress: Callable[[int, int], None] | None = None) -> UpdateReport: ...

@@ -17,9 +17,9 @@ import numpy as np
 
 from .citations import split_sentences
 from .embedding import Embedder
-from .index import Index
 from .language import detect_language, named_language
 from .retrieval import NAMED_LANGUAGE_BOOST, Hit
+from .store import Store
 
 # Weight of the chunk's retrieval score against the paragraph's own best sentence.
 CHUNK_WEIGHT = 0.5
@@ -51,13 +51,13 @@ def trim_around(sentences: list[str], best: int, budget: int, count_tokens: Call
     return " ".join(sentences[first:last + 1])
 
 
-def select_passages(question: str, query: np.ndarray, hits: list[Hit], index: Index, embedder: Embedder,
+def select_passages(question: str, query: np.ndarray, hits: list[Hit], index: Store, embedder: Embedder,
                     count: int, budget_tokens: int) -> list[Passage]:
     """The `count` paragraphs around the hits that best answer the question, best first."""
     prior: dict[tuple[str, int], float] = {}
     for hit in hits:
         chunk = hit.chunk
-        total = len(index.paragraphs[chunk.file])
+        total = index.files[chunk.file]["paragraphs"]
         for number in range(max(1, chunk.first - 1), min(total, chunk.last + 1) + 1):
             inside = chunk.first <= number <= chunk.last
             score = hit.score - (0.0 if inside else NEIGHBOUR_PENALTY)

@@ -1,7 +1,7 @@
-"""From a question to ranked chunks: dense (FAISS), keyword (BM25) or both.
+"""From a question to ranked chunks: dense (vectors), keyword (BM25) or both, from either store.
 
 Scores, measured on eval/gold.jsonl (see README, evaluation):
-- dense: inner product with language-centred chunk vectors (see rag/index.py);
+- dense: inner product with language-centred chunk vectors (see rag/index.py, rag/store.py);
 - a question that names a source language ("according to the Korean article") lifts
   chunks in that language by NAMED_LANGUAGE_BOOST;
 - hybrid adds BM25, max-normalised, with a small weight: keywords decide between close
@@ -17,8 +17,8 @@ import numpy as np
 
 from .chunking import Chunk
 from .embedding import Embedder
-from .index import Index
 from .language import named_language
+from .store import Store
 
 # How many candidates each side contributes before the final ranking.
 CANDIDATES = 50
@@ -39,41 +39,39 @@ class Hit:
 
 
 class Retriever:
-    def __init__(self, index: Index, embedder: Embedder) -> None:
-        self.index = index
+    def __init__(self, store: Store, embedder: Embedder) -> None:
+        self.store = store
         self.embedder = embedder
 
     def search(self, question: str, k: int, mode: str = "hybrid", query: np.ndarray | None = None) -> list[Hit]:
         """The k best chunks; `query` is the question's embedding, if the caller has it already."""
-        if not self.index.chunks:
+        if not self.store.chunk_count:
             return []
         pool = max(k, CANDIDATES)
-        keyword = self._keyword(question, pool) if mode != "dense" else {}
+        keyword = self.store.keyword_search(question, pool) if mode != "dense" else {}
         if mode == "keyword":
-            ranked = sorted(keyword.items(), key=lambda item: -item[1])[:k]
-            return [Hit(self.index.chunks[row], score, keyword=score) for row, score in ranked]
+            ranked = sorted(keyword.items(), key=lambda item: (-item[1], item[0]))[:k]
+            chunks = self.store.chunks_at([row for row, _ in ranked])
+            return [Hit(chunk, score, keyword=score) for chunk, (_, score) in zip(chunks, ranked)]
 
         if query is None:
             query = self.embedder.encode_queries([question])[0]
         named = named_language(question)
-        candidates = dict(self.index.search(query, pool))
+        candidates = dict(self.store.search(query, pool))
         if named:
-            candidates.update(self.index.search(query, pool, language=named))
+            candidates.update(self.store.search(query, pool, language=named))
         missing = [row for row in keyword if row not in candidates]
         if missing:
-            candidates.update(zip(missing, self.index.centred_scores(query, missing).tolist()))
+            candidates.update(zip(missing, self.store.centred_scores(query, missing).tolist()))
+        chunks = dict(zip(candidates, self.store.chunks_at(list(candidates))))
         top_keyword = max(keyword.values(), default=1.0)
         scores = {row: centred
-                  + (NAMED_LANGUAGE_BOOST if self.index.chunks[row].language == named else 0.0)
+                  + (NAMED_LANGUAGE_BOOST if chunks[row].language == named else 0.0)
                   + KEYWORD_WEIGHT * keyword.get(row, 0.0) / top_keyword
                   for row, centred in candidates.items()}
         ranked = sorted(scores, key=lambda row: -scores[row])[:k]
-        return [Hit(self.index.chunks[row], scores[row], self.index.cosine(query, row, candidates[row]),
+        return [Hit(chunks[row], scores[row], self.store.cosine(query, chunks[row], candidates[row]),
                     keyword.get(row)) for row in ranked]
-
-    def _keyword(self, question: str, n: int) -> dict[int, float]:
-        scores = self.index.keywords.scores(question)
-        return {int(row): float(scores[row]) for row in top_positive(scores, n)}
 
 
 def top_positive(scores: np.ndarray, n: int) -> np.ndarray:

@@ -56,6 +56,10 @@ class Settings:
     chunk_overlap: int = 16
     retrieval: str = "hybrid"
     index_type: str = "flat"  # "hnsw" for large corpora: approximate, sub-linear search
+    store: str = "faiss"  # "milvus": the index in a Milvus collection instead of index_dir
+    # A local `*.db` path (milvus-lite's embedded file) or `http(s)://host:19530` (a server or cluster).
+    milvus_uri: str | None = None
+    milvus_token: str | None = None  # "user:password" or an API token, for a secured cluster
     max_tokens: int = 96
     temperature: float = 0.0
     context_tokens: int = 2048
@@ -82,6 +86,11 @@ class Settings:
         model = self.embedder_model
         return str(self.models_dir / model.target) if model else self.embedder
 
+    @property
+    def index_location(self) -> str:
+        """Where the index lives, for messages (never with the Milvus token)."""
+        return f"Milvus at {self.milvus_uri}" if self.store == "milvus" else str(self.index_dir)
+
     def replace(self, **changes: object) -> "Settings":
         """A copy with the given fields changed; None values are ignored (an unset CLI flag)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -89,6 +98,7 @@ class Settings:
 
 RETRIEVAL_MODES = ("dense", "keyword", "hybrid")
 INDEX_TYPES = ("flat", "hnsw")
+STORES = ("faiss", "milvus")
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,7 @@ class Option:
     choices: tuple[str, ...] | None = None
     help: str = ""
     generation: bool = False  # a flag only commands that generate answers offer
+    secret: bool = False  # never echoed back (reports list the flags given)
 
     @property
     def dest(self) -> str:
@@ -121,6 +132,12 @@ OPTIONS = (
     Option("retrieval", "RAG_RETRIEVAL", "--retrieval", choices=RETRIEVAL_MODES, help="retrieval mode"),
     Option("index_type", "RAG_INDEX_TYPE", "--index-type", choices=INDEX_TYPES,
            help="FAISS index: exact flat (the default) or approximate HNSW for large corpora"),
+    Option("store", "RAG_STORE", "--store", choices=STORES,
+           help="where the index lives: the FAISS folder --index (the default) or Milvus"),
+    Option("milvus_uri", "RAG_MILVUS_URI", "--milvus-uri",
+           help="Milvus: a local .db file (embedded milvus-lite) or http://host:19530 (a server or cluster)"),
+    Option("milvus_token", "RAG_MILVUS_TOKEN", "--milvus-token", secret=True,
+           help="Milvus: user:password or an API token; the environment keeps it out of the process list"),
     Option("max_tokens", "RAG_MAX_TOKENS", "--max-tokens", int, help="longest answer, in tokens", generation=True),
     Option("temperature", "RAG_TEMPERATURE", "--temperature", float,
            help="sampling temperature, default 0: deterministic", generation=True),
@@ -153,7 +170,7 @@ def settings_options() -> argparse.ArgumentParser:
 
 def given_flags(args: argparse.Namespace) -> list[tuple[str, object]]:
     """The settings flags given on the command line, as (flag, value), in declaration order."""
-    return [(option.flag, getattr(args, option.dest)) for option in OPTIONS
+    return [(option.flag, "***" if option.secret else getattr(args, option.dest)) for option in OPTIONS
             if option.flag and getattr(args, option.dest, None) is not None]
 
 
@@ -186,6 +203,10 @@ def validate(settings: Settings) -> None:
         raise RagError(f"retrieval must be dense, keyword or hybrid, not {settings.retrieval!r}")
     if settings.index_type not in INDEX_TYPES:
         raise RagError(f"index type must be flat or hnsw, not {settings.index_type!r}")
+    if settings.store not in STORES:
+        raise RagError(f"store must be faiss or milvus, not {settings.store!r}")
+    if settings.store == "milvus" and not settings.milvus_uri:
+        raise RagError("--store milvus needs --milvus-uri (a local file like milvus.db, or http://host:19530)")
     if settings.max_tokens < 1:
         raise RagError(f"max tokens must be positive, not {settings.max_tokens}")
     if not 0.0 <= settings.temperature <= 2.0:

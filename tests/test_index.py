@@ -43,7 +43,7 @@ def test_build_then_reload_gives_the_same_index(docs_copy, tmp_path, embedder):
     vector = loaded.raw_vectors()[3]
     row, centred = loaded.search(vector, 1)[0]
     assert row == 3
-    assert abs(loaded.cosine(vector, row, centred) - 1.0) < 1e-4
+    assert abs(loaded.cosine(vector, loaded.chunks[row], centred) - 1.0) < 1e-4
     # Restricted to another language, it is not found.
     other = next(language for language in loaded.rows_by_language if language != loaded.chunks[3].language)
     assert 3 not in {r for r, _ in loaded.search(vector, 10, language=other)}

@@ -274,7 +274,8 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                     chat[-1]["content"] = note + render.answer_message(answer, turn)
                     index = assistant.index
                     languages = {name: info.get("language", "") for name, info in index.files.items()}
-                    panel_sections.append(render.turn_sources(turn, rewrite.standalone, answer, index.paragraphs,
+                    cited = {c.file: index.paragraphs_of(c.file) for c in answer.citations}
+                    panel_sections.append(render.turn_sources(turn, rewrite.standalone, answer, cited,
                                                               languages, answer.timings_ms))
                     turns_so_far.append({"question": cleaned, "standalone": rewrite.standalone,
                                          "answer": answer.text or ""})
@@ -386,7 +387,7 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                         ("Embedder", Path(settings.embedder_name).name),
                         ("Retrieval", settings.retrieval),
                         ("Documents", str(settings.docs_dir)),
-                        ("Index", str(settings.index_dir))]), elem_id="model-info", js_on_load=None)
+                        ("Index", settings.index_location)]), elem_id="model-info", js_on_load=None)
             with gr.Column(scale=5, min_width=320, elem_id="side-column"):
                 sources = gr.HTML(render.sources_panel([]), elem_id="sources", js_on_load=sources_js,
                                   max_height=760, autoscroll=False)

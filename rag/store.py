@@ -1,0 +1,243 @@
+"""The store seam: where chunk vectors, keywords, paragraphs and file hashes live.
+
+Two stores, chosen by `--store`: the FAISS index folder (rag/index.py, the default) and a
+Milvus collection (rag/milvus_store.py: milvus-lite's embedded file, a Milvus server or a
+cluster). Both keep the same rows in the same order, store the same language-centred
+vectors and the same BM25 weights, so retrieval (rag/retrieval.py) ranks alike on either.
+
+What is shared lives here, once: the incremental-update plan (which files are unchanged
+and keep their vectors, which are re-embedded, which are gone) and the embedding of the
+changed chunks. Each store only reads its own rows and writes a complete new generation,
+which it makes current in one atomic step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .chunking import Chunk, ChunkingSettings, chunk_document
+from .documents import Document, Paragraph, Skipped
+from .embedding import Embedder
+
+# Bumped when what a store holds changes meaning: an older store is then rebuilt.
+INDEX_FORMAT = 2
+# Passages embedded per batch (sorted by length, so a batch pads little).
+EMBED_BATCH = 32
+
+Progress = Callable[[int, int], None]
+
+
+class Store:
+    """What retrieval, passages and the UI read. Rows are 0..chunk_count-1 in build order."""
+
+    manifest: dict  # format, embedder, chunking, index_type, files
+    offsets: dict[str, np.ndarray]  # language -> vector subtracted from its chunks' vectors
+
+    @property
+    def files(self) -> dict[str, dict]:
+        """file -> {"sha256", "language", "paragraphs", "chunks"}."""
+        return self.manifest["files"]
+
+    def cosine(self, query: np.ndarray, chunk: Chunk, centred_score: float) -> float:
+        """The true cosine similarity of a chunk, from its centred score."""
+        return centred_score + float(self.offsets[chunk.language] @ query)
+
+    @property
+    def chunk_count(self) -> int:
+        raise NotImplementedError
+
+    def chunks_at(self, rows: list[int]) -> list[Chunk]:
+        raise NotImplementedError
+
+    def chunks_by_file(self) -> dict[str, list[tuple[int, Chunk]]]:
+        """Every chunk with its row, by file: what an update may reuse."""
+        raise NotImplementedError
+
+    def search(self, query: np.ndarray, k: int, language: str | None = None) -> list[tuple[int, float]]:
+        """(row, centred score) of the k best chunks for a normalised query vector, best
+        first, among all chunks or only those in `language`."""
+        raise NotImplementedError
+
+    def centred_scores(self, query: np.ndarray, rows: list[int]) -> np.ndarray:
+        raise NotImplementedError
+
+    def keyword_search(self, question: str, n: int) -> dict[int, float]:
+        """Row -> BM25 score of the n best chunks with a positive score."""
+        raise NotImplementedError
+
+    def paragraph(self, file: str, number: int) -> Paragraph:
+        raise NotImplementedError
+
+    def paragraphs_of(self, file: str) -> list[str]:
+        """The texts of a file's paragraphs; paragraph n is [n - 1]."""
+        raise NotImplementedError
+
+    def raw_vectors(self, rows: list[int]) -> np.ndarray:
+        """The chunks' own embeddings (offsets added back), in the order of `rows`."""
+        raise NotImplementedError
+
+
+@dataclass
+class UpdateReport:
+    """What an update did, for the CLI and UI to print."""
+
+    rebuilt_reason: str | None = None  # why everything was re-embedded, if it was
+    embedded_files: list[str] = field(default_factory=list)
+    unchanged_files: list[str] = field(default_factory=list)
+    removed_files: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    chunks_embedded: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.rebuilt_reason or self.embedded_files or self.removed_files)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["skipped"] = [asdict(s) for s in self.skipped]
+        return data
+
+
+@dataclass
+class UpdatePlan:
+    """The next generation's rows: which come from the old store, which must be embedded."""
+
+    manifest: dict
+    chunks: list[Chunk]
+    reused: list[tuple[int, int]]  # (new row, old row)
+    to_embed: list[int]  # new rows
+    report: UpdateReport
+
+
+def new_manifest(embedder: Embedder, chunking: ChunkingSettings, index_type: str) -> dict:
+    """What a store was built with (its files are added as they are indexed)."""
+    return {"format": INDEX_FORMAT, "embedder": {"id": embedder.id, "dim": embedder.dim},
+            "chunking": chunking.to_json(), "index_type": index_type, "files": {}}
+
+
+def file_entry(document: Document, chunks: int) -> dict:
+    return {"sha256": document.sha256, "language": document.language, "paragraphs": len(document.paragraphs),
+            "chunks": chunks}
+
+
+def rebuild_reason(old_manifest: dict, manifest: dict) -> str | None:
+    """Why an old store's vectors cannot be reused for `manifest`, or None if they can."""
+    for key in ("format", "embedder", "chunking", "index_type"):
+        if old_manifest.get(key) != manifest[key]:
+            return f"{key} changed"
+    return None
+
+
+def plan_update(documents: list[Document], skipped: list[Skipped], manifest: dict, old: Store | None,
+                reason: str | None, chunking: ChunkingSettings, embedder: Embedder) -> UpdatePlan:
+    """Unchanged files (same sha256) keep their chunks and vectors; the rest are re-chunked."""
+    report = UpdateReport(rebuilt_reason=reason, skipped=skipped)
+    old_chunks = old.chunks_by_file() if old else {}
+    if old:
+        report.removed_files = sorted(set(old.files) - {d.file for d in documents})
+    chunks: list[Chunk] = []
+    reused: list[tuple[int, int]] = []
+    to_embed: list[int] = []
+    for document in documents:
+        first_row = len(chunks)
+        previous = old.files.get(document.file) if old else None
+        if previous and previous["sha256"] == document.sha256:
+            for old_row, chunk in old_chunks.get(document.file, []):
+                reused.append((len(chunks), old_row))
+                chunks.append(chunk)
+            report.unchanged_files.append(document.file)
+        else:
+            new_chunks = chunk_document(document, chunking, embedder.count_tokens)
+            to_embed.extend(range(len(chunks), len(chunks) + len(new_chunks)))
+            chunks.extend(new_chunks)
+            report.embedded_files.append(document.file)
+        manifest["files"][document.file] = file_entry(document, len(chunks) - first_row)
+    report.chunks_total = len(chunks)
+    report.chunks_embedded = len(to_embed)
+    return UpdatePlan(manifest, chunks, reused, to_embed, report)
+
+
+def plan_vectors(plan: UpdatePlan, old: Store | None, embedder: Embedder,
+                 progress: Progress | None) -> np.ndarray:
+    """Every planned chunk's own embedding: reused from the old store, or computed now."""
+    vectors = np.zeros((len(plan.chunks), embedder.dim), dtype=np.float32)
+    if plan.reused:
+        new_rows, old_rows = map(list, zip(*plan.reused))
+        vectors[new_rows] = old.raw_vectors(old_rows)
+    if plan.to_embed:
+        vectors[plan.to_embed] = embed(embedder, [plan.chunks[i].text for i in plan.to_embed], progress)
+    return vectors
+
+
+def embed(embedder: Embedder, texts: list[str], progress: Progress | None, batch_size: int = EMBED_BATCH) -> np.ndarray:
+    """Embed in length-sorted batches (little padding), reporting progress after each batch."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        vectors[rows] = embedder.encode_passages([texts[i] for i in rows], batch_size=batch_size)
+        if progress:
+            progress(min(start + batch_size, len(texts)), len(texts))
+    return vectors
+
+
+def language_offsets(vectors: np.ndarray, languages: list[str], prior: int = 10) -> dict[str, np.ndarray]:
+    """Per language, its mean vector minus the global mean, shrunk towards zero when the
+    language has few chunks (`prior` chunks of weight for the global mean)."""
+    if not len(vectors):
+        return {}
+    overall = vectors.mean(axis=0)
+    labels = np.array(languages)
+    offsets = {}
+    for language in sorted(set(languages)):
+        members = vectors[labels == language]
+        weight = len(members) / (len(members) + prior)
+        offsets[language] = (weight * (members.mean(axis=0) - overall)).astype(np.float32)
+    return offsets
+
+
+def centred(vectors: np.ndarray, languages: list[str], offsets: dict[str, np.ndarray]) -> np.ndarray:
+    """The vectors each store keeps: each chunk's own minus its language's offset."""
+    if not len(vectors):
+        return vectors
+    return vectors - np.stack([offsets[language] for language in languages])
+
+
+# -- choosing the store from the settings ----------------------------------------------------
+def store_exists(settings) -> bool:
+    if settings.store == "milvus":
+        from .milvus_store import exists as milvus_exists
+
+        return milvus_exists(settings)
+    from .index import exists
+
+    return exists(settings.index_dir)
+
+
+def open_store(settings) -> Store:
+    """The live store named by the settings; RagError if missing, corrupt or unreachable."""
+    if settings.store == "milvus":
+        from .milvus_store import open_milvus
+
+        return open_milvus(settings)
+    from .index import load_index
+
+    return load_index(settings.index_dir)
+
+
+def update_store(settings, embedder: Embedder, chunking: ChunkingSettings, rebuild: bool = False,
+                 progress: Progress | None = None) -> tuple[Store, UpdateReport]:
+    """Bring the chosen store in line with the documents folder, re-embedding only changed files."""
+    if settings.store == "milvus":
+        from .milvus_store import update_milvus
+
+        return update_milvus(settings, embedder, chunking, rebuild, progress)
+    from .index import update_index
+
+    return update_index(settings.docs_dir, settings.index_dir, embedder, chunking, settings.index_type,
+                        rebuild, progress)
