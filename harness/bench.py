@@ -112,9 +112,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    passthrough = []  # the bench builds its own indexes: --docs and --index are not passed on
+    # The bench builds its own indexes (FAISS, and Milvus in an embedded milvus-lite file): the
+    # flags naming where an index lives are not passed on.
+    passthrough = []
     for flag, value in given_flags(args):
-        if flag not in ("--docs", "--index"):
+        if flag not in ("--docs", "--index", "--store", "--milvus-uri", "--milvus-token"):
             passthrough += [flag, str(value)]
     if args.out is not None:
         try:
@@ -148,7 +150,8 @@ class Bench:
     real_vectors: object = None  # chunk embeddings (+ languages) to shape the synthetic vectors
     real_languages: list[str] = field(default_factory=list)
     questions: list[str] = field(default_factory=list)
-    answered: list[str] = field(default_factory=list)  # questions the LLM was asked (not refused before)
+    answered: list[str] = field(default_factory=list)
+    large_documents: list = field(default_factory=list)  # the synthetic corpus of bench_large  # questions the LLM was asked (not refused before)
     llm_call: LlmCall | None = None  # one recorded LLM call, replayed by the bare-library cold start
 
     def say(self, message: str) -> None:
@@ -182,7 +185,7 @@ def run_bench(settings, plan: Plan = Plan(), skip: set[str] = frozenset(), passt
     try:
         bench.questions = typical_questions()
         bench.say(f"loading the embedder ({settings.embedder_name}); working in {root}")
-        bench.assistant = Assistant(settings.replace(index_dir=root / "seeds-index"), log=log)
+        bench.assistant = Assistant(settings.replace(index_dir=root / "seeds-index", store="faiss"), log=log)
         started = now()
         bench.assistant.embedder  # noqa: B018 - load it now, once
         bench.details["embedder_load_s"] = now() - started
@@ -197,6 +200,7 @@ def run_bench(settings, plan: Plan = Plan(), skip: set[str] = frozenset(), passt
             bench.real_vectors, bench.real_languages = index.raw_vectors(), [c.language for c in index.chunks]
         if "retrieval" not in skip:
             bench_retrieval(bench)
+            bench_milvus(bench, "seeds", bench.assistant)
         if "large" not in skip:
             bench_large(bench)
         if "generation" not in skip:
@@ -364,6 +368,45 @@ def bench_retrieval(bench: Bench) -> None:
                                                 lambda: bench.behind("seeds retrieval repetitions", 0.38))
 
 
+def time_stores(assistants: dict, questions: list[str], reps: int) -> dict[str, list[float]]:
+    """Assistant.retrieve (ms) on each store, the stores interleaved question by question."""
+    for assistant in assistants.values():
+        for question in questions[:3]:  # warm-up
+            assistant.retrieve(question)
+    times: dict[str, list[float]] = {name: [] for name in assistants}
+    for rep in range(reps):
+        for n, question in enumerate(questions):
+            order = list(assistants.items())
+            for name, assistant in order if (rep + n) % 2 == 0 else reversed(order):
+                started = now()
+                assistant.retrieve(question)
+                times[name].append((now() - started) * 1000)
+    return times
+
+
+def bench_milvus(bench: Bench, corpus: str, faiss_assistant) -> None:
+    """The same chunks and vectors as `faiss_assistant`'s index written to Milvus (milvus-lite,
+    embedded, in the bench's folder), then retrieval on both stores, interleaved."""
+    from rag.documents import read_documents
+    from rag.milvus_store import write_milvus
+
+    plan = bench.plan
+    faiss = faiss_assistant.index
+    milvus = bench.assistant_for(store="milvus", milvus_uri=str(bench.root / f"milvus-{corpus}.db"),
+                                 index_type=faiss.manifest["index_type"])
+    documents = bench.large_documents if corpus == "large" else read_documents(bench.settings.docs_dir)[0]
+    bench.say(f"Milvus ({corpus}, {faiss.chunk_count} chunks): writing the collections")
+    started = now()
+    write_milvus(milvus.settings, documents, faiss.chunks, faiss.raw_vectors(), milvus.embedder, milvus.chunking)
+    write_s = now() - started
+    questions = bench.questions[:plan.retrieval_questions]
+    reps = plan.retrieval_reps if corpus == "seeds" else plan.large_reps
+    bench.say(f"Milvus ({corpus}): {len(questions)} questions x {reps}, beside FAISS")
+    times = time_stores({"faiss": faiss_assistant, "milvus": milvus}, questions, reps)
+    bench.details.setdefault("milvus", {})[corpus] = {"chunks": faiss.chunk_count, "write_s": write_s,
+                                                       "engine": "milvus-lite (embedded)", **times}
+
+
 def bench_large(bench: Bench) -> None:
     """A synthetic index of `large_chunks` chunks written and loaded by rag/index.py, searched
     through Assistant.retrieve, flat and HNSW; HNSW's recall@10 against the exact search."""
@@ -384,6 +427,7 @@ def bench_large(bench: Bench) -> None:
               f"chunk embeddings")
     vectors = gaussian_vectors(bench.real_vectors, bench.real_languages, count, languages)
     documents, chunks = synthetic_documents(texts, CHUNKS_PER_FILE_LARGE)
+    bench.large_documents = documents
     chunking = ChunkingSettings(settings.chunk_tokens, settings.chunk_overlap)
     questions = bench.questions[:plan.retrieval_questions]
     query_vectors = embedder.encode_queries(bench.questions[:plan.recall_queries])
@@ -403,6 +447,8 @@ def bench_large(bench: Bench) -> None:
         load_s = now() - started
         bench.say(f"{count} chunks, {index_type}: {len(questions)} questions x {plan.large_reps}")
         timing = time_retrieval(assistant, questions, plan.large_reps, CANDIDATES)
+        if index_type == "flat" and not bench.behind("Milvus at the large corpus", 0.5):
+            bench_milvus(bench, "large", assistant)
         found[index_type] = index.vectors.search(query_vectors, ANN_K)[1]
         if index_type == "hnsw":
             hnsw = index.vectors.hnsw
@@ -713,6 +759,11 @@ def summary(bench: Bench) -> dict:
             "index_load_s_100k": large["by_type"][settings.index_type]["load_s"],
             "index_write_s_100k_flat": large["by_type"]["flat"]["write_s"],
             "index_write_s_100k_hnsw": large["by_type"]["hnsw"]["write_s"]})
+    for corpus, section in d.get("milvus", {}).items():
+        suffix = "" if corpus == "seeds" else "_100k"
+        figures.update({f"retrieve_ms_p50{suffix}_faiss": p50(section["faiss"]),
+                        f"retrieve_ms_p50{suffix}_milvus": p50(section["milvus"]),
+                        f"milvus_write_s{suffix}": section["write_s"]})
     if "generation" in d:
         g = d["generation"]
         rows = [r for r in g["questions"] if not r["warm_up"]] or g["questions"]
@@ -830,6 +881,10 @@ def to_markdown(r: dict) -> str:
          "retrieve_raw_ms_p50_100k", None, "retrieve_ms_p50_100k"),
         (f"Retrieve, {big} chunks, flat, p50 (ms)", "retrieve_ms_p50_100k_flat", "retrieve_raw_ms_p50_100k_flat", None, ""),
         (f"Retrieve, {big} chunks, HNSW, p50 (ms)", "retrieve_ms_p50_100k_hnsw", "retrieve_raw_ms_p50_100k_hnsw", None, ""),
+        ("Retrieve, seeds, Milvus store (milvus-lite) p50 (ms); FAISS store, same run", "retrieve_ms_p50_milvus",
+         "retrieve_ms_p50_faiss", None, ""),
+        (f"Retrieve, {big} chunks, flat, Milvus store (milvus-lite) p50 (ms); FAISS store, same run", "retrieve_ms_p50_100k_milvus",
+         "retrieve_ms_p50_100k_faiss", None, ""),
         (f"FAISS search alone, {big} chunks, flat, p50 (ms)", "faiss_search_ms_p50_100k_flat", None, None, ""),
         (f"FAISS search alone, {big} chunks, HNSW, p50 (ms)", "faiss_search_ms_p50_100k_hnsw", None, None, ""),
         (f"HNSW recall@10 vs exact search, {big} chunks", "ann_recall_at_10", None, None, ""),

@@ -38,8 +38,8 @@ from .embedding import Embedder
 from .errors import RagError
 from .keywords import KeywordIndex
 from .settings import INDEX_TYPES
-from .store import (INDEX_FORMAT, Progress, Store, UpdateReport, centred, file_entry,
-                    language_offsets, new_manifest, plan_update, plan_vectors, rebuild_reason)
+from .store import (INDEX_FORMAT, Progress, Store, UpdateReport, centred, language_offsets, manifest_of,
+                    new_manifest, plan_update, plan_vectors, rebuild_reason)
 CURRENT = "CURRENT"
 # The names (generation folders, pointer drafts) builds created in the index folder, and
 # the mark that the folder is an index: only these are ever deleted.
@@ -230,14 +230,7 @@ def write_index(index_dir: Path, documents: list[Document], chunks: list[Chunk],
     """Write chunks embedded elsewhere (in document order, one vector each) as the current index
     of a new or empty `index_dir`, e.g. a synthetic corpus too large to embed; its generation folder."""
     _check_index_type(index_type)
-    if len(vectors) != len(chunks):
-        raise RagError(f"{len(vectors)} vectors for {len(chunks)} chunks")
-    manifest = new_manifest(embedder, chunking, index_type)
-    per_file: dict[str, int] = {}
-    for chunk in chunks:
-        per_file[chunk.file] = per_file.get(chunk.file, 0) + 1
-    for document in documents:
-        manifest["files"][document.file] = file_entry(document, per_file.get(document.file, 0))
+    manifest = manifest_of(documents, chunks, vectors, embedder, chunking, index_type)
     index_dir.mkdir(parents=True, exist_ok=True)
     return _write_generation(index_dir, manifest, chunks, documents, vectors)
 

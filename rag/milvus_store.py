@@ -32,8 +32,8 @@ from .documents import Document, Paragraph, read_documents
 from .embedding import Embedder
 from .errors import RagError
 from .keywords import KeywordIndex, query_vector
-from .store import (INDEX_FORMAT, Progress, Store, UpdateReport, centred, language_offsets, new_manifest,
-                    plan_update, plan_vectors, rebuild_reason)
+from .store import (INDEX_FORMAT, Progress, Store, UpdateReport, centred, language_offsets, manifest_of,
+                    new_manifest, plan_update, plan_vectors, rebuild_reason)
 
 ALIAS = "polyglot_rag"
 META = "_meta"
@@ -359,6 +359,25 @@ def _drop_leftovers(client, keep: set[str | None]) -> None:
             client.drop_collection(name, timeout=WRITE_TIMEOUT)
 
 
+def _replace_live(client, uri: str, manifest: dict, chunks: list[Chunk], documents: list[Document],
+                  vectors: np.ndarray) -> MilvusStore:
+    """Write a whole new generation, make it live, drop what is neither it nor the one it replaced."""
+    live = _live(client, uri)
+    with milvus_errors(uri):
+        collection = _write_generation(client, manifest, chunks, documents, vectors, replaces=live)
+        _switch(client, collection, had_alias=live is not None)
+        _drop_leftovers(client, keep={collection, live})
+    return MilvusStore(client, uri, collection)
+
+
+def write_milvus(settings, documents: list[Document], chunks: list[Chunk], vectors: np.ndarray,
+                 embedder: Embedder, chunking: ChunkingSettings) -> MilvusStore:
+    """Write chunks embedded elsewhere as the live Milvus index (as rag.index.write_index does
+    for FAISS), e.g. a synthetic corpus too large to embed."""
+    manifest = manifest_of(documents, chunks, vectors, embedder, chunking, settings.index_type)
+    return _replace_live(connect(settings), settings.milvus_uri, manifest, chunks, documents, vectors)
+
+
 def update_milvus(settings, embedder: Embedder, chunking: ChunkingSettings, rebuild: bool = False,
                   progress: Progress | None = None) -> tuple[MilvusStore, UpdateReport]:
     """Bring the Milvus index in line with the documents folder, re-embedding only changed files.
@@ -385,14 +404,12 @@ def update_milvus(settings, embedder: Embedder, chunking: ChunkingSettings, rebu
         old = None if reason else old
     plan = plan_update(documents, skipped, manifest, old, reason, chunking, embedder)
     report = plan.report
-    with milvus_errors(uri):
-        if old and not report.changed:
+    if old and not report.changed:
+        with milvus_errors(uri):
             _drop_leftovers(client, keep={live, old.replaces})
-            report.seconds = time.perf_counter() - started
-            return old, report
-        vectors = plan_vectors(plan, old, embedder, progress)
-        collection = _write_generation(client, manifest, plan.chunks, documents, vectors, replaces=live)
-        _switch(client, collection, had_alias=live is not None)
-        _drop_leftovers(client, keep={collection, live})
+        report.seconds = time.perf_counter() - started
+        return old, report
+    vectors = plan_vectors(plan, old, embedder, progress)
+    store = _replace_live(client, uri, manifest, plan.chunks, documents, vectors)
     report.seconds = time.perf_counter() - started
-    return MilvusStore(client, uri, collection), report
+    return store, report

@@ -21,6 +21,7 @@ import numpy as np
 from .chunking import Chunk, ChunkingSettings, chunk_document
 from .documents import Document, Paragraph, Skipped
 from .embedding import Embedder
+from .errors import RagError
 
 # Bumped when what a store holds changes meaning: an older store is then rebuilt.
 INDEX_FORMAT = 2
@@ -123,6 +124,21 @@ def new_manifest(embedder: Embedder, chunking: ChunkingSettings, index_type: str
 def file_entry(document: Document, chunks: int) -> dict:
     return {"sha256": document.sha256, "language": document.language, "paragraphs": len(document.paragraphs),
             "chunks": chunks}
+
+
+def manifest_of(documents: list[Document], chunks: list[Chunk], vectors: np.ndarray, embedder: Embedder,
+                chunking: ChunkingSettings, index_type: str) -> dict:
+    """The manifest of chunks embedded elsewhere (in document order, one vector each), for a
+    store written whole, e.g. a synthetic corpus too large to embed."""
+    if len(vectors) != len(chunks):
+        raise RagError(f"{len(vectors)} vectors for {len(chunks)} chunks")
+    manifest = new_manifest(embedder, chunking, index_type)
+    per_file: dict[str, int] = {}
+    for chunk in chunks:
+        per_file[chunk.file] = per_file.get(chunk.file, 0) + 1
+    for document in documents:
+        manifest["files"][document.file] = file_entry(document, per_file.get(document.file, 0))
+    return manifest
 
 
 def rebuild_reason(old_manifest: dict, manifest: dict) -> str | None:
