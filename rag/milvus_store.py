@@ -64,8 +64,15 @@ def milvus_errors(uri: str) -> Iterator[None]:
     try:
         yield
     except (MilvusException, grpc.RpcError) as error:
-        message = (getattr(error, "message", None) or str(error)).strip().splitlines()[0][:300]
-        if any(s in message.lower() for s in ("unavailable", "retry timeout", "connect", "deadline")):
+        if isinstance(error, grpc.RpcError) and callable(getattr(error, "code", None)):
+            message = f"{error.code().name}: {error.details()}"
+        else:
+            message = getattr(error, "message", None) or str(error)
+        message = " ".join(message.split())[:300]
+        lowered = message.lower()
+        if "deadline" in lowered or "retry timeout" in lowered:
+            raise RagError(f"Milvus at {shown_uri(uri)} did not answer in time ({message})") from None
+        if "unavailable" in lowered or "connect" in lowered:
             raise RagError(f"cannot reach Milvus at {shown_uri(uri)} ({message}); is the server running?") from None
         raise RagError(f"Milvus at {shown_uri(uri)} failed: {message}") from None
 
