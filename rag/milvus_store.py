@@ -404,8 +404,8 @@ def update_milvus(settings, embedder: Embedder, chunking: ChunkingSettings, rebu
         try:
             old = MilvusStore(client, uri, live)
             reason = rebuild_reason(old.manifest, manifest)
-        except RagError as error:
-            if "cannot reach" in str(error):
+        except RagError as error:  # an incomplete or older generation is rebuilt; a server problem is not
+            if "rag index" not in str(error):
                 raise
             reason = str(error).split(";")[0]
         old = None if reason else old
