@@ -42,6 +42,11 @@ CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 10
 WRITE_TIMEOUT = 600
 BATCH = 1000  # rows per insert or fetch
+# pymilvus pings every 10 s, even between calls; a gRPC server left at gRPC's defaults
+# (milvus-lite's) allows one ping per 5 minutes and none between calls, and may answer
+# GOAWAY "too_many_pings" (seen here once, mid-build, followed by a lost connection). Every
+# call has its own timeout, so rarer pings lose nothing.
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 360_000, "grpc.keepalive_permit_without_calls": False}
 MAX_TEXT_BYTES = 60000  # VARCHAR holds 65,535 bytes: longer paragraphs are stored in parts
 MAX_FILE_BYTES = 4096
 CHUNK_FIELDS = ["id", "file", "first", "last", "language", "text"]
@@ -92,7 +97,8 @@ def connect(settings):
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # failures become our one-line RagError
     with milvus_errors(uri):
         try:
-            return MilvusClient(uri=uri, token=settings.milvus_token or "", timeout=CONNECT_TIMEOUT)
+            return MilvusClient(uri=uri, token=settings.milvus_token or "", timeout=CONNECT_TIMEOUT,
+                                grpc_options=GRPC_OPTIONS)
         except RagError:
             raise
         except Exception as error:  # pymilvus raises several types for a server that is not there
