@@ -30,7 +30,8 @@ from .passages import Passage, select_passages
 from .retrieval import Hit, Retriever
 from .scale import E5_SMALL, Scale, measure
 from .settings import Settings
-from .store import Store, UpdateReport, open_store, store_exists, update_store
+from .store import Store, UpdateReport
+from .stores import open_store, store_exists, update_store
 
 MAX_QUESTION_CHARS = 2000
 

@@ -36,7 +36,7 @@ from .chunking import Chunk, ChunkingSettings
 from .documents import Document, Paragraph, read_documents
 from .embedding import Embedder
 from .errors import RagError
-from .keywords import KeywordIndex
+from .keywords import KeywordIndex, top_positive
 from .settings import INDEX_TYPES
 from .store import (INDEX_FORMAT, Progress, Store, UpdateReport, centred, language_offsets, manifest_of,
                     new_manifest, plan_update, plan_vectors, rebuild_reason)
@@ -116,8 +116,6 @@ class Index(Store):
         return self.vectors.reconstruct_batch(np.array(rows, dtype=np.int64)) @ query
 
     def keyword_search(self, question: str, n: int) -> dict[int, float]:
-        from .retrieval import top_positive
-
         scores = self.keywords.scores(question)
         return {int(row): float(scores[row]) for row in top_positive(scores, n)}
 

@@ -103,3 +103,14 @@ class KeywordIndex:
         if not tokens:  # bm25s cannot score an empty query
             return np.zeros(self._bm25.scores["num_docs"], dtype=np.float32)
         return self._bm25.get_scores(tokens)
+
+
+def top_positive(scores: np.ndarray, n: int) -> np.ndarray:
+    """Rows of the n highest positive scores, highest first, ties by row: the positive ones
+    among the first n of a stable argsort of -scores, without sorting every row (on a large
+    index that sort cost more than the rest of the keyword search)."""
+    rows = np.flatnonzero(scores > 0)
+    if len(rows) > n:
+        threshold = np.partition(scores[rows], len(rows) - n)[len(rows) - n]
+        rows = rows[scores[rows] >= threshold]
+    return rows[np.lexsort((rows, -scores[rows]))][:n]

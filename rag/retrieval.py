@@ -72,14 +72,3 @@ class Retriever:
         ranked = sorted(scores, key=lambda row: -scores[row])[:k]
         return [Hit(chunks[row], scores[row], self.store.cosine(query, chunks[row], candidates[row]),
                     keyword.get(row)) for row in ranked]
-
-
-def top_positive(scores: np.ndarray, n: int) -> np.ndarray:
-    """Rows of the n highest positive scores, highest first, ties by row: the positive ones
-    among the first n of a stable argsort of -scores, without sorting every row (on a large
-    index that sort cost more than the rest of the keyword search)."""
-    rows = np.flatnonzero(scores > 0)
-    if len(rows) > n:
-        threshold = np.partition(scores[rows], len(rows) - n)[len(rows) - n]
-        rows = rows[scores[rows] >= threshold]
-    return rows[np.lexsort((rows, -scores[rows]))][:n]

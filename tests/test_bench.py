@@ -13,7 +13,7 @@ import pytest
 
 from harness import bench, corpora, metrics, probes
 from rag.documents import read_documents
-from rag.retrieval import top_positive
+from rag.keywords import top_positive
 
 from .conftest import ROOT, SEEDS
 

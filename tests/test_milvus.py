@@ -19,7 +19,7 @@ from rag.errors import RagError
 from rag.keywords import KeywordIndex, query_vector
 from rag.retrieval import Retriever
 from rag.settings import load_settings
-from rag.store import open_store, update_store
+from rag.stores import open_store, update_store
 
 from .conftest import ROOT, SEEDS
 from .test_cli import assert_one_line_error, run
@@ -152,7 +152,7 @@ import numpy as np
 from rag import milvus_store
 from rag.chunking import ChunkingSettings
 from rag.settings import load_settings
-from rag.store import update_store
+from rag.stores import update_store
 
 class Embedder:  # any vectors will do: this build never finishes
     id, dim = "killed", {dim}
@@ -211,6 +211,7 @@ def test_a_server_stopped_mid_question_is_a_one_line_error_naming_it(milvus_serv
         open_store(settings)
 
 
+@pytest.mark.full
 def test_commands_build_and_answer_from_an_embedded_milvus_file(tmp_path):
     docs = small_docs(tmp_path / "docs")
     database = tmp_path / "index.db"
