@@ -268,7 +268,7 @@ def test_rag_index_reports_every_bad_document_and_indexes_the_rest(tmp_path):
         "skipped blank.md": "empty",
         "skipped zz-copy.txt": "same content as original.txt",
         "note latin1.txt": "not valid UTF-8; undecodable bytes replaced",  # indexed, with a note
-        "skipped link.txt": "symlink to a file outside the documents folder; not followed",
+        "skipped link.txt": "symlink; not followed",
         "skipped linked-folder": "symlinked folder; not followed",
         "skipped pipe.txt": "not a regular file",
         "skipped caf\ufffd-name.txt": "file name is not valid UTF-8; rename the file",
