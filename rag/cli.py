@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from . import prompts
 from .errors import RagError
 from .settings import add_settings_flags, settings_from_args, settings_options
+from .terminal import json_line, printable
 
 # The `rag` subcommands: `name = "module:attribute"` entry points naming a Command, so that a
 # shell (the UI, the evaluation harness) plugs in without the core importing it.
@@ -43,7 +43,7 @@ def _run(program: str, main: Callable[[], int]) -> int:
     try:
         return main()
     except RagError as error:
-        print(f"{program}: error: {error}", file=sys.stderr)
+        print(f"{program}: error: {printable(str(error))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{program}: interrupted", file=sys.stderr)
@@ -55,28 +55,31 @@ def _run(program: str, main: Callable[[], int]) -> int:
 # -- ask ----------------------------------------------------------------------------------
 def _print_answer(answer) -> None:
     """The answer, then the sentence each citation rests on, verbatim; an unchecked claim only
-    as such, beside the passage the reader can judge it by."""
+    as such, beside the passage the reader can judge it by. Document text and file names are
+    printed through `printable` (terminal escapes shown, never run)."""
     if answer.text is None:  # retrieve-only
         print("Retrieved:")
         for n, h in enumerate(answer.hits, 1):
             text = " ".join(h.chunk.text.split())
-            print(f"[{n}] {h.chunk.file} ¶{h.chunk.first}-{h.chunk.last} ({h.score:.3f}): {text[:150]}")
+            print(f"[{n}] {printable(h.chunk.file)} ¶{h.chunk.first}-{h.chunk.last} ({h.score:.3f}): "
+                  f"{printable(text[:150])}")
         return
-    print(answer.text)
+    print(printable(answer.text, keep_newlines=True))
     for c in answer.citations:
-        print(f"  [{c.n}] {c.file} ¶{c.paragraph}: “{c.quote}”")
+        print(f"  [{c.n}] {printable(c.file)} ¶{c.paragraph}: “{printable(c.quote)}”")
     if answer.truncated:
         print(prompts.truncated(answer.language))
     if answer.passage is not None:
-        print(f"  {answer.passage.file} ¶{answer.passage.paragraph}: “{answer.passage.text}”")
+        print(f"  {printable(answer.passage.file)} ¶{answer.passage.paragraph}: “{printable(answer.passage.text)}”")
     for claim in answer.unsupported:
-        print(f"Not confirmed by the documents, so not given as the answer: “{claim}” ({answer.why})")
+        print(f"Not confirmed by the documents, so not given as the answer: “{printable(claim)}” "
+              f"({printable(str(answer.why))})")
 
 
 def _ask_one(assistant, question: str, args) -> None:
     if args.json:
         answer = assistant.ask(question, retrieve_only=args.retrieve_only)
-        print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
+        print(json_line(answer.to_json()), flush=True)
         return
     # The answer is printed once it is checked: a streamed draft could show a claim the
     # check then withdraws.
@@ -96,7 +99,7 @@ def _ask_batch(assistant, args) -> int:
             _ask_one(assistant, line.rstrip("\n"), args)
         except RagError as error:
             failures += 1
-            print(json.dumps({"question": line.rstrip("\n"), "error": str(error)}, ensure_ascii=False), flush=True)
+            print(json_line({"question": line.rstrip("\n"), "error": str(error)}), flush=True)
     return 1 if failures else 0
 
 
@@ -144,17 +147,18 @@ def _index_command(args) -> int:
     if bar:
         bar.close()
     if args.json:
-        print(json.dumps(report.to_json(), ensure_ascii=False))
+        print(json_line(report.to_json()))
         return 0
     if report.rebuilt_reason:
         print(f"Full build ({report.rebuilt_reason}).")
     print(f"{len(report.embedded_files) + len(report.unchanged_files)} files, {report.chunks_total} chunks in "
-          f"{assistant.settings.index_dir}: {report.chunks_embedded} chunks embedded from "
+          f"{printable(str(assistant.settings.index_dir))}: {report.chunks_embedded} chunks embedded from "
           f"{len(report.embedded_files)} new or changed files, {len(report.unchanged_files)} unchanged, "
           f"{len(report.removed_files)} removed ({report.seconds:.1f} s).")
     indexed = set(report.embedded_files) | set(report.unchanged_files)
     for skipped in report.skipped:  # a file read with a caveat is indexed, and the caveat shown
-        print(f"{'note' if skipped.file in indexed else 'skipped'} {skipped.file}: {skipped.reason}")
+        print(f"{'note' if skipped.file in indexed else 'skipped'} {printable(skipped.file)}: "
+              f"{printable(skipped.reason)}")
     return 0
 
 
