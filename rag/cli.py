@@ -38,9 +38,13 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore")
 
 
-def _run(program: str, main: Callable[[], int]) -> int:
-    """Run a command: user errors become one line on stderr and exit status 1."""
+def _run(program: str, main: Callable[[], int], prints: bool = True) -> int:
+    """Run a command: user errors become one line on stderr and exit status 1. A command that
+    `prints` its result refuses to start when standard output is closed (`>&-`), where Python
+    would discard every print and exit 0 with the result lost."""
     try:
+        if prints and sys.stdout is None:
+            raise RagError("standard output is closed; the result would be lost (remove `>&-`)")
         return main()
     except RagError as error:
         print(f"{program}: error: {printable(str(error))}", file=sys.stderr)
@@ -238,4 +242,4 @@ def rag_main(argv: list[str] | None = None) -> int:
         _quiet_libraries()
         return commands[args.command].run(args)
 
-    return _run("rag", main)
+    return _run("rag", main, prints=args.command != "ui")

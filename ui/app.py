@@ -319,8 +319,9 @@ def build_app(assistant, options: UiOptions = UiOptions()):
         progress(0, desc="Reading the documents")
         result = library.add([(Path(path).name, Path(path)) for path in paths], replace=bool(replace_existing),
                              max_bytes=options.max_upload_bytes,
-                             progress=lambda done, total: progress((done, total), desc="Embedding new text",
-                                                                   unit="chunks"))
+                             progress=lambda stage, done, total: progress(
+                                 (done, total or None), desc=f"{stage} the documents",
+                                 unit={"Reading": "files", "Chunking": "characters"}.get(stage, "chunks")))
         lines = [render.status("error", f"Rejected: {why}") for _, why in result.rejected]
         if result.failed:
             lines.insert(0, render.status("error", f"Not added: {result.failed}"))
