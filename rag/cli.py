@@ -140,11 +140,15 @@ def _index_command(args) -> int:
 
     assistant = Assistant(settings_from_args(args))
     bar = None
+    units = {"Reading": "file", "Chunking": "char", "Embedding": "chunk"}
 
-    def progress(done: int, total: int) -> None:
+    def progress(stage: str, done: int, total: int) -> None:
         nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, unit="chunk", desc="Embedding", file=sys.stderr, disable=args.json)
+        if bar is None or bar.desc != stage:
+            if bar:
+                bar.close()
+            bar = tqdm(total=total or None, unit=units.get(stage, "it"), unit_scale=stage == "Chunking", desc=stage,
+                       file=sys.stderr, disable=args.json)
         bar.update(done - bar.n)
 
     report = assistant.update_index(rebuild=args.rebuild, progress=progress)

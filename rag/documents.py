@@ -194,10 +194,11 @@ def _folder_problem(error: OSError) -> str:
 
 def _read(descriptor: int) -> bytes | str:
     """The bytes of an open file, or why they cannot be used; closes the descriptor."""
+    info = os.fstat(descriptor)
+    if not stat.S_ISREG(info.st_mode):  # replaced by a folder, a FIFO or a device since the listing
+        os.close(descriptor)
+        return "not a regular file"
     with os.fdopen(descriptor, "rb") as handle:
-        info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode):
-            return "not a regular file"
         if info.st_size > MAX_FILE_BYTES:
             return f"larger than {MAX_FILE_BYTES // 2**20} MB ({info.st_size / 2**20:.0f} MB)"
         data = handle.read(info.st_size + 1)  # bounded, even if the file grows meanwhile

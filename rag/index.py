@@ -42,7 +42,8 @@ from .errors import RagError
 from .keywords import KeywordIndex
 from .settings import INDEX_TYPES
 
-INDEX_FORMAT = 2
+# 3: lines split only at \n, \r\n, \r, and lines over 2,000 characters cut into paragraphs.
+INDEX_FORMAT = 3
 CURRENT = "CURRENT"
 # The names (generation folders, pointer drafts) builds created in the index folder, and
 # the mark that the folder is an index: only these are ever deleted.
@@ -62,7 +63,9 @@ _GENERATION = re.compile(r"gen-[A-Za-z0-9_-]+")
 # Seconds a second writer waits for the first before giving up.
 LOCK_TIMEOUT = 600
 
-Progress = Callable[[int, int], None]
+# Called as progress(stage, done, total) from the first file read on: stages "Reading" (files;
+# total 0, not known in advance), "Chunking" (characters) and "Embedding" (chunks).
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -201,9 +204,10 @@ def _current_generation(index_dir: Path) -> tuple[Path, str]:
     except OSError as error:  # ELOOP: a symlink
         raise RagError(f"index pointer {path} is not a file ({error.strerror or error}); "
                        f"run `rag index` to repair it") from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise RagError(f"index pointer {path} is not a file; run `rag index` to repair it")
     with os.fdopen(descriptor, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise RagError(f"index pointer {path} is not a file; run `rag index` to repair it")
         data = handle.read(4096)
     try:
         pointer = json.loads(data)
@@ -435,7 +439,7 @@ def _embed(embedder: Embedder, texts: list[str], progress: Progress | None, batc
         rows = order[start:start + batch_size]
         vectors[rows] = embedder.encode_passages([texts[i] for i in rows], batch_size=batch_size)
         if progress:
-            progress(min(start + batch_size, len(texts)), len(texts))
+            progress("Embedding", min(start + batch_size, len(texts)), len(texts))
     return vectors
 
 
@@ -463,7 +467,7 @@ def update_index(docs_dir: Path, index_dir: Path, embedder: Embedder, chunking: 
 
     started = time.perf_counter()
     _check_index_type(index_type)
-    documents, skipped = read_documents(docs_dir)
+    documents, skipped = read_documents(docs_dir, progress and (lambda count: progress("Reading", count, 0)))
     if not documents:  # an index of nothing answers nothing, and BM25 cannot be built on it
         example = f", e.g. {skipped[0].file}: {skipped[0].reason}" if skipped else ""
         raise RagError(f"no readable .txt or .md document in {docs_dir} ({len(skipped)} skipped{example}); "
@@ -489,16 +493,22 @@ def update_index(docs_dir: Path, index_dir: Path, embedder: Embedder, chunking: 
         chunks: list[Chunk] = []
         reused: list[tuple[int, int]] = []  # (new row, old row)
         to_embed: list[int] = []  # new rows
+        unchanged = {d.file for d in documents if old and old.files.get(d.file, {}).get("sha256") == d.sha256}
+        characters = [0, sum(len(p.text) + 1 for d in documents if d.file not in unchanged for p in d.paragraphs)]
+
+        def chunked(count: int) -> None:
+            characters[0] += count
+            progress("Chunking", characters[0], characters[1])
+
         for document in documents:
             first_row = len(chunks)
-            previous = old.files.get(document.file) if old else None
-            if previous and previous["sha256"] == document.sha256:
+            if document.file in unchanged:
                 for old_row in old_rows.get(document.file, []):
                     reused.append((len(chunks), old_row))
                     chunks.append(old.chunks[old_row])
                 report.unchanged_files.append(document.file)
             else:
-                new_chunks = chunk_document(document, chunking, embedder.count_tokens)
+                new_chunks = chunk_document(document, chunking, embedder.count_tokens, progress and chunked)
                 to_embed.extend(range(len(chunks), len(chunks) + len(new_chunks)))
                 chunks.extend(new_chunks)
                 report.embedded_files.append(document.file)

@@ -254,8 +254,8 @@ def test_a_generation_that_is_a_symlink_is_not_followed(tmp_path, seeds_index):
         load_index(index_dir)
 
 
-@pytest.mark.parametrize("manifest", [[1, 2], "text", None, {"format": 2, "checksums": [], "files": {}},
-                                      {"format": 2, "checksums": {}, "files": [], "embedder": {}}])
+@pytest.mark.parametrize("manifest", [[1, 2], "text", None, {"format": INDEX_FORMAT, "checksums": [], "files": {}},
+                                      {"format": INDEX_FORMAT, "checksums": {}, "files": [], "embedder": {}}])
 def test_a_manifest_of_the_wrong_shape_is_a_one_line_error(tmp_path, seeds_index, manifest):
     index_dir = index_copy(seeds_index, tmp_path)
     pointer = json.loads((index_dir / CURRENT).read_text())
