@@ -145,14 +145,14 @@ def _index_command(args) -> int:
     def progress(stage: str, done: int, total: int) -> None:
         nonlocal bar
         if bar is None or bar.desc != stage:
-            if bar:
+            if bar is not None:
                 bar.close()
             bar = tqdm(total=total or None, unit=units.get(stage, "it"), unit_scale=stage == "Chunking", desc=stage,
                        file=sys.stderr, disable=args.json)
         bar.update(done - bar.n)
 
     report = assistant.update_index(rebuild=args.rebuild, progress=progress)
-    if bar:
+    if bar is not None:
         bar.close()
     if args.json:
         print(json_line(report.to_json()))

@@ -70,18 +70,23 @@ class Skipped:
 
 
 def _cut(line: str) -> Iterator[str]:
-    """A stripped line in pieces of at most MAX_PARAGRAPH_CHARS characters."""
-    while len(line) > MAX_PARAGRAPH_CHARS:
-        window = line[:MAX_PARAGRAPH_CHARS + 1]  # a sentence end right at the limit counts
+    """A stripped line in pieces of at most MAX_PARAGRAPH_CHARS characters (positions, not
+    slices of the rest, so a 20 MB line costs linear time)."""
+    start = 0
+    while len(line) - start > MAX_PARAGRAPH_CHARS:
+        limit = start + MAX_PARAGRAPH_CHARS
+        window = line[start:limit + 1]  # a sentence end right at the limit counts
         cut = max((m.end() for m in _SENTENCE_END.finditer(window) if 0 < m.start() <= MAX_PARAGRAPH_CHARS),
                   default=0)
         if not cut:
             cut = max((m.end() for m in _SPACE.finditer(window) if 0 < m.start() <= MAX_PARAGRAPH_CHARS),
                       default=MAX_PARAGRAPH_CHARS)
-        yield line[:cut].rstrip()
-        line = line[cut:].lstrip()
-    if line:
-        yield line
+        yield window[:cut].rstrip()
+        start += cut
+        while start < len(line) and line[start].isspace():
+            start += 1
+    if start < len(line):
+        yield line[start:]
 
 
 def split_paragraphs(file: str, text: str) -> tuple[Paragraph, ...]:

@@ -91,12 +91,14 @@ def test_a_file_flipped_to_a_symlink_while_builds_read_it_never_leaks_the_target
     stop = threading.Event()
 
     def flipper() -> None:
-        while not stop.is_set():  # atomic swaps, so the name always exists
+        while not stop.is_set():  # atomic swaps; each state held briefly, so readers meet both
             regular.write_text("public text\n", encoding="utf-8")
             os.replace(regular, flip)
+            time.sleep(0.0002)
             link.unlink(missing_ok=True)
             link.symlink_to("../secret/s.txt")
             os.replace(link, flip)
+            time.sleep(0.0002)
 
     seen = Counter()
     thread = threading.Thread(target=flipper, daemon=True)
