@@ -4,6 +4,8 @@ the question) and MAX_SENTENCES_PER_QUESTION in all."""
 
 from __future__ import annotations
 
+import pytest
+
 from rag.documents import MAX_PARAGRAPH_CHARS
 from rag.passages import MAX_SENTENCES_PER_PARAGRAPH, MAX_SENTENCES_PER_QUESTION, _sentences_to_embed, select_passages
 
@@ -38,6 +40,7 @@ class CountingEmbedder:
         return self.inner.encode_passages(texts, **options)
 
 
+@pytest.mark.full
 def test_long_lines_of_short_sentences_cost_a_bounded_number_of_embeddings(tmp_path, assistant):
     from rag.index import update_index
     from rag.retrieval import Retriever

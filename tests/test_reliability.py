@@ -536,6 +536,7 @@ def hostile_documents_folder(root: Path) -> Path:
     return docs
 
 
+@pytest.mark.full
 def test_hostile_names_and_texts_never_reach_the_terminal_raw_and_odd_folders_are_one_line_errors(tmp_path):
     docs = hostile_documents_folder(tmp_path)
     index_dir, a_file, empty_docs = tmp_path / "index", tmp_path / "a-file", tmp_path / "nothing-readable"
@@ -574,6 +575,7 @@ def test_hostile_names_and_texts_never_reach_the_terminal_raw_and_odd_folders_ar
     assert_one_line_error(*results[4][::2], "no readable .txt or .md document")
 
 
+@pytest.mark.full
 def test_ask_with_stdout_closed_fails_instead_of_losing_the_answer(seeds_index):
     result = subprocess.run(["sh", "-c", 'exec "$0" -c "$1" "$2" "$3" "$4" >&-', sys.executable, cli_code("ask"),
                              "--index", str(seeds_index), "Who is Mark Chen?"],
