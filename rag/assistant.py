@@ -210,7 +210,8 @@ class Assistant:
                            f"run `rag index` to rebuild it")
 
     def update_index(self, rebuild: bool = False,
-                     progress: Callable[[int, int], None] | None = None) -> UpdateReport:
+                     progress: Callable[[str, int, int], None] | None = None) -> UpdateReport:
+        """Bring the index in line with the documents; `progress(stage, done, total)` as in rag.index."""
         with self._loading_lock:
             index, report = update_store(self.settings, self.embedder, self.chunking, rebuild, progress)
             self._index = index

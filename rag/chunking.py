@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from .documents import Document
+from .documents import Document, Paragraph
 from .language import detect_language
 
 # Paragraph breaks first, then sentence ends (CJK full-width ones included), then clauses.
 SEPARATORS = ["\n", "。", "！", "？", ". ", "! ", "? ", "；", "; ", "，", ", ", " ", ""]
+
+
+# A document is chunked in runs of whole paragraphs of about this many characters, so that a
+# huge one shows progress as it goes; chunks do not overlap across such a boundary (no
+# document under this size is affected).
+SECTION_CHARS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -29,29 +35,46 @@ class ChunkingSettings:
 
     def to_json(self) -> dict:
         return {"unit": "embedder tokens", "size": self.size, "overlap": self.overlap,
-                "separators": SEPARATORS}
+                "separators": SEPARATORS, "section_chars": SECTION_CHARS}
 
 
-def chunk_document(document: Document, settings: ChunkingSettings,
-                   count_tokens: Callable[[str], int]) -> list[Chunk]:
-    """Split one document; chunks never cross files, and may span several short paragraphs."""
+def _sections(paragraphs: tuple[Paragraph, ...]) -> Iterator[tuple[Paragraph, ...]]:
+    """Runs of whole paragraphs of about SECTION_CHARS characters each."""
+    start = size = 0
+    for end, paragraph in enumerate(paragraphs):
+        size += len(paragraph.text) + 1
+        if size >= SECTION_CHARS:
+            yield paragraphs[start:end + 1]
+            start, size = end + 1, 0
+    if start < len(paragraphs):
+        yield paragraphs[start:]
+
+
+def chunk_document(document: Document, settings: ChunkingSettings, count_tokens: Callable[[str], int],
+                   progress: Callable[[int], None] | None = None) -> list[Chunk]:
+    """Split one document; chunks never cross files, and may span several short paragraphs.
+    `progress` gets the number of characters chunked, section by section."""
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
     splitter = RecursiveCharacterTextSplitter(
         separators=SEPARATORS, keep_separator="end", chunk_size=settings.size,
         chunk_overlap=settings.overlap, length_function=count_tokens)
-    text = "\n".join(p.text for p in document.paragraphs)
-    # Character offset where each paragraph starts in `text`, to map chunks back to paragraphs.
-    starts, offset = [], 0
-    for paragraph in document.paragraphs:
-        starts.append(offset)
-        offset += len(paragraph.text) + 1
-    chunks, start = [], -1
-    for piece in splitter.split_text(text):
-        # Chunks come in order, so each starts after the previous one. (The splitter's own
-        # add_start_index subtracts the overlap in tokens from character offsets: wrong here.)
-        start = text.find(piece, start + 1)
-        end = start + len(piece) - 1
-        chunks.append(Chunk(document.file, bisect_right(starts, start), bisect_right(starts, end), piece,
-                            detect_language(piece)))
+    chunks = []
+    for section in _sections(document.paragraphs):
+        text = "\n".join(p.text for p in section)
+        # Character offset where each paragraph starts in `text`, to map chunks back to paragraphs.
+        starts, offset = [], 0
+        for paragraph in section:
+            starts.append(offset)
+            offset += len(paragraph.text) + 1
+        first, start = section[0].number - 1, -1
+        for piece in splitter.split_text(text):
+            # Chunks come in order, so each starts after the previous one. (The splitter's own
+            # add_start_index subtracts the overlap in tokens from character offsets: wrong here.)
+            start = text.find(piece, start + 1)
+            end = start + len(piece) - 1
+            chunks.append(Chunk(document.file, first + bisect_right(starts, start), first + bisect_right(starts, end),
+                                piece, detect_language(piece)))
+        if progress:
+            progress(offset)
     return chunks

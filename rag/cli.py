@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from . import prompts
 from .errors import RagError
 from .settings import add_settings_flags, settings_from_args, settings_options
+from .terminal import json_line, printable
 
 # The `rag` subcommands: `name = "module:attribute"` entry points naming a Command, so that a
 # shell (the UI, the evaluation harness) plugs in without the core importing it.
@@ -38,12 +38,16 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore")
 
 
-def _run(program: str, main: Callable[[], int]) -> int:
-    """Run a command: user errors become one line on stderr and exit status 1."""
+def _run(program: str, main: Callable[[], int], prints: bool = True) -> int:
+    """Run a command: user errors become one line on stderr and exit status 1. A command that
+    `prints` its result refuses to start when standard output is closed (`>&-`), where Python
+    would discard every print and exit 0 with the result lost."""
     try:
+        if prints and sys.stdout is None:
+            raise RagError("standard output is closed; the result would be lost (remove `>&-`)")
         return main()
     except RagError as error:
-        print(f"{program}: error: {error}", file=sys.stderr)
+        print(f"{program}: error: {printable(str(error))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{program}: interrupted", file=sys.stderr)
@@ -55,28 +59,31 @@ def _run(program: str, main: Callable[[], int]) -> int:
 # -- ask ----------------------------------------------------------------------------------
 def _print_answer(answer) -> None:
     """The answer, then the sentence each citation rests on, verbatim; an unchecked claim only
-    as such, beside the passage the reader can judge it by."""
+    as such, beside the passage the reader can judge it by. Document text and file names are
+    printed through `printable` (terminal escapes shown, never run)."""
     if answer.text is None:  # retrieve-only
         print("Retrieved:")
         for n, h in enumerate(answer.hits, 1):
             text = " ".join(h.chunk.text.split())
-            print(f"[{n}] {h.chunk.file} ¶{h.chunk.first}-{h.chunk.last} ({h.score:.3f}): {text[:150]}")
+            print(f"[{n}] {printable(h.chunk.file)} ¶{h.chunk.first}-{h.chunk.last} ({h.score:.3f}): "
+                  f"{printable(text[:150])}")
         return
-    print(answer.text)
+    print(printable(answer.text, keep_newlines=True))
     for c in answer.citations:
-        print(f"  [{c.n}] {c.file} ¶{c.paragraph}: “{c.quote}”")
+        print(f"  [{c.n}] {printable(c.file)} ¶{c.paragraph}: “{printable(c.quote)}”")
     if answer.truncated:
         print(prompts.truncated(answer.language))
     if answer.passage is not None:
-        print(f"  {answer.passage.file} ¶{answer.passage.paragraph}: “{answer.passage.text}”")
+        print(f"  {printable(answer.passage.file)} ¶{answer.passage.paragraph}: “{printable(answer.passage.text)}”")
     for claim in answer.unsupported:
-        print(f"Not confirmed by the documents, so not given as the answer: “{claim}” ({answer.why})")
+        print(f"Not confirmed by the documents, so not given as the answer: “{printable(claim)}” "
+              f"({printable(str(answer.why))})")
 
 
 def _ask_one(assistant, question: str, args) -> None:
     if args.json:
         answer = assistant.ask(question, retrieve_only=args.retrieve_only)
-        print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
+        print(json_line(answer.to_json()), flush=True)
         return
     # The answer is printed once it is checked: a streamed draft could show a claim the
     # check then withdraws.
@@ -96,7 +103,7 @@ def _ask_batch(assistant, args) -> int:
             _ask_one(assistant, line.rstrip("\n"), args)
         except RagError as error:
             failures += 1
-            print(json.dumps({"question": line.rstrip("\n"), "error": str(error)}, ensure_ascii=False), flush=True)
+            print(json_line({"question": line.rstrip("\n"), "error": str(error)}), flush=True)
     return 1 if failures else 0
 
 
@@ -133,28 +140,33 @@ def _index_command(args) -> int:
 
     assistant = Assistant(settings_from_args(args))
     bar = None
+    units = {"Reading": "file", "Chunking": "char", "Embedding": "chunk"}
 
-    def progress(done: int, total: int) -> None:
+    def progress(stage: str, done: int, total: int) -> None:
         nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, unit="chunk", desc="Embedding", file=sys.stderr, disable=args.json)
+        if bar is None or bar.desc != stage:
+            if bar is not None:
+                bar.close()
+            bar = tqdm(total=total or None, unit=units.get(stage, "it"), unit_scale=stage == "Chunking", desc=stage,
+                       file=sys.stderr, disable=args.json)
         bar.update(done - bar.n)
 
     report = assistant.update_index(rebuild=args.rebuild, progress=progress)
-    if bar:
+    if bar is not None:
         bar.close()
     if args.json:
-        print(json.dumps(report.to_json(), ensure_ascii=False))
+        print(json_line(report.to_json()))
         return 0
     if report.rebuilt_reason:
         print(f"Full build ({report.rebuilt_reason}).")
     print(f"{len(report.embedded_files) + len(report.unchanged_files)} files, {report.chunks_total} chunks in "
-          f"{assistant.settings.index_location}: {report.chunks_embedded} chunks embedded from "
+          f"{printable(assistant.settings.index_location)}: {report.chunks_embedded} chunks embedded from "
           f"{len(report.embedded_files)} new or changed files, {len(report.unchanged_files)} unchanged, "
           f"{len(report.removed_files)} removed ({report.seconds:.1f} s).")
     indexed = set(report.embedded_files) | set(report.unchanged_files)
     for skipped in report.skipped:  # a file read with a caveat is indexed, and the caveat shown
-        print(f"{'note' if skipped.file in indexed else 'skipped'} {skipped.file}: {skipped.reason}")
+        print(f"{'note' if skipped.file in indexed else 'skipped'} {printable(skipped.file)}: "
+              f"{printable(skipped.reason)}")
     return 0
 
 
@@ -234,4 +246,4 @@ def rag_main(argv: list[str] | None = None) -> int:
         _quiet_libraries()
         return commands[args.command].run(args)
 
-    return _run("rag", main)
+    return _run("rag", main, prints=args.command != "ui")

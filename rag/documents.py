@@ -2,14 +2,26 @@
 
 The paragraph rule: a paragraph is one non-blank line of the file (blank means nothing
 but whitespace, non-breaking spaces included), with its surrounding whitespace removed.
-Paragraphs are numbered from 1 within their file, counting only non-blank lines.
+Lines end at \\n, \\r\\n or \\r only (a form feed, NEL or U+2028 inside a line is text).
+A line longer than MAX_PARAGRAPH_CHARS is cut into several paragraphs, at the last
+sentence end before the limit, else the last space, else at the limit: one line can then
+not make every question that touches it slow. Paragraphs are numbered from 1 within their
+file, counting only non-blank lines and the pieces of long ones.
+
+The folder is walked from open folder descriptors downwards and every file is opened once,
+relative to its folder and without following symlinks (O_NOFOLLOW); what is read is what
+that descriptor holds, so a name switched to a symlink between listing and reading cannot
+bring in a file from elsewhere.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import re
 import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +31,19 @@ from .language import detect_language
 DOCUMENT_SUFFIXES = (".txt", ".md")
 # Larger files are refused rather than read into memory whole.
 MAX_FILE_BYTES = 20 * 1024 * 1024
+# Longer lines become several paragraphs (see the module docstring).
+MAX_PARAGRAPH_CHARS = 2000
+# PATH_MAX (4096) less the terminating NUL: a longer path cannot be opened by name, so a
+# document there could be indexed but never opened or removed by name again.
+MAX_PATH_BYTES = 4095
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+# Where a long line may be cut: after a sentence end, else after a space.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])")
+_SPACE = re.compile(r"\s+")
+_OPEN_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: a FIFO put in a file's place after the listing does not block the open.
+_OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 @dataclass(frozen=True)
@@ -44,9 +69,29 @@ class Skipped:
     reason: str
 
 
+def _cut(line: str) -> Iterator[str]:
+    """A stripped line in pieces of at most MAX_PARAGRAPH_CHARS characters (positions, not
+    slices of the rest, so a 20 MB line costs linear time)."""
+    start = 0
+    while len(line) - start > MAX_PARAGRAPH_CHARS:
+        limit = start + MAX_PARAGRAPH_CHARS
+        window = line[start:limit + 1]  # a sentence end right at the limit counts
+        cut = max((m.end() for m in _SENTENCE_END.finditer(window) if 0 < m.start() <= MAX_PARAGRAPH_CHARS),
+                  default=0)
+        if not cut:
+            cut = max((m.end() for m in _SPACE.finditer(window) if 0 < m.start() <= MAX_PARAGRAPH_CHARS),
+                      default=MAX_PARAGRAPH_CHARS)
+        yield window[:cut].rstrip()
+        start += cut
+        while start < len(line) and line[start].isspace():
+            start += 1
+    if start < len(line):
+        yield line[start:]
+
+
 def split_paragraphs(file: str, text: str) -> tuple[Paragraph, ...]:
-    lines = (line.strip() for line in text.splitlines())
-    return tuple(Paragraph(file, number, line) for number, line in enumerate(filter(None, lines), 1))
+    pieces = (piece for line in _LINE_END.split(text) for piece in _cut(line.strip()))
+    return tuple(Paragraph(file, number, piece) for number, piece in enumerate(pieces, 1))
 
 
 def decode(data: bytes) -> tuple[str, bool]:
@@ -57,61 +102,120 @@ def decode(data: bytes) -> tuple[str, bool]:
         return data.decode("utf-8", errors="replace"), False
 
 
-def document_files(folder: Path, skipped: list[Skipped] | None = None) -> list[Path]:
-    """The document files under `folder`, sorted; symlinks leading outside it are not followed
-    (and, with a `skipped` list, reported there), nor are symlinked folders."""
-    if not folder.is_dir():
-        raise RagError(f"documents folder not found: {folder}")
-    if not os.access(folder, os.R_OK | os.X_OK):
-        raise RagError(f"documents folder is not readable: {folder}")
-    root = folder.resolve()
-    found = []
-    for directory, subdirectories, names in os.walk(folder):
-        subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
-        if skipped is not None:  # os.walk does not enter symlinked folders
-            skipped.extend(Skipped(_shown(relative_name(folder, Path(directory, d))), "symlinked folder; not followed")
-                           for d in subdirectories if os.path.islink(os.path.join(directory, d)))
-        for name in names:
-            path = Path(directory, name)
-            if name.startswith(".") or path.suffix.lower() not in DOCUMENT_SUFFIXES:
-                continue
-            if path.is_symlink() and not path.resolve().is_relative_to(root):
-                if skipped is not None:
-                    skipped.append(Skipped(_shown(relative_name(folder, path)),
-                                           "symlink to a file outside the documents folder; not followed"))
-                continue
-            found.append(path)
-    return sorted(found)
-
-
-def relative_name(folder: Path, path: Path) -> str:
-    return path.relative_to(folder).as_posix()
-
-
 def _shown(name: str) -> str:
     """A file name as it can be printed and stored: undecodable bytes become U+FFFD."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def read_document(folder: Path, path: Path) -> tuple[Document | None, Skipped | None]:
-    """One document, or why it was skipped; a document read with a caveat comes with both."""
-    name = relative_name(folder, path)
-    if _shown(name) != name:  # the index stores names as UTF-8 text
-        return None, Skipped(_shown(name), "file name is not valid UTF-8; rename the file")
+def _is_document_name(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in DOCUMENT_SUFFIXES
+
+
+def _listing(folder: int) -> list[os.DirEntry]:
+    with os.scandir(folder) as entries:
+        return sorted(entries, key=lambda entry: entry.name)
+
+
+def _open_files(folder: Path, skipped: list[Skipped]) -> Iterator[tuple[str, int]]:
+    """(relative name, open descriptor of a regular file) for every document under `folder`;
+    the caller closes each descriptor. Hidden names are passed over; symlinks, other kinds
+    of file, folders that cannot be read and paths too long to open are reported."""
     try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
-            return None, Skipped(name, "not a regular file")
-        if info.st_size > MAX_FILE_BYTES:
-            return None, Skipped(name, f"larger than {MAX_FILE_BYTES // 2**20} MB ({info.st_size / 2**20:.0f} MB)")
-        with path.open("rb") as handle:  # bounded, even if the file grows meanwhile
-            data = handle.read(info.st_size + 1)
-            if len(data) > info.st_size:
-                data += handle.read(MAX_FILE_BYTES + 1 - len(data))
+        root = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the folder itself was named by the user
+        listing = _listing(root)
     except OSError as error:
-        return None, Skipped(name, f"unreadable ({error.strerror or error})")
+        raise RagError(f"documents folder is not readable: {folder} ({error.strerror or error})") from None
+    base_bytes = len(os.fsencode(folder)) + 1
+    # Depth first, in name order, holding the descriptors of the folders on the way down.
+    stack: list[tuple[int, str, Iterator[os.DirEntry]]] = [(root, "", iter(listing))]
+    try:
+        while stack:
+            parent, prefix, entries = stack[-1]
+            entry = next(entries, None)
+            if entry is None:
+                os.close(parent)
+                stack.pop()
+                continue
+            name, relative = entry.name, prefix + entry.name
+            if name.startswith("."):
+                continue
+            try:
+                is_link, is_folder = entry.is_symlink(), entry.is_dir(follow_symlinks=False)
+                is_file = entry.is_file(follow_symlinks=False)
+            except OSError:
+                continue  # removed since the listing
+            if not (is_folder or _is_document_name(name) or is_link):
+                continue
+            shown = _shown(relative)
+            if base_bytes + len(os.fsencode(relative)) > MAX_PATH_BYTES:
+                skipped.append(Skipped(shown, f"path longer than {MAX_PATH_BYTES} bytes; not read"))
+            elif is_link:
+                if _is_document_name(name):
+                    skipped.append(Skipped(shown, "symlink; not followed"))
+                elif _points_to_folder(parent, name):
+                    skipped.append(Skipped(shown, "symlinked folder; not followed"))
+            elif is_folder:
+                try:
+                    child = os.open(name, _OPEN_FOLDER, dir_fd=parent)
+                except OSError as error:
+                    skipped.append(Skipped(shown, _folder_problem(error)))
+                    continue
+                try:
+                    listing = _listing(child)
+                except OSError as error:
+                    os.close(child)
+                    skipped.append(Skipped(shown, _folder_problem(error)))
+                    continue
+                stack.append((child, relative + "/", iter(listing)))
+            elif not is_file:
+                skipped.append(Skipped(shown, "not a regular file"))  # a FIFO or device would block or never end
+            elif shown != relative:  # the index stores names as UTF-8 text
+                skipped.append(Skipped(shown, "file name is not valid UTF-8; rename the file"))
+            else:
+                try:
+                    descriptor = os.open(name, _OPEN_FILE, dir_fd=parent)
+                except OSError as error:
+                    skipped.append(Skipped(shown, "symlink; not followed" if error.errno == errno.ELOOP
+                                           else f"unreadable ({error.strerror or error})"))
+                    continue
+                yield relative, descriptor
+    finally:
+        for descriptor, _, _ in stack:
+            os.close(descriptor)
+
+
+def _points_to_folder(parent: int, name: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(name, dir_fd=parent).st_mode)
+    except OSError:  # dangling, a loop, or gone
+        return False
+
+
+def _folder_problem(error: OSError) -> str:
+    if error.errno in (errno.ELOOP, errno.ENOTDIR):  # replaced by a symlink since the listing
+        return "symlinked folder; not followed"
+    return f"folder not readable ({error.strerror or error}); its files are not indexed"
+
+
+def _read(descriptor: int) -> bytes | str:
+    """The bytes of an open file, or why they cannot be used; closes the descriptor."""
+    info = os.fstat(descriptor)
+    if not stat.S_ISREG(info.st_mode):  # replaced by a folder, a FIFO or a device since the listing
+        os.close(descriptor)
+        return "not a regular file"
+    with os.fdopen(descriptor, "rb") as handle:
+        if info.st_size > MAX_FILE_BYTES:
+            return f"larger than {MAX_FILE_BYTES // 2**20} MB ({info.st_size / 2**20:.0f} MB)"
+        data = handle.read(info.st_size + 1)  # bounded, even if the file grows meanwhile
+        if len(data) > info.st_size:
+            data += handle.read(MAX_FILE_BYTES + 1 - len(data))
     if len(data) > MAX_FILE_BYTES:
-        return None, Skipped(name, f"larger than {MAX_FILE_BYTES // 2**20} MB")
+        return f"larger than {MAX_FILE_BYTES // 2**20} MB"
+    return data
+
+
+def _document(name: str, data: bytes) -> tuple[Document | None, Skipped | None]:
+    """One document from its bytes, or why it was skipped; a document read with a caveat comes with both."""
     if b"\x00" in data[:8192]:
         return None, Skipped(name, "binary content, not text")
     text, valid = decode(data)
@@ -123,15 +227,29 @@ def read_document(folder: Path, path: Path) -> tuple[Document | None, Skipped | 
     return document, None if valid else Skipped(name, "not valid UTF-8; undecodable bytes replaced")
 
 
-def read_documents(folder: Path) -> tuple[list[Document], list[Skipped]]:
-    documents, skipped = [], []
-    first_with_content: dict[str, str] = {}
-    for path in document_files(folder, skipped):
-        document, problem = read_document(folder, path)
+def read_documents(folder: Path, progress: Callable[[int], None] | None = None
+                   ) -> tuple[list[Document], list[Skipped]]:
+    """Every document under `folder` in name order, and every file skipped or read with a
+    caveat; `progress` gets the number of files read so far."""
+    if not folder.is_dir():
+        raise RagError(f"documents folder not found: {folder}")
+    read: list[Document] = []
+    skipped: list[Skipped] = []
+    for count, (name, descriptor) in enumerate(_open_files(folder, skipped), 1):
+        try:
+            data = _read(descriptor)
+        except OSError as error:
+            data = f"unreadable ({error.strerror or error})"
+        document, problem = (None, Skipped(name, data)) if isinstance(data, str) else _document(name, data)
         if problem:
             skipped.append(problem)
-        if document is None:
-            continue
+        if document:
+            read.append(document)
+        if progress:
+            progress(count)
+    documents: list[Document] = []
+    first_with_content: dict[str, str] = {}
+    for document in sorted(read, key=lambda d: d.file.split("/")):
         # A copy of a file would only crowd the retrieved passages with the same text twice.
         original = first_with_content.setdefault(document.sha256, document.file)
         if original != document.file:

@@ -24,7 +24,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import stat
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -50,6 +52,8 @@ CHUNKS = "chunks.jsonl"
 PARAGRAPHS = "paragraphs.jsonl"
 KEYWORDS = "keywords"
 OFFSETS = "language_offsets.npz"
+# What CURRENT may name: a generation folder directly inside the index folder.
+_GENERATION = re.compile(r"gen-[A-Za-z0-9_-]+")
 # Seconds a second writer waits for the first before giving up.
 LOCK_TIMEOUT = 600
 
@@ -160,17 +164,60 @@ def _fsync_tree(folder: Path) -> None:
 
 
 def exists(index_dir: Path) -> bool:
-    return (index_dir / CURRENT).is_file()
+    """True if the index folder has a pointer: a regular file CURRENT (a symlink is none)."""
+    try:
+        return stat.S_ISREG(os.lstat(index_dir / CURRENT).st_mode)
+    except OSError:
+        return False
 
 
 def _current_generation(index_dir: Path) -> tuple[Path, str]:
+    """The live generation folder and its manifest's sha256, from CURRENT, which is read
+    without following a symlink and must name a generation folder directly inside index_dir."""
+    path = index_dir / CURRENT
+    corrupt = f"index pointer {path} is corrupt; rebuild with `rag index --rebuild`"
     try:
-        pointer = json.loads((index_dir / CURRENT).read_text(encoding="utf-8"))
-        return index_dir / pointer["generation"], pointer["manifest_sha256"]
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise RagError(f"no index in {index_dir} (build one with `rag index`)") from None
+    except NotADirectoryError:
+        raise RagError(f"the index folder {index_dir} is a file, not a folder; choose another --index") from None
+    except OSError as error:  # ELOOP: a symlink
+        raise RagError(f"index pointer {path} is not a file ({error.strerror or error}); "
+                       f"run `rag index` to repair it") from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise RagError(f"index pointer {path} is not a file; run `rag index` to repair it")
+    with os.fdopen(descriptor, "rb") as handle:
+        data = handle.read(4096)
+    try:
+        pointer = json.loads(data)
+        generation, manifest_sha = pointer["generation"], pointer["manifest_sha256"]
     except (ValueError, KeyError, TypeError):
-        raise RagError(f"index pointer {index_dir / CURRENT} is corrupt; rebuild with `rag index --rebuild`") from None
+        raise RagError(corrupt) from None
+    if not (isinstance(generation, str) and _GENERATION.fullmatch(generation) and isinstance(manifest_sha, str)):
+        raise RagError(corrupt)
+    folder = index_dir / generation
+    if folder.is_symlink():  # the index is read from inside the index folder only
+        raise RagError(f"index generation {folder} is a symlink; rebuild with `rag index --rebuild`")
+    return folder, manifest_sha
+
+
+def _set_aside_broken_pointer(index_dir: Path) -> str | None:
+    """A CURRENT that is not a regular file (a folder, a symlink) cannot be replaced by the
+    next build's pointer: rename it out of the way (it is not ours to delete); what was done."""
+    path = index_dir / CURRENT
+    try:
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+        aside = index_dir / f"{CURRENT}.set-aside-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise RagError(f"index pointer {path} is not a file and cannot be moved aside "
+                       f"({error.strerror or error}); remove it and run `rag index`") from None
+    return f"{path} was not a file; moved aside to {aside.name}"
 
 
 def load_index(index_dir: Path) -> Index:
@@ -183,9 +230,13 @@ def load_index(index_dir: Path) -> Index:
         if _sha256(folder / MANIFEST) != manifest_sha:
             raise RagError(f"index manifest {folder / MANIFEST} does not match its checksum; {rebuild}")
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict):
+            raise RagError(f"index manifest {folder / MANIFEST} is not an index manifest; {rebuild}")
         if manifest.get("format") != INDEX_FORMAT:
             raise RagError(f"the index in {index_dir} was built by another version of polyglot-rag; "
                            f"run `rag index` to rebuild it")
+        if not all(isinstance(manifest.get(key), dict) for key in ("checksums", "files", "embedder")):
+            raise RagError(f"index manifest {folder / MANIFEST} is not an index manifest; {rebuild}")
         for name, expected in manifest["checksums"].items():
             if _sha256(folder / name) != expected:
                 raise RagError(f"index file {folder / name} is corrupt (checksum mismatch); {rebuild}")
@@ -292,7 +343,10 @@ def _own(index_dir: Path, name: str) -> Path:
 def claim_index_folder(index_dir: Path, docs_dir: Path) -> None:
     """Make sure a build may write into `index_dir`: refuse a documents folder, a folder inside
     or around it, a file, and a folder that holds anything but an index; mark a new one ours."""
-    docs, index = docs_dir.resolve(), index_dir.resolve()
+    try:
+        docs, index = docs_dir.resolve(), index_dir.resolve()
+    except (OSError, RuntimeError) as error:  # Python 3.11 raises RuntimeError for a symlink loop
+        raise RagError(f"cannot use the index folder {index_dir} ({error}); choose another --index") from None
     if index == docs or index.is_relative_to(docs) or docs.is_relative_to(index):
         raise RagError(f"the index folder {index_dir} and the documents folder {docs_dir} must be separate "
                        f"(neither inside the other); choose another --index")
@@ -348,7 +402,11 @@ def update_index(docs_dir: Path, index_dir: Path, embedder: Embedder, chunking: 
 
     started = time.perf_counter()
     _check_index_type(index_type)
-    documents, skipped = read_documents(docs_dir)
+    documents, skipped = read_documents(docs_dir, progress and (lambda count: progress("Reading", count, 0)))
+    if not documents:  # an index of nothing answers nothing, and BM25 cannot be built on it
+        example = f", e.g. {skipped[0].file}: {skipped[0].reason}" if skipped else ""
+        raise RagError(f"no readable .txt or .md document in {docs_dir} ({len(skipped)} skipped{example}); "
+                       f"add documents and run `rag index`")
     claim_index_folder(index_dir, docs_dir)
     try:
         lock = FileLock(str(index_dir / ".lock"), timeout=LOCK_TIMEOUT)
@@ -357,8 +415,10 @@ def update_index(docs_dir: Path, index_dir: Path, embedder: Embedder, chunking: 
         raise RagError(f"another process has been writing {index_dir} for {LOCK_TIMEOUT} s; try again later") from None
     try:
         manifest = new_manifest(embedder, chunking, index_type)
+        set_aside = _set_aside_broken_pointer(index_dir)
         old, reason = _reusable(index_dir, manifest, rebuild)
-        plan = plan_update(documents, skipped, manifest, old, reason, chunking, embedder)
+        reason = f"{reason}; {set_aside}" if set_aside and reason else reason
+        plan = plan_update(documents, skipped, manifest, old, reason, chunking, embedder, progress)
         report = plan.report
         if old and not report.changed:
             _remove_stale(index_dir, keep=old.folder)  # leftovers of builds killed since the last one

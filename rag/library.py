@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import os
 import unicodedata
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol
@@ -149,13 +150,9 @@ def add_document(docs_dir: Path, name: str, source: Path | bytes, *, max_bytes: 
     return name
 
 
-def remove_document(docs_dir: Path, name: str, known: Collection[str] | None = None) -> str:
-    """Delete the document with this indexed name (relative, forward slashes); its name.
-
-    The name must stay inside the documents folder and be a .txt/.md file; a symlink is
-    removed itself, never what it points to. With `known` (the indexed names), only those
-    can be removed.
-    """
+def _document_path(docs_dir: Path, name: str, known: Collection[str] | None) -> Path:
+    """The path of the document with this indexed name; RagError if the name could lead
+    anywhere but to a .txt/.md file inside the documents folder."""
     if not isinstance(name, str) or not name.strip():
         raise RagError("no document chosen")
     parts = PurePosixPath(name).parts
@@ -169,16 +166,51 @@ def remove_document(docs_dir: Path, name: str, known: Collection[str] | None = N
     folder = _documents_folder(docs_dir)
     path = folder.joinpath(*parts)
     # The folders on the way must not lead outside (a symlinked folder, say).
-    if not path.parent.resolve().is_relative_to(folder):
+    try:
+        inside = path.parent.resolve().is_relative_to(folder)
+    except (OSError, RuntimeError):  # Python 3.11 raises RuntimeError for a symlink loop
+        inside = False
+    if not inside:
         raise RagError(f"{name!r} is outside the documents folder")
     if not path.is_symlink() and not path.is_file():
         raise RagError(f"{name} is no longer in the documents folder")
+    return path
+
+
+def remove_document(docs_dir: Path, name: str, known: Collection[str] | None = None) -> str:
+    """Delete the document with this indexed name (relative, forward slashes); its name.
+
+    The name must stay inside the documents folder and be a .txt/.md file; a symlink is
+    removed itself, never what it points to. With `known` (the indexed names), only those
+    can be removed.
+    """
+    with removing(docs_dir, name, known):
+        pass
+    return name
+
+
+@contextmanager
+def removing(docs_dir: Path, name: str, known: Collection[str] | None = None) -> Iterator[str]:
+    """Remove a document only if the block (re-indexing, say) succeeds, so that the folder
+    and the index never disagree: meanwhile the file waits under a hidden name (hidden files
+    are not documents); it is put back if the block raises, and deleted otherwise."""
+    path = _document_path(docs_dir, name, known)
+    aside = path.with_name(f".{path.name}.removing-{os.getpid()}-{os.urandom(4).hex()}")
     try:
-        path.unlink()
+        os.rename(path, aside)
     except OSError as error:
         raise RagError(f"cannot remove {name}: {error.strerror or error}") from None
+    try:
+        yield name
+    except BaseException:
+        os.rename(aside, path)
+        raise
+    try:
+        aside.unlink()
+    except OSError as error:
+        raise RagError(f"removed {name}, but its copy {aside.name} could not be deleted: "
+                       f"{error.strerror or error}") from None
     _fsync_folder(path.parent)
-    return name
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -229,8 +261,9 @@ class Library:
         return self.owner.index.files
 
     def add(self, uploads: Sequence[tuple[str, Path | bytes]], *, replace: bool = False,
-            max_bytes: int = DEFAULT_MAX_BYTES, progress: Callable[[int, int], None] | None = None) -> Added:
-        """Store each (name, file or bytes) that passes the checks, then re-index once."""
+            max_bytes: int = DEFAULT_MAX_BYTES, progress: Callable[[str, int, int], None] | None = None) -> Added:
+        """Store each (name, file or bytes) that passes the checks, then re-index once
+        (`progress(stage, done, total)` as in rag.index)."""
         docs_dir = self.owner.settings.docs_dir
         result = Added()
         for name, source in uploads:
@@ -243,12 +276,14 @@ class Library:
             return result
         try:
             report = self.owner.update_index(progress=progress)
-        except RagError as error:
-            for name in result.added:  # leave the folder as the index knows it
+        except Exception as error:
+            for name in result.added:  # leave the folder as the index knows it, whatever went wrong
                 try:
                     remove_document(docs_dir, name)
                 except RagError:
                     pass
+            if not isinstance(error, RagError):
+                raise
             result.added, result.failed = [], str(error)
             return result
         skipped = {s.file: s.reason for s in report.skipped}
@@ -257,5 +292,5 @@ class Library:
 
     def remove(self, name: str) -> UpdateReport:
         """Delete one indexed document and re-index; RagError if it cannot be removed."""
-        remove_document(self.owner.settings.docs_dir, name or "", known=set(self.files))
-        return self.owner.update_index()
+        with removing(self.owner.settings.docs_dir, name or "", known=set(self.files)):
+            return self.owner.update_index()  # if this fails, the file is put back

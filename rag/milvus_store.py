@@ -398,7 +398,7 @@ def update_milvus(settings, embedder: Embedder, chunking: ChunkingSettings, rebu
     started = time.perf_counter()
     if settings.index_type not in ("flat", "hnsw"):
         raise RagError(f"index type must be flat or hnsw, not {settings.index_type!r}")
-    documents, skipped = read_documents(settings.docs_dir)
+    documents, skipped = read_documents(settings.docs_dir, progress and (lambda count: progress("Reading", count, 0)))
     too_long = [d.file for d in documents if len(d.file.encode("utf-8")) > MAX_FILE_BYTES]
     if too_long:
         raise RagError(f"file name {too_long[0]!r} is longer than {MAX_FILE_BYTES} bytes, Milvus's limit here")
@@ -415,7 +415,7 @@ def update_milvus(settings, embedder: Embedder, chunking: ChunkingSettings, rebu
                 raise
             reason = str(error).split(";")[0]
         old = None if reason else old
-    plan = plan_update(documents, skipped, manifest, old, reason, chunking, embedder)
+    plan = plan_update(documents, skipped, manifest, old, reason, chunking, embedder, progress)
     report = plan.report
     if old and not report.changed:
         with milvus_errors(uri):

@@ -21,6 +21,12 @@ from .language import detect_language, named_language
 from .retrieval import NAMED_LANGUAGE_BOOST, Hit
 from .store import Store
 
+# The passage step embeds the candidate paragraphs' sentences; these caps bound its cost
+# whatever the documents hold (one enormous paragraph made every question touching it slow).
+# Above the seeds' largest figures, so ordinary documents are unaffected.
+MAX_SENTENCES_PER_PARAGRAPH = 16
+MAX_SENTENCES_PER_QUESTION = 96
+
 # Weight of the chunk's retrieval score against the paragraph's own best sentence.
 CHUNK_WEIGHT = 0.5
 # A neighbour paragraph outside the retrieved chunk starts slightly behind it.
@@ -51,6 +57,24 @@ def trim_around(sentences: list[str], best: int, budget: int, count_tokens: Call
     return " ".join(sentences[first:last + 1])
 
 
+def _sentences_to_embed(question: str, keys: list[tuple[str, int]],
+                        sentences: dict[tuple[str, int], list[str]]) -> list[tuple[tuple[str, int], int, str]]:
+    """(paragraph, sentence index, sentence) to embed, paragraphs in the given order (best
+    first) until MAX_SENTENCES_PER_QUESTION; of a paragraph with more than
+    MAX_SENTENCES_PER_PARAGRAPH sentences, those sharing the most words with the question."""
+    from .keywords import tokenize
+
+    asked = set(tokenize(question))
+    chosen: list[tuple[tuple[str, int], int, str]] = []
+    for key in keys:
+        numbered = list(enumerate(sentences[key]))
+        if len(numbered) > MAX_SENTENCES_PER_PARAGRAPH:
+            by_overlap = sorted(numbered, key=lambda item: -len(asked.intersection(tokenize(item[1]))))
+            numbered = sorted(by_overlap[:MAX_SENTENCES_PER_PARAGRAPH])
+        chosen.extend((key, i, s) for i, s in numbered[:MAX_SENTENCES_PER_QUESTION - len(chosen)])
+    return chosen
+
+
 def select_passages(question: str, query: np.ndarray, hits: list[Hit], index: Store, embedder: Embedder,
                     count: int, budget_tokens: int) -> list[Passage]:
     """The `count` paragraphs around the hits that best answer the question, best first."""
@@ -66,8 +90,9 @@ def select_passages(question: str, query: np.ndarray, hits: list[Hit], index: St
         return []
     keys = list(prior)
     sentences = {key: split_sentences(index.paragraph(*key).text) for key in keys}
-    keys = [key for key in keys if sentences[key]]
-    flat = [(key, i, s) for key in keys for i, s in enumerate(sentences[key])]
+    flat = _sentences_to_embed(question, sorted(keys, key=lambda key: -prior[key]), sentences)
+    embedded = {key for key, _, _ in flat}
+    keys = [key for key in keys if key in embedded]
     vectors = embedder.encode_passages([s for _, _, s in flat])
     cosines = vectors @ query
     named = named_language(question)

@@ -218,13 +218,22 @@ def validate(settings: Settings) -> None:
 
 
 def is_local_host(host: str) -> bool:
-    """True for `localhost` and loopback addresses (IPv6 with or without brackets): where the
-    chat may listen without sign-in, and where a served LLM is reached without a proxy."""
+    """True for `localhost` and loopback addresses (IPv6 with or without brackets, and IPv4 in
+    the short forms the system resolver also accepts, such as 127.1): where the chat may
+    listen without sign-in, and where a served LLM is reached without a proxy."""
     import ipaddress
+    import socket
 
-    if host.strip().lower() == "localhost":
+    host = host.strip()
+    if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
+        pass
+    if not host or any(c.isspace() for c in host):  # inet_aton ignores what follows a space
+        return False
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host)).is_loopback
+    except OSError:
         return False

@@ -24,11 +24,14 @@ from .embedding import Embedder
 from .errors import RagError
 
 # Bumped when what a store holds changes meaning: an older store is then rebuilt.
-INDEX_FORMAT = 2
+# 3: lines split only at \n, \r\n, \r, and lines over 2,000 characters cut into paragraphs.
+INDEX_FORMAT = 3
 # Passages embedded per batch (sorted by length, so a batch pads little).
 EMBED_BATCH = 32
 
-Progress = Callable[[int, int], None]
+# Called as progress(stage, done, total) from the first file read on: stages "Reading" (files;
+# total 0, not known in advance), "Chunking" (characters) and "Embedding" (chunks).
+Progress = Callable[[str, int, int], None]
 
 
 class Store:
@@ -150,7 +153,8 @@ def rebuild_reason(old_manifest: dict, manifest: dict) -> str | None:
 
 
 def plan_update(documents: list[Document], skipped: list[Skipped], manifest: dict, old: Store | None,
-                reason: str | None, chunking: ChunkingSettings, embedder: Embedder) -> UpdatePlan:
+                reason: str | None, chunking: ChunkingSettings, embedder: Embedder,
+                progress: Progress | None = None) -> UpdatePlan:
     """Unchanged files (same sha256) keep their chunks and vectors; the rest are re-chunked."""
     report = UpdateReport(rebuilt_reason=reason, skipped=skipped)
     old_chunks = old.chunks_by_file() if old else {}
@@ -159,16 +163,23 @@ def plan_update(documents: list[Document], skipped: list[Skipped], manifest: dic
     chunks: list[Chunk] = []
     reused: list[tuple[int, int]] = []
     to_embed: list[int] = []
+    unchanged = {d.file for d in documents
+                 if old and (old.files.get(d.file) or {}).get("sha256") == d.sha256}
+    characters = [0, sum(len(p.text) + 1 for d in documents if d.file not in unchanged for p in d.paragraphs)]
+
+    def chunked(count: int) -> None:
+        characters[0] += count
+        progress("Chunking", characters[0], characters[1])
+
     for document in documents:
         first_row = len(chunks)
-        previous = old.files.get(document.file) if old else None
-        if previous and previous["sha256"] == document.sha256:
+        if document.file in unchanged:
             for old_row, chunk in old_chunks.get(document.file, []):
                 reused.append((len(chunks), old_row))
                 chunks.append(chunk)
             report.unchanged_files.append(document.file)
         else:
-            new_chunks = chunk_document(document, chunking, embedder.count_tokens)
+            new_chunks = chunk_document(document, chunking, embedder.count_tokens, progress and chunked)
             to_embed.extend(range(len(chunks), len(chunks) + len(new_chunks)))
             chunks.extend(new_chunks)
             report.embedded_files.append(document.file)
@@ -198,7 +209,7 @@ def embed(embedder: Embedder, texts: list[str], progress: Progress | None, batch
         rows = order[start:start + batch_size]
         vectors[rows] = embedder.encode_passages([texts[i] for i in rows], batch_size=batch_size)
         if progress:
-            progress(min(start + batch_size, len(texts)), len(texts))
+            progress("Embedding", min(start + batch_size, len(texts)), len(texts))
     return vectors
 
 

@@ -1,10 +1,14 @@
 """Paragraph numbering of the real seeds and the rules for unusual files."""
 
+import os
+import threading
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from rag.documents import document_files, read_documents
+from rag.documents import MAX_PARAGRAPH_CHARS, MAX_PATH_BYTES, read_documents, split_paragraphs
 from rag.errors import RagError
 
 from .conftest import SEEDS
@@ -58,15 +62,112 @@ def test_unusual_files_are_skipped_or_reported(tmp_path):
     assert documents[1].paragraphs[0].text == "caf\ufffd au lait"
 
 
-def test_symlinks_leading_outside_the_folder_are_not_followed(tmp_path):
+def test_symlinks_are_never_followed_and_loops_are_reported(tmp_path):
     outside = tmp_path / "outside.txt"
     outside.write_text("secret outside the documents folder", encoding="utf-8")
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "inside.txt").write_text("inside", encoding="utf-8")
     (docs / "link.txt").symlink_to(outside)
-    (docs / "alias.txt").symlink_to(docs / "inside.txt")
-    assert [p.name for p in document_files(docs)] == ["alias.txt", "inside.txt"]
+    (docs / "alias.txt").symlink_to(docs / "inside.txt")  # its target is read under its own name
+    (docs / "self.txt").symlink_to("self.txt")  # a loop
+    (docs / "folder").symlink_to(tmp_path, target_is_directory=True)
+    documents, skipped = read_documents(docs)
+    assert [d.file for d in documents] == ["inside.txt"]
+    assert {(s.file, s.reason) for s in skipped} == {
+        ("alias.txt", "symlink; not followed"), ("link.txt", "symlink; not followed"),
+        ("self.txt", "symlink; not followed"), ("folder", "symlinked folder; not followed")}
+
+
+def test_a_file_flipped_to_a_symlink_while_builds_read_it_never_leaks_the_target(tmp_path):
+    """The race of issue 16: a name switched between a regular file and a symlink to a secret
+    while the folder is read. Bounded in time (20 s); both states are seen, the secret never is."""
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "s.txt").write_text("the vault code is 4711\n", encoding="utf-8")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "other.txt").write_text("an ordinary document\n", encoding="utf-8")
+    flip, regular, link = docs / "flip.txt", docs / ".regular", docs / ".link"
+    stop = threading.Event()
+
+    def flipper() -> None:
+        while not stop.is_set():  # atomic swaps; each state held briefly, so readers meet both
+            regular.write_text("public text\n", encoding="utf-8")
+            os.replace(regular, flip)
+            time.sleep(0.001)
+            link.unlink(missing_ok=True)
+            link.symlink_to("../secret/s.txt")
+            os.replace(link, flip)
+            time.sleep(0.001)
+
+    seen = Counter()
+    thread = threading.Thread(target=flipper, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (min(seen["read"], seen["symlink; not followed"]) < 20
+                                               or sum(seen.values()) < 200):
+            documents, skipped = read_documents(docs)
+            texts = " ".join(p.text for d in documents for p in d.paragraphs)
+            assert "4711" not in texts
+            flipped = [s.reason for s in skipped if s.file == "flip.txt"]
+            seen["read" if "public text" in texts else flipped[0] if flipped else "absent"] += 1
+    finally:
+        stop.set()
+        thread.join()
+    assert seen["read"] and seen["symlink; not followed"], seen
+
+
+def test_unreadable_folders_and_paths_too_long_to_open_are_reported(tmp_path, monkeypatch):
+    docs = tmp_path / "docs"
+    (docs / "locked").mkdir(parents=True)
+    (docs / "locked" / "inside.txt").write_text("behind a lock\n", encoding="utf-8")
+    (docs / "top.txt").write_text("on top\n", encoding="utf-8")
+    folder = os.open(docs, os.O_RDONLY | os.O_DIRECTORY)
+    depth = 0
+    try:  # deeper than a path may be; made relative to open folders, as names that long cannot be opened
+        while len(os.fsencode(docs)) + depth * 201 < MAX_PATH_BYTES + 200:
+            os.mkdir("d" * 200, dir_fd=folder)
+            child = os.open("d" * 200, os.O_RDONLY | os.O_DIRECTORY, dir_fd=folder)
+            os.close(folder)
+            folder, depth = child, depth + 1
+            with open(os.open("deep.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=folder), "w") as handle:
+                handle.write(f"level {depth}\n")
+    finally:
+        os.close(folder)
+    real_open = os.open
+
+    def refusing_open(path, flags, *args, **kwargs):  # as for a folder without permission (tests run as root)
+        if path == "locked":
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr("rag.documents.os.open", refusing_open)
+    documents, skipped = read_documents(docs)
+    reasons = {s.file: s.reason for s in skipped}
+    assert reasons.pop("locked") == "folder not readable (Permission denied); its files are not indexed"
+    [(too_long, reason)] = reasons.items()
+    assert reason == f"path longer than {MAX_PATH_BYTES} bytes; not read"
+    assert len(os.fsencode(docs)) + 1 + len(too_long.encode()) > MAX_PATH_BYTES
+    assert {d.file for d in documents} == {"top.txt"} | {
+        "/".join(["d" * 200] * level) + "/deep.txt" for level in range(1, too_long.count("/") + 1)}
+
+
+def test_lines_end_only_at_line_breaks_and_long_lines_are_cut_at_sentence_ends():
+    text = "one\ftwo\x85three\u2028four\u2029five\x1csix\r\nsecond\rthird\n\n fourth \n"
+    assert [p.text for p in split_paragraphs("f", text)] == [
+        "one\ftwo\x85three\u2028four\u2029five\x1csix", "second", "third", "fourth"]
+    sentence = "Zorblax sells tea to farmers. "  # 30 characters
+    chinese = "天气很好。"  # 5 characters
+    long_line = sentence * 100 + "x" * 4500 + " word" * 500 + chinese * 500
+    pieces = [p.text for p in split_paragraphs("f", long_line + "\nnext line")]
+    assert all(len(p) <= MAX_PARAGRAPH_CHARS for p in pieces)
+    assert pieces[:2] == [(sentence * 66).strip(), (sentence * 34).strip()]  # the last sentence end within the limit
+    assert pieces[2:4] == ["x" * MAX_PARAGRAPH_CHARS] * 2  # no sentence end, no space: cut at the limit
+    assert pieces[4] == "x" * 500 + " word" * 300  # no sentence end: the last space within the limit
+    assert pieces[5:7] == [("word " * 200).strip() + chinese * 200, chinese * 300]  # 。 ends a sentence too
+    assert "".join(pieces[:-1]).replace(" ", "") == long_line.replace(" ", "")
+    assert pieces[-1] == "next line"
 
 
 def test_missing_folder_is_a_clear_error(tmp_path):

@@ -4,7 +4,9 @@ The mechanics of the index folder, with the stand-in embedder of tests/fakes.py 
 indexing with the real embedder is what the full layer's session index and `rag index` do.
 """
 
+import hashlib
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from rag.chunking import ChunkingSettings, chunk_document
 from rag.documents import read_documents
 from rag.errors import RagError
-from rag.index import CURRENT, load_index, update_index, write_index
+from rag.index import CURRENT, INDEX_FORMAT, load_index, update_index, write_index
 
 from .fakes import FakeEmbedder, small_docs
 
@@ -205,3 +207,72 @@ def test_chunks_embedded_elsewhere_are_written_as_the_index_a_build_would_make(t
     with pytest.raises(RagError, match="2 vectors for"):
         write_index(tmp_path / "other", documents, chunks, np.zeros((2, embedder.dim), np.float32), embedder,
                     CHUNKING)
+def index_copy(seeds_index, tmp_path):
+    index_dir = tmp_path / "index"
+    shutil.copytree(seeds_index, index_dir, symlinks=True)
+    return index_dir
+
+
+@pytest.mark.parametrize("damage", ["folder", "symlink loop", "symlink to another index"])
+def test_a_pointer_that_is_not_a_file_is_reported_then_moved_aside_by_the_next_build(
+        docs_copy, tmp_path, seeds_index, embedder, damage):
+    index_dir = index_copy(seeds_index, tmp_path)
+    other = shutil.copytree(seeds_index, tmp_path / "other")
+    current = index_dir / CURRENT
+    current.unlink()
+    if damage == "folder":
+        current.mkdir()
+        (current / "x").write_text("x")
+    else:
+        current.symlink_to(CURRENT if damage == "symlink loop" else other / CURRENT)
+    with pytest.raises(RagError, match=r"index pointer .* is not a file.*run `rag index` to repair it"):
+        load_index(index_dir)
+    index, report = update_index(docs_copy, index_dir, embedder, CHUNKING)
+    assert "CURRENT was not a file; moved aside to CURRENT.set-aside-" in report.rebuilt_reason
+    assert index.folder.parent == index_dir and load_index(index_dir).folder == index.folder
+    [aside] = index_dir.glob("CURRENT.set-aside-*")  # kept: it was not the build's to delete
+    assert (aside / "x").read_text() == "x" if damage == "folder" else aside.is_symlink()
+
+
+@pytest.mark.parametrize("generation", ["../other/gen-x", "/tmp/gen-x", "gen-x/../../other", "manifest.json",
+                                        "gen-", 5, None])
+def test_the_pointer_must_name_a_generation_folder_inside_the_index(tmp_path, seeds_index, generation):
+    index_dir = index_copy(seeds_index, tmp_path)
+    pointer = json.loads((index_dir / CURRENT).read_text())
+    (index_dir / CURRENT).write_text(json.dumps({**pointer, "generation": generation}))
+    with pytest.raises(RagError, match="corrupt"):
+        load_index(index_dir)
+
+
+def test_a_generation_that_is_a_symlink_is_not_followed(tmp_path, seeds_index):
+    index_dir = index_copy(seeds_index, tmp_path)
+    other = shutil.copytree(seeds_index, tmp_path / "other")
+    pointer = json.loads((index_dir / CURRENT).read_text())
+    (index_dir / "gen-elsewhere").symlink_to(other / pointer["generation"], target_is_directory=True)
+    (index_dir / CURRENT).write_text(json.dumps({**pointer, "generation": "gen-elsewhere"}))
+    with pytest.raises(RagError, match="gen-elsewhere is a symlink"):
+        load_index(index_dir)
+
+
+@pytest.mark.parametrize("manifest", [[1, 2], "text", None, {"format": INDEX_FORMAT, "checksums": [], "files": {}},
+                                      {"format": INDEX_FORMAT, "checksums": {}, "files": [], "embedder": {}}])
+def test_a_manifest_of_the_wrong_shape_is_a_one_line_error(tmp_path, seeds_index, manifest):
+    index_dir = index_copy(seeds_index, tmp_path)
+    pointer = json.loads((index_dir / CURRENT).read_text())
+    data = json.dumps(manifest).encode()
+    (index_dir / pointer["generation"] / "manifest.json").write_bytes(data)
+    (index_dir / CURRENT).write_text(json.dumps({**pointer, "manifest_sha256": hashlib.sha256(data).hexdigest()}))
+    with pytest.raises(RagError, match="is not an index manifest; rebuild with `rag index --rebuild`"):
+        load_index(index_dir)
+
+
+def test_a_folder_without_a_readable_document_is_a_one_line_error(tmp_path, embedder):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "empty.txt").write_text(" \n")
+    (docs / "self.txt").symlink_to("self.txt")
+    (docs / "notes.pdf").write_bytes(b"%PDF")
+    with pytest.raises(RagError, match=r"no readable \.txt or \.md document in .*docs "
+                                       r"\(2 skipped, e\.g\. empty\.txt: empty\); add documents"):
+        update_index(docs, tmp_path / "index", embedder, CHUNKING)
+    assert not (tmp_path / "index").exists()

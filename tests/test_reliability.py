@@ -268,7 +268,7 @@ def test_rag_index_reports_every_bad_document_and_indexes_the_rest(tmp_path):
         "skipped blank.md": "empty",
         "skipped zz-copy.txt": "same content as original.txt",
         "note latin1.txt": "not valid UTF-8; undecodable bytes replaced",  # indexed, with a note
-        "skipped link.txt": "symlink to a file outside the documents folder; not followed",
+        "skipped link.txt": "symlink; not followed",
         "skipped linked-folder": "symlinked folder; not followed",
         "skipped pipe.txt": "not a regular file",
         "skipped caf\ufffd-name.txt": "file name is not valid UTF-8; rename the file",
@@ -519,6 +519,84 @@ def test_an_unreadable_index_file_is_a_one_line_error(tmp_path, seeds_index):
     with pytest.raises(RagError, match="rag index --rebuild") as raised:
         load_index(index_dir)
     assert "\n" not in str(raised.value)
+
+
+# == hostile files and folders (issue 16) =======================================================
+HOSTILE_NAME = "\x1b]0;pwned\x07 notes.txt"  # sets the window title if printed raw
+NEWLINE_NAME = "quux\nskipped fake.txt"  # would print as two lines
+
+
+def hostile_documents_folder(root: Path) -> Path:
+    docs = root / "docs"
+    docs.mkdir()
+    (docs / HOSTILE_NAME).write_bytes(  # not UTF-8 (\xff), so `rag index` prints a note naming it
+        b"Zorblax Analytics was founded in Bandung in 2031.\x1b]52;c;cHduZWQ=\x07 It sells tea.\x1b[2K\xff\n")
+    (docs / NEWLINE_NAME).write_text("Quuxcorp makes purple widgets in Oslo.\x9b2K\n", encoding="utf-8")
+    (docs / "self.txt").symlink_to("self.txt")  # a symlink loop
+    return docs
+
+
+@pytest.mark.full
+def test_hostile_names_and_texts_never_reach_the_terminal_raw_and_odd_folders_are_one_line_errors(tmp_path):
+    docs = hostile_documents_folder(tmp_path)
+    index_dir, a_file, empty_docs = tmp_path / "index", tmp_path / "a-file", tmp_path / "nothing-readable"
+    a_file.write_text("not an index")
+    empty_docs.mkdir()
+    (empty_docs / "blank.txt").write_text("\n \n")
+    broken = tmp_path / "broken-index"
+    [(status, stdout, stderr)] = run_many("rag", [["index", "--docs", str(docs), "--index", str(index_dir)]])
+    assert status == 0 and "Traceback" not in stderr, stderr
+    assert "skipped self.txt: symlink; not followed" in stdout.splitlines()
+    assert "note \\x1b]0;pwned\\x07 notes.txt: not valid UTF-8; undecodable bytes replaced" in stdout.splitlines()
+    shutil.copytree(index_dir, broken)
+    (broken / CURRENT).unlink()
+    (broken / CURRENT).mkdir()  # repaired by the automatic build of `ask`
+    ask = ["--retrieve-only", "--docs", str(docs)]
+    results = run_many("ask", [
+        [*ask, "--index", str(index_dir), "Where was Zorblax Analytics founded?"],
+        [*ask, "--index", str(index_dir), "What does Quuxcorp make in Oslo?"],
+        [*ask, "--index", str(broken), "Where was Zorblax Analytics founded?"],
+        [*ask, "--index", str(a_file), "Where was Zorblax Analytics founded?"],
+        ["--retrieve-only", "--docs", str(empty_docs), "--index", str(tmp_path / "new"), "Who?"],
+    ])
+    for status, stdout, stderr in results:
+        assert not any(c in stdout + stderr for c in "\x1b\x07\x9b"), (stdout, stderr)
+        assert "Traceback" not in stderr
+    (zorblax, zorblax_stderr), (quux, _) = [(r[1], r[2]) for r in results[:2]]
+    assert results[0][0] == results[1][0] == 0
+    assert "\\x1b]0;pwned\\x07 notes.txt ¶1-1" in zorblax and "\\x1b]52;c;cHduZWQ=\\x07" in zorblax, zorblax
+    sources = [line for line in quux.splitlines() if line.startswith("[")]
+    assert any(line.startswith("[1] quux\\nskipped fake.txt ¶1-1") for line in sources), quux
+    assert not any(line.startswith("skipped") for line in quux.splitlines())
+    status, stdout, stderr = results[2]
+    assert status == 0 and "Zorblax" in stdout, stderr
+    assert len(list(broken.glob("CURRENT.set-aside-*"))) == 1 and load_index(broken).files
+    assert_one_line_error(*results[3][::2], "is a file, not a folder")
+    assert_one_line_error(*results[4][::2], "no readable .txt or .md document")
+
+
+@pytest.mark.full
+def test_ask_with_stdout_closed_fails_instead_of_losing_the_answer(seeds_index):
+    result = subprocess.run(["sh", "-c", 'exec "$0" -c "$1" "$2" "$3" "$4" >&-', sys.executable, cli_code("ask"),
+                             "--index", str(seeds_index), "Who is Mark Chen?"],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert_one_line_error(result.returncode, result.stderr, "standard output is closed")
+
+
+def test_a_removal_the_index_cannot_follow_is_undone(tmp_path):
+    from rag import library
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "only.txt").write_text("the only document\n")
+    with pytest.raises(RagError, match="no readable"):
+        with library.removing(docs, "only.txt") as name:
+            assert name == "only.txt" and not (docs / "only.txt").exists()
+            raise RagError("no readable .txt or .md document")
+    assert [p.name for p in docs.iterdir()] == ["only.txt"]
+    assert (docs / "only.txt").read_text() == "the only document\n"
+    assert library.remove_document(docs, "only.txt") == "only.txt"
+    assert list(docs.iterdir()) == []
 
 
 # == model files ===============================================================================

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -272,6 +273,11 @@ def test_exposure_messages_and_auth_format():
 
     assert exposure("127.0.0.1", None, False) == "this machine only"
     assert exposure("localhost", None, False) == "this machine only"
+    for loopback in ["127.1", "127.0.0.2", "0x7f.1", "2130706433", "::1", "[::1]"]:  # forms the resolver accepts
+        assert exposure(loopback, None, False) == "this machine only", loopback
+    for network in ["0.0.0.0", "0", "10.1", "127.1 evil.example", "example.com"]:
+        with pytest.raises(RagError, match="reachable from the network"):
+            exposure(network, None, False)
     assert "sign-in required" in exposure("0.0.0.0", ("alice", "pw"), False)
     assert "WITHOUT sign-in" in exposure("192.168.1.5", None, True)
     with pytest.raises(RagError):
@@ -296,8 +302,39 @@ def test_auth_protects_the_app(assistant):
             client(url, auth=("alice", "wrong"))
         with pytest.raises(AppError, match="empty"):  # signed in: the app answers (with an error)
             client(url, auth=("alice", "s3cret")).predict(" ", api_name="/ask")
+        # Guessing is braked: after 5 failures in a row even the right password waits 1 s.
+        sign_in = lambda password: httpx.post(f"{url}login", data={"username": "alice", "password": password})  # noqa: E731
+        assert [sign_in(f"guess{n}").status_code for n in range(5)] == [400] * 5
+        assert sign_in("s3cret").status_code == 400
+        time.sleep(1.1)
+        assert sign_in("s3cret").status_code == 200
     finally:
         demo.close()
+
+
+def test_sign_in_guessing_is_braked_by_a_growing_wait():
+    from ui.signin import FREE_FAILURES, MAX_WAIT_SECONDS, SignInGuard
+
+    now = [0.0]
+    logged = []
+    guard = SignInGuard("alice", "s3cret", clock=lambda: now[0], log=logged.append)
+    assert guard("alice", "s3cret")
+    assert not guard("alice", "wrong") and not guard("bob", "s3cret")
+    assert guard("alice", "s3cret")  # a success resets the count
+    for _ in range(FREE_FAILURES):
+        assert not guard("alice", "guess")
+    for wait in [1, 2, 4, 8, 16, 32, MAX_WAIT_SECONDS, MAX_WAIT_SECONDS]:
+        now[0] += wait - 0.5
+        assert not guard("alice", "s3cret")  # refused during the wait, even with the right password
+        now[0] += 0.5
+        assert not guard("alice", "guess")  # the wait is over: a wrong guess counts, and the next wait grows
+    assert logged[:2] == [f"sign-in: {FREE_FAILURES} failed attempts in a row; all refused for 1 s",
+                          f"sign-in: {FREE_FAILURES + 1} failed attempts in a row; all refused for 2 s"]
+    now[0] += MAX_WAIT_SECONDS
+    assert guard("alice", "s3cret")
+    for _ in range(FREE_FAILURES - 1):  # after a success, the free attempts are back
+        assert not guard("alice", "guess")
+    assert guard("alice", "s3cret")
 
 
 # -- follow-up questions -------------------------------------------------------------------

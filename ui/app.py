@@ -22,6 +22,7 @@ from rag.cli import Command
 from rag.settings import add_settings_flags, is_local_host, settings_from_args
 
 from . import render
+from .signin import SignInGuard
 
 UI_DIR = Path(__file__).resolve().parent
 DEFAULT_HOST = "127.0.0.1"
@@ -150,7 +151,7 @@ def launch(demo, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, auth: tu
     try:
         demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
         _, url, _ = demo.launch(
-            server_name=host, server_port=port, auth=auth,
+            server_name=host, server_port=port, auth=SignInGuard(*auth) if auth else None,
             auth_message="Polyglot RAG: sign in to ask questions about the documents." if auth else None,
             max_file_size=options.max_upload_bytes, prevent_thread_lock=prevent_thread_lock, quiet=quiet,
             show_error=False, ssr_mode=False, share=False, inbrowser=False, footer_links=["api"],
@@ -320,8 +321,9 @@ def build_app(assistant, options: UiOptions = UiOptions()):
         progress(0, desc="Reading the documents")
         result = library.add([(Path(path).name, Path(path)) for path in paths], replace=bool(replace_existing),
                              max_bytes=options.max_upload_bytes,
-                             progress=lambda done, total: progress((done, total), desc="Embedding new text",
-                                                                   unit="chunks"))
+                             progress=lambda stage, done, total: progress(
+                                 (done, total or None), desc=f"{stage} the documents",
+                                 unit={"Reading": "files", "Chunking": "characters"}.get(stage, "chunks")))
         lines = [render.status("error", f"Rejected: {why}") for _, why in result.rejected]
         if result.failed:
             lines.insert(0, render.status("error", f"Not added: {result.failed}"))

@@ -1,0 +1,61 @@
+"""The passage step's cost is bounded whatever the documents hold (issue 16): it embeds at
+most MAX_SENTENCES_PER_PARAGRAPH sentences of a paragraph (those sharing most words with
+the question) and MAX_SENTENCES_PER_QUESTION in all."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.documents import MAX_PARAGRAPH_CHARS
+from rag.passages import MAX_SENTENCES_PER_PARAGRAPH, MAX_SENTENCES_PER_QUESTION, _sentences_to_embed, select_passages
+
+FACT = "Zorblax Analytics was founded in Bandung in 2031."
+FILLER = "The sky was grey that day."
+
+
+def test_a_paragraph_of_many_sentences_contributes_those_nearest_the_question():
+    sentences = {("f", 1): [FILLER] * 200 + [FACT] + [FILLER] * 200, ("f", 2): ["Short."] * 3}
+    chosen = _sentences_to_embed("Where was Zorblax Analytics founded?", [("f", 1), ("f", 2)], sentences)
+    first = [(i, s) for key, i, s in chosen if key == ("f", 1)]
+    assert len(first) == MAX_SENTENCES_PER_PARAGRAPH and (200, FACT) in first
+    assert [i for i, _ in first] == sorted(i for i, _ in first)  # in the paragraph's order, for trimming
+    assert [(key, i) for key, i, _ in chosen if key == ("f", 2)] == [(("f", 2), 0), (("f", 2), 1), (("f", 2), 2)]
+    many = {("f", n): [FILLER] * 10 for n in range(1, 30)}
+    chosen = _sentences_to_embed("anything", list(many), many)
+    assert len(chosen) == MAX_SENTENCES_PER_QUESTION
+    assert {key for key, _, _ in chosen} == {("f", n) for n in range(1, 11)}  # the best paragraphs first
+
+
+class CountingEmbedder:
+    """The real embedder, counting the texts of each encode_passages call."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.batches = inner, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def encode_passages(self, texts, **options):
+        self.batches.append(len(texts))
+        return self.inner.encode_passages(texts, **options)
+
+
+@pytest.mark.full
+def test_long_lines_of_short_sentences_cost_a_bounded_number_of_embeddings(tmp_path, assistant):
+    from rag.index import update_index
+    from rag.retrieval import Retriever
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    filler = " ".join(f"{FILLER[:-1]} number {n}." for n in range(2000))  # ~ 70,000 characters, one line
+    (docs / "long.txt").write_text(f"{filler} {FACT} {filler}\n", encoding="utf-8")
+    (docs / "other.txt").write_text("Quuxcorp makes purple widgets in Oslo.\n", encoding="utf-8")
+    index, _ = update_index(docs, tmp_path / "index", assistant.embedder, assistant.chunking)
+    assert max(len(text) for text in index.paragraphs["long.txt"]) <= MAX_PARAGRAPH_CHARS
+    question = "Where was Zorblax Analytics founded?"
+    query = assistant.embedder.encode_queries([question])[0]
+    hits = Retriever(index, assistant.embedder).search(question, assistant.settings.k, "hybrid", query)
+    counting = CountingEmbedder(assistant.embedder)
+    passages = select_passages(question, query, hits, index, counting, 3, 96)
+    assert counting.batches and max(counting.batches) <= MAX_SENTENCES_PER_QUESTION, counting.batches
+    assert passages[0].quote == FACT and passages[0].file == "long.txt"
