@@ -21,7 +21,7 @@ from . import prompts
 from .chunking import ChunkingSettings
 from .citations import Citation, check_answer, resolve
 from .conversation import Rewrite, standalone_question
-from .embedding import Embedder, SentenceTransformerEmbedder
+from .embedding import Embedder, load_embedder
 from .errors import RagError
 from .language import detect_language
 from .library import Library
@@ -154,7 +154,7 @@ class Assistant:
                     from models.provision import provision
 
                     provision(self.settings.embedder_model, self.settings.models_dir, self.log)
-                self._embedder = SentenceTransformerEmbedder(self.settings.embedder_name, self.settings.threads)
+                self._embedder = load_embedder(self.settings.embedder_name, self.settings.threads)
             return self._embedder
 
     @property
