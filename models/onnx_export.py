@@ -109,6 +109,7 @@ def export(folder: Path, progress: Callable[[str], None] = print) -> Path:
                 input_names=["input_ids", "attention_mask"], output_names=["sentence_embedding"],
                 dynamic_shapes={"input_ids": {0: batch, 1: length}, "attention_mask": {0: batch, 1: length}},
                 dynamo=True, external_data=True, verbose=False)
+        write_unigram_tokenizer(folder, staging, model.tokenizer)
         cosine = _agreement(model, folder, staging / MODEL_FILE)
         if cosine < MIN_COSINE:
             raise ValueError(f"the ONNX export of {folder.name} disagrees with sentence-transformers "
@@ -123,6 +124,38 @@ def export(folder: Path, progress: Callable[[str], None] = print) -> Path:
     progress(f"ONNX export checked (min cosine {cosine:.5f} to sentence-transformers) in "
              f"{time.monotonic() - started:.0f} s")
     return folder / EXPORT_DIR / MODEL_FILE
+
+
+def write_unigram_tokenizer(folder: Path, target: Path, reference) -> None:
+    """The files rag.embedding.UnigramTokenizer reads, from the folder's tokenizer.json; its
+    token ids must be those of `reference` (the folder's tokenizer in transformers)."""
+    import numpy as np
+
+    from rag.embedding import UNIGRAM_LAYOUT, UNIGRAM_PIECES, UNIGRAM_SCORES, UnigramTokenizer
+
+    data = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    model = data.get("model") or {}
+    if model.get("type") != "Unigram" or model.get("byte_fallback"):
+        raise ValueError(f"{folder.name}'s tokenizer is not a Unigram one without byte fallback")
+    if not json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("split_special_tokens"):
+        raise ValueError(f"{folder.name}'s tokenizer reads special tokens in texts (split_special_tokens is off)")
+    pieces = [piece for piece, _ in model["vocab"]]
+    if any("\0" in piece for piece in pieces):
+        raise ValueError(f"{folder.name}'s vocabulary has a piece with a NUL character")
+    (target / UNIGRAM_PIECES).write_text("\0".join(pieces), encoding="utf-8")
+    np.save(target / UNIGRAM_SCORES, np.array([score for _, score in model["vocab"]], dtype=np.float64))
+    framed, plain = reference("a")["input_ids"], reference("a", add_special_tokens=False)["input_ids"]
+    at = next(i for i in range(len(framed)) if framed[i:i + len(plain)] == plain)
+    pipeline = {"version": data.get("version", "1.0"), "normalizer": data.get("normalizer"),
+                "pre_tokenizer": data.get("pre_tokenizer"),
+                "model": {"type": "Unigram", "unk_id": 0, "vocab": [[pieces[model["unk_id"]], 0.0]]}}
+    layout = {"pipeline": pipeline, "unk_id": model["unk_id"], "pad_id": reference.pad_token_id or 0,
+              "longest_piece": max(map(len, pieces)), "prefix": framed[:at], "suffix": framed[at + len(plain):]}
+    (target / UNIGRAM_LAYOUT).write_text(json.dumps(layout, ensure_ascii=False), encoding="utf-8")
+    tokenizer = UnigramTokenizer(target)
+    for text in CHECK_TEXTS:
+        if tokenizer.encode(text) != reference(text, add_special_tokens=False)["input_ids"]:
+            raise ValueError(f"{folder.name}'s tokenizer and its fast copy disagree on {text!r}")
 
 
 def _agreement(model, folder: Path, model_file: Path) -> float:
