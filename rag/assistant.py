@@ -143,12 +143,14 @@ class Assistant:
         self._scale: Scale | None = None
         # llama.cpp contexts are not thread-safe; one generation at a time per process.
         self._generation_lock = threading.Lock()
-        self._loading_lock = threading.RLock()
+        # One lock per part, so the LLM can load in another thread while the embedder and the
+        # index load in this one (preload_llm); the index takes the embedder's lock inside its own.
+        self._embedder_lock, self._index_lock, self._llm_lock = threading.RLock(), threading.RLock(), threading.RLock()
 
     # -- parts, loaded lazily -------------------------------------------------------------
     @property
     def embedder(self) -> Embedder:
-        with self._loading_lock:
+        with self._embedder_lock:
             if self._embedder is None:
                 if self.settings.embedder_model is not None:
                     from models.provision import provision
@@ -160,7 +162,7 @@ class Assistant:
     @property
     def index(self) -> Store:
         """The live store (FAISS folder or Milvus collection, by settings.store)."""
-        with self._loading_lock:
+        with self._index_lock:
             if self._index is None:
                 if store_exists(self.settings):
                     self._index = open_store(self.settings)
@@ -172,7 +174,7 @@ class Assistant:
 
     @property
     def llm(self) -> LLM:
-        with self._loading_lock:
+        with self._llm_lock:
             if self._llm is None:
                 if self.settings.llm_url:
                     from .llm import OpenAICompatibleLLM
@@ -186,6 +188,20 @@ class Assistant:
                     self._llm = LlamaCppLLM(self.settings.llm_path, self.settings.context_tokens,
                                             self.settings.threads)
             return self._llm
+
+    def preload_llm(self) -> None:
+        """Start loading the LLM in a background thread, so that a cold start pays for the
+        longer of the LLM's load and the embedder's and index's, not for their sum (llama.cpp
+        loads without holding Python's lock). A failure is raised again, as a one-line error,
+        where the LLM is first used."""
+
+        def load() -> None:
+            try:
+                self.llm
+            except Exception:  # noqa: BLE001 - `self.llm` raises it again in the caller's thread
+                pass
+
+        threading.Thread(target=load, name="preload-llm", daemon=True).start()
 
     @property
     def scale(self) -> Scale:
@@ -212,7 +228,7 @@ class Assistant:
     def update_index(self, rebuild: bool = False,
                      progress: Callable[[str, int, int], None] | None = None) -> UpdateReport:
         """Bring the index in line with the documents; `progress(stage, done, total)` as in rag.index."""
-        with self._loading_lock:
+        with self._index_lock:
             index, report = update_store(self.settings, self.embedder, self.chunking, rebuild, progress)
             self._index = index
             return report

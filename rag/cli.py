@@ -124,6 +124,8 @@ def ask_main(argv: list[str] | None = None) -> int:
             clean_question(args.question)  # fail fast, before any model loads
         _quiet_libraries()
         assistant = Assistant(settings_from_args(args))
+        if not args.retrieve_only:
+            assistant.preload_llm()
         if args.question == "-":
             return _ask_batch(assistant, args)
         _ask_one(assistant, args.question, args)
