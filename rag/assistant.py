@@ -189,11 +189,13 @@ class Assistant:
                                             self.settings.threads)
             return self._llm
 
-    def preload_llm(self) -> None:
+    def preload_llm(self) -> threading.Thread:
         """Start loading the LLM in a background thread, so that a cold start pays for the
         longer of the LLM's load and the embedder's and index's, not for their sum (llama.cpp
         loads without holding Python's lock). A failure is raised again, as a one-line error,
-        where the LLM is first used."""
+        where the LLM is first used. While llama-cpp-python loads a model quietly it points
+        file descriptors 1 and 2 at /dev/null, for every thread: join the returned thread
+        before writing anything the user must see."""
 
         def load() -> None:
             try:
@@ -201,7 +203,9 @@ class Assistant:
             except Exception:  # noqa: BLE001 - `self.llm` raises it again in the caller's thread
                 pass
 
-        threading.Thread(target=load, name="preload-llm", daemon=True).start()
+        thread = threading.Thread(target=load, name="preload-llm", daemon=True)
+        thread.start()
+        return thread
 
     @property
     def scale(self) -> Scale:
