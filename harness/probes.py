@@ -310,11 +310,10 @@ from rag.settings import load_settings
 settings = load_settings(docs_dir=Path(spec["docs"]), index_dir=Path(spec["index"]))
 assistant = Assistant(settings, log=lambda message: None)
 def model_checks():
-    from models.provision import llm_is_verified, provision_embedder
-    if settings.uses_default_embedder:
-        provision_embedder(settings.models_dir / "multilingual-e5-small", lambda message: None)
-    if settings.uses_default_llm:
-        llm_is_verified(settings.llm_path)
+    from models.provision import provision
+    for model in (settings.embedder_model, settings.llm_model):
+        if model is not None:
+            provision(model, settings.models_dir, lambda message: None)
 timed("model checks (stamps: sizes and mtimes)", model_checks)
 timed("import onnxruntime", lambda: __import__("onnxruntime"))
 timed("embedder load (tokenizer, ONNX Runtime session)", lambda: assistant.embedder)

@@ -209,11 +209,12 @@ class Assistant:
 
     @property
     def scale(self) -> Scale:
-        """The embedder's similarity scale, measured once (see rag/scale.py); the default
-        embedder's is known, which spares a cold question 64 embeddings."""
+        """The embedder's similarity scale, measured once (see rag/scale.py); the catalogue's
+        e5-small's is known, which spares a cold question 64 embeddings."""
         with self._embedder_lock:
             if self._scale is None:
-                self._scale = E5_SMALL if self.settings.uses_default_embedder else measure(self.embedder)
+                model = self.settings.embedder_model
+                self._scale = E5_SMALL if model is not None and model.name == "e5-small" else measure(self.embedder)
             return self._scale
 
     def threshold(self, e5_value: float) -> float:

@@ -31,14 +31,16 @@ SENTENCES = {
            "Jakarta adalah ibu kota Indonesia; penduduknya lebih dari 10 juta jiwa 😊"],
 }
 HEAVY_MODULES = ("torch", "transformers", "sentence_transformers")
+pytestmark = pytest.mark.full
 
 
 @pytest.fixture(scope="module")
 def folder() -> Path:
-    from models.provision import provision_embedder
-    from rag.settings import DEFAULT_EMBEDDER_DIR, MODELS_DIR
+    from models.catalogue import find
+    from models.provision import provision
+    from rag.settings import MODELS_DIR
 
-    return provision_embedder(MODELS_DIR / DEFAULT_EMBEDDER_DIR, progress=lambda message: None)
+    return provision(find("e5-small", "embedder"), MODELS_DIR, progress=lambda message: None)
 
 
 @pytest.fixture(scope="module")
