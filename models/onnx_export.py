@@ -11,7 +11,8 @@ table that no question touches are never read into memory.
 The export is checked before it is used: on sentences in the four languages, as queries
 and as passages, its vectors must agree with sentence-transformers' (cosine >= 0.9999).
 `onnx/export.json` records the files it was made from (size and mtime) and its own; a
-folder whose files changed since is not used through ONNX until exported again.
+folder whose files changed since is not used through ONNX until exported again
+(models/stamps.py, current_export).
 """
 
 from __future__ import annotations
@@ -23,13 +24,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .provision import folder_files
+from .stamps import EXPORT_DIR, EXPORTER_VERSION, MODEL_FILE, RECORD_FILE, folder_files, source_files
 
-EXPORT_DIR = "onnx"
-MODEL_FILE = "model.onnx"
-RECORD_FILE = "export.json"
-# Bump when the exported graph or its record changes, so older exports are redone.
-EXPORTER_VERSION = 1
 # What the graph can hold: modules computed from the token ids and attention mask alone.
 SUPPORTED_MODULES = ("Transformer", "Pooling", "Dense", "Normalize")
 MIN_COSINE = 0.9999
@@ -39,25 +35,6 @@ CHECK_TEXTS = [
     "北京是中国的首都。全角数字１２３和半角数字456混合使用，价格为￥830.000元！",
     "Jakarta adalah ibu kota Indonesia; penduduknya lebih dari 10 juta jiwa 😊",
 ]
-
-
-def source_files(folder: Path) -> dict[str, list[int]]:
-    """The files of the sentence-transformers folder itself (its export left out)."""
-    return folder_files(folder, skip=EXPORT_DIR)
-
-
-def current_export(folder: Path) -> Path | None:
-    """The exported graph of `folder` if an export of this version was made from the files
-    the folder holds now and its own files are unchanged since; else None. Only stats files."""
-    try:
-        record = json.loads((folder / EXPORT_DIR / RECORD_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if (not isinstance(record, dict) or record.get("exporter_version") != EXPORTER_VERSION
-            or record.get("source") != source_files(folder)
-            or record.get("export") != folder_files(folder / EXPORT_DIR) | {RECORD_FILE: None}):
-        return None
-    return folder / EXPORT_DIR / MODEL_FILE
 
 
 def unsupported_modules(folder: Path) -> list[str]:

