@@ -119,14 +119,14 @@ def ask_main(argv: list[str] | None = None) -> int:
 
     def main() -> int:
         from .assistant import Assistant, clean_question
-        from .index import exists
+        from .stores import store_exists
 
         if args.question != "-":
             clean_question(args.question)  # fail fast, before any model loads
         _quiet_libraries()
         assistant = Assistant(settings_from_args(args))
         preloading = None
-        if not args.retrieve_only and exists(assistant.settings.index_dir):  # a build logs progress
+        if not args.retrieve_only and store_exists(assistant.settings):  # a build logs progress
             preloading = assistant.preload_llm()
         try:
             if args.question == "-":
