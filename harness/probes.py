@@ -272,14 +272,11 @@ def stop_process(process: subprocess.Popen) -> None:
             continue
 
 
-RAW_COLD_START = r"""
+# The bare library's cold start: llama.cpp loads the same GGUF and streams the same messages
+# (with the same grammar) as a recorded `ask`; the figure `ask`'s cold start is held against.
+BARE_LLM_COLD_START = r"""
 import sys, json
 spec = json.loads(sys.argv[1])
-import torch
-torch.set_num_threads(spec["threads"])
-from sentence_transformers import SentenceTransformer
-model = SentenceTransformer(spec["embedder"], device="cpu")
-model.encode([spec["question"]], prompt_name=spec["query_prompt"], normalize_embeddings=True)
 import llama_cpp
 llama = llama_cpp.Llama(model_path=spec["llm"], n_ctx=spec["n_ctx"], n_threads=spec["threads"],
                         n_threads_batch=spec["threads"], n_batch=512, use_mmap=True, verbose=False)
@@ -292,3 +289,55 @@ for chunk in llama.create_chat_completion(spec["messages"], stream=True, max_tok
         sys.stdout.flush()
 print()
 """
+
+# Where a cold `ask` spends its time: the same steps, one after the other, in a new process,
+# each timed (imports, model checks, embedder, index, LLM, then one question). Prints JSON.
+COLD_BREAKDOWN = r"""
+import hashlib, json, sys, time
+spec = json.loads(sys.argv[1])
+seconds = {}
+def timed(name, work):
+    started = time.perf_counter()
+    value = work()
+    seconds[name] = time.perf_counter() - started
+    return value
+started = time.perf_counter()
+timed("import numpy", lambda: __import__("numpy"))
+timed("import rag (faiss, the pipeline's modules)", lambda: __import__("rag.assistant"))
+from pathlib import Path
+from rag.assistant import Assistant
+from rag.settings import load_settings
+settings = load_settings(docs_dir=Path(spec["docs"]), index_dir=Path(spec["index"]))
+assistant = Assistant(settings, log=lambda message: None)
+def model_checks():
+    from models.provision import provision
+    for model in (settings.embedder_model, settings.llm_model):
+        if model is not None:
+            provision(model, settings.models_dir, lambda message: None)
+timed("model checks (stamps: sizes and mtimes)", model_checks)
+timed("import onnxruntime", lambda: __import__("onnxruntime"))
+timed("embedder load (tokenizer, ONNX Runtime session)", lambda: assistant.embedder)
+def checksums():
+    from rag.index import _current_generation
+    folder = _current_generation(settings.index_dir)[0]
+    for path in folder.rglob("*"):
+        if path.is_file():
+            hashlib.sha256(path.read_bytes()).hexdigest()
+timed("index checksums (sha256 of every file, part of the load)", checksums)
+timed("index load (checksums, FAISS, BM25 matrix, tables)", lambda: assistant.index)
+timed("import llama_cpp", lambda: __import__("llama_cpp"))
+timed("LLM load (GGUF memory-mapped)", lambda: assistant.llm)
+answer = timed("question to first token, models loaded", lambda: assistant.ask(spec["question"]))
+seconds.update({f"answer timing {name} (its own clock)": ms / 1000 for name, ms in answer.timings_ms.items()})
+seconds["total, in sequence"] = time.perf_counter() - started
+print(json.dumps({name: round(value, 4) for name, value in seconds.items()}))
+"""
+
+
+def reference_embedder(name: str, threads: int):
+    """The bare library the pipeline's embedding is held against: sentence-transformers."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(threads)
+    return SentenceTransformer(name, device="cpu")

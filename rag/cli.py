@@ -119,14 +119,22 @@ def ask_main(argv: list[str] | None = None) -> int:
 
     def main() -> int:
         from .assistant import Assistant, clean_question
+        from .stores import store_exists
 
         if args.question != "-":
             clean_question(args.question)  # fail fast, before any model loads
         _quiet_libraries()
         assistant = Assistant(settings_from_args(args))
-        if args.question == "-":
-            return _ask_batch(assistant, args)
-        _ask_one(assistant, args.question, args)
+        preloading = None
+        if not args.retrieve_only and store_exists(assistant.settings):  # a build logs progress
+            preloading = assistant.preload_llm()
+        try:
+            if args.question == "-":
+                return _ask_batch(assistant, args)
+            _ask_one(assistant, args.question, args)
+        finally:  # an error is printed after the load (see Assistant.preload_llm)
+            if preloading is not None:
+                preloading.join()
         return 0
 
     return _run("ask", main)

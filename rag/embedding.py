@@ -1,7 +1,14 @@
-"""The embedder seam: texts in, L2-normalised float32 vectors out."""
+"""The embedder seam: texts in, L2-normalised float32 vectors out.
+
+A model folder that `rag models` exported to ONNX (models/onnx_export.py) is run by ONNX
+Runtime with the `tokenizers` library, which start in a fraction of the time torch and
+sentence-transformers take to import; any other model is loaded by sentence-transformers.
+Both give the same vectors (tests/test_onnx_embedder.py).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Protocol
@@ -73,3 +80,154 @@ class SentenceTransformerEmbedder:
                                     normalize_embeddings=True, convert_to_numpy=True,
                                     show_progress_bar=show_progress)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+class UnigramTokenizer:
+    """A Unigram (SentencePiece-style) tokenizer that loads in a fraction of the time of the
+    `tokenizers` library's. That library builds a trie of all 250,000 XLM-R pieces, which
+    costs several times the CPU and memory of this one (measured in README, "Why the default
+    embedder's tokenizer is not the `tokenizers` library"). Here the pieces are a dict read from a
+    plain file, and a word's best split is found by the same Viterbi search as the library's
+    (same scores, same order of candidates, same tie-breaking, unknown runs fused into one
+    <unk>), while normalisation and pre-tokenisation are the library's own objects, from
+    the folder's tokenizer.json. Token ids are the library's on every text tested
+    (tests/test_onnx_embedder.py); `models/onnx_export.py` writes the files it reads."""
+
+    UNKNOWN_PENALTY = 10.0  # below the lowest piece score, as in sentencepiece and `tokenizers`
+
+    def __init__(self, folder: Path) -> None:
+        from functools import lru_cache
+
+        from tokenizers import Tokenizer
+
+        layout = _read_json(folder / UNIGRAM_LAYOUT)
+        self._pipeline = Tokenizer.from_str(json.dumps(layout["pipeline"]))
+        pieces = (folder / UNIGRAM_PIECES).read_text(encoding="utf-8").split("\0")
+        self._ids = dict(zip(pieces, range(len(pieces))))
+        self._scores = np.load(folder / UNIGRAM_SCORES).tolist()
+        self._longest = int(layout["longest_piece"])
+        self._unknown = int(layout["unk_id"])
+        self._unknown_score = min(self._scores) - self.UNKNOWN_PENALTY
+        self.prefix: list[int] = layout["prefix"]  # special tokens around a text, e.g. <s> … </s>
+        self.suffix: list[int] = layout["suffix"]
+        self.pad_id = int(layout["pad_id"])
+        self._word_ids = lru_cache(maxsize=1 << 16)(self._best_split)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of a text, without special tokens."""
+        normalizer, pre_tokenizer = self._pipeline.normalizer, self._pipeline.pre_tokenizer
+        if normalizer is not None:
+            text = normalizer.normalize_str(text)
+        words = [w for w, _ in pre_tokenizer.pre_tokenize_str(text)] if pre_tokenizer is not None else [text]
+        return [token for word in words for token in self._word_ids(word)]
+
+    def _best_split(self, word: str) -> tuple[int, ...]:
+        ids, scores, unknown = self._ids, self._scores, self._unknown
+        size = len(word)
+        best: list[float | None] = [0.0] + [None] * size  # best score of a split of word[:end]
+        start = [0] * (size + 1)  # where the last piece of that split starts
+        piece = [unknown] * (size + 1)
+        for begin in range(size):
+            base = best[begin]
+            covered = False  # a piece of exactly one character starts here
+            for end in range(begin + 1, min(size, begin + self._longest) + 1):
+                token = ids.get(word[begin:end])
+                if token is None:
+                    continue
+                score = base + scores[token]
+                if best[end] is None or score > best[end]:
+                    best[end], start[end], piece[end] = score, begin, token
+                covered = covered or end == begin + 1
+            if not covered:
+                score = base + self._unknown_score
+                if best[begin + 1] is None or score > best[begin + 1]:
+                    best[begin + 1], start[begin + 1], piece[begin + 1] = score, begin, unknown
+        split: list[int] = []
+        end = size
+        while end > 0:
+            if not (piece[end] == unknown and split and split[-1] == unknown):  # fuse unknown runs
+                split.append(piece[end])
+            end = start[end]
+        return tuple(reversed(split))
+
+
+# What models/onnx_export.py writes beside the graph for UnigramTokenizer.
+UNIGRAM_LAYOUT = "tokenizer.json"
+UNIGRAM_PIECES = "pieces.txt"
+UNIGRAM_SCORES = "scores.npy"
+
+
+class OnnxEmbedder:
+    """A sentence-transformers folder run through its ONNX export: the tokenizer, the prompts
+    and the length limit are the folder's own, and the graph holds the whole model (encoder,
+    pooling, any dense layers, normalisation), so the output is sentence-transformers'."""
+
+    def __init__(self, folder: Path, model_file: Path, threads: int) -> None:
+        import onnxruntime
+
+        try:
+            prompts = _read_json(folder / "config_sentence_transformers.json").get("prompts") or {}
+            self._max_length = int(_read_json(folder / "sentence_bert_config.json")["max_seq_length"])
+            self.tokenizer = UnigramTokenizer(model_file.parent)
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            # Threads that spin between calls take the cores llama.cpp is decoding on.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+            self._session = onnxruntime.InferenceSession(str(model_file), options,
+                                                         providers=["CPUExecutionProvider"])
+        except Exception as error:  # a damaged file: ORT, tokenizers, numpy and json raise many types
+            raise RagError(f"cannot load embedder {folder}: {str(error).splitlines()[0]} "
+                           f"(run `rag models` to provision it again)") from None
+        self.id = folder.name
+        self.dim = int(self._session.get_outputs()[0].shape[-1])
+        self.query_prompt = prompts.get("query", "")
+        self.passage_prompt = next((prompts[p] for p in ("passage", "document") if p in prompts), "")
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text))
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, self.query_prompt, 32)
+
+    def encode_passages(self, texts: list[str], batch_size: int = 32,
+                        show_progress: bool = False) -> np.ndarray:
+        return self._encode(texts, self.passage_prompt, batch_size)
+
+    def token_ids(self, text: str, prompt: str) -> list[int]:
+        """What sentence-transformers feeds the model: prompt + text, cut to the folder's
+        max_seq_length with the special tokens kept."""
+        room = self._max_length - len(self.tokenizer.prefix) - len(self.tokenizer.suffix)
+        return self.tokenizer.prefix + self.tokenizer.encode(prompt + text)[:room] + self.tokenizer.suffix
+
+    def _encode(self, texts: list[str], prompt: str, batch_size: int) -> np.ndarray:
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        ids = [self.token_ids(text, prompt) for text in texts]
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # little padding per batch
+        for first in range(0, len(order), batch_size):
+            rows = order[first:first + batch_size]
+            width = max(len(ids[row]) for row in rows)
+            input_ids = np.full((len(rows), width), self.tokenizer.pad_id, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for line, row in enumerate(rows):
+                input_ids[line, :len(ids[row])] = ids[row]
+                mask[line, :len(ids[row])] = 1
+            vectors[rows] = self._session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
+        return vectors
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_embedder(name_or_path: str, threads: int) -> Embedder:
+    """The ONNX export of a folder when `rag models` made one that is still current, else
+    sentence-transformers."""
+    from models.stamps import current_export
+
+    folder = Path(name_or_path)
+    exported = current_export(folder) if folder.is_dir() else None
+    if exported is not None:
+        return OnnxEmbedder(folder, exported, threads)
+    return SentenceTransformerEmbedder(name_or_path, threads)

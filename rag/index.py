@@ -54,6 +54,8 @@ KEYWORDS = "keywords"
 OFFSETS = "language_offsets.npz"
 # What CURRENT may name: a generation folder directly inside the index folder.
 _GENERATION = re.compile(r"gen-[A-Za-z0-9_-]+")
+# Sizes and mtimes of the files the last load hashed and found intact (see _verify_files).
+VERIFIED = "verified.json"
 # Seconds a second writer waits for the first before giving up.
 LOCK_TIMEOUT = 600
 
@@ -220,6 +222,31 @@ def _set_aside_broken_pointer(index_dir: Path) -> str | None:
     return f"{path} was not a file; moved aside to {aside.name}"
 
 
+def _verify_files(folder: Path, checksums: dict[str, str], rebuild: str) -> None:
+    """Check every file against its sha256, unless none changed (size, mtime) since the last
+    load verified them all: a generation is never rewritten, and hashing a large index took
+    a noticeable part of a cold question. A file that is truncated or written to gets a new
+    size or mtime, and is hashed again."""
+    stats = {}
+    for name in checksums:
+        info = (folder / name).stat(follow_symlinks=False)  # a file swapped for a link is hashed
+        stats[name] = [info.st_size, info.st_mtime_ns]
+    try:
+        if json.loads((folder / VERIFIED).read_text(encoding="utf-8")) == stats:
+            return
+    except (OSError, ValueError):
+        pass
+    for name, expected in checksums.items():
+        if _sha256(folder / name) != expected:
+            raise RagError(f"index file {folder / name} is corrupt (checksum mismatch); {rebuild}")
+    draft = folder / f"{VERIFIED}.tmp-{os.getpid()}"
+    try:
+        draft.write_text(json.dumps(stats), encoding="utf-8")
+        os.replace(draft, folder / VERIFIED)
+    except OSError:  # a read-only index: verified again next time
+        draft.unlink(missing_ok=True)
+
+
 def load_index(index_dir: Path) -> Index:
     """The live index, verified against its checksums; RagError if missing or corrupt."""
     import faiss
@@ -237,9 +264,7 @@ def load_index(index_dir: Path) -> Index:
                            f"run `rag index` to rebuild it")
         if not all(isinstance(manifest.get(key), dict) for key in ("checksums", "files", "embedder")):
             raise RagError(f"index manifest {folder / MANIFEST} is not an index manifest; {rebuild}")
-        for name, expected in manifest["checksums"].items():
-            if _sha256(folder / name) != expected:
-                raise RagError(f"index file {folder / name} is corrupt (checksum mismatch); {rebuild}")
+        _verify_files(folder, manifest["checksums"], rebuild)
         chunks = [Chunk(**row) for row in _read_jsonl(folder / CHUNKS)]
         paragraphs: dict[str, list[str]] = {}
         for row in _read_jsonl(folder / PARAGRAPHS):

@@ -13,6 +13,7 @@ to these tokens on eval/gold.jsonl (see docs/scaling.md).
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 import zlib
@@ -57,37 +58,58 @@ def query_vector(question: str) -> dict[int, float]:
 
 
 class KeywordIndex:
-    """BM25 over chunk texts (bm25s), saved beside the vectors in the same index folder."""
+    """BM25 over chunk texts, saved beside the vectors in the same index folder.
 
-    def __init__(self, bm25) -> None:
-        self._bm25 = bm25
+    bm25s computes every (word, chunk) BM25 weight when the index is built and saves them as
+    a sparse column matrix (plain .npy files and a JSON vocabulary). A question's scores are
+    sums of that matrix's columns, so they are read and summed here with numpy, as bm25s's
+    own numpy scorer does: importing bm25s imports scipy, about a second of a cold question.
+    """
+
+    # bm25s's file names, and the scoring methods whose weights need no other term.
+    FILES = {"data": "data.csc.index.npy", "indices": "indices.csc.index.npy",
+             "indptr": "indptr.csc.index.npy", "vocab": "vocab.index.json", "params": "params.index.json"}
+    METHODS = ("lucene", "robertson", "atire")
+
+    def __init__(self, vocabulary: dict[str, int], data: np.ndarray, indices: np.ndarray,
+                 indptr: np.ndarray, rows: int, built=None) -> None:
+        self._vocabulary, self._data, self._indices, self._indptr, self._rows = vocabulary, data, indices, indptr, rows
+        self._built = built  # the bm25s object of a fresh build, which writes bm25s's files
 
     @classmethod
     def build(cls, texts: list[str]) -> "KeywordIndex":
+        """The BM25 weights of `texts` (one row each), computed by bm25s."""
         import bm25s
 
-        bm25 = bm25s.BM25()
+        bm25 = bm25s.BM25(method="lucene")
         # An empty token list would make bm25s drop the document and shift every row after it.
         bm25.index([tokenize(t) or ["\u2205"] for t in texts], show_progress=False)
-        return cls(bm25)
+        matrix = bm25.scores  # compressed sparse columns: one column per term
+        return cls(bm25.vocab_dict, *(np.asarray(matrix[key]) for key in ("data", "indices", "indptr")),
+                   int(matrix["num_docs"]), built=bm25)
 
     def save(self, folder: Path) -> None:
-        self._bm25.save(str(folder), show_progress=False)
+        """Write a fresh build's weights in bm25s's format (what `load` reads)."""
+        if self._built is None:
+            raise ValueError("only a keyword index just built can be saved")
+        self._built.save(str(folder), show_progress=False)
 
     @classmethod
     def load(cls, folder: Path) -> "KeywordIndex":
-        import bm25s
-
-        return cls(bm25s.BM25.load(str(folder), show_progress=False, verbosity=0))
+        params = json.loads((folder / cls.FILES["params"]).read_text(encoding="utf-8"))
+        if params.get("method") not in cls.METHODS:
+            raise ValueError(f"keyword index method {params.get('method')!r} is not one of {cls.METHODS}")
+        vocabulary = json.loads((folder / cls.FILES["vocab"]).read_text(encoding="utf-8"))
+        data, indices, indptr = (np.load(folder / cls.FILES[name]) for name in ("data", "indices", "indptr"))
+        return cls(vocabulary, data, indices, indptr, int(params["num_docs"]))
 
     def document_vectors(self) -> list[dict[int, float]]:
         """Each chunk's BM25 weight per term dimension, in row order (bm25s precomputes them)."""
-        matrix = self._bm25.scores  # compressed sparse columns: one column per term
-        indptr, rows, weights = (np.asarray(matrix[key]) for key in ("indptr", "indices", "data"))
-        terms = sorted(self._bm25.vocab_dict, key=self._bm25.vocab_dict.get)[:len(indptr) - 1]
+        indptr, rows, weights = self._indptr, self._indices, self._data
+        terms = sorted(self._vocabulary, key=self._vocabulary.get)[:len(indptr) - 1]
         dimensions = np.repeat(np.array([term_id(t) for t in terms], dtype=np.int64), np.diff(indptr))
         order = np.argsort(rows, kind="stable")
-        bounds = np.searchsorted(rows[order], np.arange(matrix["num_docs"] + 1))
+        bounds = np.searchsorted(rows[order], np.arange(self._rows + 1))
         vectors = []
         for start, end in zip(bounds[:-1], bounds[1:]):
             pairs = zip(dimensions[order[start:end]].tolist(), weights[order[start:end]].tolist())
@@ -98,11 +120,15 @@ class KeywordIndex:
         return vectors
 
     def scores(self, query: str) -> np.ndarray:
-        """BM25 score of every chunk row for the query (zeros when no token matches)."""
-        tokens = tokenize(query)
-        if not tokens:  # bm25s cannot score an empty query
-            return np.zeros(self._bm25.scores["num_docs"], dtype=np.float32)
-        return self._bm25.get_scores(tokens)
+        """BM25 score of every chunk row for the query (zeros when no token matches); a word
+        that occurs twice in the query counts twice, as in bm25s."""
+        scores = np.zeros(self._rows, dtype=np.float32)
+        for token in tokenize(query):
+            column = self._vocabulary.get(token)
+            if column is not None:
+                start, end = self._indptr[column], self._indptr[column + 1]
+                np.add.at(scores, self._indices[start:end], self._data[start:end])
+        return scores
 
 
 def top_positive(scores: np.ndarray, n: int) -> np.ndarray:

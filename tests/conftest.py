@@ -49,11 +49,12 @@ def _fast_layer_guard(request, monkeypatch):
                         pytrace=False)
         return refused
 
-    from rag.embedding import SentenceTransformerEmbedder
+    from rag.embedding import OnnxEmbedder, SentenceTransformerEmbedder
     from rag.llm import LlamaCppLLM
 
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse("starts a process"))
     monkeypatch.setattr(SentenceTransformerEmbedder, "__init__", refuse("loads the embedder"))
+    monkeypatch.setattr(OnnxEmbedder, "__init__", refuse("loads the embedder"))
     monkeypatch.setattr(LlamaCppLLM, "__init__", refuse("loads the LLM"))
 
 

@@ -207,6 +207,8 @@ def test_chunks_embedded_elsewhere_are_written_as_the_index_a_build_would_make(t
     with pytest.raises(RagError, match="2 vectors for"):
         write_index(tmp_path / "other", documents, chunks, np.zeros((2, embedder.dim), np.float32), embedder,
                     CHUNKING)
+
+
 def index_copy(seeds_index, tmp_path):
     index_dir = tmp_path / "index"
     shutil.copytree(seeds_index, index_dir, symlinks=True)
@@ -276,3 +278,20 @@ def test_a_folder_without_a_readable_document_is_a_one_line_error(tmp_path, embe
                                        r"\(2 skipped, e\.g\. empty\.txt: empty\); add documents"):
         update_index(docs, tmp_path / "index", embedder, CHUNKING)
     assert not (tmp_path / "index").exists()
+
+
+def test_files_are_hashed_once_per_generation_until_one_changes(docs_copy, tmp_path, embedder, monkeypatch):
+    import rag.index
+
+    index_dir = tmp_path / "index"
+    built, _ = update_index(docs_copy, index_dir, embedder, CHUNKING)
+    load_index(index_dir)  # verifies every file and records their sizes and mtimes
+    hashed = []
+    real_sha256 = rag.index._sha256
+    monkeypatch.setattr(rag.index, "_sha256", lambda path: hashed.append(path.name) or real_sha256(path))
+    load_index(index_dir)
+    assert hashed == ["manifest.json"]  # the manifest, against CURRENT, every time; nothing else
+    paragraphs = built.folder / "paragraphs.jsonl"
+    paragraphs.write_text(paragraphs.read_text(encoding="utf-8").replace("OpenAI", "OpenA1", 1), encoding="utf-8")
+    with pytest.raises(RagError, match="paragraphs.jsonl is corrupt"):  # same size, written since: hashed
+        load_index(index_dir)

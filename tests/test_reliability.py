@@ -677,20 +677,22 @@ def test_an_incomplete_default_embedder_folder_is_converted_again(tmp_path, seed
 
 @pytest.mark.full
 def test_a_truncated_default_embedder_file_is_converted_again(tmp_path):
-    from models.provision import provision_embedder
+    from models.catalogue import find
+    from models.provision import provision
     from rag.embedding import SentenceTransformerEmbedder
     from rag.settings import DEFAULT_EMBEDDER_DIR, physical_cores
 
     models = models_copy(tmp_path)
     folder = models / DEFAULT_EMBEDDER_DIR
     messages = []
-    provision_embedder(folder, messages.append)  # verified once: the folder's sizes are stamped
+    e5_small = find("e5-small", "embedder")
+    provision(e5_small, models, messages.append)  # verified once: the folder's sizes are stamped
     assert messages == []
     weights = folder / "model.safetensors"
     data = weights.read_bytes()
     weights.unlink()
     weights.write_bytes(data[: len(data) // 3])  # truncated afterwards
-    provision_embedder(folder, messages.append)
+    provision(e5_small, models, messages.append)
     assert any("changed since it was converted" in m for m in messages), messages
     assert weights.stat().st_size == len(data)
     SentenceTransformerEmbedder(str(folder), physical_cores())  # loads again
