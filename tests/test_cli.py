@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from rag.settings import DEFAULT_LLM_FILE
+
 from .conftest import ROOT, SEEDS
 
 pytestmark = pytest.mark.full  # every test runs the commands in a child process
@@ -137,6 +139,6 @@ def test_rag_models_reports_both_models():
     assert status == 0, stderr
     in_use = [line for line in stdout.splitlines() if line.endswith("<- in use")]
     assert len(in_use) == 2, stdout
-    assert "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf" in in_use[0] and "sha256 verified" in in_use[0]
+    assert DEFAULT_LLM_FILE in in_use[0] and "sha256 verified" in in_use[0]
     assert "multilingual-e5-small" in in_use[1]
     assert "qwen-1.5b" in stdout and "gemma-300m" in stdout  # the catalogue is listed

@@ -317,7 +317,7 @@ def test_gate_answers_on_the_fixed_sample(answer_gate):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 3 target not reached by the 0.5B default LLM (README, evaluation)")
+@pytest.mark.xfail(strict=True, reason="issue 3 target not reached by the default LLM (README, evaluation)")
 def test_target_answer_accuracy_on_the_fixed_sample(answer_gate):
     assert answer_gate[0]["answer"]["accuracy"] >= TARGET_ANSWER_ACCURACY
 
