@@ -100,7 +100,7 @@ def paragraph_texts():
 @pytest.mark.slow
 @pytest.mark.parametrize("question", [
     "How many minutes does the GPU test suite take according to the Indonesian article?",
-    "OpenAI 직원들은 주당 몇 시간 일하나요?",
+    "Codex 출시를 이끈 핵심 인력 중 엔지니어는 몇 명이었나요?",
     "Brendan Gregg 为什么加入 OpenAI?",
     "Calvin French-Owen ikut mendirikan perusahaan apa?",
 ])
