@@ -323,7 +323,7 @@ class Assistant:
                          why=verdict.reason, passage=passages[0], unsupported=[verdict.claim] if verdict.claim else [],
                          answerable=answerable)
             return
-        citation = resolve(verdict, passages, lambda f, n: self.index.paragraph(f, n).text)
+        citation = resolve(verdict, passages, self.index.paragraph)
         yield finish(text=f"{verdict.claim} [{citation.n}]", abstained=False, citations=[citation],
                      truncated=truncated, answerable=answerable)
 

@@ -70,7 +70,7 @@ def _print_answer(answer) -> None:
         return
     print(printable(answer.text, keep_newlines=True))
     for c in answer.citations:
-        print(f"  [{c.n}] {printable(c.file)} ¶{c.paragraph}: “{printable(c.quote)}”")
+        print(f"  [{c.n}] {printable(c.location)}: “{printable(c.quote)}”")
     if answer.truncated:
         print(prompts.truncated(answer.language))
     if answer.passage is not None:

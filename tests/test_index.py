@@ -273,9 +273,10 @@ def test_a_folder_without_a_readable_document_is_a_one_line_error(tmp_path, embe
     docs.mkdir()
     (docs / "empty.txt").write_text(" \n")
     (docs / "self.txt").symlink_to("self.txt")
-    (docs / "notes.pdf").write_bytes(b"%PDF")
-    with pytest.raises(RagError, match=r"no readable \.txt or \.md document in .*docs "
-                                       r"\(2 skipped, e\.g\. empty\.txt: empty\); add documents"):
+    (docs / "notes.odt").write_bytes(b"PK")  # not a format that is read
+    (docs / "report.pdf").write_bytes(b"%PDF")
+    with pytest.raises(RagError, match=r"no readable document in .*docs "
+                                       r"\(3 skipped, e\.g\. empty\.txt: empty\); add documents"):
         update_index(docs, tmp_path / "index", embedder, CHUNKING)
     assert not (tmp_path / "index").exists()
 
