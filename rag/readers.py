@@ -167,6 +167,7 @@ def read_pdf(data: bytes) -> Reading:
     notes: list[str] = []
     started = time.monotonic()
     try:
+        title = _clean(document.get_metadata_dict(skip_empty=True).get("Title", ""))
         pages = len(document)
         if pages > MAX_PDF_PAGES:
             notes.append(f"only the first {MAX_PDF_PAGES} of {pages} pages read")
@@ -193,7 +194,7 @@ def read_pdf(data: bytes) -> Reading:
             notes.append(f"{pages_named} {'has' if len(no_text_layer) == 1 else 'have'} no text layer; {why}")
     finally:
         document.close()
-    return Reading(blocks, notes=notes)
+    return Reading(blocks, title or None, notes)
 
 
 def _kind(data: bytes) -> str:
