@@ -150,7 +150,8 @@ def scanned(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("scanned")
     for language, lines in SCANNED_PAGES.items():
         scanned_pdf(lines, folder / f"scan_{language}.pdf")
-    typed = folder.parent / "typed.pdf"
+    work = tmp_path_factory.mktemp("typed")
+    typed = work / "typed.pdf"
     html_to_pdf({typed: to_html(["A typed first page", "The harbour office opened on a Tuesday."])},
                 Path("/usr/bin/chromium"))
     both = pdfium.PdfDocument.new()
@@ -158,8 +159,8 @@ def scanned(tmp_path_factory) -> Path:
         source = pdfium.PdfDocument(part)
         both.import_pages(source, [0])
         source.close()
-    both.save(folder.parent / "typed_then_scanned.pdf")
+    both.save(work / "typed_then_scanned.pdf")
     both.close()
     (folder / "scan_en.pdf").unlink()  # its text is on page 2 of the combined file
-    (folder.parent / "typed_then_scanned.pdf").rename(folder / "typed_then_scanned.pdf")
+    (work / "typed_then_scanned.pdf").rename(folder / "typed_then_scanned.pdf")
     return folder

@@ -19,7 +19,7 @@ from rag.documents import read_documents
 from rag.readers import MAX_DOCX_UNPACKED_BYTES, MAX_PDF_PAGES, ocr_languages, read_html
 
 from .conftest import SCANNED_PAGES, SEEDS
-from .converted import seed_lines
+from .converted import html_to_pdf, seed_lines, to_html
 
 GOLD = Path(__file__).resolve().parent.parent / "eval" / "gold.jsonl"
 # How far a converted folder's hit@5 may fall below the .txt seeds' (issue 14).
@@ -236,7 +236,8 @@ def bad_files(converted_seeds, tmp_path_factory) -> Path:
     import pypdf
     import pypdfium2 as pdfium
 
-    folder = tmp_path_factory.mktemp("bad")
+    folder = tmp_path_factory.mktemp("bad") / "docs"
+    folder.mkdir()
     good_pdf = converted_seeds["pdf"] / "002_ac4bfb2122ab1026.pdf"
     shutil.copy(good_pdf, folder / "good.pdf")
     writer = pypdf.PdfWriter(clone_from=str(good_pdf))
@@ -258,8 +259,11 @@ def bad_files(converted_seeds, tmp_path_factory) -> Path:
             for _ in range(MAX_DOCX_UNPACKED_BYTES // 2**20 + 1):
                 member.write(block)
     (folder / "binary.html").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200))
+    # A page with one short line, repeated: reading is bounded, and the test embeds little.
+    short = folder.parent / "short.pdf"
+    html_to_pdf({short: to_html(["Page of a long report."])}, Path("/usr/bin/chromium"))
     many = pdfium.PdfDocument.new()
-    source = pdfium.PdfDocument(good_pdf)
+    source = pdfium.PdfDocument(short)
     many.import_pages(source, [0] * (MAX_PDF_PAGES + 200))
     many.save(folder / "thousand_pages.pdf")
     return folder
