@@ -289,3 +289,17 @@ def test_bad_files_are_skipped_with_one_line_each(bad_files, tmp_path):
     documents, _ = read_documents(bad_files)
     pages = {d.file: max(p.page for p in d.paragraphs) for d in documents}
     assert pages == {"good.pdf": 4, "thousand_pages.pdf": MAX_PDF_PAGES}
+
+
+# -- the chat's rendering of pages and titles ------------------------------------------------
+def test_source_card_shows_the_page_and_the_documents_list_a_title():
+    from rag.citations import Citation
+    from ui import render
+
+    pdf = Citation(1, "report.pdf", 12, "Ships were counted.", "Ships were counted.", page=3, ocr=True)
+    text = Citation(2, "notes.txt", 4, "A line.", "A line.")
+    pdf_card, text_card = render.citation_card(1, pdf, None, "en"), render.citation_card(1, text, None, "en")
+    assert '<span class="src-para">p.3 ¶12</span>' in pdf_card and ">OCR<" in pdf_card
+    assert '<span class="src-para">¶4</span>' in text_card and ">OCR<" not in text_card
+    table = render.documents_table({"report.pdf": {"title": "Annual <report>", "language": "en"}})
+    assert '<span class="doc-title">Annual &lt;report&gt;</span>report.pdf' in table

@@ -126,8 +126,10 @@ def _context(paragraphs: Sequence[str], number: int, quote: str) -> str:
 def citation_card(turn: int, citation, paragraphs: Sequence[str] | None, language: str | None) -> str:
     """One cited passage: number, file, paragraph, text with the quote marked; opens on its context."""
     lang = f'<span class="src-lang">{escape(language.upper())}</span>' if language else ""
+    page = f"p.{citation.page} " if citation.page is not None else ""
+    ocr = '<span class="src-ocr" title="read by OCR from a scanned page">OCR</span>' if citation.ocr else ""
     meta = (f'<span class="src-n">{citation.n}</span><span class="src-file">{escape(citation.file)}</span>'
-            f'<span class="src-para">¶{citation.paragraph}</span>{lang}')
+            f'<span class="src-para">{page}¶{citation.paragraph}</span>{ocr}{lang}')
     if paragraphs and 1 <= citation.paragraph <= len(paragraphs):
         context = _context(paragraphs, citation.paragraph, citation.quote)
     else:  # the document changed since: show what was cited
@@ -225,9 +227,9 @@ def sources_panel(sections: Sequence[str], pending: str | None = None) -> str:
 
 def documents_table(files: Mapping[str, Mapping]) -> str:
     if not files:
-        return '<div class="docs-empty">No documents yet: add .txt or .md files below.</div>'
+        return '<div class="docs-empty">No documents yet: add some above.</div>'
     rows = "".join(
-        f'<tr><td class="doc-name" title="{escape(name)}">{escape(name)}</td>'
+        f'<tr><td class="doc-name" title="{escape(name)}">{_title(info)}{escape(name)}</td>'
         f'<td title="{escape(language_name(info.get("language", "")))}">'
         f'{escape(str(info.get("language", "")).upper())}</td>'
         f'<td class="num">{int(info.get("paragraphs", 0))}</td><td class="num">{int(info.get("chunks", 0))}</td></tr>'
@@ -236,6 +238,12 @@ def documents_table(files: Mapping[str, Mapping]) -> str:
     return ('<table class="docs"><thead><tr><th>File</th><th>Lang.</th><th class="num">¶</th>'
             f'<th class="num">Chunks</th></tr></thead><tbody>{rows}</tbody></table>'
             f'<div class="docs-total">{len(files)} file{"s" if len(files) != 1 else ""} · {total} chunks</div>')
+
+
+def _title(info: Mapping) -> str:
+    """The document's readable title above its file name (an index built before titles has none)."""
+    title = info.get("title")
+    return f'<span class="doc-title">{escape(_short(title, 90))}</span>' if title else ""
 
 
 def facts(pairs: Sequence[tuple[str, str]]) -> str:
