@@ -399,7 +399,7 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                 if not options.read_only:  # in view: adding documents is the first thing a new user does
                     upload = gr.File(label=f"Add documents: {kinds} (up to {options.max_upload_bytes / 2**20:g} MB)",
                                      file_count="multiple", file_types=list(DOCUMENT_SUFFIXES),
-                                     elem_id="upload", height=110)
+                                     elem_id="upload", height=140)
                     replace = gr.Checkbox(label="Replace files with the same name", value=False, elem_id="replace")
                     docs_status = gr.HTML("", elem_id="docs-status", js_on_load=None)
                 with gr.Accordion(documents_label(), open=False, elem_id="documents") as documents:
