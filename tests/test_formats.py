@@ -213,7 +213,7 @@ def test_answer_from_a_pdf_cites_the_page_of_its_evidence(converted_seeds, mixed
     import pypdf
 
     docs = converted_seeds["mixed"]
-    question = "한국어 요약 기준으로 Codex가 출시 후 생성한 공개 PR은 모두 몇 개인가요?"
+    question = "Codex 출시를 이끈 핵심 인력 중 엔지니어는 몇 명이었나요?"
     code, out = _run(ask_main, ["--json", "--docs", str(docs), "--index", str(mixed_index), question])
     assert code == 0
     answer = json.loads(out)

@@ -249,7 +249,7 @@ def test_an_unconfirmed_draft_is_settled_with_a_notice_never_silently(page, unsu
 
 
 # -- a folder mixing the formats ---------------------------------------------------------------
-PDF_QUESTION = "한국어 요약 기준으로 Codex가 출시 후 생성한 공개 PR은 모두 몇 개인가요?"  # in 001_….pdf
+PDF_QUESTION = "Codex 출시를 이끈 핵심 인력 중 엔지니어는 몇 명이었나요?"  # in 001_….pdf, page 2
 
 
 def contrast(foreground: str, background: str) -> float:
