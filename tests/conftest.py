@@ -3,7 +3,8 @@
 The fast layer (`make test-fast`, `pytest -m "not full"`) loads no model and starts no
 process: pure functions, the fakes of tests/fakes.py, small index fixtures. Everything else
 is the full layer, marked `full` here: any test using the real models (the `assistant` and
-`seeds_index` fixtures, or anything built on them) is marked automatically, and a test that
+`seeds_index` fixtures, or anything built on them) or the files converted by real tools
+(`converted_seeds`, `scanned`: Chromium prints them) is marked automatically, and a test that
 starts a process or loads a model another way carries `@pytest.mark.full` itself. A test
 left in the fast layer that starts a process or loads a model fails, saying so.
 
@@ -27,13 +28,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
-# Fixtures that hold the real models; a test using them, directly or not, is in the full layer.
-MODEL_FIXTURES = {"assistant", "seeds_index"}
+# Fixtures that hold the real models or start processes; a test using them, directly or not,
+# is in the full layer.
+FULL_FIXTURES = {"assistant", "seeds_index", "converted_seeds", "scanned"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("slow"):
+        if FULL_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.full)
 
 

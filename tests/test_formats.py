@@ -62,6 +62,9 @@ def test_html_drops_navigation_scripts_and_styles(converted_seeds):
     everything = " ".join(p.text for d in documents for p in d.paragraphs)
     assert "must not be indexed" not in everything
     assert "font-family" not in everything
+
+
+def test_html_lists_line_breaks_and_deep_nesting_are_paragraphs():
     reading = read_html("<ul><li>one<br>two</li><li>three</li></ul><pre>a\nb</pre>".encode())
     assert [b.text for b in reading.blocks] == ["one", "two", "three", "a", "b"]
     deep = "<div>" * 50_000 + "deep text" + "</div>" * 50_000  # no recursion limit to hit
@@ -303,3 +306,26 @@ def test_source_card_shows_the_page_and_the_documents_list_a_title():
     assert '<span class="src-para">¶4</span>' in text_card and ">OCR<" not in text_card
     table = render.documents_table({"report.pdf": {"title": "Annual <report>", "language": "en"}})
     assert '<span class="doc-title">Annual &lt;report&gt;</span>report.pdf' in table
+
+
+def test_ask_and_the_chat_reply_cite_a_pdf_paragraph_with_its_page(capsys):
+    from rag.assistant import Answer
+    from rag.citations import Citation
+    from rag.cli import _print_answer
+    from rag.passages import Passage
+    from ui import render
+
+    pdf = Citation(1, "report.pdf", 12, "Ships were counted. Many.", "Ships were counted.", page=3)
+    text = Citation(2, "notes.txt", 4, "A line.", "A line.")
+    answer = Answer("How many ships?", "Many [1] [2]", False, [pdf, text], [], "en")
+    _print_answer(answer)
+    assert capsys.readouterr().out.splitlines()[1:] == ["  [1] report.pdf p.3 ¶12: “Ships were counted.”",
+                                                        "  [2] notes.txt ¶4: “A line.”"]
+    reply = render.answer_message(answer, 1)
+    assert "— report.pdf p.3 ¶12" in reply and "— notes.txt ¶4" in reply
+    scanned = Passage("scan.pdf", 2, "The keeper counted ships.", "The keeper counted ships.", 0.5, 0.5, 1, True)
+    unverified = Answer("How many ships?", "Not confirmed.", True, [], [], "en", passage=scanned)
+    _print_answer(unverified)
+    assert "  scan.pdf p.1 ¶2 (OCR): “The keeper counted ships.”" in capsys.readouterr().out
+    assert "— scan.pdf p.1 ¶2 \\(OCR\\)" in render.answer_message(unverified, 2)  # Markdown-escaped
+    assert unverified.to_json()["passage"]["page"] == 1 and unverified.to_json()["passage"]["ocr"]

@@ -16,7 +16,7 @@ from rag.documents import read_documents
 from rag.errors import RagError
 from rag.index import CURRENT, INDEX_FORMAT, load_index, update_index, write_index
 
-from .fakes import FakeEmbedder, small_docs
+from .fakes import FakeEmbedder, paged_documents, small_docs
 
 CHUNKING = ChunkingSettings(128, 16)
 
@@ -296,3 +296,16 @@ def test_files_are_hashed_once_per_generation_until_one_changes(docs_copy, tmp_p
     paragraphs.write_text(paragraphs.read_text(encoding="utf-8").replace("OpenAI", "OpenA1", 1), encoding="utf-8")
     with pytest.raises(RagError, match="paragraphs.jsonl is corrupt"):  # same size, written since: hashed
         load_index(index_dir)
+
+
+def test_paragraphs_come_back_with_their_page_and_ocr_flag(tmp_path, embedder):
+    documents = paged_documents()
+    chunks = [c for d in documents for c in chunk_document(d, CHUNKING, embedder.count_tokens)]
+    write_index(tmp_path / "index", documents, chunks, embedder.encode_passages([c.text for c in chunks]), embedder,
+                CHUNKING)
+    index = load_index(tmp_path / "index")
+    assert [index.paragraph(p.file, p.number) for d in documents for p in d.paragraphs] == \
+        [p for d in documents for p in d.paragraphs]
+    assert index.paragraph("report.pdf", 3).page == 2 and index.paragraph("report.pdf", 3).ocr
+    assert index.paragraph("notes.txt", 1).page is None
+    assert index.files["report.pdf"]["title"] == "Harbour report" and index.files["report.pdf"]["reader"] == "pdf 1"

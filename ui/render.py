@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from rag import prompts
-from rag.citations import MARKER_GROUP
+from rag.citations import MARKER_GROUP, location
 from rag.language import language_name
 
 # Paragraphs of context shown before and after a cited paragraph.
@@ -70,19 +70,21 @@ def draft_markdown(text: str) -> str:
             f'<span class="draft">{md_escape(text)}</span>')
 
 
-def _quoted(file: str, paragraph: int, text: str) -> str:
-    return f"> “{md_escape(text)}”  \n> — {md_escape(file)} ¶{paragraph}"
+def _quoted(where: str, text: str) -> str:
+    """`text` quoted, with where it stands (`file ¶N`, or `file p.PAGE ¶N` for a PDF)."""
+    return f"> “{md_escape(text)}”  \n> — {md_escape(where)}"
 
 
 def answer_message(answer, turn: int) -> str:
     """The settled reply: the checked answer with the sentences it rests on quoted verbatim, or
     a notice; a claim the check did not confirm is shown as such, never as the answer."""
     parts = [answer_markdown(answer.text or "", turn, [c.n for c in answer.citations])]
-    parts += [_quoted(c.file, c.paragraph, c.quote) for c in answer.citations]
+    parts += [_quoted(c.location, c.quote) for c in answer.citations]
     if answer.truncated:
         parts.append(f'<span class="truncated">{md_escape(prompts.truncated(answer.language))}</span>')
     if answer.passage is not None:
-        parts.append(_quoted(answer.passage.file, answer.passage.paragraph, answer.passage.text))
+        passage = answer.passage
+        parts.append(_quoted(location(passage.file, passage.paragraph, passage.page, passage.ocr), passage.text))
     for claim in answer.unsupported:
         parts.append(f'<span class="unverified">Not confirmed by the documents, so not given as the answer: '
                      f'“{md_escape(claim)}”{f" ({md_escape(answer.why)})" if answer.why else ""}</span>')
