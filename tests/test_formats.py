@@ -328,4 +328,6 @@ def test_ask_and_the_chat_reply_cite_a_pdf_paragraph_with_its_page(capsys):
     _print_answer(unverified)
     assert "  scan.pdf p.1 ¶2 (OCR): “The keeper counted ships.”" in capsys.readouterr().out
     assert "— scan.pdf p.1 ¶2 \\(OCR\\)" in render.answer_message(unverified, 2)  # Markdown-escaped
+    assert '<span class="src-para">p.1 ¶2</span><span class="src-ocr"' in render.turn_sources(2, "How many ships?",
+                                                                                            unverified, {}, {})
     assert unverified.to_json()["passage"]["page"] == 1 and unverified.to_json()["passage"]["ocr"]

@@ -125,13 +125,18 @@ def _context(paragraphs: Sequence[str], number: int, quote: str) -> str:
     return "".join(rows)
 
 
+def _place(paragraph: int, page: int | None, ocr: bool) -> str:
+    """A paragraph's number, after its page for a PDF, and a mark if it was read by OCR."""
+    where = f"p.{page} ¶{paragraph}" if page is not None else f"¶{paragraph}"
+    mark = '<span class="src-ocr" title="read by OCR from a scanned page">OCR</span>' if ocr else ""
+    return f'<span class="src-para">{where}</span>{mark}'
+
+
 def citation_card(turn: int, citation, paragraphs: Sequence[str] | None, language: str | None) -> str:
     """One cited passage: number, file, paragraph, text with the quote marked; opens on its context."""
     lang = f'<span class="src-lang">{escape(language.upper())}</span>' if language else ""
-    page = f"p.{citation.page} " if citation.page is not None else ""
-    ocr = '<span class="src-ocr" title="read by OCR from a scanned page">OCR</span>' if citation.ocr else ""
     meta = (f'<span class="src-n">{citation.n}</span><span class="src-file">{escape(citation.file)}</span>'
-            f'<span class="src-para">{page}¶{citation.paragraph}</span>{ocr}{lang}')
+            f'{_place(citation.paragraph, citation.page, citation.ocr)}{lang}')
     if paragraphs and 1 <= citation.paragraph <= len(paragraphs):
         context = _context(paragraphs, citation.paragraph, citation.quote)
     else:  # the document changed since: show what was cited
@@ -179,7 +184,7 @@ def turn_sources(turn: int, question: str, answer, paragraphs: Mapping[str, Sequ
         body = ('<div class="src-heading">Most relevant passage<span class="src-hint">no checked answer could be '
                 f'written from it</span></div><div class="src-text">{escape(answer.passage.text)}</div>'
                 f'<div class="src-meta"><span class="src-file">{escape(answer.passage.file)}</span>'
-                f'<span class="src-para">¶{answer.passage.paragraph}</span></div>')
+                f'{_place(answer.passage.paragraph, answer.passage.page, answer.passage.ocr)}</div>')
     elif answer.abstained:
         body = '<div class="src-empty">The retrieved passages do not answer this question.</div>'
     else:
