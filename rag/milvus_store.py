@@ -7,7 +7,8 @@ Distributed cluster: the same client calls).
 A generation is two collections, `polyglot_rag_<stamp>` (one row per chunk: the
 language-centred vector, the BM25 weights as a sparse vector, file, paragraphs, language,
 text) and `<that>_meta` (paragraph texts with their page and OCR flag, per-file hashes, the
-manifest and language offsets; Milvus wants a vector field in every collection, so it carries a 2-d marker).
+manifest and language offsets; Milvus wants a vector field in every collection, so it
+carries a 2-d marker).
 A build writes a whole new generation, then points the alias `polyglot_rag` at it: readers
 always see a complete generation, and a build killed half way leaves the alias on the old
 one. Each build drops the generations that are neither live nor the one just replaced
