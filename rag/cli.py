@@ -159,10 +159,11 @@ def _index_command(args) -> int:
             if bar is not None:
                 bar.close()
             bar = tqdm(total=total or None, unit=units.get(stage, "it"), unit_scale=stage == "Chunking", desc=stage,
-                       file=sys.stderr, disable=args.json)
+                       file=sys.stderr)
         bar.update(done - bar.n)
 
-    report = assistant.update_index(rebuild=args.rebuild, progress=progress)
+    # No bars beside JSON (a disabled tqdm has no `desc` to compare stages by).
+    report = assistant.update_index(rebuild=args.rebuild, progress=None if args.json else progress)
     if bar is not None:
         bar.close()
     if args.json:
