@@ -31,9 +31,14 @@ $(VENV)/.llama-built: | $(VENV)/bin/python
 	@touch $@
 
 # torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build.
+# Tesseract OCR with the corpus languages reads scanned PDF pages (rag/readers.py).
+OCR_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-kor tesseract-ocr-chi-sim tesseract-ocr-ind
+
 $(VENV)/.installed: pyproject.toml $(VENV)/.llama-built
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e .
+	@dpkg -s $(OCR_PACKAGES) >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq $(OCR_PACKAGES) >/dev/null)
 	@touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed

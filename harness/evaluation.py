@@ -28,7 +28,7 @@ from rag.cli import Command
 from rag.errors import RagError
 from rag.settings import RETRIEVAL_MODES, settings_from_args
 
-from .gold import DEFAULT_GOLD, GoldItem, collapse, load_gold, parse_ids, select
+from .gold import DEFAULT_GOLD, GoldItem, holds, load_gold, parse_ids, select
 from .metrics import CUTOFFS, DEPTH, Configuration, metrics_of, score_question
 from .reports import (context_lines, code_version, group_table, latency_table, report_markdown,
                       rounded, summary_table, write_charts)
@@ -48,15 +48,15 @@ def check_index(assistant, items: Sequence[GoldItem]) -> None:
     """RagError if the assistant's index does not hold the gold evidence where the documents do."""
     settings = assistant.settings
     for item in items:
-        for number in item.evidence_paragraphs:
-            try:
-                text = assistant.index.paragraph(item.file, number).text
-            except (KeyError, IndexError):
-                text = None
-            if text is None or collapse(item.evidence) not in collapse(text):
-                raise RagError(f"the index in {settings.index_dir} does not match the documents in "
-                               f"{settings.docs_dir} ({item.file} ¶{number} differs or is missing); "
-                               f"run `rag index --docs {settings.docs_dir} --index {settings.index_dir}`")
+        try:
+            texts = [assistant.index.paragraph(item.file, number).text for number in item.evidence_paragraphs]
+        except (KeyError, IndexError):
+            texts = None
+        if texts is None or not (all(holds(text, item.evidence) for text in texts) or holds("".join(texts), item.evidence)):
+            where = ", ".join(f"¶{number}" for number in item.evidence_paragraphs)
+            raise RagError(f"the index in {settings.index_dir} does not match the documents in "
+                           f"{settings.docs_dir} ({item.file} {where} differs or is missing); "
+                           f"run `rag index --docs {settings.docs_dir} --index {settings.index_dir}`")
 
 
 def evaluate(configuration: Configuration, items: Sequence[GoldItem], retrieve_only: bool,

@@ -46,6 +46,20 @@ def collapse(text: str) -> str:
     return " ".join(text.split())
 
 
+def holds(text: str, evidence: str) -> bool:
+    """Whether `text` contains the evidence, whitespace ignored: in a PDF a line or page break
+    may fall anywhere, and between CJK characters it leaves no space."""
+    return "".join(evidence.split()) in "".join(text.split())
+
+
+def same_document(file: str, files: Iterable[str]) -> str:
+    """`file`, or the one document of another format with the same name before the suffix:
+    gold made on the .txt seeds also scores their PDF, DOCX or HTML conversions."""
+    stem = str(Path(file).with_suffix(""))
+    matches = [other for other in files if str(Path(other).with_suffix("")) == stem]
+    return matches[0] if file not in files and len(matches) == 1 else file
+
+
 def shorten(text: str, limit: int = 60) -> str:
     text = collapse(text)
     return text if len(text) <= limit else text[:limit - 1] + "…"
@@ -94,10 +108,13 @@ def _problems_of(row: object, paragraphs: dict[str, list[str]], docs_dir: Path) 
         return problems, None
     found: tuple[int, ...] = ()
     if file is not None:
+        file = same_document(file, paragraphs)
         if file not in paragraphs:
             return [f"file {file!r} is not in the documents folder {docs_dir}"], None
-        needle = collapse(evidence)
-        found = tuple(n for n, text in enumerate(paragraphs[file], 1) if needle in collapse(text))
+        texts = paragraphs[file]
+        found = tuple(n for n, text in enumerate(texts, 1) if holds(text, evidence))
+        if not found:  # a PDF paragraph broken by a page end is two paragraphs
+            found = next(((n, n + 1) for n in range(1, len(texts)) if holds(texts[n - 1] + texts[n], evidence)), ())
         if not found:
             return [f"evidence not found in any paragraph of {file}: \"{shorten(evidence)}\""], None
     item = GoldItem(row["id"].strip(), row["question"], row["lang"].strip(), kind, file, evidence,

@@ -2,7 +2,7 @@
 question's record, the metrics of a run and their percentiles.
 
 Retrieval: the rank of the first retrieved chunk from the gold file whose text contains
-the evidence (both with whitespace collapsed); hit@1/3/5/10 (and hit@K), MRR@10, nDCG@10
+the evidence (whitespace ignored: see gold.holds); hit@1/3/5/10 (and hit@K), MRR@10, nDCG@10
 with that chunk as the one relevant item.
 Answers: accuracy (an accepted answer is contained in the answer after NFKC, case
 folding and thousands-separator normalisation, markers removed; a number only matches a
@@ -27,7 +27,7 @@ from pathlib import Path
 from rag.citations import MARKER_GROUP
 from rag.settings import Settings
 
-from .gold import KINDS, GoldItem, collapse
+from .gold import KINDS, GoldItem, collapse, holds
 
 CUTOFFS = (1, 3, 5, 10)
 DEPTH = 10  # passages ranked per question for the retrieval metrics (MRR@10, nDCG@10)
@@ -49,9 +49,8 @@ class Configuration:
 
 def first_relevant_rank(hits: Sequence, file: str, evidence: str) -> int | None:
     """1-based rank of the first hit from `file` whose chunk text contains the evidence."""
-    needle = collapse(evidence)
     for rank, hit in enumerate(hits, 1):
-        if hit.chunk.file == file and needle in collapse(hit.chunk.text):
+        if hit.chunk.file == file and holds(hit.chunk.text, evidence):
             return rank
     return None
 
@@ -223,14 +222,13 @@ def context_of(answer, item: GoldItem) -> list[dict]:
     The assistant's `passages` (one paragraph each) when its Answer has them, else the
     retrieved chunks it was given.
     """
-    needle = collapse(item.evidence) if item.answerable else None
     passages = getattr(answer, "passages", None)
     if passages:
         return [{"rank": n, "file": p.file, "first": p.paragraph, "last": p.paragraph,
-                 "evidence": needle is not None and p.file == item.file and needle in collapse(p.text)}
+                 "evidence": item.answerable and p.file == item.file and holds(p.text, item.evidence)}
                 for n, p in enumerate(passages, 1)]
     return [{"rank": n, "file": h.chunk.file, "first": h.chunk.first, "last": h.chunk.last,
-             "evidence": needle is not None and h.chunk.file == item.file and needle in collapse(h.chunk.text)}
+             "evidence": item.answerable and h.chunk.file == item.file and holds(h.chunk.text, item.evidence)}
             for n, h in enumerate(answer.hits, 1)]
 
 

@@ -70,7 +70,8 @@ class Answer:
             "citations": [c.to_json() for c in self.citations],
             "unsupported": self.unsupported,
             "passage": None if self.passage is None else
-            {"file": self.passage.file, "paragraph": self.passage.paragraph, "text": self.passage.text},
+            {"file": self.passage.file, "paragraph": self.passage.paragraph, "page": self.passage.page,
+             "ocr": self.passage.ocr, "text": self.passage.text},
             "retrieved": [h.to_json() for h in self.hits],
             "passages": [{"file": p.file, "paragraph": p.paragraph, "text": p.text,
                           "cosine": round(p.cosine, 4)} for p in self.passages],
@@ -323,7 +324,7 @@ class Assistant:
                          why=verdict.reason, passage=passages[0], unsupported=[verdict.claim] if verdict.claim else [],
                          answerable=answerable)
             return
-        citation = resolve(verdict, passages, lambda f, n: self.index.paragraph(f, n).text)
+        citation = resolve(verdict, passages, self.index.paragraph)
         yield finish(text=f"{verdict.claim} [{citation.n}]", abstained=False, citations=[citation],
                      truncated=truncated, answerable=answerable)
 

@@ -32,6 +32,22 @@ class Source(Protocol):
     text: str
 
 
+class Located(Protocol):
+    """A paragraph as rag.documents.Paragraph has it."""
+
+    file: str
+    number: int
+    text: str
+    page: int | None
+    ocr: bool
+
+
+def location(file: str, paragraph: int, page: int | None = None, ocr: bool = False) -> str:
+    """How a paragraph is cited: `file ¶N`, or `file p.PAGE ¶N` for a paged format."""
+    where = f"{file} p.{page} ¶{paragraph}" if page is not None else f"{file} ¶{paragraph}"
+    return where + " (OCR)" if ocr else where
+
+
 @dataclass(frozen=True)
 class Citation:
     n: int  # the marker number in the answer text
@@ -39,6 +55,12 @@ class Citation:
     paragraph: int
     text: str  # the paragraph's exact text
     quote: str  # the sentence of the paragraph the answer rests on, verbatim
+    page: int | None = None  # from 1 for PDFs, None for formats without pages
+    ocr: bool = False  # the paragraph was read by OCR from a scanned page
+
+    @property
+    def location(self) -> str:
+        return location(self.file, self.paragraph, self.page, self.ocr)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -296,11 +318,12 @@ def check_answer(answer: str, cited: int | None, question: str, sources: Sequenc
     return Verdict(claim, None, None, first_problem or "no passage was cited")
 
 
-def resolve(verdict: Verdict, sources: Sequence[Source], paragraph_text: Callable[[str, int], str]) -> Citation:
-    """The citation of a supported verdict: file, paragraph, the paragraph's text and the
-    evidence sentence as it stands in that text."""
+def resolve(verdict: Verdict, sources: Sequence[Source], paragraph: Callable[[str, int], Located]) -> Citation:
+    """The citation of a supported verdict: file, paragraph (and page), the paragraph's text
+    and the evidence sentence as it stands in that text."""
     source = sources[verdict.source - 1]
-    text = paragraph_text(source.file, source.paragraph)
+    found = paragraph(source.file, source.paragraph)
+    text = found.text
     quote = verdict.quote if verdict.quote and verdict.quote in text else next(
         (s for s in split_sentences(text) if verdict.quote and verdict.quote in s), text)
-    return Citation(verdict.source, source.file, source.paragraph, text, quote)
+    return Citation(verdict.source, source.file, source.paragraph, text, quote, found.page, found.ocr)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import prompts
+from .citations import location
 from .errors import RagError
 from .settings import add_settings_flags, settings_from_args, settings_options
 from .terminal import json_line, printable
@@ -70,11 +71,13 @@ def _print_answer(answer) -> None:
         return
     print(printable(answer.text, keep_newlines=True))
     for c in answer.citations:
-        print(f"  [{c.n}] {printable(c.file)} ¶{c.paragraph}: “{printable(c.quote)}”")
+        print(f"  [{c.n}] {printable(c.location)}: “{printable(c.quote)}”")
     if answer.truncated:
         print(prompts.truncated(answer.language))
     if answer.passage is not None:
-        print(f"  {printable(answer.passage.file)} ¶{answer.passage.paragraph}: “{printable(answer.passage.text)}”")
+        passage = answer.passage
+        print(f"  {printable(location(passage.file, passage.paragraph, passage.page, passage.ocr))}: "
+              f"“{printable(passage.text)}”")
     for claim in answer.unsupported:
         print(f"Not confirmed by the documents, so not given as the answer: “{printable(claim)}” "
               f"({printable(str(answer.why))})")
@@ -156,10 +159,11 @@ def _index_command(args) -> int:
             if bar is not None:
                 bar.close()
             bar = tqdm(total=total or None, unit=units.get(stage, "it"), unit_scale=stage == "Chunking", desc=stage,
-                       file=sys.stderr, disable=args.json)
+                       file=sys.stderr)
         bar.update(done - bar.n)
 
-    report = assistant.update_index(rebuild=args.rebuild, progress=progress)
+    # No bars beside JSON (a disabled tqdm has no `desc` to compare stages by).
+    report = assistant.update_index(rebuild=args.rebuild, progress=None if args.json else progress)
     if bar is not None:
         bar.close()
     if args.json:

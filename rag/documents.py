@@ -1,12 +1,13 @@
 """Documents and their paragraphs: the only place that reads the documents folder.
 
-The paragraph rule: a paragraph is one non-blank line of the file (blank means nothing
-but whitespace, non-breaking spaces included), with its surrounding whitespace removed.
-Lines end at \\n, \\r\\n or \\r only (a form feed, NEL or U+2028 inside a line is text).
-A line longer than MAX_PARAGRAPH_CHARS is cut into several paragraphs, at the last
-sentence end before the limit, else the last space, else at the limit: one line can then
-not make every question that touches it slow. Paragraphs are numbered from 1 within their
-file, counting only non-blank lines and the pieces of long ones.
+Each format's reader (rag/readers.py, chosen by suffix) turns a file into paragraphs by
+its paragraph rule; for .txt and .md a paragraph is one non-blank line of the file (blank
+means nothing but whitespace, non-breaking spaces included), with its surrounding
+whitespace removed. In every format, a paragraph longer than MAX_PARAGRAPH_CHARS is cut
+into several, at the last sentence end before the limit, else the last space, else at the
+limit: one paragraph can then not make every question that touches it slow. Paragraphs are
+numbered from 1 within their file, counting the pieces of long ones; a PDF paragraph also
+knows its page, and whether it was read by OCR.
 
 The folder is walked from open folder descriptors downwards and every file is opened once,
 relative to its folder and without following symlinks (O_NOFOLLOW); what is read is what
@@ -27,18 +28,18 @@ from pathlib import Path
 
 from .errors import RagError
 from .language import detect_language
+from .readers import READERS, Block, Unreadable, text_blocks
 
-DOCUMENT_SUFFIXES = (".txt", ".md")
-# Larger files are refused rather than read into memory whole.
-MAX_FILE_BYTES = 20 * 1024 * 1024
-# Longer lines become several paragraphs (see the module docstring).
+DOCUMENT_SUFFIXES = tuple(READERS)
+# Longer paragraphs become several (see the module docstring).
 MAX_PARAGRAPH_CHARS = 2000
+# A title longer than this is cut (it is shown in a list).
+MAX_TITLE_CHARS = 120
 # PATH_MAX (4096) less the terminating NUL: a longer path cannot be opened by name, so a
 # document there could be indexed but never opened or removed by name again.
 MAX_PATH_BYTES = 4095
 
-_LINE_END = re.compile(r"\r\n|\r|\n")
-# Where a long line may be cut: after a sentence end, else after a space.
+# Where a long paragraph may be cut: after a sentence end, else after a space.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])")
 _SPACE = re.compile(r"\s+")
 _OPEN_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -51,6 +52,8 @@ class Paragraph:
     file: str  # path relative to the documents folder, with forward slashes
     number: int  # from 1 within its file
     text: str
+    page: int | None = None  # from 1, for formats with pages (PDF)
+    ocr: bool = False  # read by OCR from an image of the page
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class Document:
     sha256: str
     language: str
     paragraphs: tuple[Paragraph, ...]
+    title: str = ""  # the document's title or first heading, else its first paragraph
+    reader: str = "text 1"  # what the reading depends on besides the bytes (see rag.readers.Reader)
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,7 @@ class Skipped:
 
 
 def _cut(line: str) -> Iterator[str]:
-    """A stripped line in pieces of at most MAX_PARAGRAPH_CHARS characters (positions, not
+    """A paragraph's text in pieces of at most MAX_PARAGRAPH_CHARS characters (positions, not
     slices of the rest, so a 20 MB line costs linear time)."""
     start = 0
     while len(line) - start > MAX_PARAGRAPH_CHARS:
@@ -89,17 +94,16 @@ def _cut(line: str) -> Iterator[str]:
         yield line[start:]
 
 
+def numbered(file: str, blocks: list[Block]) -> tuple[Paragraph, ...]:
+    """A reader's blocks as the file's paragraphs, long ones cut, numbered from 1."""
+    pieces = ((piece, block) for block in blocks for piece in _cut(block.text))
+    return tuple(Paragraph(file, number, piece, block.page, block.ocr)
+                 for number, (piece, block) in enumerate(pieces, 1))
+
+
 def split_paragraphs(file: str, text: str) -> tuple[Paragraph, ...]:
-    pieces = (piece for line in _LINE_END.split(text) for piece in _cut(line.strip()))
-    return tuple(Paragraph(file, number, piece) for number, piece in enumerate(pieces, 1))
-
-
-def decode(data: bytes) -> tuple[str, bool]:
-    """The text of a file and whether it was valid UTF-8 (otherwise bad bytes become U+FFFD)."""
-    try:
-        return data.decode("utf-8-sig"), True
-    except UnicodeDecodeError:
-        return data.decode("utf-8", errors="replace"), False
+    """The paragraphs of a .txt or .md file's text."""
+    return numbered(file, text_blocks(text))
 
 
 def _shown(name: str) -> str:
@@ -197,34 +201,44 @@ def _folder_problem(error: OSError) -> str:
     return f"folder not readable ({error.strerror or error}); its files are not indexed"
 
 
-def _read(descriptor: int) -> bytes | str:
-    """The bytes of an open file, or why they cannot be used; closes the descriptor."""
+def _reader(name: str):
+    return READERS[os.path.splitext(name)[1].lower()]
+
+
+def _read(descriptor: int, limit: int) -> bytes | str:
+    """The bytes of an open file, at most `limit`, or why they cannot be used; closes the descriptor."""
     info = os.fstat(descriptor)
     if not stat.S_ISREG(info.st_mode):  # replaced by a folder, a FIFO or a device since the listing
         os.close(descriptor)
         return "not a regular file"
     with os.fdopen(descriptor, "rb") as handle:
-        if info.st_size > MAX_FILE_BYTES:
-            return f"larger than {MAX_FILE_BYTES // 2**20} MB ({info.st_size / 2**20:.0f} MB)"
+        if info.st_size > limit:
+            return f"larger than {limit // 2**20} MB ({info.st_size / 2**20:.0f} MB)"
         data = handle.read(info.st_size + 1)  # bounded, even if the file grows meanwhile
         if len(data) > info.st_size:
-            data += handle.read(MAX_FILE_BYTES + 1 - len(data))
-    if len(data) > MAX_FILE_BYTES:
-        return f"larger than {MAX_FILE_BYTES // 2**20} MB"
+            data += handle.read(limit + 1 - len(data))
+    if len(data) > limit:
+        return f"larger than {limit // 2**20} MB"
     return data
 
 
 def _document(name: str, data: bytes) -> tuple[Document | None, Skipped | None]:
     """One document from its bytes, or why it was skipped; a document read with a caveat comes with both."""
-    if b"\x00" in data[:8192]:
-        return None, Skipped(name, "binary content, not text")
-    text, valid = decode(data)
-    paragraphs = split_paragraphs(name, text)
+    reader = _reader(name)
+    try:
+        reading = reader.read(data)
+    except Unreadable as error:
+        return None, Skipped(name, str(error))
+    paragraphs = numbered(name, reading.blocks)
+    caveat = Skipped(name, "; ".join(reading.notes)) if reading.notes else None
     if not paragraphs:
-        return None, Skipped(name, "empty")
+        return None, Skipped(name, "; ".join(reading.notes) or "empty")
     sample = " ".join(p.text for p in paragraphs[:40])
-    document = Document(name, hashlib.sha256(data).hexdigest(), detect_language(sample), paragraphs)
-    return document, None if valid else Skipped(name, "not valid UTF-8; undecodable bytes replaced")
+    title = (reading.title or paragraphs[0].text).lstrip("# ")
+    title = title if len(title) <= MAX_TITLE_CHARS else title[:MAX_TITLE_CHARS - 1] + "…"
+    document = Document(name, hashlib.sha256(data).hexdigest(), detect_language(sample), paragraphs, title,
+                        reader.version())
+    return document, caveat
 
 
 def read_documents(folder: Path, progress: Callable[[int], None] | None = None
@@ -237,7 +251,7 @@ def read_documents(folder: Path, progress: Callable[[int], None] | None = None
     skipped: list[Skipped] = []
     for count, (name, descriptor) in enumerate(_open_files(folder, skipped), 1):
         try:
-            data = _read(descriptor)
+            data = _read(descriptor, _reader(name).max_bytes)
         except OSError as error:
             data = f"unreadable ({error.strerror or error})"
         document, problem = (None, Skipped(name, data)) if isinstance(data, str) else _document(name, data)

@@ -68,6 +68,8 @@ class Index(Store):
     manifest: dict
     chunks: list[Chunk]
     paragraphs: dict[str, list[str]]  # file -> paragraph texts; paragraph n is [n - 1]
+    # file -> (page, read by OCR) of each paragraph, for files with pages (PDF) only
+    places: dict[str, list[tuple[int | None, bool]]]
     vectors: object  # faiss.Index of language-centred vectors
     keywords: KeywordIndex
     offsets: dict[str, np.ndarray]  # language -> vector subtracted from its chunks' vectors
@@ -95,7 +97,9 @@ class Index(Store):
         return by_file
 
     def paragraph(self, file: str, number: int) -> Paragraph:
-        return Paragraph(file, number, self.paragraphs[file][number - 1])
+        text = self.paragraphs[file][number - 1]
+        page, ocr = self.places[file][number - 1] if file in self.places else (None, False)
+        return Paragraph(file, number, text, page, ocr)
 
     def paragraphs_of(self, file: str) -> list[str]:
         return self.paragraphs.get(file, [])
@@ -267,8 +271,11 @@ def load_index(index_dir: Path) -> Index:
         _verify_files(folder, manifest["checksums"], rebuild)
         chunks = [Chunk(**row) for row in _read_jsonl(folder / CHUNKS)]
         paragraphs: dict[str, list[str]] = {}
+        places: dict[str, list[tuple[int | None, bool]]] = {}
         for row in _read_jsonl(folder / PARAGRAPHS):
             paragraphs.setdefault(row["file"], []).append(row["text"])
+            if row.get("page") is not None:
+                places.setdefault(row["file"], []).append((row["page"], bool(row.get("ocr"))))
         vectors = faiss.read_index(str(folder / VECTORS))
         keywords = KeywordIndex.load(folder / KEYWORDS)
         with np.load(folder / OFFSETS) as stored:
@@ -281,7 +288,9 @@ def load_index(index_dir: Path) -> Index:
         raise RagError(f"cannot read the index in {folder} ({error.strerror or error}); {rebuild}") from None
     if vectors.ntotal != len(chunks):
         raise RagError(f"index in {folder} has {vectors.ntotal} vectors for {len(chunks)} chunks; {rebuild}")
-    return Index(folder, manifest, chunks, paragraphs, vectors, keywords, offsets)
+    if any(len(places[file]) != len(paragraphs[file]) for file in places):
+        raise RagError(f"index in {folder} has paragraphs without a page in a paged file; {rebuild}")
+    return Index(folder, manifest, chunks, paragraphs, places, vectors, keywords, offsets)
 
 
 def _new_vector_index(dim: int, index_type: str):
@@ -430,7 +439,7 @@ def update_index(docs_dir: Path, index_dir: Path, embedder: Embedder, chunking: 
     documents, skipped = read_documents(docs_dir, progress and (lambda count: progress("Reading", count, 0)))
     if not documents:  # an index of nothing answers nothing, and BM25 cannot be built on it
         example = f", e.g. {skipped[0].file}: {skipped[0].reason}" if skipped else ""
-        raise RagError(f"no readable .txt or .md document in {docs_dir} ({len(skipped)} skipped{example}); "
+        raise RagError(f"no readable document in {docs_dir} ({len(skipped)} skipped{example}); "
                        f"add documents and run `rag index`")
     claim_index_folder(index_dir, docs_dir)
     try:

@@ -21,14 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol
 
-from .documents import DOCUMENT_SUFFIXES, MAX_FILE_BYTES, decode, split_paragraphs
+from .documents import DOCUMENT_SUFFIXES, split_paragraphs
 from .errors import RagError
+from .readers import READERS, Unreadable, decode
 
 if TYPE_CHECKING:
     from .settings import Settings
     from .store import Store, UpdateReport
 
-# Uploads larger than this are refused (the documents reader itself accepts up to MAX_FILE_BYTES).
+# Uploads larger than this are refused (each format's reader also has its own limit).
 DEFAULT_MAX_BYTES = 5 * 2**20
 MAX_NAME_BYTES = 200
 # Characters that are reserved on some file systems or confusing in a shell or a URL.
@@ -38,7 +39,7 @@ _TEXT_CONTROLS = set("\t\n\r\f\v\x1b")
 
 
 def safe_name(name: str) -> str:
-    """`name` if it is a plain, visible .txt/.md file name; RagError saying why not otherwise.
+    """`name` if it is a plain, visible document file name; RagError saying why not otherwise.
 
     No folders (so no path traversal), no hidden files, no control or reserved
     characters; the name is returned in Unicode NFC form.
@@ -59,7 +60,7 @@ def safe_name(name: str) -> str:
         raise RagError(f"file name {shown} is too long (at most {MAX_NAME_BYTES} bytes)")
     suffix = PurePosixPath(name).suffix.lower()
     if suffix not in DOCUMENT_SUFFIXES:
-        kinds = " or ".join(DOCUMENT_SUFFIXES)
+        kinds = ", ".join(DOCUMENT_SUFFIXES)
         raise RagError(f"{name}: only {kinds} files can be added, not {suffix or 'files without a type'}")
     return name
 
@@ -79,6 +80,22 @@ def check_text(name: str, data: bytes) -> str:
     if not split_paragraphs(name, text):
         raise RagError(f"{name} has no text")
     return text
+
+
+def check_document(name: str, data: bytes) -> None:
+    """RagError if `data` is not a usable document of the type its name says."""
+    reader = READERS[PurePosixPath(name).suffix.lower()]
+    if reader.read is READERS[".txt"].read:
+        check_text(name, data)
+        return
+    if not data.strip():
+        raise RagError(f"{name} is empty")
+    try:
+        reading = reader.read(data)
+    except Unreadable as error:
+        raise RagError(f"{name}: {error}") from None
+    if not reading.blocks:
+        raise RagError(f"{name} has no text" + (f" ({'; '.join(reading.notes)})" if reading.notes else ""))
 
 
 def _read_limited(source: Path | bytes, name: str, max_bytes: int) -> bytes:
@@ -115,9 +132,9 @@ def add_document(docs_dir: Path, name: str, source: Path | bytes, *, max_bytes: 
     indexed one is refused, as the index would skip it anyway.
     """
     name = safe_name(name)
-    max_bytes = min(max_bytes, MAX_FILE_BYTES)
+    max_bytes = min(max_bytes, READERS[PurePosixPath(name).suffix.lower()].max_bytes)
     data = _read_limited(source, name, max_bytes)
-    check_text(name, data)
+    check_document(name, data)
     digest = hashlib.sha256(data).hexdigest()
     for other, info in (known or {}).items():
         if info.get("sha256") == digest and other != name:
@@ -152,7 +169,7 @@ def add_document(docs_dir: Path, name: str, source: Path | bytes, *, max_bytes: 
 
 def _document_path(docs_dir: Path, name: str, known: Collection[str] | None) -> Path:
     """The path of the document with this indexed name; RagError if the name could lead
-    anywhere but to a .txt/.md file inside the documents folder."""
+    anywhere but to a document file inside the documents folder."""
     if not isinstance(name, str) or not name.strip():
         raise RagError("no document chosen")
     parts = PurePosixPath(name).parts
@@ -160,7 +177,7 @@ def _document_path(docs_dir: Path, name: str, known: Collection[str] | None) -> 
             or any(p in (".", "..") or p.startswith(".") for p in parts)):
         raise RagError(f"{name!r} is not the name of a document in the documents folder")
     if PurePosixPath(name).suffix.lower() not in DOCUMENT_SUFFIXES:
-        raise RagError(f"{name!r} is not a document (.txt or .md)")
+        raise RagError(f"{name!r} is not a document ({', '.join(DOCUMENT_SUFFIXES)})")
     if known is not None and name not in known:
         raise RagError(f"{name} is not in the index")
     folder = _documents_folder(docs_dir)
@@ -180,7 +197,7 @@ def _document_path(docs_dir: Path, name: str, known: Collection[str] | None) -> 
 def remove_document(docs_dir: Path, name: str, known: Collection[str] | None = None) -> str:
     """Delete the document with this indexed name (relative, forward slashes); its name.
 
-    The name must stay inside the documents folder and be a .txt/.md file; a symlink is
+    The name must stay inside the documents folder and be a document file; a symlink is
     removed itself, never what it points to. With `known` (the indexed names), only those
     can be removed.
     """

@@ -6,8 +6,9 @@ Distributed cluster: the same client calls).
 
 A generation is two collections, `polyglot_rag_<stamp>` (one row per chunk: the
 language-centred vector, the BM25 weights as a sparse vector, file, paragraphs, language,
-text) and `<that>_meta` (paragraph texts, per-file hashes, the manifest and language
-offsets; Milvus wants a vector field in every collection, so it carries a 2-d marker).
+text) and `<that>_meta` (paragraph texts with their page and OCR flag, per-file hashes, the
+manifest and language offsets; Milvus wants a vector field in every collection, so it
+carries a 2-d marker).
 A build writes a whole new generation, then points the alias `polyglot_rag` at it: readers
 always see a complete generation, and a build killed half way leaves the alias on the old
 one. Each build drops the generations that are neither live nor the one just replaced
@@ -143,7 +144,7 @@ class MilvusStore(Store):
         self.manifest = {key: data[key] for key in ("format", "embedder", "chunking", "index_type")}
         self.manifest["files"] = {row["file"]: row["data"]
                                   for row in self._iterate(self.meta, 'kind == "file"', ["file", "data"])}
-        self._paragraphs: dict[tuple[str, int], str] = {}
+        self._paragraphs: dict[tuple[str, int], Paragraph] = {}
 
     def _iterate(self, collection: str, expression: str, fields: list[str]) -> Iterator[dict]:
         with milvus_errors(self.uri):
@@ -214,12 +215,15 @@ class MilvusStore(Store):
         if key not in self._paragraphs:
             expression = f'kind == "paragraph" and file == {_literal(file)} and number == {int(number)}'
             with milvus_errors(self.uri):
-                parts = self.client.query(self.meta, filter=expression, output_fields=["part", "text"],
+                parts = self.client.query(self.meta, filter=expression, output_fields=["part", "text", "data"],
                                           timeout=READ_TIMEOUT)
             if not parts:
                 raise RagError(f"{file} has no paragraph {number} in the index")
-            self._paragraphs[key] = "".join(p["text"] for p in sorted(parts, key=lambda p: p["part"]))
-        return Paragraph(file, number, self._paragraphs[key])
+            parts.sort(key=lambda p: p["part"])
+            place = parts[0]["data"] or {}
+            self._paragraphs[key] = Paragraph(file, number, "".join(p["text"] for p in parts), place.get("page"),
+                                              bool(place.get("ocr")))
+        return self._paragraphs[key]
 
     def paragraphs_of(self, file: str) -> list[str]:
         parts: dict[int, list[tuple[int, str]]] = {}
@@ -315,9 +319,10 @@ def _meta_rows(manifest: dict, offsets: dict[str, np.ndarray], documents: list[D
         for paragraph in document.paragraphs:
             text = paragraph.text
             pieces = [text] if len(text) <= MAX_TEXT_BYTES // 4 else _text_parts(text)
+            place = {"page": paragraph.page, "ocr": paragraph.ocr} if paragraph.page is not None else {}
             for part, piece in enumerate(pieces):
                 yield {**blank, "kind": "paragraph", "file": paragraph.file, "number": paragraph.number,
-                       "part": part, "text": piece}
+                       "part": part, "text": piece, "data": place}
 
 
 def _insert(client, collection: str, rows: Iterator[dict]) -> None:

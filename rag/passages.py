@@ -41,6 +41,8 @@ class Passage:
     quote: str  # the paragraph's sentence that best matches the question
     score: float  # ranking score (centred, see rag/index.py)
     cosine: float  # cosine similarity of `quote` to the question
+    page: int | None = None  # from 1 for PDFs, None for formats without pages
+    ocr: bool = False  # read by OCR from a scanned page
 
 
 def trim_around(sentences: list[str], best: int, budget: int, count_tokens: Callable[[str], int]) -> str:
@@ -107,14 +109,16 @@ def select_passages(question: str, query: np.ndarray, hits: list[Hit], index: St
     ranked = sorted(keys, key=lambda key: -(CHUNK_WEIGHT * prior[key] + (1 - CHUNK_WEIGHT) * best[key][0]))
     passages, seen = [], set()
     for key in ranked:
-        text = index.paragraph(*key).text
+        paragraph = index.paragraph(*key)
+        text = paragraph.text
         if text in seen:  # the same line twice in a file (titles repeated) says nothing new
             continue
         seen.add(text)
         centred, i, cosine = best[key]
         trimmed = trim_around(sentences[key], i, budget_tokens, embedder.count_tokens)
         passages.append(Passage(key[0], key[1], trimmed, sentences[key][i],
-                                CHUNK_WEIGHT * prior[key] + (1 - CHUNK_WEIGHT) * centred, cosine))
+                                CHUNK_WEIGHT * prior[key] + (1 - CHUNK_WEIGHT) * centred, cosine,
+                                paragraph.page, paragraph.ocr))
         if len(passages) == count:
             break
     return passages

@@ -42,7 +42,7 @@ class Store:
 
     @property
     def files(self) -> dict[str, dict]:
-        """file -> {"sha256", "language", "paragraphs", "chunks"}."""
+        """file -> {"sha256", "language", "reader", "title", "paragraphs", "chunks"}."""
         return self.manifest["files"]
 
     def cosine(self, query: np.ndarray, chunk: Chunk, centred_score: float) -> float:
@@ -125,8 +125,8 @@ def new_manifest(embedder: Embedder, chunking: ChunkingSettings, index_type: str
 
 
 def file_entry(document: Document, chunks: int) -> dict:
-    return {"sha256": document.sha256, "language": document.language, "paragraphs": len(document.paragraphs),
-            "chunks": chunks}
+    return {"sha256": document.sha256, "language": document.language, "reader": document.reader,
+            "title": document.title, "paragraphs": len(document.paragraphs), "chunks": chunks}
 
 
 def manifest_of(documents: list[Document], chunks: list[Chunk], vectors: np.ndarray, embedder: Embedder,
@@ -163,8 +163,9 @@ def plan_update(documents: list[Document], skipped: list[Skipped], manifest: dic
     chunks: list[Chunk] = []
     reused: list[tuple[int, int]] = []
     to_embed: list[int] = []
-    unchanged = {d.file for d in documents
-                 if old and (old.files.get(d.file) or {}).get("sha256") == d.sha256}
+    # Same bytes read the same way (rag.readers: e.g. OCR installed since) keep their vectors.
+    unchanged = {d.file for d in documents if old and (info := old.files.get(d.file) or {}).get("sha256") == d.sha256
+                 and info.get("reader", "text 1") == d.reader}
     characters = [0, sum(len(p.text) + 1 for d in documents if d.file not in unchanged for p in d.paragraphs)]
 
     def chunked(count: int) -> None:

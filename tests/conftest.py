@@ -3,7 +3,8 @@
 The fast layer (`make test-fast`, `pytest -m "not full"`) loads no model and starts no
 process: pure functions, the fakes of tests/fakes.py, small index fixtures. Everything else
 is the full layer, marked `full` here: any test using the real models (the `assistant` and
-`seeds_index` fixtures, or anything built on them) is marked automatically, and a test that
+`seeds_index` fixtures, or anything built on them) or the files converted by real tools
+(`converted_seeds`, `scanned`: Chromium prints them) is marked automatically, and a test that
 starts a process or loads a model another way carries `@pytest.mark.full` itself. A test
 left in the fast layer that starts a process or loads a model fails, saying so.
 
@@ -27,13 +28,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
-# Fixtures that hold the real models; a test using them, directly or not, is in the full layer.
-MODEL_FIXTURES = {"assistant", "seeds_index"}
+# Fixtures that hold the real models or start processes; a test using them, directly or not,
+# is in the full layer.
+FULL_FIXTURES = {"assistant", "seeds_index", "converted_seeds", "scanned"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("slow"):
+        if FULL_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.full)
 
 
@@ -98,3 +100,69 @@ def docs_copy(tmp_path) -> Path:
     target = tmp_path / "docs"
     shutil.copytree(SEEDS, target)
     return target
+
+
+# The scanned pages: one per language, text that is in no seed, so a hit can only come from OCR.
+SCANNED_PAGES = {
+    "en": ["The lighthouse keeper of Pulau Biru counted 4,180 ships in 1987.",
+           "He kept the log in a green notebook."],
+    "ko": ["등대지기는 1987년에 배 4,180척을 세었다.", "그는 초록색 공책에 기록했다."],
+    "zh": ["灯塔看守人在1987年数了4180艘船。", "他把记录写在一本绿色的笔记本里。"],
+    "id": ["Penjaga mercusuar Pulau Biru menghitung 4.180 kapal pada tahun 1987.",
+           "Ia menulis catatan di buku hijau."],
+}
+
+
+@pytest.fixture(scope="session")
+def converted_seeds(tmp_path_factory) -> dict[str, Path]:
+    """The seeds as PDF (Chromium's print-to-PDF), DOCX (python-docx) and HTML, one folder per
+    format, and one folder mixing the formats (and a scanned page); "txt" is seeds/ itself."""
+    from .converted import html_to_pdf, scanned_pdf, seed_lines, to_docx, to_html
+
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.fail(f"{chromium} is missing: `make install-test` installs Debian's chromium")
+    root = tmp_path_factory.mktemp("converted")
+    folders = {kind: root / kind for kind in ("pdf", "docx", "html", "mixed")}
+    for folder in folders.values():
+        folder.mkdir()
+    printed = {}
+    for seed in sorted(SEEDS.glob("*.txt")):
+        lines = seed_lines(seed)
+        page = to_html(lines)
+        (folders["html"] / f"{seed.stem}.html").write_text(page, encoding="utf-8")
+        to_docx(lines, folders["docx"] / f"{seed.stem}.docx")
+        printed[folders["pdf"] / f"{seed.stem}.pdf"] = page
+    html_to_pdf(printed, chromium)
+    # The mixed folder: each seed in another format, and a scan of its own.
+    for seed, kind in zip(sorted(SEEDS.glob("*.txt")), ("txt", "pdf", "docx", "html", "pdf")):
+        source = seed if kind == "txt" else folders[kind] / f"{seed.stem}.{kind}"
+        shutil.copy(source, folders["mixed"] / source.name)
+    scanned_pdf(SCANNED_PAGES["en"], folders["mixed"] / "scan_en.pdf")
+    return {"txt": SEEDS, **folders}
+
+
+@pytest.fixture(scope="session")
+def scanned(tmp_path_factory) -> Path:
+    """One scanned page per language, and a PDF whose first page has text and second is scanned."""
+    import pypdfium2 as pdfium
+
+    from .converted import html_to_pdf, scanned_pdf, to_html
+
+    folder = tmp_path_factory.mktemp("scanned")
+    for language, lines in SCANNED_PAGES.items():
+        scanned_pdf(lines, folder / f"scan_{language}.pdf")
+    work = tmp_path_factory.mktemp("typed")
+    typed = work / "typed.pdf"
+    html_to_pdf({typed: to_html(["A typed first page", "The harbour office opened on a Tuesday."])},
+                Path("/usr/bin/chromium"))
+    both = pdfium.PdfDocument.new()
+    for part in (typed, folder / "scan_en.pdf"):
+        source = pdfium.PdfDocument(part)
+        both.import_pages(source, [0])
+        source.close()
+    both.save(work / "typed_then_scanned.pdf")
+    both.close()
+    (folder / "scan_en.pdf").unlink()  # its text is on page 2 of the combined file
+    (work / "typed_then_scanned.pdf").rename(folder / "typed_then_scanned.pdf")
+    return folder

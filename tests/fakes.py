@@ -74,6 +74,19 @@ SMALL_DOCUMENTS = {
 }
 
 
+def paged_documents():
+    """A PDF as its reader gives it (two pages, the second read by OCR) beside a text file: the
+    paragraphs a store must give back with their pages, without a PDF to read."""
+    from rag.documents import Document, Paragraph
+
+    pdf = Document("report.pdf", "a" * 64, "en", (
+        Paragraph("report.pdf", 1, "The harbour of Quillport opened in 1932.", 1),
+        Paragraph("report.pdf", 2, "It handles 412 container ships a year.", 1),
+        Paragraph("report.pdf", 3, "The lighthouse keeper counted 4,180 ships.", 2, True)), "Harbour report", "pdf 1")
+    text = Document("notes.txt", "b" * 64, "en", (Paragraph("notes.txt", 1, "Tea farmers buy forecasts."),))
+    return [pdf, text]
+
+
 def small_docs(folder: Path) -> Path:
     """A documents folder with SMALL_DOCUMENTS in it."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import pytest
 
 from rag.assistant import clean_cut
-from rag.citations import (check_answer, claim_of, instructs, markers, names, numbers, resolve, restates,
+from rag.citations import (check_answer, claim_of, instructs, location, markers, names, numbers, resolve, restates,
                            split_sentences, strip_markers)
+from rag.documents import Paragraph as DocumentParagraph
 
 from .conftest import ROOT, SEEDS
 
@@ -75,8 +76,17 @@ def test_a_supported_answer_names_its_sentence_verbatim(passages):
     result = verdict("7 minggu", "Berapa minggu Codex dibangun?", passages, cited=1)
     assert result.supported and result.source == 1
     assert "7 minggu" in result.quote and result.quote in passages[0].text
-    citation = resolve(result, passages, lambda file, n: seed(file, n).text)
+    citation = resolve(result, passages, lambda file, n: DocumentParagraph(file, n, seed(file, n).text))
     assert (citation.file, citation.paragraph, citation.quote) == (INDONESIAN, 5, result.quote)
+    assert citation.location == f"{INDONESIAN} ¶5" and citation.to_json()["page"] is None
+    on_page = resolve(result, passages, lambda file, n: DocumentParagraph(file, n, seed(file, n).text, page=2))
+    assert on_page.location == f"{INDONESIAN} p.2 ¶5" and on_page.to_json()["page"] == 2
+
+
+def test_a_pdf_paragraph_is_cited_with_its_page():
+    assert location("report.pdf", 12, 3) == "report.pdf p.3 ¶12"
+    assert location("scan.pdf", 1, 1, ocr=True) == "scan.pdf p.1 ¶1 (OCR)"
+    assert location("notes.txt", 4) == "notes.txt ¶4"
 
 
 def test_a_right_answer_with_a_wrong_marker_is_recited(passages):

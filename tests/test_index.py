@@ -16,7 +16,7 @@ from rag.documents import read_documents
 from rag.errors import RagError
 from rag.index import CURRENT, INDEX_FORMAT, load_index, update_index, write_index
 
-from .fakes import FakeEmbedder, small_docs
+from .fakes import FakeEmbedder, paged_documents, small_docs
 
 CHUNKING = ChunkingSettings(128, 16)
 
@@ -273,9 +273,10 @@ def test_a_folder_without_a_readable_document_is_a_one_line_error(tmp_path, embe
     docs.mkdir()
     (docs / "empty.txt").write_text(" \n")
     (docs / "self.txt").symlink_to("self.txt")
-    (docs / "notes.pdf").write_bytes(b"%PDF")
-    with pytest.raises(RagError, match=r"no readable \.txt or \.md document in .*docs "
-                                       r"\(2 skipped, e\.g\. empty\.txt: empty\); add documents"):
+    (docs / "notes.odt").write_bytes(b"PK")  # not a format that is read
+    (docs / "report.pdf").write_bytes(b"%PDF")
+    with pytest.raises(RagError, match=r"no readable document in .*docs "
+                                       r"\(3 skipped, e\.g\. empty\.txt: empty\); add documents"):
         update_index(docs, tmp_path / "index", embedder, CHUNKING)
     assert not (tmp_path / "index").exists()
 
@@ -295,3 +296,16 @@ def test_files_are_hashed_once_per_generation_until_one_changes(docs_copy, tmp_p
     paragraphs.write_text(paragraphs.read_text(encoding="utf-8").replace("OpenAI", "OpenA1", 1), encoding="utf-8")
     with pytest.raises(RagError, match="paragraphs.jsonl is corrupt"):  # same size, written since: hashed
         load_index(index_dir)
+
+
+def test_paragraphs_come_back_with_their_page_and_ocr_flag(tmp_path, embedder):
+    documents = paged_documents()
+    chunks = [c for d in documents for c in chunk_document(d, CHUNKING, embedder.count_tokens)]
+    write_index(tmp_path / "index", documents, chunks, embedder.encode_passages([c.text for c in chunks]), embedder,
+                CHUNKING)
+    index = load_index(tmp_path / "index")
+    assert [index.paragraph(p.file, p.number) for d in documents for p in d.paragraphs] == \
+        [p for d in documents for p in d.paragraphs]
+    assert index.paragraph("report.pdf", 3).page == 2 and index.paragraph("report.pdf", 3).ocr
+    assert index.paragraph("notes.txt", 1).page is None
+    assert index.files["report.pdf"]["title"] == "Harbour report" and index.files["report.pdf"]["reader"] == "pdf 1"

@@ -19,9 +19,11 @@ from rag.errors import RagError
 from rag.keywords import KeywordIndex, query_vector
 from rag.retrieval import Retriever
 from rag.settings import load_settings
+from rag.milvus_store import write_milvus
 from rag.stores import open_store, update_store
 
 from .conftest import ROOT, SEEDS
+from .fakes import FakeEmbedder, paged_documents
 from .test_cli import assert_one_line_error, run
 
 CHUNKING = ChunkingSettings(128, 16)
@@ -209,6 +211,24 @@ def test_a_server_stopped_mid_question_is_a_one_line_error_naming_it(milvus_serv
     assert f"cannot reach Milvus at {milvus_server.uri}" in message and "\n" not in message
     with pytest.raises(RagError, match=f"cannot reach Milvus at {milvus_server.uri}"):
         open_store(settings)
+
+
+@pytest.mark.full  # milvus-lite runs its server in a process of its own
+def test_paragraphs_keep_their_page_and_ocr_flag_as_in_the_faiss_store(tmp_path):
+    from rag.chunking import chunk_document
+    from rag.index import load_index, write_index
+
+    embedder, documents = FakeEmbedder(), paged_documents()
+    chunks = [c for d in documents for c in chunk_document(d, CHUNKING, embedder.count_tokens)]
+    vectors = embedder.encode_passages([c.text for c in chunks])
+    settings = settings_for(str(tmp_path / "paged.db"), tmp_path)
+    write_milvus(settings, documents, chunks, vectors, embedder, CHUNKING)
+    write_index(tmp_path / "index", documents, chunks, vectors, embedder, CHUNKING)
+    store, faiss = open_store(settings), load_index(tmp_path / "index")
+    paragraphs = [p for d in documents for p in d.paragraphs]
+    assert [store.paragraph(p.file, p.number) for p in paragraphs] == paragraphs
+    assert [faiss.paragraph(p.file, p.number) for p in paragraphs] == paragraphs
+    assert store.files == faiss.files
 
 
 @pytest.mark.full

@@ -572,7 +572,7 @@ def test_hostile_names_and_texts_never_reach_the_terminal_raw_and_odd_folders_ar
     assert status == 0 and "Zorblax" in stdout, stderr
     assert len(list(broken.glob("CURRENT.set-aside-*"))) == 1 and load_index(broken).files
     assert_one_line_error(*results[3][::2], "is a file, not a folder")
-    assert_one_line_error(*results[4][::2], "no readable .txt or .md document")
+    assert_one_line_error(*results[4][::2], "no readable document")
 
 
 @pytest.mark.full
@@ -592,7 +592,7 @@ def test_a_removal_the_index_cannot_follow_is_undone(tmp_path):
     with pytest.raises(RagError, match="no readable"):
         with library.removing(docs, "only.txt") as name:
             assert name == "only.txt" and not (docs / "only.txt").exists()
-            raise RagError("no readable .txt or .md document")
+            raise RagError("no readable document")
     assert [p.name for p in docs.iterdir()] == ["only.txt"]
     assert (docs / "only.txt").read_text() == "the only document\n"
     assert library.remove_document(docs, "only.txt") == "only.txt"

@@ -7,6 +7,7 @@ script show as text and never run. Screenshots go to tests/artifacts/ (gitignore
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -245,3 +246,65 @@ def test_an_unconfirmed_draft_is_settled_with_a_notice_never_silently(page, unsu
     assert "No checked answer could be written" in chat.inner_text()
     assert chat.locator("blockquote").count() == 1  # the most relevant passage, to read
     assert chat.locator('a[href^="#src-1-"]').count() == 0  # no citation vouches for the claim
+
+
+# -- a folder mixing the formats ---------------------------------------------------------------
+PDF_QUESTION = "Codex 출시를 이끈 핵심 인력 중 엔지니어는 몇 명이었나요?"  # in 001_….pdf, page 2
+
+
+def contrast(foreground: str, background: str) -> float:
+    """WCAG contrast ratio of two CSS rgb()/rgba() colours."""
+    def luminance(colour: str) -> float:
+        red, green, blue = (int(float(v)) / 255 for v in colour[colour.index("(") + 1:-1].split(",")[:3])
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (red, green, blue)]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+@pytest.fixture(scope="module")
+def mixed_app(converted_seeds, tmp_path_factory):
+    from rag.assistant import Assistant
+    from rag.settings import load_settings
+    from ui.app import UiOptions, serve, warm_up
+
+    docs = tmp_path_factory.mktemp("ui-mixed") / "docs"
+    shutil.copytree(converted_seeds["mixed"], docs)
+    assistant = Assistant(load_settings(environ={}, docs_dir=docs, index_dir=docs.parent / "index"))
+    assistant.update_index()
+    warm_up(assistant)
+    demo, url = serve(assistant, UiOptions(), port=free_port())
+    yield url
+    demo.close()
+
+
+def test_mixed_formats_in_the_chat_cite_pdf_pages_and_stay_readable(page, mixed_app):
+    page.goto(mixed_app)
+    page.wait_for_selector("#question textarea")
+    assert page.get_by_label("Question", exact=True).evaluate("e => e.tagName") == "TEXTAREA"
+    assert page.locator("#upload").is_visible()  # without opening any section
+    assert ".pdf" in page.locator("#upload").inner_text() and ".docx" in page.locator("#upload").inner_text()
+
+    ask(page, PDF_QUESTION, 1)
+    cards = page.locator("#sources .src-card")
+    assert cards.count() >= 1
+    metas = [cards.nth(i).locator(".src-meta").inner_text() for i in range(cards.count())]
+    pdf_cards = [m for m in metas if ".pdf" in m]
+    assert pdf_cards and all(re.search(r"p\.\d+ ¶\d+", m) for m in pdf_cards), metas
+    assert all("p." not in m for m in metas if ".pdf" not in m)
+
+    page.click("#documents button, #documents .label-wrap")
+    page.wait_for_selector("#docs-table table.docs", state="visible")
+    titles = page.locator("#docs-table .doc-title").all_inner_texts()
+    assert "我为什么加入 OpenAI" in titles and "오픈AI 퇴사자가 이야기하는 오픈AI 사내 문화" in titles
+    screenshot(page, "ui-mixed.png")
+
+    # Dark mode (Gradio's `dark` class, as ?__theme=dark sets it): the highlighted sentence keeps
+    # AA contrast (4.5:1) against its highlight, as in light mode.
+    mark = page.locator("#sources mark").first
+    for theme in ("light", "dark"):
+        page.evaluate(f"() => document.body.classList.toggle('dark', {'true' if theme == 'dark' else 'false'})")
+        colours = mark.evaluate("e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor]")
+        assert contrast(*colours) >= 4.5, (theme, colours)
+    screenshot(page, "ui-mixed-dark.png")

@@ -198,6 +198,8 @@ def build_app(assistant, options: UiOptions = UiOptions()):
     from rag.assistant import Done, Retrieved, Token, clean_question
     from rag.library import DOCUMENT_SUFFIXES
 
+    kinds = ", ".join(DOCUMENT_SUFFIXES)
+
     settings = assistant.settings
     library = assistant.library
     sources_js = (UI_DIR / "sources.js").read_text(encoding="utf-8")
@@ -313,10 +315,10 @@ def build_app(assistant, options: UiOptions = UiOptions()):
 
     # -- documents ---------------------------------------------------------------------------
     def add_files(files, replace_existing, progress=gr.Progress()):
-        """Add uploaded .txt/.md files to the documents folder and index them."""
+        """Add uploaded documents to the documents folder and index them."""
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
         if not paths:
-            return {**documents_view(), docs_status: render.status("warning", "Choose .txt or .md files to add."),
+            return {**documents_view(), docs_status: render.status("warning", f"Choose {kinds} files to add."),
                     upload: None}
         progress(0, desc="Reading the documents")
         result = library.add([(Path(path).name, Path(path)) for path in paths], replace=bool(replace_existing),
@@ -369,8 +371,9 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                                 "in English, 한국어, 中文 or Bahasa Indonesia.</div>",
                     examples=[{"text": text, "display_text": f"{language} · {text}"} for language, text in EXAMPLES])
                 with gr.Row(elem_id="composer"):
-                    box = gr.Textbox(show_label=False, container=False, scale=8, lines=1, max_lines=6,
-                                     autofocus=True, elem_id="question",
+                    # The label is for screen readers: Gradio keeps it in the page, visually hidden.
+                    box = gr.Textbox(label="Question", show_label=False, container=False, scale=8, lines=1,
+                                     max_lines=6, autofocus=True, elem_id="question",
                                      placeholder="Ask a question…")
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="send")
                     stop = gr.Button("Stop", variant="stop", scale=1, min_width=90, visible=False, elem_id="stop")
@@ -393,22 +396,22 @@ def build_app(assistant, options: UiOptions = UiOptions()):
             with gr.Column(scale=5, min_width=320, elem_id="side-column"):
                 sources = gr.HTML(render.sources_panel([]), elem_id="sources", js_on_load=sources_js,
                                   max_height=760, autoscroll=False)
+                if not options.read_only:  # in view: adding documents is the first thing a new user does
+                    upload = gr.File(label=f"Add documents: {kinds} (up to {options.max_upload_bytes / 2**20:g} MB)",
+                                     file_count="multiple", file_types=list(DOCUMENT_SUFFIXES),
+                                     elem_id="upload", height=140)
+                    replace = gr.Checkbox(label="Replace files with the same name", value=False, elem_id="replace")
+                    docs_status = gr.HTML("", elem_id="docs-status", js_on_load=None)
                 with gr.Accordion(documents_label(), open=False, elem_id="documents") as documents:
                     docs_table = gr.HTML(render.documents_table(library.files), elem_id="docs-table",
                                          js_on_load=None)
                     if not options.read_only:
-                        upload = gr.File(label=f"Add .txt or .md files (up to {options.max_upload_bytes / 2**20:g} MB)",
-                                         file_count="multiple", file_types=list(DOCUMENT_SUFFIXES),
-                                         elem_id="upload", height=120)
-                        replace = gr.Checkbox(label="Replace files with the same name", value=False,
-                                              elem_id="replace")
                         with gr.Row(equal_height=False, elem_id="remove-row"):
                             to_remove = gr.Dropdown(choices=sorted(library.files), value=None,
                                                     label="Remove a document", scale=4, elem_id="remove-choice",
                                                     allow_custom_value=True)  # checked by the library
                             remove = gr.Button("Remove", variant="stop", size="sm", scale=1, min_width=80,
                                                elem_id="remove")
-                        docs_status = gr.HTML("", elem_id="docs-status", js_on_load=None)
 
         # -- events --------------------------------------------------------------------------
         chat_inputs = [box, messages, turns, sections, k, max_tokens, temperature]

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from rag import prompts
-from rag.citations import MARKER_GROUP
+from rag.citations import MARKER_GROUP, location
 from rag.language import language_name
 
 # Paragraphs of context shown before and after a cited paragraph.
@@ -70,19 +70,21 @@ def draft_markdown(text: str) -> str:
             f'<span class="draft">{md_escape(text)}</span>')
 
 
-def _quoted(file: str, paragraph: int, text: str) -> str:
-    return f"> “{md_escape(text)}”  \n> — {md_escape(file)} ¶{paragraph}"
+def _quoted(where: str, text: str) -> str:
+    """`text` quoted, with where it stands (`file ¶N`, or `file p.PAGE ¶N` for a PDF)."""
+    return f"> “{md_escape(text)}”  \n> — {md_escape(where)}"
 
 
 def answer_message(answer, turn: int) -> str:
     """The settled reply: the checked answer with the sentences it rests on quoted verbatim, or
     a notice; a claim the check did not confirm is shown as such, never as the answer."""
     parts = [answer_markdown(answer.text or "", turn, [c.n for c in answer.citations])]
-    parts += [_quoted(c.file, c.paragraph, c.quote) for c in answer.citations]
+    parts += [_quoted(c.location, c.quote) for c in answer.citations]
     if answer.truncated:
         parts.append(f'<span class="truncated">{md_escape(prompts.truncated(answer.language))}</span>')
     if answer.passage is not None:
-        parts.append(_quoted(answer.passage.file, answer.passage.paragraph, answer.passage.text))
+        passage = answer.passage
+        parts.append(_quoted(location(passage.file, passage.paragraph, passage.page, passage.ocr), passage.text))
     for claim in answer.unsupported:
         parts.append(f'<span class="unverified">Not confirmed by the documents, so not given as the answer: '
                      f'“{md_escape(claim)}”{f" ({md_escape(answer.why)})" if answer.why else ""}</span>')
@@ -123,11 +125,18 @@ def _context(paragraphs: Sequence[str], number: int, quote: str) -> str:
     return "".join(rows)
 
 
+def _place(paragraph: int, page: int | None, ocr: bool) -> str:
+    """A paragraph's number, after its page for a PDF, and a mark if it was read by OCR."""
+    where = f"p.{page} ¶{paragraph}" if page is not None else f"¶{paragraph}"
+    mark = '<span class="src-ocr" title="read by OCR from a scanned page">OCR</span>' if ocr else ""
+    return f'<span class="src-para">{where}</span>{mark}'
+
+
 def citation_card(turn: int, citation, paragraphs: Sequence[str] | None, language: str | None) -> str:
     """One cited passage: number, file, paragraph, text with the quote marked; opens on its context."""
     lang = f'<span class="src-lang">{escape(language.upper())}</span>' if language else ""
     meta = (f'<span class="src-n">{citation.n}</span><span class="src-file">{escape(citation.file)}</span>'
-            f'<span class="src-para">¶{citation.paragraph}</span>{lang}')
+            f'{_place(citation.paragraph, citation.page, citation.ocr)}{lang}')
     if paragraphs and 1 <= citation.paragraph <= len(paragraphs):
         context = _context(paragraphs, citation.paragraph, citation.quote)
     else:  # the document changed since: show what was cited
@@ -175,7 +184,7 @@ def turn_sources(turn: int, question: str, answer, paragraphs: Mapping[str, Sequ
         body = ('<div class="src-heading">Most relevant passage<span class="src-hint">no checked answer could be '
                 f'written from it</span></div><div class="src-text">{escape(answer.passage.text)}</div>'
                 f'<div class="src-meta"><span class="src-file">{escape(answer.passage.file)}</span>'
-                f'<span class="src-para">¶{answer.passage.paragraph}</span></div>')
+                f'{_place(answer.passage.paragraph, answer.passage.page, answer.passage.ocr)}</div>')
     elif answer.abstained:
         body = '<div class="src-empty">The retrieved passages do not answer this question.</div>'
     else:
@@ -225,9 +234,9 @@ def sources_panel(sections: Sequence[str], pending: str | None = None) -> str:
 
 def documents_table(files: Mapping[str, Mapping]) -> str:
     if not files:
-        return '<div class="docs-empty">No documents yet: add .txt or .md files below.</div>'
+        return '<div class="docs-empty">No documents yet: add some above.</div>'
     rows = "".join(
-        f'<tr><td class="doc-name" title="{escape(name)}">{escape(name)}</td>'
+        f'<tr><td class="doc-name" title="{escape(name)}">{_title(info)}{escape(name)}</td>'
         f'<td title="{escape(language_name(info.get("language", "")))}">'
         f'{escape(str(info.get("language", "")).upper())}</td>'
         f'<td class="num">{int(info.get("paragraphs", 0))}</td><td class="num">{int(info.get("chunks", 0))}</td></tr>'
@@ -236,6 +245,12 @@ def documents_table(files: Mapping[str, Mapping]) -> str:
     return ('<table class="docs"><thead><tr><th>File</th><th>Lang.</th><th class="num">¶</th>'
             f'<th class="num">Chunks</th></tr></thead><tbody>{rows}</tbody></table>'
             f'<div class="docs-total">{len(files)} file{"s" if len(files) != 1 else ""} · {total} chunks</div>')
+
+
+def _title(info: Mapping) -> str:
+    """The document's readable title above its file name (an index built before titles has none)."""
+    title = info.get("title")
+    return f'<span class="doc-title">{escape(_short(title, 90))}</span>' if title else ""
 
 
 def facts(pairs: Sequence[tuple[str, str]]) -> str:
