@@ -98,11 +98,16 @@ class Done:
 Event = Retrieved | Token | Done
 
 
+_TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]")
+
+
 def clean_question(question: str) -> str:
     """The question with control characters removed and whitespace collapsed; RagError if unusable."""
     if not isinstance(question, str):
         raise RagError("the question must be text")
-    text = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in question)
+    # Terminal escape sequences (pasted colour codes, titles) go whole, not only their ESC.
+    text = _TERMINAL_ESCAPE.sub(" ", question)
+    text = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in text)
     text = " ".join(text.split())
     if not text:
         raise RagError("the question is empty")

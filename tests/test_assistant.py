@@ -35,3 +35,10 @@ def test_a_follow_up_is_made_standalone_through_the_assistants_llm(tmp_path):
     for history, question in (([], "Where did she study?"), (history, "Who founded Zorblax Analytics?")):
         assert assistant.standalone_question(history, question).standalone == question
     assert len(assistant.llm.calls) == 1  # no history, or not a follow-up: the LLM is not asked
+
+
+def test_terminal_escape_sequences_leave_a_question_whole():
+    from rag.assistant import clean_question
+
+    pasted = "Which\x07 company did\x1b[31m Calvin\u200b French-Owen\u202e co-found\x7f before\x1b]0;t\x07 joining OpenAI?"
+    assert clean_question(pasted) == "Which company did Calvin French-Owen co-found before joining OpenAI?"
