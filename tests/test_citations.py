@@ -89,9 +89,13 @@ def test_a_pdf_paragraph_is_cited_with_its_page():
     assert location("notes.txt", 4) == "notes.txt ¶4"
 
 
-def test_a_right_answer_with_a_wrong_marker_is_recited(passages):
-    result = verdict("7 minggu", "Berapa minggu Codex dibangun?", passages, cited=3)
-    assert result.source == 1
+def test_another_passage_never_vouches_for_the_answer(passages):
+    # Passage 3 names John Schulman, but as co-founder of OpenAI, not of Segment.
+    schulman = Paragraph("002_ac4bfb2122ab1026.txt", 27, "Co-founder and top scientist John Schulman told "
+                         "colleagues that he was frustrated with the internal conflicts at OpenAI.")
+    result = verdict("John Schulman founded it", "Who co-founded Segment before joining OpenAI?",
+                     [passages[0], passages[1], schulman], cited=1)
+    assert not result.supported and result.reason == "the name john is not in the cited passage"
 
 
 def test_an_invented_number_fails(passages):
