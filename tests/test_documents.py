@@ -146,11 +146,13 @@ def test_unreadable_folders_and_paths_too_long_to_open_are_reported(tmp_path, mo
     documents, skipped = read_documents(docs)
     reasons = {s.file: s.reason for s in skipped}
     assert reasons.pop("locked") == "folder not readable (Permission denied); its files are not indexed"
-    [(too_long, reason)] = reasons.items()
-    assert reason == f"path longer than {MAX_PATH_BYTES} bytes; not read"
+    # One or two levels lie past the limit, depending on the length of the temporary folder's path.
+    assert reasons and set(reasons.values()) == {f"path longer than {MAX_PATH_BYTES} bytes; not read"}
+    too_long = min(reasons, key=len)
     assert len(os.fsencode(docs)) + 1 + len(too_long.encode()) > MAX_PATH_BYTES
-    assert {d.file for d in documents} == {"top.txt"} | {
-        "/".join(["d" * 200] * level) + "/deep.txt" for level in range(1, too_long.count("/") + 1)}
+    written = {"top.txt"} | {"/".join(["d" * 200] * level) + "/deep.txt"
+                             for level in range(1, max(reasons, key=len).count("/") + 1)}
+    assert {d.file for d in documents} == written - set(reasons)
 
 
 def test_lines_end_only_at_line_breaks_and_long_lines_are_cut_at_sentence_ends():
