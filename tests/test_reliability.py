@@ -145,7 +145,7 @@ def test_a_batch_of_bad_questions_gives_one_json_line_each_and_never_a_traceback
     for result in results[2:5] + results[6:]:
         assert "error" not in result, result
         assert len(result["retrieved"]) >= 1
-    assert results[3]["question"] == "Which company did [31m Calvin French-Owen co-found before joining OpenAI?"
+    assert results[3]["question"] == "Which company did Calvin French-Owen co-found before joining OpenAI?"  # escapes go whole
     assert results[3]["retrieved"][0]["file"] == INDONESIAN
     assert status == 1  # three lines were errors
 
