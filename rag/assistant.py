@@ -333,11 +333,10 @@ class Assistant:
         yield finish(text=f"{verdict.claim} [{citation.n}]", abstained=False, citations=[citation],
                      truncated=truncated, answerable=answerable)
 
-    def generate(self, messages: list[dict[str, str]], max_tokens: int, temperature: float,
-                 grammar: str | None = None) -> Iterator[str]:
+    def generate(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> Iterator[str]:
         """The LLM's reply, piece by piece; callers in other threads wait their turn."""
         with self._generation_lock:
-            yield from self.llm.stream(messages, max_tokens, temperature, grammar=grammar)
+            yield from self.llm.stream(messages, max_tokens, temperature)
 
     def standalone_question(self, history: Sequence[tuple[str, str]], question: str) -> Rewrite:
         """A follow-up made standalone from the earlier (question, answer) pairs, oldest first,
