@@ -186,7 +186,8 @@ def score_question(item: GoldItem, ranked: Sequence, answer, k: int, error: str 
     citations = []
     for c in answer.citations:
         supports = citation_supports(c.file, c.text, item.file, item.evidence) if item.answerable else None
-        citations.append({"n": c.n, "file": c.file, "paragraph": c.paragraph, "supports": supports})
+        citations.append({"n": c.n, "file": c.file, "paragraph": c.paragraph, "page": c.page, "ocr": c.ocr,
+                          "supports": supports})
     row["context"] = context_of(answer, item)
     row.update(answer=answer.text, abstained=answer.abstained, citations=citations,
                reason=getattr(answer, "reason", None), why=getattr(answer, "why", None),

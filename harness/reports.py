@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
+from rag.citations import location
 from rag.settings import PROJECT_ROOT, given_flags
 
 from .gold import GoldItem, collapse, shorten
@@ -172,7 +173,8 @@ def failure_markdown(row: dict, k: int) -> str:
             lines.append(f"- **Answered:** {collapse(row['answer'] or '')}{refused}")
             if row["citations"]:
                 lines.append("- **Cited:** " + "; ".join(
-                    f"[{c['n']}] {c['file']} ¶{c['paragraph']}" + (" ✓" if c["supports"] else "")
+                    f"[{c['n']}] {location(c['file'], c['paragraph'], c.get('page'), c.get('ocr', False))}"
+                    + (" ✓" if c["supports"] else "")
                     for c in row["citations"]))
             if row.get("unsupported"):
                 lines.append("- **Sentences the assistant dropped as unsupported:** "

@@ -69,12 +69,9 @@ class Answer:
             "language": self.language,
             "citations": [c.to_json() for c in self.citations],
             "unsupported": self.unsupported,
-            "passage": None if self.passage is None else
-            {"file": self.passage.file, "paragraph": self.passage.paragraph, "page": self.passage.page,
-             "ocr": self.passage.ocr, "text": self.passage.text},
+            "passage": None if self.passage is None else self.passage.to_json(),
             "retrieved": [h.to_json() for h in self.hits],
-            "passages": [{"file": p.file, "paragraph": p.paragraph, "text": p.text,
-                          "cosine": round(p.cosine, 4)} for p in self.passages],
+            "passages": [p.to_json() for p in self.passages],
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
         }
 

@@ -44,6 +44,10 @@ class Passage:
     page: int | None = None  # from 1 for PDFs, None for formats without pages
     ocr: bool = False  # read by OCR from a scanned page
 
+    def to_json(self) -> dict:
+        return {"file": self.file, "paragraph": self.paragraph, "page": self.page, "ocr": self.ocr,
+                "text": self.text, "cosine": round(self.cosine, 4)}
+
 
 def trim_around(sentences: list[str], best: int, budget: int, count_tokens: Callable[[str], int]) -> str:
     """The best sentence plus its neighbours, alternately after and before, within budget tokens."""

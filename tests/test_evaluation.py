@@ -19,7 +19,7 @@ import pytest
 from harness.evaluation import check_index
 from harness.gold import GoldItem, load_gold, parse_ids, sample, select
 from harness.metrics import (answer_matches, citation_supports, contains_answer, first_relevant_rank,
-                             normalise_answer, percentile, ranking_metrics)
+                             normalise_answer, percentile, ranking_metrics, score_question)
 from rag.chunking import Chunk
 from rag.cli import rag_main
 from rag.errors import RagError
@@ -130,6 +130,20 @@ def test_citation_precision_rule():
     assert citation_supports(FILE, half, FILE, EVIDENCE)  # overlaps it, in the gold file
     assert not citation_supports("other.txt", half, FILE, EVIDENCE)  # overlap only counts in the gold file
     assert not citation_supports(FILE, "Segment didirikan pada 2011.", FILE, EVIDENCE)
+
+
+def test_a_report_cites_the_page_of_a_pdf_paragraph():
+    """A failed question's report names a cited PDF paragraph by page, as `ask` does."""
+    from harness.reports import failure_markdown
+    from rag.assistant import Answer
+    from rag.citations import Citation
+
+    item = GoldItem("x", "How many ships?", "en", "fact", "report.pdf", "Ships were counted.", ("12",), 1, (12,))
+    cited = Citation(1, "report.pdf", 12, "Ships were counted.", "Ships were counted.", page=3)
+    answer = Answer(item.question, "Many [1]", False, [cited], [], "en")
+    row = score_question(item, [], answer, k=3)
+    assert row["citations"][0]["page"] == 3
+    assert "[1] report.pdf p.3 ¶12 ✓" in failure_markdown(row, 3)
 
 
 def test_percentiles_interpolate_linearly():

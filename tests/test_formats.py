@@ -331,3 +331,5 @@ def test_ask_and_the_chat_reply_cite_a_pdf_paragraph_with_its_page(capsys):
     assert '<span class="src-para">p.1 ¶2</span><span class="src-ocr"' in render.turn_sources(2, "How many ships?",
                                                                                             unverified, {}, {})
     assert unverified.to_json()["passage"]["page"] == 1 and unverified.to_json()["passage"]["ocr"]
+    read = Answer("How many ships?", "Many [1]", False, [pdf], [], "en", passages=[scanned]).to_json()["passages"]
+    assert (read[0]["page"], read[0]["ocr"]) == (1, True)
