@@ -39,6 +39,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.full)
 
 
+def pytest_runtest_logstart(nodeid: str, location) -> None:
+    """Where RAG_LAST_TEST names a file, it holds the test running now: a native crash (an
+    abort in a library) ends pytest before it can report, and .ci/run then names the test."""
+    if os.environ.get("RAG_LAST_TEST"):
+        Path(os.environ["RAG_LAST_TEST"]).write_text(nodeid + "\n", encoding="utf-8")
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if os.environ.get("RAG_LAST_TEST"):
+        Path(os.environ["RAG_LAST_TEST"]).unlink(missing_ok=True)
+
+
 @pytest.fixture(autouse=True)
 def _fast_layer_guard(request, monkeypatch):
     """In a test not marked `full`: starting a process or loading a real model fails."""
