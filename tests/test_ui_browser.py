@@ -87,6 +87,23 @@ def ask(page, question: str, turn: int) -> float:
     return time.perf_counter() - started
 
 
+def watch_for(page, selector: str) -> None:
+    """Record in the page whether `selector` ever matches, from now on: a short answer can
+    stream and settle between two of Playwright's polls, so a passing state is caught by a
+    MutationObserver as the page changes. `saw(page, selector)` reads the record."""
+    page.evaluate("""selector => {
+        window.__seen = window.__seen || {};
+        window.__seen[selector] = false;
+        const look = () => { if (document.querySelector(selector)) window.__seen[selector] = true; };
+        new MutationObserver(look).observe(document.body, {childList: true, subtree: true, characterData: true});
+        look();
+    }""", selector)
+
+
+def saw(page, selector: str) -> bool:
+    return page.evaluate("selector => window.__seen[selector]", selector)
+
+
 def screenshot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
@@ -98,13 +115,14 @@ def test_answer_streams_and_a_citation_opens_its_paragraph_in_context(page, seed
     assert page.locator("#chat button.example").count() == 4  # one starter per language
 
     page.fill("#question textarea", KOREAN_QUESTION)
+    watch_for(page, "#chat .draft-label")
     page.keyboard.press("Enter")
     page.wait_for_selector("#stop", state="visible")  # answering: Stop offered
-    # The answer streams as a visibly provisional draft until the check settles it.
-    page.wait_for_selector("#chat .draft-label", timeout=ANSWER_TIMEOUT_MS)
     page.wait_for_selector('#sources section.src-turn[data-turn="1"]', state="attached", timeout=ANSWER_TIMEOUT_MS)
     page.wait_for_selector("#send", state="visible")
-    assert page.locator("#chat .draft-label").count() == 0  # settled
+    # The answer streamed as a visibly provisional draft, and the check settled it.
+    assert saw(page, "#chat .draft-label"), page.locator("#chat").inner_text()
+    assert page.locator("#chat .draft-label").count() == 0
     screenshot(page, "ui-answer.png")
 
     links = page.locator('#chat a[href^="#src-1-"]')
@@ -234,10 +252,11 @@ def unsupported_app(assistant):
 def test_an_unconfirmed_draft_is_settled_with_a_notice_never_silently(page, unsupported_app):
     page.goto(unsupported_app)
     page.fill("#question textarea", "Who co-founded Segment before joining OpenAI?")
+    watch_for(page, "#chat .draft")
     page.keyboard.press("Enter")
-    page.wait_for_selector("#chat .draft", timeout=ANSWER_TIMEOUT_MS)  # the claim, shown as a draft
     page.wait_for_selector('#sources section.src-turn[data-turn="1"]', state="attached", timeout=ANSWER_TIMEOUT_MS)
     page.wait_for_selector("#send", state="visible")
+    assert saw(page, "#chat .draft")  # the claim was shown as a draft while it streamed
     screenshot(page, "ui-unverified.png")
     chat = page.locator("#chat")
     assert chat.locator(".draft").count() == 0
