@@ -287,8 +287,10 @@ def _problem_with_source(claim: str, question: str, text: str, evidence: str, co
         if not _same_number(value, values):
             return f"the number {value:g} is not in the cited passage"
     missing = sorted(n for n in names(claim, answer=True) - question_names if not _mentions(text, n))
-    if missing:
-        return f"the name {missing[0]} is not in the cited passage"
+    if missing:  # named as the claim writes it ("John", not the casefolded "john")
+        written = re.search(rf"(?<![a-z0-9]){re.escape(missing[0])}", unicodedata.normalize("NFKC", claim),
+                            re.IGNORECASE)
+        return f"the name {written.group() if written else missing[0]} is not in the cited passage"
     if instructs(evidence):
         return "the cited sentence is an instruction, not a statement of fact"
     anchored = (numbers(claim) - numbers(question)) or (names(claim, answer=True) - question_names)

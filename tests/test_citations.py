@@ -95,7 +95,7 @@ def test_another_passage_never_vouches_for_the_answer(passages):
                          "colleagues that he was frustrated with the internal conflicts at OpenAI.")
     result = verdict("John Schulman founded it", "Who co-founded Segment before joining OpenAI?",
                      [passages[0], passages[1], schulman], cited=1)
-    assert not result.supported and result.reason == "the name john is not in the cited passage"
+    assert not result.supported and result.reason == "the name John is not in the cited passage"
 
 
 def test_an_invented_number_fails(passages):
@@ -106,7 +106,7 @@ def test_an_invented_number_fails(passages):
 def test_a_name_not_in_the_cited_paragraph_fails(passages):
     result = verdict("John Schulman", "Siapa yang ikut mendirikan Segment?", passages)
     assert not result.supported
-    assert "the name john is not in the cited passage" == result.reason
+    assert "the name John is not in the cited passage" == result.reason
 
 
 def test_restating_the_question_fails(passages):
