@@ -9,7 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import prompts
-from .citations import location
 from .errors import RagError
 from .settings import add_settings_flags, settings_from_args, settings_options
 from .terminal import json_line, printable
@@ -75,9 +74,7 @@ def _print_answer(answer) -> None:
     if answer.truncated:
         print(prompts.truncated(answer.language))
     if answer.passage is not None:
-        passage = answer.passage
-        print(f"  {printable(location(passage.file, passage.paragraph, passage.page, passage.ocr))}: "
-              f"“{printable(passage.text)}”")
+        print(f"  {printable(answer.passage.location)}: “{printable(answer.passage.text)}”")
     for claim in answer.unsupported:
         print(f"Not confirmed by the documents, so not given as the answer: “{printable(claim)}” "
               f"({printable(str(answer.why))})")

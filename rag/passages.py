@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .citations import split_sentences
+from .citations import location, split_sentences
 from .embedding import Embedder
 from .language import detect_language, named_language
 from .retrieval import NAMED_LANGUAGE_BOOST, Hit
@@ -43,6 +43,10 @@ class Passage:
     cosine: float  # cosine similarity of `quote` to the question
     page: int | None = None  # from 1 for PDFs, None for formats without pages
     ocr: bool = False  # read by OCR from a scanned page
+
+    @property
+    def location(self) -> str:
+        return location(self.file, self.paragraph, self.page, self.ocr)
 
     def to_json(self) -> dict:
         return {"file": self.file, "paragraph": self.paragraph, "page": self.page, "ocr": self.ocr,

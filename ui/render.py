@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from rag import prompts
-from rag.citations import MARKER_GROUP, location
+from rag.citations import MARKER_GROUP
 from rag.language import language_name
 
 # Paragraphs of context shown before and after a cited paragraph.
@@ -84,7 +84,7 @@ def answer_message(answer, turn: int) -> str:
         parts.append(f'<span class="truncated">{md_escape(prompts.truncated(answer.language))}</span>')
     if answer.passage is not None:
         passage = answer.passage
-        parts.append(_quoted(location(passage.file, passage.paragraph, passage.page, passage.ocr), passage.text))
+        parts.append(_quoted(passage.location, passage.text))
     for claim in answer.unsupported:
         parts.append(f'<span class="unverified">Not confirmed by the documents, so not given as the answer: '
                      f'“{md_escape(claim)}”{f" ({md_escape(answer.why)})" if answer.why else ""}</span>')
