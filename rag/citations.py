@@ -42,9 +42,14 @@ class Located(Protocol):
     ocr: bool
 
 
+def place(paragraph: int, page: int | None = None) -> str:
+    """Where a paragraph stands in its file: `¶N`, or `p.PAGE ¶N` for a paged format."""
+    return f"p.{page} ¶{paragraph}" if page is not None else f"¶{paragraph}"
+
+
 def location(file: str, paragraph: int, page: int | None = None, ocr: bool = False) -> str:
     """How a paragraph is cited: `file ¶N`, or `file p.PAGE ¶N` for a paged format."""
-    where = f"{file} p.{page} ¶{paragraph}" if page is not None else f"{file} ¶{paragraph}"
+    where = f"{file} {place(paragraph, page)}"
     return where + " (OCR)" if ocr else where
 
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from rag import prompts
-from rag.citations import MARKER_GROUP
+from rag.citations import MARKER_GROUP, place
 from rag.language import language_name
 
 # Paragraphs of context shown before and after a cited paragraph.
@@ -127,9 +127,8 @@ def _context(paragraphs: Sequence[str], number: int, quote: str) -> str:
 
 def _place(paragraph: int, page: int | None, ocr: bool) -> str:
     """A paragraph's number, after its page for a PDF, and a mark if it was read by OCR."""
-    where = f"p.{page} ¶{paragraph}" if page is not None else f"¶{paragraph}"
     mark = '<span class="src-ocr" title="read by OCR from a scanned page">OCR</span>' if ocr else ""
-    return f'<span class="src-para">{where}</span>{mark}'
+    return f'<span class="src-para">{place(paragraph, page)}</span>{mark}'
 
 
 def citation_card(turn: int, citation, paragraphs: Sequence[str] | None, language: str | None) -> str:
