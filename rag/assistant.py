@@ -144,7 +144,9 @@ class Assistant:
         self._index: Store | None = None
         self._llm: LLM | None = llm
         self._scale: Scale | None = None
-        # llama.cpp contexts are not thread-safe; one generation at a time per process.
+        # One answer at a time per Assistant, its passage choice and its generation back to back
+        # so that the second reuses the KV cache the first filled. (LlamaCppLLM guards its
+        # context itself, also against other Assistants given the same model.)
         self._generation_lock = threading.Lock()
         # One lock per part, so the LLM can load in another thread while the embedder and the
         # index load in this one (preload_llm); the index takes the embedder's lock inside its own.

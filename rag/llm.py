@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -32,6 +33,8 @@ class LlamaCppLLM:
     The model is memory-mapped and loaded once; llama-cpp-python keeps the KV cache of
     the previous prompt and only evaluates the part of a new prompt after the common
     prefix, so the fixed system text first in every prompt is processed once per process.
+    A llama.cpp context is not thread-safe: calls from any thread, and from every Assistant
+    given this object, take turns on its lock (a stream holds it until it ends or is closed).
     """
 
     def __init__(self, path: Path, context_tokens: int, threads: int) -> None:
@@ -47,6 +50,7 @@ class LlamaCppLLM:
             raise RagError(f"cannot load LLM {path} ({str(error).splitlines()[0]}): the file is truncated or not a "
                            f"llama.cpp GGUF; copy or download it again, or leave out --llm to use the default model") from None
         self.id = path.name
+        self._lock = threading.Lock()  # a plain Lock: a stream may be resumed on another thread
         self._grammars: dict[str, object] = {}
         self._formatter = None
         self._stop: str | list[str] | None = None
@@ -76,17 +80,18 @@ class LlamaCppLLM:
         if grammar is not None and grammar not in self._grammars:
             self._grammars[grammar] = LlamaGrammar.from_string(grammar, verbose=False)
         tokens = self._prompt_tokens(messages, prefix)
-        try:
-            # A streamed completion reuses the KV cache of the longest common prefix (the system text).
-            pieces = self.model.create_completion(tokens, stream=True, max_tokens=max_tokens, temperature=temperature,
-                                                  seed=0, stop=self._stop,
-                                                  grammar=self._grammars.get(grammar) if grammar else None)
-            for piece in pieces:
-                text = piece["choices"][0]["text"]
-                if text:
-                    yield text
-        except ValueError as error:  # e.g. the prompt exceeds the context window
-            raise RagError(f"the LLM refused the prompt: {error}") from None
+        with self._lock:
+            try:
+                # A streamed completion reuses the KV cache of the longest common prefix (the system text).
+                pieces = self.model.create_completion(tokens, stream=True, max_tokens=max_tokens,
+                                                      temperature=temperature, seed=0, stop=self._stop,
+                                                      grammar=self._grammars.get(grammar) if grammar else None)
+                for piece in pieces:
+                    text = piece["choices"][0]["text"]
+                    if text:
+                        yield text
+            except ValueError as error:  # e.g. the prompt exceeds the context window
+                raise RagError(f"the LLM refused the prompt: {error}") from None
 
     def choose(self, messages: list[Message], prefix: str, options: list[str]) -> dict[str, float] | None:
         import numpy as np
@@ -98,18 +103,20 @@ class LlamaCppLLM:
         if len(tokens) >= self.model.n_ctx():
             raise RagError(f"the LLM refused the prompt: {len(tokens)} tokens exceed the context window "
                            f"of {self.model.n_ctx()}")
-        # Evaluate only what follows the prefix already in the KV cache, as generation does.
-        cached = self.model.input_ids[:self.model.n_tokens].tolist()
-        shared = 0
-        while shared < min(len(cached), len(tokens) - 1) and cached[shared] == tokens[shared]:
-            shared += 1
-        self.model.n_tokens = shared
-        self.model.eval(tokens[shared:])
         import llama_cpp
 
-        # The last position's logits (Llama.scores keeps them only with logits_all, which costs memory).
-        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.model.ctx, -1), shape=(self.model.n_vocab(),))
-        chosen = logits[[i[0] for i in ids]].astype(np.float64)
+        with self._lock:
+            # Evaluate only what follows the prefix already in the KV cache, as generation does.
+            cached = self.model.input_ids[:self.model.n_tokens].tolist()
+            shared = 0
+            while shared < min(len(cached), len(tokens) - 1) and cached[shared] == tokens[shared]:
+                shared += 1
+            self.model.n_tokens = shared
+            self.model.eval(tokens[shared:])
+            # The last position's logits (Llama.scores keeps them only with logits_all, which costs memory).
+            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.model.ctx, -1),
+                                           shape=(self.model.n_vocab(),))
+            chosen = logits[[i[0] for i in ids]].astype(np.float64)
         weights = np.exp(chosen - chosen.max())
         return dict(zip(options, (weights / weights.sum()).tolist()))
 

@@ -1,10 +1,13 @@
-"""The llama.cpp build runs on this CPU: a real GGUF generates real tokens.
+"""The llama.cpp build runs on this CPU: a real GGUF generates real tokens, also when
+several threads ask at once.
 
 A llama-cpp-python wheel built with native CPU detection crashes (SIGSEGV in ggml's AMX
-kernels) on the first decode here, and pip's cache silently reuses such a wheel; this
-test runs generation in a child process so a crash fails the test instead of the run.
+kernels) on the first decode here, and pip's cache silently reuses such a wheel; two
+threads in one llama.cpp context crash it too. These tests run the model in a child
+process so a crash fails the test instead of the run.
 """
 
+import json
 import subprocess
 import sys
 
@@ -24,11 +27,46 @@ print("".join(llm.stream(messages, max_tokens=24, temperature=0.0)))
 """
 
 
-def test_default_gguf_generates_tokens_without_crashing():
+# Four threads share one model, as chat users (and Assistants given the same model) do.
+CONCURRENT = """
+import json, sys, threading
+from pathlib import Path
+from rag.llm import LlamaCppLLM
+llm = LlamaCppLLM(Path(sys.argv[1]), 1024, 2)
+prompts = [[{"role": "user", "content": "Count from 1 to 5, separated by commas."}],
+           [{"role": "user", "content": "Name three colours, separated by commas."}]]
+def reply(messages):
+    return "".join(llm.stream(messages, 8, 0.0)), llm.choose(messages, "", ["1", "2", "3"])
+alone = [reply(m) for m in prompts]
+together = {}
+threads = [threading.Thread(target=lambda n=n: together.__setitem__(n, reply(prompts[n % 2]))) for n in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(json.dumps({"alone": alone, "together": [together[n] for n in range(4)]}))
+"""
+
+
+def run_default_gguf(script: str) -> str:
     settings = load_settings(environ={})
     from models.provision import provision
 
     path = provision(settings.llm_model, settings.models_dir, lambda message: None)
-    result = subprocess.run([sys.executable, "-c", GENERATE, str(path)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"generation crashed (exit {result.returncode}): {result.stderr[-2000:]}"
-    assert "1" in result.stdout and "5" in result.stdout, result.stdout
+    return result.stdout
+
+
+def test_default_gguf_generates_tokens_without_crashing():
+    output = run_default_gguf(GENERATE)
+    assert "1" in output and "5" in output, output
+
+
+def test_threads_sharing_the_model_take_turns_and_get_the_replies_they_would_alone():
+    replies = json.loads(run_default_gguf(CONCURRENT).splitlines()[-1])
+    for n, (text, probabilities) in enumerate(replies["together"]):
+        text_alone, probabilities_alone = replies["alone"][n % 2]
+        assert text == text_alone
+        # The KV cache a turn starts from differs, so the last digits may too.
+        assert probabilities == pytest.approx(probabilities_alone, abs=0.05)
