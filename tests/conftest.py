@@ -106,6 +106,23 @@ def shared_assistant(assistant):
     return make
 
 
+@pytest.fixture(scope="session")
+def seeds_retrieval(seeds_index) -> dict:
+    """The retrieval figures of `rag eval --retrieve-only` on the whole gold set over the
+    session's index of the seeds: the baseline other formats and stores are held to."""
+    import contextlib
+    import io
+    import json
+
+    from rag.cli import rag_main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = rag_main(["eval", "--retrieve-only", "--json", "--docs", str(SEEDS), "--index", str(seeds_index)])
+    assert code == 0
+    return json.loads(out.getvalue())["retrieval"]
+
+
 @pytest.fixture
 def docs_copy(tmp_path) -> Path:
     """A writable copy of the seeds, for tests that change documents."""

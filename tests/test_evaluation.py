@@ -272,24 +272,20 @@ def test_compare_writes_a_readable_report(seeds_index, tmp_path, capsys):
 
 
 # -- the CI gate -------------------------------------------------------------------------------
-def _retrieval(seeds_index, *ids: str) -> dict:
+@pytest.fixture(scope="module")
+def retrieval_gate(seeds_index):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = rag_main(["eval", "--gold", str(GOLD), "--retrieve-only", "--json", *_on_seeds(seeds_index),
-                         *(["--ids", *ids] if ids else [])])
+                         "--ids", *FIRST_GOLD])
     assert code == 0
     return json.loads(out.getvalue())["retrieval"]
 
 
-@pytest.fixture(scope="module")
-def retrieval_gate(seeds_index):
-    return _retrieval(seeds_index, *FIRST_GOLD)
-
-
-def test_gate_retrieval_hit_at_5(retrieval_gate, seeds_index):
+def test_gate_retrieval_hit_at_5(retrieval_gate, seeds_retrieval):
     assert retrieval_gate["n"] == sum(1 for i in load_gold(GOLD, SEEDS) if i.answerable and i.id in FIRST_GOLD)
     assert retrieval_gate["hit@5"] >= FLOOR_HIT_AT_5, f"hit@5 = {retrieval_gate['hit@5']:.3f}: {retrieval_gate}"
-    whole = _retrieval(seeds_index)
+    whole = seeds_retrieval
     assert whole["n"] == sum(1 for i in load_gold(GOLD, SEEDS) if i.answerable)
     assert whole["hit@5"] >= FLOOR_HIT_AT_5_ALL, f"hit@5 on the whole gold set = {whole['hit@5']:.3f}"
 

@@ -113,24 +113,14 @@ def test_pdf_paragraphs_follow_the_seed_and_know_their_page(converted_seeds):
 
 
 # -- retrieval over each converted folder is as good as over the .txt seeds ---------------------
-@pytest.fixture(scope="module")
-def hit_at_5(converted_seeds, seeds_index, tmp_path_factory):
-    def measure(kind: str) -> float:
-        folder = converted_seeds[kind]
-        index = seeds_index if kind == "txt" else tmp_path_factory.mktemp(f"index-{kind}") / "index"
-        if kind != "txt":
-            _index(folder, index)
-        code, out = _run(rag_main, ["eval", "--gold", str(GOLD), "--retrieve-only", "--json",
-                                    "--docs", str(folder), "--index", str(index)])
-        assert code == 0
-        return json.loads(out)["retrieval"]["hit@5"]
-
-    return measure
-
-
 @pytest.mark.parametrize("kind", ["pdf", "docx", "html"])
-def test_converted_folder_retrieves_within_tolerance_of_txt(hit_at_5, kind):
-    baseline, converted = hit_at_5("txt"), hit_at_5(kind)
+def test_converted_folder_retrieves_within_tolerance_of_txt(converted_seeds, seeds_retrieval, tmp_path, kind):
+    folder, index = converted_seeds[kind], tmp_path / "index"
+    _index(folder, index)
+    code, out = _run(rag_main, ["eval", "--gold", str(GOLD), "--retrieve-only", "--json",
+                                "--docs", str(folder), "--index", str(index)])
+    assert code == 0
+    baseline, converted = seeds_retrieval["hit@5"], json.loads(out)["retrieval"]["hit@5"]
     print(f"hit@5 txt {baseline:.3f} {kind} {converted:.3f}")
     assert converted >= baseline - HIT_AT_5_TOLERANCE
 
