@@ -98,27 +98,28 @@ def paragraph_texts():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("question", [
-    "How many minutes does the GPU test suite take according to the Indonesian article?",
-    "Codex 출시를 이끈 핵심 인력 중 엔지니어는 몇 명이었나요?",
-    "Brendan Gregg 为什么加入 OpenAI?",
-    "Calvin French-Owen ikut mendirikan perusahaan apa?",
-])
-def test_ask_json_answers_with_citations_of_real_paragraphs(question, seeds_index):
-    status, stdout, stderr = run("ask", "--index", str(seeds_index), "--json", question)
+def test_ask_json_answers_with_citations_of_real_paragraphs(seeds_index):
+    questions = ["How many minutes does the GPU test suite take according to the Indonesian article?",
+                 "Codex 출시를 이끈 핵심 인력 중 엔지니어는 몇 명이었나요?",
+                 "Brendan Gregg 为什么加入 OpenAI?",
+                 "Calvin French-Owen ikut mendirikan perusahaan apa?"]
+    # One process, one question per line on stdin, one JSON object per line out.
+    status, stdout, stderr = run("ask", "--index", str(seeds_index), "--json", "-", stdin="\n".join(questions))
     assert status == 0, stderr
-    answer = json.loads(stdout)
-    assert set(answer) >= {"question", "answer", "abstained", "citations", "unsupported", "retrieved", "timings_ms"}
-    assert set(answer["timings_ms"]) >= {"retrieve", "first_token", "total"}
-    assert answer["abstained"] is False, answer["unsupported"]
-    assert answer["citations"], answer
+    answers = [json.loads(line) for line in stdout.splitlines()]
+    assert [a["question"] for a in answers] == questions
     texts = paragraph_texts()
-    for citation in answer["citations"]:
-        assert texts[(citation["file"], citation["paragraph"])] == citation["text"]
-        assert citation["quote"] in citation["text"]
-        assert f"[{citation['n']}]" in answer["answer"]
-    retrieved_files = {r["file"] for r in answer["retrieved"]}
-    assert {c["file"] for c in answer["citations"]} <= retrieved_files
+    for answer in answers:
+        assert set(answer) >= {"question", "answer", "abstained", "citations", "unsupported", "retrieved", "timings_ms"}
+        assert set(answer["timings_ms"]) >= {"retrieve", "first_token", "total"}
+        assert answer["abstained"] is False, answer
+        assert answer["citations"], answer
+        for citation in answer["citations"]:
+            assert texts[(citation["file"], citation["paragraph"])] == citation["text"]
+            assert citation["quote"] in citation["text"]
+            assert f"[{citation['n']}]" in answer["answer"]
+        retrieved_files = {r["file"] for r in answer["retrieved"]}
+        assert {c["file"] for c in answer["citations"]} <= retrieved_files
 
 
 @pytest.mark.slow
