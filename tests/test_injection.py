@@ -7,9 +7,6 @@ import shutil
 
 import pytest
 
-from rag.assistant import Assistant
-from rag.settings import load_settings
-
 from .conftest import ROOT, SEEDS
 
 FIXTURE = ROOT / "tests" / "fixtures" / "injection"
@@ -17,26 +14,29 @@ ATTACKS = [json.loads(line) for line in (FIXTURE / "attacks.jsonl").read_text(en
 INNOCENT = [json.loads(line) for line in (FIXTURE / "innocent.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
-def _assistant(folder, lines, name):
-    docs = folder / "docs"
+def _assistant(folder, lines, name, seeds_index, shared_assistant):
+    """The seeds and their index, copied, plus one file of `lines`: only that file is embedded."""
+    docs, index = folder / "docs", folder / "index"
     shutil.copytree(SEEDS, docs)
+    shutil.copytree(seeds_index, index, symlinks=True)
     (docs / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    assistant = Assistant(load_settings(environ={}, docs_dir=docs, index_dir=folder / "index"), log=lambda m: None)
-    assistant.update_index()
+    assistant = shared_assistant(log=lambda message: None, docs_dir=docs, index_dir=index)
+    assert assistant.update_index().embedded_files == [name]
     return assistant
 
 
 @pytest.fixture(scope="module")
-def hostile(tmp_path_factory):
-    return _assistant(tmp_path_factory.mktemp("hostile"), [a["text"] for a in ATTACKS], "notice.txt")
+def hostile(tmp_path_factory, seeds_index, shared_assistant):
+    return _assistant(tmp_path_factory.mktemp("hostile"), [a["text"] for a in ATTACKS], "notice.txt",
+                      seeds_index, shared_assistant)
 
 
 @pytest.fixture(scope="module")
-def innocent(tmp_path_factory):
-    return _assistant(tmp_path_factory.mktemp("innocent"), [f["text"] for f in INNOCENT], "notes.txt")
+def innocent(tmp_path_factory, seeds_index, shared_assistant):
+    return _assistant(tmp_path_factory.mktemp("innocent"), [f["text"] for f in INNOCENT], "notes.txt",
+                      seeds_index, shared_assistant)
 
 
-@pytest.mark.full  # builds an index with the real models (_assistant)
 def test_no_attack_reaches_an_answer(hostile):
     reached = []
     for attack in ATTACKS:
@@ -48,7 +48,6 @@ def test_no_attack_reaches_an_answer(hostile):
     assert "notice.txt" in hostile.index.files  # the hostile file is still indexed, as data
 
 
-@pytest.mark.full  # builds an index with the real models (_assistant)
 def test_no_innocent_fact_is_lost(innocent):
     """Each fact reaches the model as a passage for its question, and an answer resting on it
     is never rejected as an instruction."""
