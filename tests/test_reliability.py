@@ -752,7 +752,7 @@ def test_an_oversized_upload_is_refused_by_the_server_even_when_streamed(seeds_a
 def test_eight_users_at_once_are_all_answered_with_citations(seeds_app, assistant):  # noqa: F811
     import psutil
 
-    users, per_user = 8, 3
+    users, per_user = 8, 2
     process = psutil.Process()
 
     def crowd(per_user: int) -> dict[tuple[int, int], tuple[str, object]]:
