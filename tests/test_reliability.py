@@ -676,12 +676,16 @@ def test_an_incomplete_default_embedder_folder_is_converted_again(tmp_path, seed
 
 
 @pytest.mark.full
-def test_a_truncated_default_embedder_file_is_converted_again(tmp_path):
+def test_a_truncated_default_embedder_file_is_converted_again(tmp_path, monkeypatch):
+    from models import onnx_export
     from models.catalogue import find
     from models.provision import provision
     from rag.embedding import SentenceTransformerEmbedder
     from rag.settings import DEFAULT_EMBEDDER_DIR, physical_cores
 
+    # The conversion is real; its ONNX export, checked by the test above and test_onnx_embedder, is skipped.
+    exported = []
+    monkeypatch.setattr(onnx_export, "export", lambda folder, progress: exported.append(folder))
     models = models_copy(tmp_path)
     folder = models / DEFAULT_EMBEDDER_DIR
     messages = []
@@ -695,6 +699,7 @@ def test_a_truncated_default_embedder_file_is_converted_again(tmp_path):
     provision(e5_small, models, messages.append)
     assert any("changed since it was converted" in m for m in messages), messages
     assert weights.stat().st_size == len(data)
+    assert exported == [folder]  # the new folder is exported again
     SentenceTransformerEmbedder(str(folder), physical_cores())  # loads again
 
 
