@@ -172,6 +172,22 @@ def converted_seeds(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def mixed_index(converted_seeds, tmp_path_factory) -> Path:
+    """An index of the mixed folder, built by `rag index`."""
+    import contextlib
+    import io
+
+    from rag.cli import rag_main
+
+    index = tmp_path_factory.mktemp("mixed") / "index"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = rag_main(["index", "--docs", str(converted_seeds["mixed"]), "--index", str(index)])
+    assert code == 0 and "skipped" not in out.getvalue(), out.getvalue()
+    return index
+
+
+@pytest.fixture(scope="session")
 def scanned(tmp_path_factory) -> Path:
     """One scanned page per language, and a PDF whose first page has text and second is scanned."""
     import pypdfium2 as pdfium

@@ -184,14 +184,6 @@ def test_without_tesseract_a_scanned_page_is_reported_and_read_once_it_is_instal
 
 
 # -- a folder mixing the formats: indexed, searched, cited to page and paragraph -----------------
-@pytest.fixture(scope="module")
-def mixed_index(converted_seeds, tmp_path_factory) -> Path:
-    index = tmp_path_factory.mktemp("mixed") / "index"
-    out = _index(converted_seeds["mixed"], index)
-    assert "skipped" not in out, out
-    return index
-
-
 def test_mixed_folder_retrieves_every_format(converted_seeds, mixed_index):
     code, out = _run(rag_main, ["eval", "--gold", str(GOLD), "--retrieve-only", "--json",
                                 "--docs", str(converted_seeds["mixed"]), "--index", str(mixed_index)])

@@ -283,15 +283,15 @@ def contrast(foreground: str, background: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def mixed_app(converted_seeds, tmp_path_factory):
-    from rag.assistant import Assistant
-    from rag.settings import load_settings
+def mixed_app(converted_seeds, mixed_index, tmp_path_factory, shared_assistant):
     from ui.app import UiOptions, serve, warm_up
 
-    docs = tmp_path_factory.mktemp("ui-mixed") / "docs"
+    root = tmp_path_factory.mktemp("ui-mixed")
+    docs, index = root / "docs", root / "index"
     shutil.copytree(converted_seeds["mixed"], docs)
-    assistant = Assistant(load_settings(environ={}, docs_dir=docs, index_dir=docs.parent / "index"))
-    assistant.update_index()
+    shutil.copytree(mixed_index, index, symlinks=True)
+    assistant = shared_assistant(docs_dir=docs, index_dir=index)
+    assert not assistant.update_index().embedded_files  # the copy is up to date
     warm_up(assistant)
     demo, url = serve(assistant, UiOptions(), port=free_port())
     yield url
