@@ -91,8 +91,8 @@ class Plan:
     budget_s: float | None = 540
 
 
-QUICK = Plan(index_reps=1, synthetic_paragraphs=400, synthetic_raw_share=1.0, retrieval_questions=10,
-             retrieval_reps=1, large_chunks=5000, recall_queries=30, generation_questions=2,
+QUICK = Plan(index_reps=1, synthetic_paragraphs=200, synthetic_raw_share=1.0, retrieval_questions=10,
+             retrieval_reps=1, large_chunks=2000, recall_queries=30, generation_questions=2,
              grid=((1, 96), (3, 96)), grid_questions=1, cold_runs=1, budget_s=None)
 SECTIONS = ("indexing", "retrieval", "large", "generation", "startup", "ui")
 
