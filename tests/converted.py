@@ -49,7 +49,16 @@ def to_docx(lines: list[str], target: Path) -> None:
 
 
 def html_to_pdf(pages: dict[Path, str], chromium: Path) -> None:
-    """Print each HTML text to its PDF path with headless Chromium (A4, 2 cm margins)."""
+    """Print each HTML text to its PDF path with headless Chromium (A4, 2 cm margins). In a
+    thread of its own: Playwright's sync API refuses to start in a thread where another sync
+    session (the browser tests', when they are the first to need the PDFs) runs its loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(_print_pdfs, pages, chromium).result()
+
+
+def _print_pdfs(pages: dict[Path, str], chromium: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
