@@ -106,6 +106,19 @@ def shared_assistant(assistant):
     return make
 
 
+@pytest.fixture(scope="module")
+def seeds_app(assistant):
+    """The chat app on the seeds, served in this process (read-only: the seeds folder is the
+    project's own); its URL. One per test module, closed at the module's end."""
+    from harness.probes import free_port
+    from ui.app import UiOptions, serve, warm_up
+
+    warm_up(assistant)
+    demo, url = serve(assistant, UiOptions(read_only=True), port=free_port())
+    yield url
+    demo.close()
+
+
 @pytest.fixture(scope="session")
 def seeds_retrieval(seeds_index) -> dict:
     """The retrieval figures of `rag eval --retrieve-only` on the whole gold set over the

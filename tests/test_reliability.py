@@ -9,7 +9,6 @@ a build that raises half way (test_index.py).
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
 import os
@@ -31,7 +30,7 @@ from rag.index import CURRENT, OWNED, load_index
 
 from .conftest import ROOT, SEEDS
 from .test_cli import assert_one_line_error, run
-from .test_ui_api import client, seeds_app  # noqa: F401 - seeds_app is a fixture used below
+from .test_ui_api import client
 
 INDONESIAN = "000_25ef5ea761165839.txt"
 SUTSKEVER = "002_ac4bfb2122ab1026.txt"
@@ -723,7 +722,7 @@ def test_a_damaged_custom_embedder_folder_is_a_one_line_error(tmp_path, damage):
 
 # == the UI under load and bad input ===========================================================
 @pytest.mark.slow
-def test_the_ui_answers_bad_questions_with_one_line_errors_and_keeps_serving(seeds_app):  # noqa: F811
+def test_the_ui_answers_bad_questions_with_one_line_errors_and_keeps_serving(seeds_app):
     from gradio_client.exceptions import AppError
 
     bad = [(LONG, "too long"), ("\x00\x07\x1b", "empty"), (ONLY_EMOJI, "no words"),
@@ -737,7 +736,7 @@ def test_the_ui_answers_bad_questions_with_one_line_errors_and_keeps_serving(see
 
 
 @pytest.mark.slow
-def test_an_oversized_upload_is_refused_by_the_server_even_when_streamed(seeds_app):  # noqa: F811
+def test_an_oversized_upload_is_refused_by_the_server_even_when_streamed(seeds_app):
     import httpx
 
     from ui.app import DEFAULT_MAX_UPLOAD_MB
@@ -754,7 +753,7 @@ def test_an_oversized_upload_is_refused_by_the_server_even_when_streamed(seeds_a
 
 
 @pytest.mark.slow
-def test_eight_users_at_once_are_all_answered_with_citations(seeds_app, assistant):  # noqa: F811
+def test_eight_users_at_once_are_all_answered_with_citations(seeds_app, assistant):
     import psutil
 
     users, per_user = 8, 2

@@ -38,17 +38,6 @@ UPLOAD_LIMIT = 64 * 1024
 
 
 @pytest.fixture(scope="module")
-def seeds_app(assistant):
-    """The app on the seeds (read-only: the seeds folder is the project's own)."""
-    from ui.app import UiOptions, serve, warm_up
-
-    warm_up(assistant)
-    demo, url = serve(assistant, UiOptions(read_only=True), port=free_port())
-    yield url
-    demo.close()
-
-
-@pytest.fixture(scope="module")
 def library_app(tmp_path_factory, seeds_index, shared_assistant):
     """The app on a writable copy of the seeds and their index, with a small upload limit."""
     from ui.app import UiOptions, serve, warm_up

@@ -17,7 +17,6 @@ import pytest
 from harness.probes import free_port
 
 from .conftest import ARTIFACTS, SEEDS
-from .test_ui_api import seeds_app  # noqa: F401 - the app on the seeds, a fixture used below
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
