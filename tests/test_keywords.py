@@ -1,4 +1,5 @@
-"""The keyword scores read from an index must be bm25s's own, without importing bm25s."""
+"""rag/keywords.py: words and CJK bigrams as tokens; the keyword scores read from an index are
+bm25s's own, without importing bm25s."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 
 import numpy as np
 
+from rag.keywords import tokenize
 from tests.conftest import ROOT
 
 
@@ -13,7 +15,6 @@ def test_keyword_scores_are_bm25s_scores(seeds_index):
     import bm25s
 
     from rag.index import KEYWORDS, load_index
-    from rag.keywords import tokenize
 
     index = load_index(seeds_index)
     theirs = bm25s.BM25.load(str(index.folder / KEYWORDS), show_progress=False, verbosity=0)
@@ -23,3 +24,9 @@ def test_keyword_scores_are_bm25s_scores(seeds_index):
         expected = theirs.get_scores(tokens) if tokens else np.zeros(len(index.chunks))
         assert np.allclose(index.keywords.scores(question), expected, atol=1e-6), question
     assert index.keywords.scores("OpenAI GPU").max() > 0
+
+
+def test_keyword_tokens_work_without_spaces_and_with_particles():
+    assert {"团队", "altman"} <= set(tokenize("创始团队出走殆尽、Altman孤家寡人"))
+    assert "만에" in tokenize("7주 만에 MVP") and "830000" in tokenize("830.000 pull request")
+    assert tokenize("🙂🙂") == []

@@ -2,8 +2,7 @@
 
 import pytest
 
-from rag.keywords import tokenize
-from rag.language import detect_language, named_language
+from rag.language import detect_language
 
 
 @pytest.mark.parametrize("question, file, evidence", [
@@ -36,17 +35,3 @@ def test_modes_rank_differently_and_report_their_scores(assistant):
     assert all(h.dense is None for h in keyword)
     assert [h.score for h in hybrid] == sorted((h.score for h in hybrid), reverse=True)
     assert keyword[0].chunk.file == "003_15cb4250a3f963ee.txt"
-
-
-def test_keyword_tokens_work_without_spaces_and_with_particles():
-    assert {"团队", "altman"} <= set(tokenize("创始团队出走殆尽、Altman孤家寡人"))
-    assert "만에" in tokenize("7주 만에 MVP") and "830000" in tokenize("830.000 pull request")
-    assert tokenize("🙂🙂") == []
-
-
-def test_a_named_source_language_is_recognised():
-    assert named_language("According to the Korean summary, when did he leave?") == "ko"
-    assert named_language("인도네시아어 기사에 따르면 몇 명인가요?") == "id"
-    assert named_language("韩文报道称,员工每周工作多少小时?") == "ko"
-    assert named_language("Menurut tulisan asli berbahasa Inggris, berapa?") == "en"
-    assert named_language("Who is Mark Chen?") is None
