@@ -18,7 +18,6 @@ Rows are numbered as in the FAISS store, so both rank alike.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Iterator

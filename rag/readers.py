@@ -383,7 +383,7 @@ def read_html(data: bytes) -> Reading:
 
     kind = looks_like(data)
     if kind:
-        raise Unreadable(f"binary content, not HTML" + (f" (looks like {kind})" if kind != "binary" else ""))
+        raise Unreadable("binary content, not HTML" + (f" (looks like {kind})" if kind != "binary" else ""))
     text, notes = _decode_html(data)
     tree = LexborHTMLParser(text)
     title_node = tree.css_first("title")
