@@ -106,6 +106,17 @@ def shared_assistant(assistant):
     return make
 
 
+def run_main(main, argv: list[str]) -> tuple[int, str]:
+    """A command's main function (rag_main, ask_main) run in this process: (exit code, stdout)."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(argv)
+    return code, out.getvalue()
+
+
 @pytest.fixture(scope="module")
 def seeds_app(assistant):
     """The chat app on the seeds, served in this process (read-only: the seeds folder is the
@@ -123,17 +134,14 @@ def seeds_app(assistant):
 def seeds_retrieval(seeds_index) -> dict:
     """The retrieval figures of `rag eval --retrieve-only` on the whole gold set over the
     session's index of the seeds: the baseline other formats and stores are held to."""
-    import contextlib
-    import io
     import json
 
     from rag.cli import rag_main
 
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = rag_main(["eval", "--retrieve-only", "--json", "--docs", str(SEEDS), "--index", str(seeds_index)])
+    code, out = run_main(rag_main, ["eval", "--retrieve-only", "--json",
+                                    "--docs", str(SEEDS), "--index", str(seeds_index)])
     assert code == 0
-    return json.loads(out.getvalue())["retrieval"]
+    return json.loads(out)["retrieval"]
 
 
 @pytest.fixture
@@ -187,16 +195,11 @@ def converted_seeds(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def mixed_index(converted_seeds, tmp_path_factory) -> Path:
     """An index of the mixed folder, built by `rag index`."""
-    import contextlib
-    import io
-
     from rag.cli import rag_main
 
     index = tmp_path_factory.mktemp("mixed") / "index"
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = rag_main(["index", "--docs", str(converted_seeds["mixed"]), "--index", str(index)])
-    assert code == 0 and "skipped" not in out.getvalue(), out.getvalue()
+    code, out = run_main(rag_main, ["index", "--docs", str(converted_seeds["mixed"]), "--index", str(index)])
+    assert code == 0 and "skipped" not in out, out
     return index
 
 

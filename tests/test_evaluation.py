@@ -7,8 +7,6 @@ raise them as quality improves, never lower them to make a change pass.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 from collections import Counter
@@ -26,6 +24,8 @@ from rag.cli import rag_main
 from rag.errors import RagError
 from rag.retrieval import Hit
 from rag.settings import MODELS_DIR
+
+from .conftest import run_main
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -275,12 +275,10 @@ def test_compare_writes_a_readable_report(seeds_index, tmp_path, capsys):
 # -- the CI gate -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def retrieval_gate(seeds_index):
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = rag_main(["eval", "--gold", str(GOLD), "--retrieve-only", "--json", *_on_seeds(seeds_index),
-                         "--ids", *FIRST_GOLD])
+    code, out = run_main(rag_main, ["eval", "--gold", str(GOLD), "--retrieve-only", "--json", *_on_seeds(seeds_index),
+                                    "--ids", *FIRST_GOLD])
     assert code == 0
-    return json.loads(out.getvalue())["retrieval"]
+    return json.loads(out)["retrieval"]
 
 
 def test_gate_retrieval_hit_at_5(retrieval_gate, seeds_retrieval):
@@ -299,12 +297,10 @@ def test_target_retrieval_hit_at_5(retrieval_gate):
 @pytest.fixture(scope="module")
 def answer_gate(seeds_index, tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("gate") / "report"
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = rag_main(["eval", "--gold", str(GOLD), "--ids", f"@{CI_SAMPLE}", "--json", "--out", str(out_dir),
-                         *_on_seeds(seeds_index)])
+    code, out = run_main(rag_main, ["eval", "--gold", str(GOLD), "--ids", f"@{CI_SAMPLE}", "--json",
+                                    "--out", str(out_dir), *_on_seeds(seeds_index)])
     assert code == 0
-    return json.loads(out.getvalue()), out_dir
+    return json.loads(out), out_dir
 
 
 @pytest.mark.slow

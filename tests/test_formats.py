@@ -3,8 +3,6 @@ files that are damaged or only look like their type: read, indexed, searched, ci
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 import shutil
@@ -18,7 +16,7 @@ from rag.cli import ask_main, rag_main
 from rag.documents import read_documents
 from rag.readers import MAX_DOCX_UNPACKED_BYTES, MAX_PDF_PAGES, ocr_languages, read_html
 
-from .conftest import SCANNED_PAGES, SEEDS
+from .conftest import SCANNED_PAGES, SEEDS, run_main
 from .converted import html_to_pdf, seed_lines, to_html
 
 GOLD = Path(__file__).resolve().parent.parent / "eval" / "gold.jsonl"
@@ -30,15 +28,8 @@ def squashed(text: str) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
 
 
-def _run(main, argv: list[str]) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(argv)
-    return code, out.getvalue()
-
-
 def _index(docs: Path, index: Path) -> str:
-    code, out = _run(rag_main, ["index", "--docs", str(docs), "--index", str(index)])
+    code, out = run_main(rag_main, ["index", "--docs", str(docs), "--index", str(index)])
     assert code == 0, out
     return out
 
@@ -117,7 +108,7 @@ def test_pdf_paragraphs_follow_the_seed_and_know_their_page(converted_seeds):
 def test_converted_folder_retrieves_within_tolerance_of_txt(converted_seeds, seeds_retrieval, tmp_path, kind):
     folder, index = converted_seeds[kind], tmp_path / "index"
     _index(folder, index)
-    code, out = _run(rag_main, ["eval", "--gold", str(GOLD), "--retrieve-only", "--json",
+    code, out = run_main(rag_main, ["eval", "--gold", str(GOLD), "--retrieve-only", "--json",
                                 "--docs", str(folder), "--index", str(index)])
     assert code == 0
     baseline, converted = seeds_retrieval["hit@5"], json.loads(out)["retrieval"]["hit@5"]
@@ -146,7 +137,7 @@ def test_scanned_pages_are_read_by_ocr_and_found_by_content(scanned, tmp_path):
     questions = {"en": "How many ships did the lighthouse keeper count?", "ko": "등대지기는 배를 몇 척 세었나요?",
                  "zh": "灯塔看守人数了多少艘船?", "id": "Berapa kapal yang dihitung penjaga mercusuar?"}
     for language, question in questions.items():
-        code, out = _run(ask_main, ["--retrieve-only", "--json", "--docs", str(scanned), "--index", str(index),
+        code, out = run_main(ask_main, ["--retrieve-only", "--json", "--docs", str(scanned), "--index", str(index),
                                     question])
         assert code == 0
         top = json.loads(out)["retrieved"][0]
@@ -174,18 +165,18 @@ def test_without_tesseract_a_scanned_page_is_reported_and_read_once_it_is_instal
         ocr_languages.cache_clear()
     assert "note typed_then_scanned.pdf: page 2 has no text layer; install tesseract-ocr for OCR" in out
     assert "skipped scan_ko.pdf: page 1 has no text layer; install tesseract-ocr for OCR" in out
-    code, out = _run(rag_main, ["index", "--json", "--docs", str(docs), "--index", str(index)])
+    code, out = run_main(rag_main, ["index", "--json", "--docs", str(docs), "--index", str(index)])
     report = json.loads(out)
     assert sorted(report["embedded_files"]) == ["scan_ko.pdf", "typed_then_scanned.pdf"]
     assert report["unchanged_files"] == ["000_25ef5ea761165839.txt"]
     assert report["skipped"] == []
-    code, out = _run(rag_main, ["index", "--json", "--docs", str(docs), "--index", str(index)])
+    code, out = run_main(rag_main, ["index", "--json", "--docs", str(docs), "--index", str(index)])
     assert json.loads(out)["embedded_files"] == []  # content hashes: nothing changed, nothing re-read
 
 
 # -- a folder mixing the formats: indexed, searched, cited to page and paragraph -----------------
 def test_mixed_folder_retrieves_every_format(converted_seeds, mixed_index):
-    code, out = _run(rag_main, ["eval", "--gold", str(GOLD), "--retrieve-only", "--json",
+    code, out = run_main(rag_main, ["eval", "--gold", str(GOLD), "--retrieve-only", "--json",
                                 "--docs", str(converted_seeds["mixed"]), "--index", str(mixed_index)])
     assert code == 0
     assert json.loads(out)["retrieval"]["hit@5"] >= 0.8
@@ -199,7 +190,7 @@ def test_answer_from_a_pdf_cites_the_page_of_its_evidence(converted_seeds, mixed
 
     docs = converted_seeds["mixed"]
     question = "Codex 출시를 이끈 핵심 인력 중 엔지니어는 몇 명이었나요?"
-    code, out = _run(ask_main, ["--json", "--docs", str(docs), "--index", str(mixed_index), question])
+    code, out = run_main(ask_main, ["--json", "--docs", str(docs), "--index", str(mixed_index), question])
     assert code == 0
     answer = json.loads(out)
     assert answer["citations"], answer
