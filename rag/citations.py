@@ -98,11 +98,32 @@ _MULTIPLIERS = {"천": 1e3, "千": 1e3, "ribu": 1e3, "thousand": 1e3, "만": 1e4
                 "triliun": 1e12, "trillion": 1e12}
 
 
+# Small numbers written as words ("only given nine days", "sembilan hari", "九天", "아홉 명"), so that
+# "9 hari" holds on an English paragraph that says "nine days". "one", "satu", 一 and 한 are left
+# out: they are articles and pronouns far more often than counts.
+_NUMBER_WORDS = {word: value for words in (
+    "two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty", "dua tiga empat lima enam tujuh delapan sembilan sepuluh sebelas")
+    for value, word in enumerate(words.split(), 2)}
+_NUMBER_WORDS |= {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
+                  "dozen": 12, "seratus": 100, "seribu": 1000}
+_NUMBER_WORD = re.compile(rf"\b({'|'.join(_NUMBER_WORDS)})\b", re.IGNORECASE)
+_CJK_DIGITS = {c: v for v, c in enumerate("二三四五六七八九", 2)} | {"两": 2, "兩": 2, "十": 10}
+_CJK_COUNT = re.compile(r"(?<![一二两兩三四五六七八九十百千万萬亿億])([二两兩三四五六七八九十])"
+                        r"(?=[天个個名位年月周週次倍人小家])")
+_KOREAN_COUNTS = {"두": 2, "세": 3, "네": 4, "다섯": 5, "여섯": 6, "일곱": 7, "여덟": 8, "아홉": 9, "열": 10, "스무": 20}
+_KOREAN_COUNT = re.compile(rf"(?<![가-힣])({'|'.join(_KOREAN_COUNTS)})\s?(?=명|개|달|시간|번|배|곳|살|주|가지)")
+
+
 def numbers(text: str) -> set[float]:
-    """The values a text states: "3,000", "3.000" and "3천" are all 3000; "1,5" and "1.5" are 1.5.
-    A number with a multiplier also counts without it ("3 juta": 3 and 3,000,000)."""
-    values = set()
-    for match in _NUMBER.finditer(unicodedata.normalize("NFKC", strip_markers(text))):
+    """The values a text states: "3,000", "3.000" and "3천" are all 3000; "1,5" and "1.5" are 1.5;
+    "nine", "sembilan", "九天" and "아홉 명" are 9. A number with a multiplier also counts without it
+    ("3 juta": 3 and 3,000,000)."""
+    text = unicodedata.normalize("NFKC", strip_markers(text))
+    values = {float(_NUMBER_WORDS[m.group(1).lower()]) for m in _NUMBER_WORD.finditer(text)}
+    values |= {float(_CJK_DIGITS[m.group(1)]) for m in _CJK_COUNT.finditer(text)}
+    values |= {float(_KOREAN_COUNTS[m.group(1)]) for m in _KOREAN_COUNT.finditer(text)}
+    for match in _NUMBER.finditer(text):
         digits, multiplier = match.groups()
         if re.fullmatch(r"\d+(?:[.,]\d{3})+", digits):
             value = float(re.sub(r"[.,]", "", digits))
@@ -138,8 +159,18 @@ def names(text: str, answer: bool = False) -> set[str]:
             first = not sentence[:match.start()].strip(" \"'“‘(«")
             if first and not (answer and (len(words) <= 3 or (i + 1 < len(words) and words[i + 1].group()[0].isupper()))):
                 continue
-            found.add(re.sub(r"['’]s$", "", word.casefold()).strip("'’-"))
+            found.add(_folded(word))
     return found - _LANGUAGE_WORDS
+
+
+def _folded(word: str) -> str:
+    return re.sub(r"['’]s$", "", word.casefold()).strip("'’-")
+
+
+def _asked(question: str) -> set[str]:
+    """Every Latin-script word of the question, casefolded: a name the answer shares with the
+    question ("During …" for "during what activity", "Fitur …" for "Fitur apa …") adds nothing."""
+    return {_folded(m.group()) for m in _LATIN_WORD.finditer(unicodedata.normalize("NFKC", question))}
 
 
 def _mentions(text: str, name: str) -> bool:
@@ -150,7 +181,7 @@ def _mentions(text: str, name: str) -> bool:
 # -- what a question asks for --------------------------------------------------------------
 _ASKS_NUMBER = re.compile(
     r"\bhow (many|much|long|old)\b|\bwhat (year|percentage|share|number)\b|\bwhich year\b|"
-    r"몇|얼마|多少|几|幾|哪一年|哪年|berapa", re.IGNORECASE)
+    r"몇|얼마|多少|几(?!乎)|幾(?!乎)|哪一年|哪年|berapa", re.IGNORECASE)
 _ASKS_WHO = re.compile(r"\bwho\b|\bwhom\b|누구|누가|谁|誰|\bsiapa\b", re.IGNORECASE)
 _NUMERAL = re.compile(r"\d|[一二两兩三四五六七八九十百千万萬亿億]|\b(one|two|three|four|five|six|seven|eight|nine|ten|"
                       r"dozen|hundred|satu|dua|tiga|empat|lima|enam|tujuh|delapan|sembilan|sepuluh|puluh|ratusan|"
@@ -269,7 +300,7 @@ def evidence_sentence(claim: str, text: str, question: str, similarity: Similari
     if len(sentences) == 1:
         return sentences[0], similarity(claim, sentences)[0]
     wanted_numbers = numbers(claim) - numbers(question)
-    wanted_names = names(claim, answer=True) - names(question)
+    wanted_names = names(claim, answer=True) - _asked(question)
 
     def overlap(sentence: str) -> tuple[int, float]:
         values = numbers(sentence)
@@ -286,19 +317,19 @@ def evidence_sentence(claim: str, text: str, question: str, similarity: Similari
 def _problem_with_source(claim: str, question: str, text: str, evidence: str, cosine: float,
                          support_similarity: float) -> str | None:
     """Why `text` (a cited paragraph) does not support the claim, or None if it does."""
-    question_names = names(question)
+    asked = _asked(question)
     values = numbers(text)
     for value in sorted(numbers(claim) - numbers(question)):
         if not _same_number(value, values):
             return f"the number {value:g} is not in the cited passage"
-    missing = sorted(n for n in names(claim, answer=True) - question_names if not _mentions(text, n))
+    missing = sorted(n for n in names(claim, answer=True) - asked if not _mentions(text, n))
     if missing:  # named as the claim writes it ("John", not the casefolded "john")
         written = re.search(rf"(?<![a-z0-9]){re.escape(missing[0])}", unicodedata.normalize("NFKC", claim),
                             re.IGNORECASE)
         return f"the name {written.group() if written else missing[0]} is not in the cited passage"
     if instructs(evidence):
         return "the cited sentence is an instruction, not a statement of fact"
-    anchored = (numbers(claim) - numbers(question)) or (names(claim, answer=True) - question_names)
+    anchored = (numbers(claim) - numbers(question)) or (names(claim, answer=True) - asked)
     if anchored or _lexical_share(claim, text, question) >= 0.5 or cosine >= support_similarity:
         return None
     return "the cited passage does not say this"
@@ -307,14 +338,42 @@ def _problem_with_source(claim: str, question: str, text: str, evidence: str, co
 def check_answer(answer: str, cited: int | None, question: str, sources: Sequence[Source],
                  similarity: Similarity, support_similarity: float) -> Verdict:
     """Whether the answer holds on the passage the model chose, and on which of its sentences.
-    Only that passage: another one that merely mentions the answer's names ("John Schulman" for
-    who founded Segment) would vouch for a wrong answer."""
+    The small models often write the answer from one passage and choose the number of another;
+    another passage vouches for the answer only if its evidence sentence is also about the
+    question (RECITE_QUESTION_SHARE): one that merely names the answer's people ("John
+    Schulman" for who founded Segment) would vouch for a wrong answer."""
     claim = claim_of(answer)
     problem = _problem_with_answer(claim, question)
     if problem:
         return Verdict(claim, None, None, problem)
     if not cited or not 1 <= cited <= len(sources):
         return Verdict(claim, None, None, "no passage was cited")
+    chosen = _verdict_on(claim, cited, question, sources, similarity, support_similarity)
+    if chosen.supported:
+        return chosen
+    for other in range(1, len(sources) + 1):
+        if other != cited:
+            verdict = _verdict_on(claim, other, question, sources, similarity, support_similarity)
+            if verdict.supported and question_share(verdict.quote, question) >= RECITE_QUESTION_SHARE:
+                return verdict
+    return chosen
+
+
+# How much of the question (its words and CJK bigrams) a sentence of a passage the model did not
+# choose must repeat to vouch for the answer; calibrated on eval/gold.jsonl (README, Evaluation).
+RECITE_QUESTION_SHARE = 0.4
+
+
+def question_share(sentence: str, question: str) -> float:
+    """The share of the question's distinct tokens that the sentence contains."""
+    from .keywords import tokenize
+
+    asked = set(tokenize(question))
+    return len(asked & set(tokenize(sentence))) / len(asked) if asked else 0.0
+
+
+def _verdict_on(claim: str, cited: int, question: str, sources: Sequence[Source], similarity: Similarity,
+                support_similarity: float) -> Verdict:
     text = sources[cited - 1].text
     evidence, cosine = evidence_sentence(claim, text, question, similarity)
     problem = _problem_with_source(claim, question, text, evidence, cosine, support_similarity)

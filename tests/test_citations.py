@@ -60,6 +60,14 @@ def test_numbers_are_values_in_any_notation():
     assert numbers("２０２４年") == {2024}
 
 
+def test_small_numbers_written_as_words_are_numbers():
+    assert numbers("only given nine days") == {9}
+    assert numbers("hanya sembilan hari") == {9}
+    assert numbers("只给了九天") == {9}
+    assert numbers("연구원 아홉 명") == {9}
+    assert numbers("one of the first, 一个人, 한 명, satu hal") == set()  # articles more often than counts
+
+
 def test_names_are_latin_capitalised_words():
     assert names("He joined OpenAI after Segment.") == {"openai", "segment"}
     assert names("John Schulman", answer=True) == {"john", "schulman"}
@@ -89,13 +97,21 @@ def test_a_pdf_paragraph_is_cited_with_its_page():
     assert location("notes.txt", 4) == "notes.txt ¶4"
 
 
-def test_another_passage_never_vouches_for_the_answer(passages):
+def test_a_passage_that_merely_names_the_answer_never_vouches_for_it(passages):
     # Passage 3 names John Schulman, but as co-founder of OpenAI, not of Segment.
     schulman = Paragraph("002_ac4bfb2122ab1026.txt", 27, "Co-founder and top scientist John Schulman told "
                          "colleagues that he was frustrated with the internal conflicts at OpenAI.")
     result = verdict("John Schulman founded it", "Who co-founded Segment before joining OpenAI?",
                      [passages[0], passages[1], schulman], cited=1)
     assert not result.supported and result.reason == "the name John is not in the cited passage"
+
+
+def test_an_answer_written_from_another_passage_about_the_question_is_cited_there(passages):
+    # The small models often choose one number and write the answer from another passage.
+    question = "Sebelum bergabung dengan OpenAI, perusahaan apa yang ikut didirikan Calvin French-Owen?"
+    result = verdict("Segment", question, [passages[2], seed(INDONESIAN, 1)], cited=1)
+    assert result.supported and result.source == 2
+    assert "yang ikut mendirikan Segment sebelum bergabung dengan OpenAI" in result.quote
 
 
 def test_an_invented_number_fails(passages):
@@ -117,6 +133,21 @@ def test_restating_the_question_fails(passages):
 
 def test_a_number_question_needs_a_number(passages):
     assert verdict("PWNED", "OpenAI 직원은 몇 명인가요?", passages).reason == \
+        "the question asks for a number and the answer gives none"
+
+
+def test_a_word_of_the_question_is_no_name_the_answer_adds():
+    haircut = Paragraph("004.txt", 9, "One day I realized I needed a haircut.")
+    question = "During what everyday activity did the author see how popular ChatGPT was?"
+    assert verdict("During a haircut.", question, [haircut]).supported
+    assert verdict("During a haircut with Schulman.", question, [haircut]).reason == \
+        "the name Schulman is not in the cited passage"
+
+
+def test_almost_is_not_how_many():
+    slack = Paragraph("001.txt", 11, "OpenAI 내부 소통은 거의 전부 Slack으로 한다.")
+    assert verdict("Slack", "OpenAI 内部几乎不用邮件,沟通全靠什么工具?", [slack]).supported
+    assert verdict("Slack", "OpenAI 有几位高管?", [slack]).reason == \
         "the question asks for a number and the answer gives none"
 
 

@@ -42,7 +42,7 @@ FLOOR_HIT_AT_5, TARGET_HIT_AT_5 = 0.85, 0.9
 # questions it was set on (q001-q101), and the whole set has its own floor.
 FIRST_GOLD = [f"q{n:03d}" for n in range(1, 102)]
 FLOOR_HIT_AT_5_ALL = 0.83
-FLOOR_ANSWER_ACCURACY, TARGET_ANSWER_ACCURACY = 0.1, 0.5
+FLOOR_ANSWER_ACCURACY, TARGET_ANSWER_ACCURACY = 0.2, 0.5
 FLOOR_REFUSAL_ACCURACY = 0.5  # also issue 3's target: met
 
 FILE = "000_25ef5ea761165839.txt"
