@@ -319,9 +319,10 @@ def _problem_with_source(claim: str, question: str, text: str, evidence: str, co
     """Why `text` (a cited paragraph) does not support the claim, or None if it does."""
     asked = _asked(question)
     values = numbers(text)
-    for value in sorted(numbers(claim) - numbers(question)):
-        if not _same_number(value, values):
-            return f"the number {value:g} is not in the cited passage"
+    invented = [f"{value:g}" for value in sorted(numbers(claim) - numbers(question)) if not _same_number(value, values)]
+    if invented:  # all of them: "2021年9月25日" on a paragraph saying "September 25" invents 9 and 2021
+        return (f"the number {invented[0]} is" if len(invented) == 1 else
+                f"the numbers {', '.join(invented[:-1])} and {invented[-1]} are") + " not in the cited passage"
     missing = sorted(n for n in names(claim, answer=True) - asked if not _mentions(text, n))
     if missing:  # named as the claim writes it ("John", not the casefolded "john")
         written = re.search(rf"(?<![a-z0-9]){re.escape(missing[0])}", unicodedata.normalize("NFKC", claim),

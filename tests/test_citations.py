@@ -116,7 +116,10 @@ def test_an_answer_written_from_another_passage_about_the_question_is_cited_ther
 
 def test_an_invented_number_fails(passages):
     result = verdict("999.999 pull request", "Berapa pull request yang dihasilkan Codex?", passages)
-    assert not result.supported and "999999" in result.reason
+    assert not result.supported and result.reason == "the number 999999 is not in the cited passage"
+    september = Paragraph("004.txt", 3, "The post was published on September 25.")
+    assert verdict("2021年9月25日", "这篇文章是哪一天发表的?", [september]).reason == \
+        "the numbers 9 and 2021 are not in the cited passage"
 
 
 def test_a_name_not_in_the_cited_paragraph_fails(passages):
