@@ -53,13 +53,13 @@ class LlamaCppLLM:
         self._lock = threading.Lock()  # a plain Lock: a stream may be resumed on another thread
         self._grammars: dict[str, object] = {}
         self._formatter = None
-        self._stop: str | list[str] | None = None
 
     def count_tokens(self, text: str) -> int:
         return len(self.model.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
-    def _prompt_tokens(self, messages: list[Message], prefix: str) -> list[int]:
-        """The messages in the GGUF's own chat template, the assistant turn opened, then `prefix`."""
+    def _prompt_tokens(self, messages: list[Message], prefix: str) -> tuple[list[int], list[str] | str | None]:
+        """The messages in the GGUF's own chat template, the assistant turn opened, then `prefix`;
+        and the template's stop strings."""
         if self._formatter is None:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -70,8 +70,8 @@ class LlamaCppLLM:
             self._formatter = Jinja2ChatFormatter(template, eos_token=token_text(self.model.token_eos()),
                                                   bos_token=token_text(self.model.token_bos()))
         formatted = self._formatter(messages=messages)
-        self._stop = formatted.stop
-        return self.model.tokenize((formatted.prompt + prefix).encode("utf-8"), add_bos=False, special=True)
+        return (self.model.tokenize((formatted.prompt + prefix).encode("utf-8"), add_bos=False, special=True),
+                formatted.stop)
 
     def stream(self, messages: list[Message], max_tokens: int, temperature: float,
                grammar: str | None = None, prefix: str = "") -> Iterator[str]:
@@ -79,12 +79,12 @@ class LlamaCppLLM:
 
         if grammar is not None and grammar not in self._grammars:
             self._grammars[grammar] = LlamaGrammar.from_string(grammar, verbose=False)
-        tokens = self._prompt_tokens(messages, prefix)
+        tokens, stop = self._prompt_tokens(messages, prefix)
         with self._lock:
             try:
                 # A streamed completion reuses the KV cache of the longest common prefix (the system text).
                 pieces = self.model.create_completion(tokens, stream=True, max_tokens=max_tokens,
-                                                      temperature=temperature, seed=0, stop=self._stop,
+                                                      temperature=temperature, seed=0, stop=stop,
                                                       grammar=self._grammars.get(grammar) if grammar else None)
                 for piece in pieces:
                     text = piece["choices"][0]["text"]
@@ -99,7 +99,7 @@ class LlamaCppLLM:
         ids = [self.model.tokenize(option.encode("utf-8"), add_bos=False, special=False) for option in options]
         if any(len(i) != 1 for i in ids):
             return None
-        tokens = self._prompt_tokens(messages, prefix)
+        tokens, _ = self._prompt_tokens(messages, prefix)
         if len(tokens) >= self.model.n_ctx():
             raise RagError(f"the LLM refused the prompt: {len(tokens)} tokens exceed the context window "
                            f"of {self.model.n_ctx()}")
