@@ -105,8 +105,10 @@ def answer_grammar() -> str:
 
 
 def answer_rule() -> str:
-    # One line without brackets: markers are the code's job, not the model's.
-    return f'answer ::= " "? [^\\n\\[\\] ] [^\\n\\[\\]]{{0,{ANSWER_CHARS}}}\n'
+    # One line without brackets: markers are the code's job, not the model's. Not starting with
+    # "<": llama.cpp lets the end-of-turn token through a character class by its text,
+    # "<|im_end|>", and the stop string then leaves the answer empty.
+    return f'answer ::= " "? [^\\n\\[\\]< ] [^\\n\\[\\]]{{0,{ANSWER_CHARS}}}\n'
 
 
 def _user(question: str, passages: list[str], language: str) -> str:

@@ -4,7 +4,8 @@ several threads ask at once.
 A llama-cpp-python wheel built with native CPU detection crashes (SIGSEGV in ggml's AMX
 kernels) on the first decode here, and pip's cache silently reuses such a wheel; two
 threads in one llama.cpp context crash it too. These tests run the model in a child
-process so a crash fails the test instead of the run.
+process so a crash fails the test instead of the run. The last one uses the session's
+models: the answer grammar keeps the model from ending its answer before it starts.
 """
 
 import json
@@ -70,3 +71,18 @@ def test_threads_sharing_the_model_take_turns_and_get_the_replies_they_would_alo
         assert text == text_alone
         # The KV cache a turn starts from differs, so the last digits may too.
         assert probabilities == pytest.approx(probabilities_alone, abs=0.05)
+
+
+def test_an_answer_is_written_where_the_model_would_end_its_turn_at_once(assistant):
+    # Asked this, the default model chooses a passage and then, given "[n]", ends its turn: its
+    # end-of-turn token, "<|im_end|>" as text, passed the answer grammar's first character.
+    from rag import prompts
+
+    question = ("Menurut artikel berbahasa Indonesia ini, pada periode tahun berapa jumlah karyawan OpenAI melonjak "
+                "menjadi lebih dari tiga ribu?")  # q004 in eval/gold.jsonl
+    answer = assistant.ask(question)
+    assert not answer.abstained, (answer.why, answer.unsupported)
+    chosen = f"[{answer.citations[0].n}]"
+    messages = prompts.messages(question, [p.text for p in answer.passages], "id")
+    assert "".join(assistant.llm.stream(messages, 8, 0.0, prefix=chosen)) == ""  # without the grammar
+    assert "".join(assistant.llm.stream(messages, 8, 0.0, grammar=prompts.answer_grammar(), prefix=chosen)).strip()
