@@ -146,6 +146,11 @@ _LANGUAGE_WORDS = {"english", "korean", "korea", "chinese", "china", "indonesian
                    "japan", "bahasa"}
 
 
+# English words that open a short answer ("In 2015.", "During a haircut.") and name nothing.
+_FUNCTION_WORDS = {"a", "an", "the", "in", "on", "at", "by", "for", "from", "with", "during", "since", "after",
+                   "before", "about", "around", "of", "to"}
+
+
 def names(text: str, answer: bool = False) -> set[str]:
     """Latin-script names (capitalised words and acronyms), casefolded. A sentence's first word
     is a name only in a short answer ("Altman.") or before another capitalised word."""
@@ -160,7 +165,7 @@ def names(text: str, answer: bool = False) -> set[str]:
             if first and not (answer and (len(words) <= 3 or (i + 1 < len(words) and words[i + 1].group()[0].isupper()))):
                 continue
             found.add(_folded(word))
-    return found - _LANGUAGE_WORDS
+    return found - _LANGUAGE_WORDS - _FUNCTION_WORDS
 
 
 def _folded(word: str) -> str:
