@@ -355,19 +355,24 @@ def check_answer(answer: str, cited: int | None, question: str, sources: Sequenc
     if not cited or not 1 <= cited <= len(sources):
         return Verdict(claim, None, None, "no passage was cited")
     chosen = _verdict_on(claim, cited, question, sources, similarity, support_similarity)
-    if chosen.supported:
-        return chosen
-    for other in range(1, len(sources) + 1):
-        if other != cited:
-            verdict = _verdict_on(claim, other, question, sources, similarity, support_similarity)
-            if verdict.supported and question_share(verdict.quote, question) >= RECITE_QUESTION_SHARE:
-                return verdict
-    return chosen
+    others = [_verdict_on(claim, other, question, sources, similarity, support_similarity)
+              for other in range(1, len(sources) + 1) if other != cited]
+    others = [v for v in others if v.supported and question_share(v.quote, question) >= RECITE_QUESTION_SHARE]
+    if not chosen.supported:
+        return others[0] if others else chosen
+    # Held by its names alone, the chosen sentence may not say what the answer does ("He co-led the
+    # safety team with Ilya Sutskever" on a sentence listing Sutskever among those who left).
+    said = _lexical_share(claim, chosen.quote, question)
+    better = [v for v in others if _lexical_share(claim, v.quote, question) >= said + CLEARLY_MORE_OF_THE_CLAIM]
+    return max(better, key=lambda v: _lexical_share(claim, v.quote, question)) if better else chosen
 
 
 # How much of the question (its words and CJK bigrams) a sentence of a passage the model did not
 # choose must repeat to vouch for the answer; calibrated on eval/gold.jsonl (README, Evaluation).
 RECITE_QUESTION_SHARE = 0.4
+# How much more of the answer's own words another such sentence must hold to be cited instead of
+# a chosen one that holds the answer.
+CLEARLY_MORE_OF_THE_CLAIM = 0.25
 
 
 def question_share(sentence: str, question: str) -> float:

@@ -115,6 +115,13 @@ def test_an_answer_written_from_another_passage_about_the_question_is_cited_ther
     assert "yang ikut mendirikan Segment sebelum bergabung dengan OpenAI" in result.quote
 
 
+def test_an_answer_held_by_its_names_alone_is_cited_where_a_sentence_says_it():
+    wsj = "002_ac4bfb2122ab1026.txt"
+    listed, said = seed(wsj, 19), seed(wsj, 37)  # Leike among those who left; Leike, who co-led the safety team
+    result = verdict("He co-led the safety team with Ilya Sutskever.", "Who is Jan Leike?", [said, listed], cited=2)
+    assert result.supported and result.source == 1 and "who co-led the safety team with him" in result.quote
+
+
 def test_an_invented_number_fails(passages):
     result = verdict("999.999 pull request", "Berapa pull request yang dihasilkan Codex?", passages)
     assert not result.supported and result.reason == "the number 999999 is not in the cited passage"
