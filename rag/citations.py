@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
@@ -355,16 +355,30 @@ def check_answer(answer: str, cited: int | None, question: str, sources: Sequenc
     if not cited or not 1 <= cited <= len(sources):
         return Verdict(claim, None, None, "no passage was cited")
     chosen = _verdict_on(claim, cited, question, sources, similarity, support_similarity)
-    others = [_verdict_on(claim, other, question, sources, similarity, support_similarity)
-              for other in range(1, len(sources) + 1) if other != cited]
-    others = [v for v in others if v.supported and question_share(v.quote, question) >= RECITE_QUESTION_SHARE]
-    if not chosen.supported:
-        return others[0] if others else chosen
     # Held by its names alone, the chosen sentence may not say what the answer does ("He co-led the
-    # safety team with Ilya Sutskever" on a sentence listing Sutskever among those who left).
-    said = _lexical_share(claim, chosen.quote, question)
-    better = [v for v in others if _lexical_share(claim, v.quote, question) >= said + CLEARLY_MORE_OF_THE_CLAIM]
-    return max(better, key=lambda v: _lexical_share(claim, v.quote, question)) if better else chosen
+    # safety team with Ilya Sutskever" on a sentence listing Sutskever among those who left): another
+    # sentence is cited instead if it holds clearly more of the answer's words.
+    wanted = _lexical_share(claim, chosen.quote, question) + CLEARLY_MORE_OF_THE_CLAIM if chosen.supported else 0.0
+
+    def vouching() -> Iterator[Verdict]:
+        for other in range(1, len(sources) + 1):
+            # A sentence holds no more of the question or the answer than its whole paragraph, so
+            # the paragraph rules most passages out before their sentences are embedded.
+            if other == cited or not _may_vouch(claim, sources[other - 1].text, question, wanted):
+                continue
+            verdict = _verdict_on(claim, other, question, sources, similarity, support_similarity)
+            if verdict.supported and _may_vouch(claim, verdict.quote, question, wanted):
+                yield verdict
+
+    if not chosen.supported:
+        return next(vouching(), chosen)
+    return max(vouching(), key=lambda v: _lexical_share(claim, v.quote, question), default=chosen)
+
+
+def _may_vouch(claim: str, text: str, question: str, wanted: float) -> bool:
+    """Whether a sentence of a passage the model did not choose is about the question and holds
+    at least `wanted` of the answer's own words (a paragraph's figures bound its sentences')."""
+    return question_share(text, question) >= RECITE_QUESTION_SHARE and _lexical_share(claim, text, question) >= wanted
 
 
 # How much of the question (its words and CJK bigrams) a sentence of a passage the model did not
