@@ -1,7 +1,7 @@
 # Two entry points for a fresh machine (see README.md):
 #   make run   - install everything, provision the default models, build the index, open the chat
 #   make test  - install everything (with test tools and a headless browser), provision every model, run the tests
-#   make test-fast - the fast test layer only (no model loads, no processes)
+#   make test-fast - lint, then the fast test layer only (no model loads, no processes)
 PYTHON ?= python3
 VENV := .venv
 PIP := $(VENV)/bin/pip
@@ -14,7 +14,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 LLAMA_WHEELS := $(HOME)/.cache/polyglot-rag/llama-wheels/$(shell echo '$(LLAMA_VERSION) $(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-16)
 SAMPLE_QUESTION := 인도네시아 기사에 따르면 OpenAI의 테스트는 GPU에서 몇 분 걸리나요?
 
-.PHONY: install install-test run test test-fast
+.PHONY: install install-test run test test-fast lint
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,9 +59,14 @@ run: install
 	$(VENV)/bin/ask "$(SAMPLE_QUESTION)"
 	$(VENV)/bin/rag ui
 
-test: install-test
+test: install-test lint
 	$(VENV)/bin/python -m pytest
 
 # The fast layer: no model loads, no processes (tests/conftest.py); for use while working.
-test-fast: $(VENV)/.installed-test
+test-fast: $(VENV)/.installed-test lint
 	$(VENV)/bin/python -m pytest -m "not full"
+
+# ruff's lint and format check (configured in pyproject.toml).
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .

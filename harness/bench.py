@@ -42,14 +42,28 @@ from pathlib import Path
 
 from rag.cli import Command
 from rag.errors import RagError
-from rag.store import EMBED_BATCH
 from rag.settings import Settings, given_flags, settings_from_args
+from rag.store import EMBED_BATCH
 
 from .corpora import SEED, gaussian_vectors, seed_sentences, synthetic_documents, synthetic_paragraphs, write_corpus
 from .gold import typical_questions
 from .metrics import p50, p95, ratio
-from .probes import (BARE_LLM_COLD_START, COLD_BREAKDOWN, LlmCall, LlmProbe, TimedEmbedder, first_output,
-                     folder_mb, free_port, now, peak_rss_mb, raw_chat, raw_encode, reference_embedder, stop_process)
+from .probes import (
+    BARE_LLM_COLD_START,
+    COLD_BREAKDOWN,
+    LlmCall,
+    LlmProbe,
+    TimedEmbedder,
+    first_output,
+    folder_mb,
+    free_port,
+    now,
+    peak_rss_mb,
+    raw_chat,
+    raw_encode,
+    reference_embedder,
+    stop_process,
+)
 from .reports import markdown_table, rounded
 
 CHUNKS_PER_FILE_LARGE = 1000
@@ -91,23 +105,42 @@ class Plan:
     budget_s: float | None = 540
 
 
-QUICK = Plan(index_reps=1, synthetic_paragraphs=200, synthetic_raw_share=1.0, retrieval_questions=10,
-             retrieval_reps=1, large_chunks=2000, recall_queries=30, generation_questions=2,
-             grid=((1, 96), (3, 96)), grid_questions=1, cold_runs=1, budget_s=None)
+QUICK = Plan(
+    index_reps=1,
+    synthetic_paragraphs=200,
+    synthetic_raw_share=1.0,
+    retrieval_questions=10,
+    retrieval_reps=1,
+    large_chunks=2000,
+    recall_queries=30,
+    generation_questions=2,
+    grid=((1, 96), (3, 96)),
+    grid_questions=1,
+    cold_runs=1,
+    budget_s=None,
+)
 SECTIONS = ("indexing", "retrieval", "large", "generation", "startup", "ui")
 
 
 # -- command line --------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = ("Measure indexing, retrieval, generation, start-up and memory, each against the raw "
-                          "library doing the same work in the same run. Builds its own indexes in a temporary "
-                          "folder from --docs (--index is not used). About 8 minutes on 2 cores; --quick: 2-4.")
+    parser.description = (
+        "Measure indexing, retrieval, generation, start-up and memory, each against the raw "
+        "library doing the same work in the same run. Builds its own indexes in a temporary "
+        "folder from --docs (--index is not used). About 8 minutes on 2 cores; --quick: 2-4."
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--out", type=Path, help="also write bench.json and bench.md into this folder")
-    parser.add_argument("--quick", action="store_true",
-                        help="fewer repetitions and smaller synthetic corpora (for tests)")
-    parser.add_argument("--skip", action="append", choices=SECTIONS, default=[],
-                        help="leave a section out (repeatable); its figures are null")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repetitions and smaller synthetic corpora (for tests)"
+    )
+    parser.add_argument(
+        "--skip",
+        action="append",
+        choices=SECTIONS,
+        default=[],
+        help="leave a section out (repeatable); its figures are null",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -180,8 +213,13 @@ class Bench:
         return Assistant(self.settings.replace(**changes), log=self.log, embedder=self.assistant.embedder)
 
 
-def run_bench(settings, plan: Plan = Plan(), skip: set[str] = frozenset(), passthrough: list[str] | None = None,
-              log: Callable[[str], None] | None = None) -> dict:
+def run_bench(
+    settings,
+    plan: Plan = Plan(),
+    skip: set[str] = frozenset(),
+    passthrough: list[str] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict:
     """Every measurement, as one JSON-ready dict (see `summary`)."""
     from rag.assistant import Assistant
     from rag.index import exists
@@ -286,45 +324,63 @@ def bench_indexing(bench: Bench) -> None:
     docs = bench.root / "synthetic-docs"
     files = write_corpus(docs, paragraphs)
     share = plan.synthetic_raw_share
-    bench.say(f"indexing a synthetic corpus: {len(paragraphs)} paragraphs in {files} files "
-              f"({', '.join(sorted(sentences))}), then bare encoding of "
-              f"{'the same chunks' if share >= 1 else f'a random {share:.0%} of the same chunks'}")
+    bench.say(
+        f"indexing a synthetic corpus: {len(paragraphs)} paragraphs in {files} files "
+        f"({', '.join(sorted(sentences))}), then bare encoding of "
+        f"{'the same chunks' if share >= 1 else f'a random {share:.0%} of the same chunks'}"
+    )
     total, inside, index = pipeline(docs, bench.root / "synthetic-index")
     texts = [c.text for c in index.chunks]
     sample = texts if share >= 1 else random.Random(SEED).sample(texts, max(1, round(len(texts) * share)))
     # The bare encoding time of all the chunks, extrapolated from the sample's when it is one.
     bare = raw(sample) * len(texts) / len(sample)
-    synthetic = {"paragraphs": len(paragraphs), "files": files, "languages": sorted(sentences),
-                 "sentences_by_language": {k: len(v) for k, v in sentences.items()}, "chunks": len(texts),
-                 "raw_sample_chunks": len(sample),
-                 "runs": [{"pipeline_s": total, "encode_inside_s": inside, "raw_encode_s": bare}]}
+    synthetic = {
+        "paragraphs": len(paragraphs),
+        "files": files,
+        "languages": sorted(sentences),
+        "sentences_by_language": {k: len(v) for k, v in sentences.items()},
+        "chunks": len(texts),
+        "raw_sample_chunks": len(sample),
+        "runs": [{"pipeline_s": total, "encode_inside_s": inside, "raw_encode_s": bare}],
+    }
     # Real embeddings of many chunks in four languages: the shape of the 100k synthetic vectors.
     bench.real_vectors, bench.real_languages = index.raw_vectors(), [c.language for c in index.chunks]
     del index
     shutil.rmtree(bench.root / "synthetic-index", ignore_errors=True)
     shutil.rmtree(docs, ignore_errors=True)
-    bench.details["indexing"] = {"seeds": seeds, "synthetic": synthetic, "batch_size": EMBED_BATCH,
-                                 "index_type": settings.index_type}
+    bench.details["indexing"] = {
+        "seeds": seeds,
+        "synthetic": synthetic,
+        "batch_size": EMBED_BATCH,
+        "index_type": settings.index_type,
+    }
 
 
 def indexing_figures(section: dict) -> dict:
     chunks, runs = section["chunks"], section["runs"]
     pipeline = [r["pipeline_s"] for r in runs]
     bare = [r["raw_encode_s"] for r in runs]
-    return {"chunks": chunks, "pipeline_s_p50": p50(pipeline), "pipeline_s_p95": p95(pipeline),
-            "raw_encode_s_p50": p50(bare), "raw_encode_s_p95": p95(bare),
-            "chunks_per_s": ratio(chunks, p50(pipeline)), "raw_chunks_per_s": ratio(chunks, p50(bare)),
-            # pipeline time / bare encoding time, pair by pair (the pairs ran back to back)
-            "overhead_ratio": p50([r["pipeline_s"] / r["raw_encode_s"] for r in runs]),
-            "encode_share": p50([r["encode_inside_s"] / r["pipeline_s"] for r in runs]),
-            # pipeline time / the time it spent inside SentenceTransformer.encode: the same texts and
-            # batches at the same moment, so the load on the machine cancels out exactly
-            "overhead_ratio_inside": p50([r["pipeline_s"] / r["encode_inside_s"] for r in runs if r["encode_inside_s"]])}
+    return {
+        "chunks": chunks,
+        "pipeline_s_p50": p50(pipeline),
+        "pipeline_s_p95": p95(pipeline),
+        "raw_encode_s_p50": p50(bare),
+        "raw_encode_s_p95": p95(bare),
+        "chunks_per_s": ratio(chunks, p50(pipeline)),
+        "raw_chunks_per_s": ratio(chunks, p50(bare)),
+        # pipeline time / bare encoding time, pair by pair (the pairs ran back to back)
+        "overhead_ratio": p50([r["pipeline_s"] / r["raw_encode_s"] for r in runs]),
+        "encode_share": p50([r["encode_inside_s"] / r["pipeline_s"] for r in runs]),
+        # pipeline time / the time it spent inside SentenceTransformer.encode: the same texts and
+        # batches at the same moment, so the load on the machine cancels out exactly
+        "overhead_ratio_inside": p50([r["pipeline_s"] / r["encode_inside_s"] for r in runs if r["encode_inside_s"]]),
+    }
 
 
 # -- retrieval -----------------------------------------------------------------------------
-def time_retrieval(assistant, reference, questions: list[str], reps: int, candidates: int,
-                   behind: Callable[[], bool] = lambda: False) -> dict:
+def time_retrieval(
+    assistant, reference, questions: list[str], reps: int, candidates: int, behind: Callable[[], bool] = lambda: False
+) -> dict:
     """Assistant.retrieve against bare encode (`reference`, a SentenceTransformer) + FAISS
     search, pairs interleaved."""
     import numpy as np
@@ -337,14 +393,15 @@ def time_retrieval(assistant, reference, questions: list[str], reps: int, candid
         if rep and behind():
             break
         for n, question in enumerate(questions):
+
             def pipeline():
                 started = now()
-                assistant.retrieve(question)
+                assistant.retrieve(question)  # noqa: B023 -- called within this iteration
                 ours.append((now() - started) * 1000)
 
             def library():
                 started = now()
-                vector = raw_encode(reference, [question], "query")
+                vector = raw_encode(reference, [question], "query")  # noqa: B023 -- as above
                 middle = now()
                 index.vectors.search(np.ascontiguousarray(vector, dtype=np.float32), min(candidates, len(index.chunks)))
                 ended = now()
@@ -352,28 +409,45 @@ def time_retrieval(assistant, reference, questions: list[str], reps: int, candid
                 embed.append((middle - started) * 1000)
                 search.append((ended - middle) * 1000)
 
-            for step in ((pipeline, library) if (rep + n) % 2 == 0 else (library, pipeline)):
+            for step in (pipeline, library) if (rep + n) % 2 == 0 else (library, pipeline):
                 step()
-    return {"questions": len(questions), "reps": reps, "retrieve_ms": ours, "raw_ms": bare,
-            "raw_embed_ms": embed, "raw_search_ms": search}
+    return {
+        "questions": len(questions),
+        "reps": reps,
+        "retrieve_ms": ours,
+        "raw_ms": bare,
+        "raw_embed_ms": embed,
+        "raw_search_ms": search,
+    }
 
 
 def retrieval_figures(section: dict) -> dict:
     ours, bare = section["retrieve_ms"], section["raw_ms"]
-    return {"retrieve_ms_p50": p50(ours), "retrieve_ms_p95": p95(ours),
-            "raw_ms_p50": p50(bare), "raw_ms_p95": p95(bare),
-            "raw_embed_ms_p50": p50(section["raw_embed_ms"]), "raw_search_ms_p50": p50(section["raw_search_ms"]),
-            "overhead_ms_p50": p50([a - b for a, b in zip(ours, bare)])}
+    return {
+        "retrieve_ms_p50": p50(ours),
+        "retrieve_ms_p95": p95(ours),
+        "raw_ms_p50": p50(bare),
+        "raw_ms_p95": p95(bare),
+        "raw_embed_ms_p50": p50(section["raw_embed_ms"]),
+        "raw_search_ms_p50": p50(section["raw_search_ms"]),
+        "overhead_ms_p50": p50([a - b for a, b in zip(ours, bare)]),
+    }
 
 
 def bench_retrieval(bench: Bench) -> None:
     from rag.retrieval import CANDIDATES
 
     plan = bench.plan
-    questions = bench.questions[:plan.retrieval_questions]
+    questions = bench.questions[: plan.retrieval_questions]
     bench.say(f"retrieval on the seeds index: {len(questions)} questions x {plan.retrieval_reps}")
-    bench.details["retrieval"] = time_retrieval(bench.assistant, bench.reference(), questions, plan.retrieval_reps, CANDIDATES,
-                                                lambda: bench.behind("seeds retrieval repetitions", 0.38))
+    bench.details["retrieval"] = time_retrieval(
+        bench.assistant,
+        bench.reference(),
+        questions,
+        plan.retrieval_reps,
+        CANDIDATES,
+        lambda: bench.behind("seeds retrieval repetitions", 0.38),
+    )
 
 
 def time_stores(assistants: dict, questions: list[str], reps: int) -> dict[str, list[float]]:
@@ -400,13 +474,16 @@ def bench_milvus(bench: Bench, corpus: str, faiss_assistant) -> None:
 
     plan = bench.plan
     faiss = faiss_assistant.index
-    milvus = bench.assistant_for(store="milvus", milvus_uri=str(bench.root / f"milvus-{corpus}.db"),
-                                 index_type=faiss.manifest["index_type"])
+    milvus = bench.assistant_for(
+        store="milvus", milvus_uri=str(bench.root / f"milvus-{corpus}.db"), index_type=faiss.manifest["index_type"]
+    )
     documents = bench.large_documents if corpus == "large" else read_documents(bench.settings.docs_dir)[0]
-    section = bench.details.setdefault("milvus", {})[corpus] = {"chunks": faiss.chunk_count,
-                                                                 "engine": "milvus-lite (embedded)"}
+    section = bench.details.setdefault("milvus", {})[corpus] = {
+        "chunks": faiss.chunk_count,
+        "engine": "milvus-lite (embedded)",
+    }
     bench.say(f"Milvus ({corpus}, {faiss.chunk_count} chunks): writing the collections")
-    questions = bench.questions[:plan.retrieval_questions]
+    questions = bench.questions[: plan.retrieval_questions]
     reps = plan.retrieval_reps if corpus == "seeds" else plan.large_reps
     try:
         started = now()
@@ -435,17 +512,22 @@ def bench_large(bench: Bench) -> None:
     documents_in, _ = read_documents(settings.docs_dir)
     texts = synthetic_paragraphs(seed_sentences(documents_in), count, mix=(2, 3, 3, 4), seed=SEED + 1)
     languages = [language for language, _ in texts]
-    bench.say(f"{count} synthetic chunks: vectors from a Gaussian fitted to {len(bench.real_languages)} real "
-              f"chunk embeddings")
+    bench.say(
+        f"{count} synthetic chunks: vectors from a Gaussian fitted to {len(bench.real_languages)} real chunk embeddings"
+    )
     vectors = gaussian_vectors(bench.real_vectors, bench.real_languages, count, languages)
     documents, chunks = synthetic_documents(texts, CHUNKS_PER_FILE_LARGE)
     bench.large_documents = documents
     chunking = ChunkingSettings(settings.chunk_tokens, settings.chunk_overlap)
-    questions = bench.questions[:plan.retrieval_questions]
-    query_vectors = embedder.encode_queries(bench.questions[:plan.recall_queries])
+    questions = bench.questions[: plan.retrieval_questions]
+    query_vectors = embedder.encode_queries(bench.questions[: plan.recall_queries])
     found: dict[str, np.ndarray] = {}
-    out: dict = {"chunks": count, "dim": int(vectors.shape[1]), "vectors": "gaussian fitted to real embeddings",
-                 "by_type": {}}
+    out: dict = {
+        "chunks": count,
+        "dim": int(vectors.shape[1]),
+        "vectors": "gaussian fitted to real embeddings",
+        "by_type": {},
+    }
     # The default index type first; the other one after it.
     for index_type in sorted(("flat", "hnsw"), key=lambda t: t != settings.index_type):
         folder = bench.root / f"large-{index_type}"
@@ -464,8 +546,11 @@ def bench_large(bench: Bench) -> None:
         found[index_type] = index.vectors.search(query_vectors, ANN_K)[1]
         if index_type == "hnsw":
             hnsw = index.vectors.hnsw
-            out["hnsw"] = {"M": int(hnsw.nb_neighbors(1)), "efSearch": int(hnsw.efSearch),
-                           "efConstruction": int(hnsw.efConstruction)}
+            out["hnsw"] = {
+                "M": int(hnsw.nb_neighbors(1)),
+                "efSearch": int(hnsw.efSearch),
+                "efConstruction": int(hnsw.efConstruction),
+            }
             approximate_by_ef = {}
             for ef in (32, 64, 128, 256):
                 hnsw.efSearch = ef
@@ -473,10 +558,14 @@ def bench_large(bench: Bench) -> None:
                 approximate_by_ef[ef] = index.vectors.search(query_vectors, ANN_K)[1]
                 approximate_by_ef[ef] = (approximate_by_ef[ef], (now() - started) * 1000 / len(query_vectors))
             hnsw.efSearch = out["hnsw"]["efSearch"]
-        out["by_type"][index_type] = {"write_s": write_s, "load_s": load_s, "disk_mb": folder_mb(folder),
-                                      "vectors_mb": (index.folder / VECTORS).stat().st_size / 2**20,
-                                      "keywords_mb": folder_mb(index.folder / KEYWORDS),
-                                      **timing}
+        out["by_type"][index_type] = {
+            "write_s": write_s,
+            "load_s": load_s,
+            "disk_mb": folder_mb(folder),
+            "vectors_mb": (index.folder / VECTORS).stat().st_size / 2**20,
+            "keywords_mb": folder_mb(index.folder / KEYWORDS),
+            **timing,
+        }
         del assistant, index
         shutil.rmtree(folder, ignore_errors=True)
     exact = found["flat"]
@@ -487,8 +576,10 @@ def bench_large(bench: Bench) -> None:
     out["ann_recall_at_10"] = recall(found["hnsw"])
     out["recall_queries"] = len(exact)
     # batch search time per query (all queries at once), so only comparable within this table
-    out["recall_by_ef_search"] = [{"efSearch": ef, "recall_at_10": recall(result), "ms_per_query_batched": ms}
-                                  for ef, (result, ms) in approximate_by_ef.items()]
+    out["recall_by_ef_search"] = [
+        {"efSearch": ef, "recall_at_10": recall(result), "ms_per_query_batched": ms}
+        for ef, (result, ms) in approximate_by_ef.items()
+    ]
     bench.details["large"] = out
 
 
@@ -509,9 +600,15 @@ def bench_generation(bench: Bench) -> None:
     if probe.llama is not None:
         import llama_cpp
 
-        raw_llama = llama_cpp.Llama(model_path=str(settings.llm_path), n_ctx=settings.context_tokens,
-                                    n_threads=settings.threads, n_threads_batch=settings.threads, n_batch=512,
-                                    use_mmap=True, verbose=False)
+        raw_llama = llama_cpp.Llama(
+            model_path=str(settings.llm_path),
+            n_ctx=settings.context_tokens,
+            n_threads=settings.threads,
+            n_threads_batch=settings.threads,
+            n_batch=512,
+            use_mmap=True,
+            verbose=False,
+        )
     grammars: dict = {}
 
     def ask(question: str, **options) -> dict:
@@ -523,9 +620,14 @@ def bench_generation(bench: Bench) -> None:
             elif isinstance(event, Done):
                 answer = event.answer
         call = probe.calls[-1] if len(probe.calls) > calls_before else None
-        return {"question": question, "ttft_ms": (first - started) * 1000 if first else None,
-                "timings_ms": dict(answer.timings_ms), "abstained": answer.abstained, "answer": answer.text,
-                "call": call}
+        return {
+            "question": question,
+            "ttft_ms": (first - started) * 1000 if first else None,
+            "timings_ms": dict(answer.timings_ms),
+            "abstained": answer.abstained,
+            "answer": answer.text,
+            "call": call,
+        }
 
     # Typical questions, each through the Assistant, then the same messages through the bare
     # library (each keeps its own KV cache, so both see the same prefix to reuse); the first
@@ -534,7 +636,8 @@ def bench_generation(bench: Bench) -> None:
     measured, refused_early, warm = [], 0, False
     for question in bench.questions[: plan.generation_questions * 4]:
         if len(measured) >= plan.generation_questions or (
-                len(measured) >= 3 and bench.behind("generation questions", 0.72)):
+            len(measured) >= 3 and bench.behind("generation questions", 0.72)
+        ):
             break
         result = ask(question)
         if result["call"] is None:
@@ -550,11 +653,17 @@ def bench_generation(bench: Bench) -> None:
         bench.llm_call = measured[0]["call"]
     grid = ttft_grid(bench, assistant, probe, ask) if bench.answered else []
     system_tokens = llm.count_tokens(_system_prompt()) if hasattr(llm, "count_tokens") else None
-    bench.details["generation"] = {"llm_load_s": load_s, "questions": [_call_row(r) for r in measured],
-                                   "refused_before_llm": refused_early, "grid": grid,
-                                   "system_prompt_tokens": system_tokens,
-                                   "max_tokens": settings.max_tokens, "passages": settings.passages,
-                                   "passage_tokens": settings.passage_tokens, "threads": settings.threads}
+    bench.details["generation"] = {
+        "llm_load_s": load_s,
+        "questions": [_call_row(r) for r in measured],
+        "refused_before_llm": refused_early,
+        "grid": grid,
+        "system_prompt_tokens": system_tokens,
+        "max_tokens": settings.max_tokens,
+        "passages": settings.passages,
+        "passage_tokens": settings.passage_tokens,
+        "threads": settings.threads,
+    }
     del raw_llama
 
 
@@ -569,20 +678,33 @@ def _call_row(result: dict) -> dict:
         if call is None:
             return None
         window = call.decode_window
-        return {"ttft_ms": call.ttft_ms, "pieces": call.pieces, "text": call.text, "perf": call.perf,
-                "prompt_tokens": call.prompt_tokens,
-                "decode_tokens": window[0] if window else None, "decode_s": window[1] if window else None}
+        return {
+            "ttft_ms": call.ttft_ms,
+            "pieces": call.pieces,
+            "text": call.text,
+            "perf": call.perf,
+            "prompt_tokens": call.prompt_tokens,
+            "decode_tokens": window[0] if window else None,
+            "decode_s": window[1] if window else None,
+        }
 
-    return {"question": result["question"], "warm_up": result.get("warm_up", False),
-            "ttft_ms": result["ttft_ms"], "timings_ms": result["timings_ms"], "abstained": result["abstained"],
-            "answer": result["answer"], "llm": call_json(result["call"]), "raw": call_json(result.get("raw"))}
+    return {
+        "question": result["question"],
+        "warm_up": result.get("warm_up", False),
+        "ttft_ms": result["ttft_ms"],
+        "timings_ms": result["timings_ms"],
+        "abstained": result["abstained"],
+        "answer": result["answer"],
+        "llm": call_json(result["call"]),
+        "raw": call_json(result.get("raw")),
+    }
 
 
 def ttft_grid(bench: Bench, assistant, probe: LlmProbe, ask) -> list[dict]:
     """TTFT against the number and size of passages, with the system prompt in the KV cache
     (as in a running UI): before each question a one-token call with the system prompt alone."""
     plan, base = bench.plan, assistant.settings
-    questions = bench.answered[1:1 + plan.grid_questions] or bench.answered[:plan.grid_questions]
+    questions = bench.answered[1 : 1 + plan.grid_questions] or bench.answered[: plan.grid_questions]
     rows = []
     bench.say(f"TTFT by passages: (passages, tokens) in {list(plan.grid)} x {len(questions)} questions")
     prime = [{"role": "system", "content": _system_prompt()}, {"role": "user", "content": "."}]
@@ -598,12 +720,17 @@ def ttft_grid(bench: Bench, assistant, probe: LlmProbe, ask) -> list[dict]:
                 result = ask(question, max_tokens=1)
                 if result["call"] is not None:
                     cells.append(result)
-            rows.append({
-                "passages": passages, "passage_tokens": tokens, "n": len(cells),
-                "prompt_tokens_p50": p50([c["call"].prompt_tokens for c in cells if c["call"].prompt_tokens]),
-                "evaluated_tokens_p50": p50([c["call"].perf["n_p_eval"] for c in cells if c["call"].perf]),
-                "ttft_llm_ms_p50": p50([c["call"].ttft_ms for c in cells if c["call"].ttft_ms]),
-                "ttft_ms_p50": p50([c["ttft_ms"] for c in cells if c["ttft_ms"]])})
+            rows.append(
+                {
+                    "passages": passages,
+                    "passage_tokens": tokens,
+                    "n": len(cells),
+                    "prompt_tokens_p50": p50([c["call"].prompt_tokens for c in cells if c["call"].prompt_tokens]),
+                    "evaluated_tokens_p50": p50([c["call"].perf["n_p_eval"] for c in cells if c["call"].perf]),
+                    "ttft_llm_ms_p50": p50([c["call"].ttft_ms for c in cells if c["call"].ttft_ms]),
+                    "ttft_ms_p50": p50([c["ttft_ms"] for c in cells if c["ttft_ms"]]),
+                }
+            )
     finally:
         assistant.settings = base
     return rows
@@ -619,8 +746,12 @@ def _venv_script(name: str) -> list[str]:
 
 
 def _child_env(settings) -> dict:
-    return {**os.environ, "RAG_THREADS": str(settings.threads), "HF_HUB_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false"}
+    return {
+        **os.environ,
+        "RAG_THREADS": str(settings.threads),
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
 
 
 def bench_cold_start(bench: Bench) -> None:
@@ -629,14 +760,25 @@ def bench_cold_start(bench: Bench) -> None:
     times each step of a cold `ask` in turn (the breakdown)."""
     settings, plan = bench.settings, bench.plan
     question = (bench.answered or bench.questions)[0]
-    ask = _venv_script("ask") + ["--docs", str(settings.docs_dir), "--index", str(bench.seeds_index),
-                                 *bench.passthrough]
+    ask = _venv_script("ask") + [
+        "--docs",
+        str(settings.docs_dir),
+        "--index",
+        str(bench.seeds_index),
+        *bench.passthrough,
+    ]
     commands = {"ask": ask + [question], "retrieve_only": ask + ["--retrieve-only", question]}
     call = bench.llm_call
     if call is not None and not settings.llm_url:
-        spec = {"threads": settings.threads, "llm": str(settings.llm_path), "n_ctx": settings.context_tokens,
-                "messages": call.messages, "max_tokens": call.max_tokens, "temperature": call.temperature,
-                "grammar": call.grammar}
+        spec = {
+            "threads": settings.threads,
+            "llm": str(settings.llm_path),
+            "n_ctx": settings.context_tokens,
+            "messages": call.messages,
+            "max_tokens": call.max_tokens,
+            "temperature": call.temperature,
+            "grammar": call.grammar,
+        }
         commands["bare_llm"] = [sys.executable, "-c", BARE_LLM_COLD_START, json.dumps(spec, ensure_ascii=False)]
     bench.say(f"cold start: {', '.join(commands)} in new processes x {plan.cold_runs}, interleaved")
     env = _child_env(settings)
@@ -654,8 +796,11 @@ def bench_cold_start(bench: Bench) -> None:
     breakdown = None
     if not settings.llm_url:
         spec = {"docs": str(settings.docs_dir), "index": str(bench.seeds_index), "question": question}
-        result = first_output([sys.executable, "-c", COLD_BREAKDOWN, json.dumps(spec, ensure_ascii=False)],
-                              {**env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}, timeout=600)
+        result = first_output(
+            [sys.executable, "-c", COLD_BREAKDOWN, json.dumps(spec, ensure_ascii=False)],
+            {**env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+            timeout=600,
+        )
         if result["status"] == 0:
             breakdown = json.loads(result["stdout"].strip().splitlines()[-1])
     bench.details["cold_start"] = {"question": question, "runs": runs, "breakdown": breakdown}
@@ -666,12 +811,27 @@ def bench_ui(bench: Bench) -> None:
     settings = bench.settings
     question = (bench.answered or bench.questions)[0]
     port = free_port()
-    command = _venv_script("rag") + ["ui", "--port", str(port), "--docs", str(settings.docs_dir),
-                                     "--index", str(bench.seeds_index), "--read-only", *bench.passthrough]
+    command = _venv_script("rag") + [
+        "ui",
+        "--port",
+        str(port),
+        "--docs",
+        str(settings.docs_dir),
+        "--index",
+        str(bench.seeds_index),
+        "--read-only",
+        *bench.passthrough,
+    ]
     bench.say(f"`rag ui` on port {port}: start, one question through gradio_client, peak RSS")
     started = now()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               stdin=subprocess.DEVNULL, env=_child_env(settings), text=True)
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        env=_child_env(settings),
+        text=True,
+    )
     lines: list[str] = []
     ready = threading.Event()
 
@@ -706,14 +866,23 @@ def _models(bench: Bench) -> dict:
     settings = bench.settings
     embedder = bench.assistant.embedder
     path = Path(settings.embedder_name)
-    models = {"embedder": {"id": embedder.id, "dim": embedder.dim, "path": str(path) if path.exists() else None,
-                           "size_mb": folder_mb(path) if path.is_dir() else None}}
+    models = {
+        "embedder": {
+            "id": embedder.id,
+            "dim": embedder.dim,
+            "path": str(path) if path.exists() else None,
+            "size_mb": folder_mb(path) if path.is_dir() else None,
+        }
+    }
     if settings.llm_url:
         models["llm"] = {"id": settings.llm_url, "url": settings.llm_url}
     else:
         llm = settings.llm_path
-        models["llm"] = {"id": llm.name, "path": str(llm),
-                         "size_mb": llm.stat().st_size / 2**20 if llm.is_file() else None}
+        models["llm"] = {
+            "id": llm.name,
+            "path": str(llm),
+            "size_mb": llm.stat().st_size / 2**20 if llm.is_file() else None,
+        }
     return models
 
 
@@ -721,8 +890,7 @@ def _versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("torch", "sentence-transformers", "transformers", "faiss-cpu", "bm25s", "llama-cpp-python",
-                 "gradio"):
+    for name in ("torch", "sentence-transformers", "transformers", "faiss-cpu", "bm25s", "llama-cpp-python", "gradio"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -740,45 +908,67 @@ def summary(bench: Bench) -> dict:
         seeds = indexing_figures(d["indexing"]["seeds"])
         synthetic = indexing_figures(d["indexing"]["synthetic"])
         d["indexing"]["seeds"]["figures"], d["indexing"]["synthetic"]["figures"] = seeds, synthetic
-        figures.update({
-            "index_chunks_per_s": seeds["chunks_per_s"], "index_raw_chunks_per_s": seeds["raw_chunks_per_s"],
-            "index_overhead_ratio": seeds["overhead_ratio"], "index_seconds_p50": seeds["pipeline_s_p50"],
-            "index_overhead_ratio_inside": seeds["overhead_ratio_inside"],
-            "index_overhead_ratio_inside_synthetic": synthetic["overhead_ratio_inside"],
-            "index_seconds_p95": seeds["pipeline_s_p95"], "index_chunks": seeds["chunks"],
-            "index_chunks_per_s_synthetic": synthetic["chunks_per_s"],
-            "index_raw_chunks_per_s_synthetic": synthetic["raw_chunks_per_s"],
-            "index_overhead_ratio_synthetic": synthetic["overhead_ratio"],
-            "index_chunks_synthetic": synthetic["chunks"]})
+        figures.update(
+            {
+                "index_chunks_per_s": seeds["chunks_per_s"],
+                "index_raw_chunks_per_s": seeds["raw_chunks_per_s"],
+                "index_overhead_ratio": seeds["overhead_ratio"],
+                "index_seconds_p50": seeds["pipeline_s_p50"],
+                "index_overhead_ratio_inside": seeds["overhead_ratio_inside"],
+                "index_overhead_ratio_inside_synthetic": synthetic["overhead_ratio_inside"],
+                "index_seconds_p95": seeds["pipeline_s_p95"],
+                "index_chunks": seeds["chunks"],
+                "index_chunks_per_s_synthetic": synthetic["chunks_per_s"],
+                "index_raw_chunks_per_s_synthetic": synthetic["raw_chunks_per_s"],
+                "index_overhead_ratio_synthetic": synthetic["overhead_ratio"],
+                "index_chunks_synthetic": synthetic["chunks"],
+            }
+        )
     if "retrieval" in d:
         r = retrieval_figures(d["retrieval"])
         d["retrieval"]["figures"] = r
-        figures.update({"retrieve_ms_p50": r["retrieve_ms_p50"], "retrieve_ms_p95": r["retrieve_ms_p95"],
-                        "retrieve_raw_ms_p50": r["raw_ms_p50"], "retrieve_raw_ms_p95": r["raw_ms_p95"],
-                        "query_embed_ms_p50": r["raw_embed_ms_p50"]})
+        figures.update(
+            {
+                "retrieve_ms_p50": r["retrieve_ms_p50"],
+                "retrieve_ms_p95": r["retrieve_ms_p95"],
+                "retrieve_raw_ms_p50": r["raw_ms_p50"],
+                "retrieve_raw_ms_p95": r["raw_ms_p95"],
+                "query_embed_ms_p50": r["raw_embed_ms_p50"],
+            }
+        )
     if "large" in d:
         large = d["large"]
-        for index_type, section in large["by_type"].items():
+        for section in large["by_type"].values():
             section["figures"] = retrieval_figures(section)
         default = large["by_type"][settings.index_type]["figures"]
         flat, hnsw = large["by_type"]["flat"]["figures"], large["by_type"]["hnsw"]["figures"]
-        figures.update({
-            "large_chunks": large["chunks"],
-            "retrieve_ms_p50_100k": default["retrieve_ms_p50"], "retrieve_ms_p95_100k": default["retrieve_ms_p95"],
-            "retrieve_ms_p50_100k_flat": flat["retrieve_ms_p50"], "retrieve_ms_p50_100k_hnsw": hnsw["retrieve_ms_p50"],
-            "retrieve_raw_ms_p50_100k_flat": flat["raw_ms_p50"], "retrieve_raw_ms_p50_100k_hnsw": hnsw["raw_ms_p50"],
-            "faiss_search_ms_p50_100k_flat": flat["raw_search_ms_p50"],
-            "faiss_search_ms_p50_100k_hnsw": hnsw["raw_search_ms_p50"],
-            "retrieve_raw_ms_p50_100k": default["raw_ms_p50"],
-            "ann_recall_at_10": large["ann_recall_at_10"],
-            "index_load_s_100k": large["by_type"][settings.index_type]["load_s"],
-            "index_write_s_100k_flat": large["by_type"]["flat"]["write_s"],
-            "index_write_s_100k_hnsw": large["by_type"]["hnsw"]["write_s"]})
+        figures.update(
+            {
+                "large_chunks": large["chunks"],
+                "retrieve_ms_p50_100k": default["retrieve_ms_p50"],
+                "retrieve_ms_p95_100k": default["retrieve_ms_p95"],
+                "retrieve_ms_p50_100k_flat": flat["retrieve_ms_p50"],
+                "retrieve_ms_p50_100k_hnsw": hnsw["retrieve_ms_p50"],
+                "retrieve_raw_ms_p50_100k_flat": flat["raw_ms_p50"],
+                "retrieve_raw_ms_p50_100k_hnsw": hnsw["raw_ms_p50"],
+                "faiss_search_ms_p50_100k_flat": flat["raw_search_ms_p50"],
+                "faiss_search_ms_p50_100k_hnsw": hnsw["raw_search_ms_p50"],
+                "retrieve_raw_ms_p50_100k": default["raw_ms_p50"],
+                "ann_recall_at_10": large["ann_recall_at_10"],
+                "index_load_s_100k": large["by_type"][settings.index_type]["load_s"],
+                "index_write_s_100k_flat": large["by_type"]["flat"]["write_s"],
+                "index_write_s_100k_hnsw": large["by_type"]["hnsw"]["write_s"],
+            }
+        )
     for corpus, section in d.get("milvus", {}).items():
         suffix = "" if corpus == "seeds" else "_100k"
-        figures.update({f"retrieve_ms_p50{suffix}_faiss": p50(section.get("faiss", [])),
-                        f"retrieve_ms_p50{suffix}_milvus": p50(section.get("milvus", [])),
-                        f"milvus_write_s{suffix}": section.get("write_s")})
+        figures.update(
+            {
+                f"retrieve_ms_p50{suffix}_faiss": p50(section.get("faiss", [])),
+                f"retrieve_ms_p50{suffix}_milvus": p50(section.get("milvus", [])),
+                f"milvus_write_s{suffix}": section.get("write_s"),
+            }
+        )
     if "generation" in d:
         g = d["generation"]
         rows = [r for r in g["questions"] if not r["warm_up"]] or g["questions"]
@@ -798,31 +988,44 @@ def summary(bench: Bench) -> dict:
         decode, raw_decode = rate(ours, "decode"), rate(raws, "decode")
         first = g["questions"][0]["llm"] if g["questions"] else None
         later = [r["llm"] for r in g["questions"][1:] if r["llm"] and r["llm"]["perf"]]
-        figures.update({
-            "ttft_ms_p50": p50([r["ttft_ms"] for r in rows if r["ttft_ms"]]),
-            "ttft_ms_p95": p95([r["ttft_ms"] for r in rows if r["ttft_ms"]]),
-            "ttft_llm_ms_p50": p50([c["ttft_ms"] for c in ours if c["ttft_ms"]]),
-            "ttft_raw_ms_p50": p50([c["ttft_ms"] for c in raws if c["ttft_ms"]]),
-            "ttft_llm_ratio_vs_raw": p50([a["ttft_ms"] / b["ttft_ms"] for a, b in
-                                         zip([r["llm"] for r in rows], [r["raw"] for r in rows])
-                                         if a and b and a["ttft_ms"] and b["ttft_ms"]]),
-            "retrieve_in_answer_ms_p50": p50([r["timings_ms"].get("retrieve") for r in rows
-                                              if r["timings_ms"].get("retrieve") is not None]),
-            "passages_ms_p50": p50([r["timings_ms"].get("passages") for r in rows
-                                    if r["timings_ms"].get("passages") is not None]),
-            "decode_tok_s": decode, "decode_raw_tok_s": raw_decode,
-            "decode_ratio_vs_raw": ratio(decode, raw_decode),
-            "prompt_tok_s": prompt(ours), "prompt_raw_tok_s": prompt(raws),
-            "prompt_tokens_p50": p50([c["prompt_tokens"] for c in ours if c["prompt_tokens"]]),
-            "prefix_reuse": {
-                "system_prompt_tokens": g["system_prompt_tokens"],
-                "first_question_prompt_tokens": first["prompt_tokens"] if first else None,
-                "first_question_evaluated": first["perf"]["n_p_eval"] if first and first["perf"] else None,
-                "next_questions_prompt_tokens_p50": p50([c["prompt_tokens"] for c in later if c["prompt_tokens"]]),
-                "next_questions_evaluated_p50": p50([c["perf"]["n_p_eval"] for c in later]),
-                "next_questions_reused_p50": p50([c["prompt_tokens"] - c["perf"]["n_p_eval"] for c in later
-                                                  if c["prompt_tokens"]])},
-            "ttft_grid": g["grid"]})
+        figures.update(
+            {
+                "ttft_ms_p50": p50([r["ttft_ms"] for r in rows if r["ttft_ms"]]),
+                "ttft_ms_p95": p95([r["ttft_ms"] for r in rows if r["ttft_ms"]]),
+                "ttft_llm_ms_p50": p50([c["ttft_ms"] for c in ours if c["ttft_ms"]]),
+                "ttft_raw_ms_p50": p50([c["ttft_ms"] for c in raws if c["ttft_ms"]]),
+                "ttft_llm_ratio_vs_raw": p50(
+                    [
+                        a["ttft_ms"] / b["ttft_ms"]
+                        for a, b in zip([r["llm"] for r in rows], [r["raw"] for r in rows])
+                        if a and b and a["ttft_ms"] and b["ttft_ms"]
+                    ]
+                ),
+                "retrieve_in_answer_ms_p50": p50(
+                    [r["timings_ms"].get("retrieve") for r in rows if r["timings_ms"].get("retrieve") is not None]
+                ),
+                "passages_ms_p50": p50(
+                    [r["timings_ms"].get("passages") for r in rows if r["timings_ms"].get("passages") is not None]
+                ),
+                "decode_tok_s": decode,
+                "decode_raw_tok_s": raw_decode,
+                "decode_ratio_vs_raw": ratio(decode, raw_decode),
+                "prompt_tok_s": prompt(ours),
+                "prompt_raw_tok_s": prompt(raws),
+                "prompt_tokens_p50": p50([c["prompt_tokens"] for c in ours if c["prompt_tokens"]]),
+                "prefix_reuse": {
+                    "system_prompt_tokens": g["system_prompt_tokens"],
+                    "first_question_prompt_tokens": first["prompt_tokens"] if first else None,
+                    "first_question_evaluated": first["perf"]["n_p_eval"] if first and first["perf"] else None,
+                    "next_questions_prompt_tokens_p50": p50([c["prompt_tokens"] for c in later if c["prompt_tokens"]]),
+                    "next_questions_evaluated_p50": p50([c["perf"]["n_p_eval"] for c in later]),
+                    "next_questions_reused_p50": p50(
+                        [c["prompt_tokens"] - c["perf"]["n_p_eval"] for c in later if c["prompt_tokens"]]
+                    ),
+                },
+                "ttft_grid": g["grid"],
+            }
+        )
     if "cold_start" in d:
         runs = d["cold_start"]["runs"]
 
@@ -832,19 +1035,42 @@ def summary(bench: Bench) -> dict:
         def peak(kind: str) -> float | None:
             return max((r["peak_rss_mb"] for r in runs.get(kind, []) if r["peak_rss_mb"]), default=None)
 
-        figures.update({
-            "cold_start_s": first("ask"), "cold_start_bare_llm_s": first("bare_llm"),
-            "cold_start_retrieve_only_s": first("retrieve_only"),
-            "peak_rss_mb": peak("ask"), "peak_rss_mb_bare_llm": peak("bare_llm"),
-            "peak_rss_mb_retrieve_only": peak("retrieve_only"),
-            "cold_start_breakdown_s": d["cold_start"]["breakdown"]})
+        figures.update(
+            {
+                "cold_start_s": first("ask"),
+                "cold_start_bare_llm_s": first("bare_llm"),
+                "cold_start_retrieve_only_s": first("retrieve_only"),
+                "peak_rss_mb": peak("ask"),
+                "peak_rss_mb_bare_llm": peak("bare_llm"),
+                "peak_rss_mb_retrieve_only": peak("retrieve_only"),
+                "cold_start_breakdown_s": d["cold_start"]["breakdown"],
+            }
+        )
         figures["cold_start_ratio_vs_bare_llm"] = ratio(figures["cold_start_s"], figures["cold_start_bare_llm_s"])
     if "ui" in d:
-        figures.update({"peak_rss_mb_ui": d["ui"].get("peak_rss_mb"), "ui_start_s": d["ui"].get("start_s"),
-                        "ui_answer_s": d["ui"].get("answer_s")})
-    for key in ("ttft_ms_p50", "ttft_ms_p95", "decode_tok_s", "decode_ratio_vs_raw", "prompt_tok_s",
-                "retrieve_ms_p50", "retrieve_ms_p95", "retrieve_ms_p50_100k", "ann_recall_at_10",
-                "index_chunks_per_s", "index_overhead_ratio", "cold_start_s", "peak_rss_mb", "peak_rss_mb_ui"):
+        figures.update(
+            {
+                "peak_rss_mb_ui": d["ui"].get("peak_rss_mb"),
+                "ui_start_s": d["ui"].get("start_s"),
+                "ui_answer_s": d["ui"].get("answer_s"),
+            }
+        )
+    for key in (
+        "ttft_ms_p50",
+        "ttft_ms_p95",
+        "decode_tok_s",
+        "decode_ratio_vs_raw",
+        "prompt_tok_s",
+        "retrieve_ms_p50",
+        "retrieve_ms_p95",
+        "retrieve_ms_p50_100k",
+        "ann_recall_at_10",
+        "index_chunks_per_s",
+        "index_overhead_ratio",
+        "cold_start_s",
+        "peak_rss_mb",
+        "peak_rss_mb_ui",
+    ):
         figures.setdefault(key, None)
     targets = {}
     for key, (op, limit) in TARGETS.items():
@@ -852,22 +1078,36 @@ def summary(bench: Bench) -> dict:
         holds = None if value is None else (value <= limit if op == "<=" else value >= limit)
         targets[key] = {"value": value, "target": f"{op} {limit:g}", "holds": holds}
     plan = asdict(bench.plan)
-    return rounded({
-        **figures,
-        "cpu_cores": physical_cores(), "cpu_logical": os.cpu_count(), "threads": settings.threads,
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-        "models": _models(bench), "versions": _versions(),
-        "settings": {"k": settings.k, "passages": settings.passages, "passage_tokens": settings.passage_tokens,
-                     "retrieval": settings.retrieval, "index_type": settings.index_type,
-                     "chunk_tokens": settings.chunk_tokens, "max_tokens": settings.max_tokens,
-                     "context_tokens": settings.context_tokens, "docs": str(settings.docs_dir)},
-        "plan": {**plan, "quick": bench.plan == QUICK},
-        "load_average_before": d.get("load_average_before"), "load_average_after": d.get("load_average_after"),
-        "bench_seconds": d.get("bench_seconds"),
-        "targets": targets,
-        "details": {k: v for k, v in d.items() if k not in ("load_average_before", "load_average_after",
-                                                              "bench_seconds")},
-    })
+    return rounded(
+        {
+            **figures,
+            "cpu_cores": physical_cores(),
+            "cpu_logical": os.cpu_count(),
+            "threads": settings.threads,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "models": _models(bench),
+            "versions": _versions(),
+            "settings": {
+                "k": settings.k,
+                "passages": settings.passages,
+                "passage_tokens": settings.passage_tokens,
+                "retrieval": settings.retrieval,
+                "index_type": settings.index_type,
+                "chunk_tokens": settings.chunk_tokens,
+                "max_tokens": settings.max_tokens,
+                "context_tokens": settings.context_tokens,
+                "docs": str(settings.docs_dir),
+            },
+            "plan": {**plan, "quick": bench.plan == QUICK},
+            "load_average_before": d.get("load_average_before"),
+            "load_average_after": d.get("load_average_after"),
+            "bench_seconds": d.get("bench_seconds"),
+            "targets": targets,
+            "details": {
+                k: v for k, v in d.items() if k not in ("load_average_before", "load_average_after", "bench_seconds")
+            },
+        }
+    )
 
 
 def _figure(value) -> str:
@@ -880,6 +1120,7 @@ def _figure(value) -> str:
 
 def to_markdown(r: dict) -> str:
     """The figures as markdown tables: each with the raw library's figure and the target."""
+
     def target(key: str | None) -> list[str]:
         t = r["targets"].get(key) if key else None
         if not t:
@@ -890,23 +1131,64 @@ def to_markdown(r: dict) -> str:
     rows = [
         ("Indexing, seeds (chunks/s)", "index_chunks_per_s", "index_raw_chunks_per_s", None, ""),
         ("Indexing, seeds: pipeline / bare encode", "index_overhead_ratio", None, None, "index_overhead_ratio"),
-        (f"Indexing, synthetic {r.get('index_chunks_synthetic') or ''} chunks (chunks/s)",
-         "index_chunks_per_s_synthetic", "index_raw_chunks_per_s_synthetic", None, ""),
-        ("Indexing, synthetic: pipeline / bare encode", "index_overhead_ratio_synthetic", None, None,
-         "index_overhead_ratio_synthetic"),
-        ("Indexing, seeds / synthetic: pipeline / its own time in encode", "index_overhead_ratio_inside",
-         "index_overhead_ratio_inside_synthetic", None, ""),
+        (
+            f"Indexing, synthetic {r.get('index_chunks_synthetic') or ''} chunks (chunks/s)",
+            "index_chunks_per_s_synthetic",
+            "index_raw_chunks_per_s_synthetic",
+            None,
+            "",
+        ),
+        (
+            "Indexing, synthetic: pipeline / bare encode",
+            "index_overhead_ratio_synthetic",
+            None,
+            None,
+            "index_overhead_ratio_synthetic",
+        ),
+        (
+            "Indexing, seeds / synthetic: pipeline / its own time in encode",
+            "index_overhead_ratio_inside",
+            "index_overhead_ratio_inside_synthetic",
+            None,
+            "",
+        ),
         ("Retrieve, seeds, p50 (ms)", "retrieve_ms_p50", "retrieve_raw_ms_p50", None, "retrieve_ms_p50"),
         ("Retrieve, seeds, p95 (ms)", "retrieve_ms_p95", "retrieve_raw_ms_p95", None, ""),
-        (f"Retrieve, {big} chunks, default index ({r['settings']['index_type']}), p50 (ms)",
-         "retrieve_ms_p50_100k",
-         "retrieve_raw_ms_p50_100k", None, "retrieve_ms_p50_100k"),
-        (f"Retrieve, {big} chunks, flat, p50 (ms)", "retrieve_ms_p50_100k_flat", "retrieve_raw_ms_p50_100k_flat", None, ""),
-        (f"Retrieve, {big} chunks, HNSW, p50 (ms)", "retrieve_ms_p50_100k_hnsw", "retrieve_raw_ms_p50_100k_hnsw", None, ""),
-        ("Retrieve, seeds, Milvus store (milvus-lite) p50 (ms); FAISS store, same run", "retrieve_ms_p50_milvus",
-         "retrieve_ms_p50_faiss", None, ""),
-        (f"Retrieve, {big} chunks, flat, Milvus store (milvus-lite) p50 (ms); FAISS store, same run", "retrieve_ms_p50_100k_milvus",
-         "retrieve_ms_p50_100k_faiss", None, ""),
+        (
+            f"Retrieve, {big} chunks, default index ({r['settings']['index_type']}), p50 (ms)",
+            "retrieve_ms_p50_100k",
+            "retrieve_raw_ms_p50_100k",
+            None,
+            "retrieve_ms_p50_100k",
+        ),
+        (
+            f"Retrieve, {big} chunks, flat, p50 (ms)",
+            "retrieve_ms_p50_100k_flat",
+            "retrieve_raw_ms_p50_100k_flat",
+            None,
+            "",
+        ),
+        (
+            f"Retrieve, {big} chunks, HNSW, p50 (ms)",
+            "retrieve_ms_p50_100k_hnsw",
+            "retrieve_raw_ms_p50_100k_hnsw",
+            None,
+            "",
+        ),
+        (
+            "Retrieve, seeds, Milvus store (milvus-lite) p50 (ms); FAISS store, same run",
+            "retrieve_ms_p50_milvus",
+            "retrieve_ms_p50_faiss",
+            None,
+            "",
+        ),
+        (
+            f"Retrieve, {big} chunks, flat, Milvus store (milvus-lite) p50 (ms); FAISS store, same run",
+            "retrieve_ms_p50_100k_milvus",
+            "retrieve_ms_p50_100k_faiss",
+            None,
+            "",
+        ),
         (f"FAISS search alone, {big} chunks, flat, p50 (ms)", "faiss_search_ms_p50_100k_flat", None, None, ""),
         (f"FAISS search alone, {big} chunks, HNSW, p50 (ms)", "faiss_search_ms_p50_100k_hnsw", None, None, ""),
         (f"HNSW recall@10 vs exact search, {big} chunks", "ann_recall_at_10", None, None, ""),
@@ -915,43 +1197,95 @@ def to_markdown(r: dict) -> str:
         ("TTFT, LLM call to first token, p50 (ms)", "ttft_llm_ms_p50", "ttft_raw_ms_p50", "ttft_llm_ratio_vs_raw", ""),
         ("Decode (tokens/s)", "decode_tok_s", "decode_raw_tok_s", "decode_ratio_vs_raw", "decode_ratio_vs_raw"),
         ("Prompt processing (tokens/s)", "prompt_tok_s", "prompt_raw_tok_s", None, ""),
-        ("Cold start `ask` to first token (s)", "cold_start_s", "cold_start_bare_llm_s",
-         "cold_start_ratio_vs_bare_llm", "cold_start_ratio_vs_bare_llm"),
-        ("Cold start `ask --retrieve-only` to output (s)", "cold_start_retrieve_only_s", None, None,
-         "cold_start_retrieve_only_s"),
+        (
+            "Cold start `ask` to first token (s)",
+            "cold_start_s",
+            "cold_start_bare_llm_s",
+            "cold_start_ratio_vs_bare_llm",
+            "cold_start_ratio_vs_bare_llm",
+        ),
+        (
+            "Cold start `ask --retrieve-only` to output (s)",
+            "cold_start_retrieve_only_s",
+            None,
+            None,
+            "cold_start_retrieve_only_s",
+        ),
         ("Peak RSS `ask` (MB)", "peak_rss_mb", "peak_rss_mb_bare_llm", None, "peak_rss_mb"),
         ("Peak RSS `ask --retrieve-only` (MB)", "peak_rss_mb_retrieve_only", None, None, ""),
         ("Peak RSS `rag ui` after one question (MB)", "peak_rss_mb_ui", None, None, "peak_rss_mb_ui"),
     ]
     table = markdown_table(
         ["figure", "polyglot-rag", "raw library (same work, same run)", "ratio", "target", "holds"],
-        [[label, _figure(r.get(ours)), _figure(r.get(raw)) if raw else "", _figure(r.get(rat)) if rat else "", *target(tkey)]
-         for label, ours, raw, rat, tkey in rows])
+        [
+            [
+                label,
+                _figure(r.get(ours)),
+                _figure(r.get(raw)) if raw else "",
+                _figure(r.get(rat)) if rat else "",
+                *target(tkey),
+            ]
+            for label, ours, raw, rat, tkey in rows
+        ],
+    )
     reuse = r.get("prefix_reuse") or {}
     grid = r.get("ttft_grid") or []
-    out = ["## Benchmark", "",
-           f"{r['cpu_cores']} cores ({r['cpu_logical']} logical), {r['threads']} threads, load average "
-           f"{r.get('load_average_before')} before and {r.get('load_average_after')} after; "
-           f"embedder {r['models']['embedder']['id']}, LLM {r['models']['llm']['id']}; "
-           f"{_figure(r.get('bench_seconds'))} s{' (--quick)' if r['plan']['quick'] else ''}.", "", table]
+    out = [
+        "## Benchmark",
+        "",
+        f"{r['cpu_cores']} cores ({r['cpu_logical']} logical), {r['threads']} threads, load average "
+        f"{r.get('load_average_before')} before and {r.get('load_average_after')} after; "
+        f"embedder {r['models']['embedder']['id']}, LLM {r['models']['llm']['id']}; "
+        f"{_figure(r.get('bench_seconds'))} s{' (--quick)' if r['plan']['quick'] else ''}.",
+        "",
+        table,
+    ]
     if reuse:
-        out += ["", f"KV-cache prefix reuse: the first question evaluated {_figure(reuse.get('first_question_evaluated'))} "
-                    f"of {_figure(reuse.get('first_question_prompt_tokens'))} prompt tokens; the next ones "
-                    f"{_figure(reuse.get('next_questions_evaluated_p50'))} of "
-                    f"{_figure(reuse.get('next_questions_prompt_tokens_p50'))} (p50), reusing "
-                    f"{_figure(reuse.get('next_questions_reused_p50'))} (system prompt: "
-                    f"{_figure(reuse.get('system_prompt_tokens'))} tokens)."]
+        out += [
+            "",
+            f"KV-cache prefix reuse: the first question evaluated {_figure(reuse.get('first_question_evaluated'))} "
+            f"of {_figure(reuse.get('first_question_prompt_tokens'))} prompt tokens; the next ones "
+            f"{_figure(reuse.get('next_questions_evaluated_p50'))} of "
+            f"{_figure(reuse.get('next_questions_prompt_tokens_p50'))} (p50), reusing "
+            f"{_figure(reuse.get('next_questions_reused_p50'))} (system prompt: "
+            f"{_figure(reuse.get('system_prompt_tokens'))} tokens).",
+        ]
     if grid:
-        out += ["", "TTFT by passages read (system prompt cached):", "", markdown_table(
-            ["passages", "tokens each (max)", "prompt tokens p50", "evaluated p50", "LLM TTFT p50 (ms)",
-             "question to first token p50 (ms)"],
-            [[str(g["passages"]), str(g["passage_tokens"]), _figure(g["prompt_tokens_p50"]),
-              _figure(g["evaluated_tokens_p50"]), _figure(g["ttft_llm_ms_p50"]), _figure(g["ttft_ms_p50"])] for g in grid],
-            right_from=0)]
+        out += [
+            "",
+            "TTFT by passages read (system prompt cached):",
+            "",
+            markdown_table(
+                [
+                    "passages",
+                    "tokens each (max)",
+                    "prompt tokens p50",
+                    "evaluated p50",
+                    "LLM TTFT p50 (ms)",
+                    "question to first token p50 (ms)",
+                ],
+                [
+                    [
+                        str(g["passages"]),
+                        str(g["passage_tokens"]),
+                        _figure(g["prompt_tokens_p50"]),
+                        _figure(g["evaluated_tokens_p50"]),
+                        _figure(g["ttft_llm_ms_p50"]),
+                        _figure(g["ttft_ms_p50"]),
+                    ]
+                    for g in grid
+                ],
+                right_from=0,
+            ),
+        ]
     breakdown = r.get("cold_start_breakdown_s") or {}
     if breakdown:
-        out += ["", "Where a cold `ask` spends its time (each step in turn, one new process; s):", "",
-                markdown_table(["step", "seconds"], [[name, _figure(value)] for name, value in breakdown.items()])]
+        out += [
+            "",
+            "Where a cold `ask` spends its time (each step in turn, one new process; s):",
+            "",
+            markdown_table(["step", "seconds"], [[name, _figure(value)] for name, value in breakdown.items()]),
+        ]
     return "\n".join(out) + "\n"
 
 

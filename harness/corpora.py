@@ -34,8 +34,9 @@ def seed_sentences(documents) -> dict[str, list[str]]:
     return {language: sorted(found[language]) for language in SYNTHETIC_LANGUAGES if found.get(language)}
 
 
-def synthetic_paragraphs(sentences: dict[str, list[str]], count: int, mix: tuple[int, ...] = (1, 1, 1, 1, 2),
-                         seed: int = SEED) -> list[tuple[str, str]]:
+def synthetic_paragraphs(
+    sentences: dict[str, list[str]], count: int, mix: tuple[int, ...] = (1, 1, 1, 1, 2), seed: int = SEED
+) -> list[tuple[str, str]]:
     """`count` (language, paragraph) pairs, the languages taking turns; each paragraph a random
     mix of a few sentences of one language. Deterministic for a given seed."""
     if not sentences:
@@ -61,7 +62,8 @@ def write_corpus(folder: Path, paragraphs: list[tuple[str, str]], per_file: int 
         (folder / language).mkdir(parents=True, exist_ok=True)
         for start in range(0, len(texts), per_file):
             (folder / language / f"{language}-{start // per_file:04d}.txt").write_text(
-                "\n".join(texts[start:start + per_file]) + "\n", encoding="utf-8")
+                "\n".join(texts[start : start + per_file]) + "\n", encoding="utf-8"
+            )
             files += 1
     return files
 
@@ -96,7 +98,7 @@ def synthetic_documents(paragraphs: list[tuple[str, str]], per_file: int) -> tup
     documents, chunks = [], []
     for start in range(0, len(paragraphs), per_file):
         name = f"synthetic/{start // per_file:04d}.txt"
-        part = paragraphs[start:start + per_file]
+        part = paragraphs[start : start + per_file]
         document_paragraphs = tuple(Paragraph(name, n, text) for n, (_, text) in enumerate(part, 1))
         chunks += [Chunk(name, n, n, text, language) for n, (language, text) in enumerate(part, 1)]
         sha = hashlib.sha256("\n".join(p.text for p in document_paragraphs).encode()).hexdigest()

@@ -30,8 +30,16 @@ from rag.settings import RETRIEVAL_MODES, settings_from_args
 
 from .gold import DEFAULT_GOLD, GoldItem, holds, load_gold, parse_ids, select
 from .metrics import CUTOFFS, DEPTH, Configuration, metrics_of, score_question
-from .reports import (context_lines, code_version, group_table, latency_table, report_markdown,
-                      rounded, summary_table, write_charts)
+from .reports import (
+    code_version,
+    context_lines,
+    group_table,
+    latency_table,
+    report_markdown,
+    rounded,
+    summary_table,
+    write_charts,
+)
 
 WARM_UP = "What do the documents say?"
 
@@ -40,8 +48,15 @@ WARM_UP = "What do the documents say?"
 def _progress(total: int, description: str, enabled: bool = True):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=description, unit="q", file=sys.stderr, dynamic_ncols=True,
-                mininterval=0.5, disable=not enabled)
+    return tqdm(
+        total=total,
+        desc=description,
+        unit="q",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=0.5,
+        disable=not enabled,
+    )
 
 
 def check_index(assistant, items: Sequence[GoldItem]) -> None:
@@ -52,15 +67,20 @@ def check_index(assistant, items: Sequence[GoldItem]) -> None:
             texts = [assistant.index.paragraph(item.file, number).text for number in item.evidence_paragraphs]
         except (KeyError, IndexError):
             texts = None
-        if texts is None or not (all(holds(text, item.evidence) for text in texts) or holds("".join(texts), item.evidence)):
+        if texts is None or not (
+            all(holds(text, item.evidence) for text in texts) or holds("".join(texts), item.evidence)
+        ):
             where = ", ".join(f"¶{number}" for number in item.evidence_paragraphs)
-            raise RagError(f"the index in {settings.index_dir} does not match the documents in "
-                           f"{settings.docs_dir} ({item.file} {where} differs or is missing); "
-                           f"run `rag index --docs {settings.docs_dir} --index {settings.index_dir}`")
+            raise RagError(
+                f"the index in {settings.index_dir} does not match the documents in "
+                f"{settings.docs_dir} ({item.file} {where} differs or is missing); "
+                f"run `rag index --docs {settings.docs_dir} --index {settings.index_dir}`"
+            )
 
 
-def evaluate(configuration: Configuration, items: Sequence[GoldItem], retrieve_only: bool,
-             progress: bool = True) -> list[dict]:
+def evaluate(
+    configuration: Configuration, items: Sequence[GoldItem], retrieve_only: bool, progress: bool = True
+) -> list[dict]:
     """The per-question records of one configuration, in gold order."""
     import gc
 
@@ -76,8 +96,9 @@ def evaluate(configuration: Configuration, items: Sequence[GoldItem], retrieve_o
             assistant.ask(WARM_UP, k=1, retrieve_only=True)
         else:
             assistant.ask(WARM_UP, k=1, max_tokens=1)
-        bar = _progress(len(items), f"{configuration.label}: {'retrieving' if retrieve_only else 'answering'}",
-                        enabled=progress)
+        bar = _progress(
+            len(items), f"{configuration.label}: {'retrieving' if retrieve_only else 'answering'}", enabled=progress
+        )
         rows = []
         said: dict[str, str] = {}  # id -> what the assistant answered (the gold answer, retrieve-only)
         with bar:
@@ -121,8 +142,9 @@ def configurations(base, compare: bool, llms: Sequence[Path] | None) -> list[Con
             if find(str(path), "llm") is None and not Path(path).is_file():
                 raise RagError(f"LLM file not found: {path}")
         names = [Path(p).name for p in llms]
-        labels = [name if names.count(name) == 1 else f"{name} ({names[:i + 1].count(name)})"
-                  for i, name in enumerate(names)]
+        labels = [
+            name if names.count(name) == 1 else f"{name} ({names[: i + 1].count(name)})" for i, name in enumerate(names)
+        ]
         models = list(zip(labels, [Path(p) for p in llms]))
     else:
         models = [(None, None)]
@@ -139,22 +161,38 @@ def configurations(base, compare: bool, llms: Sequence[Path] | None) -> list[Con
 
 # -- CLI ---------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = ("Score the assistant on gold question/answer pairs: retrieval (hit@n, MRR, nDCG), "
-                          "answers (accuracy, citations, refusals) and latency, by language and kind.")
-    parser.add_argument("--gold", type=Path, default=DEFAULT_GOLD,
-                        help="gold JSONL file (default: eval/gold.jsonl of the project)")
+    parser.description = (
+        "Score the assistant on gold question/answer pairs: retrieval (hit@n, MRR, nDCG), "
+        "answers (accuracy, citations, refusals) and latency, by language and kind."
+    )
+    parser.add_argument(
+        "--gold", type=Path, default=DEFAULT_GOLD, help="gold JSONL file (default: eval/gold.jsonl of the project)"
+    )
     parser.add_argument("--retrieve-only", action="store_true", help="only score retrieval; no LLM")
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     parser.add_argument("--out", type=Path, metavar="DIR", help="write report.md, results.jsonl and PNG charts here")
-    parser.add_argument("--compare", action="store_true",
-                        help=f"evaluate every retrieval mode ({', '.join(RETRIEVAL_MODES)}) side by side")
-    parser.add_argument("--llms", type=Path, nargs="+", metavar="NAME_OR_GGUF",
-                        help="evaluate each of these LLMs (catalogue names or GGUF files) with the same index and retrieval")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help=f"evaluate every retrieval mode ({', '.join(RETRIEVAL_MODES)}) side by side",
+    )
+    parser.add_argument(
+        "--llms",
+        type=Path,
+        nargs="+",
+        metavar="NAME_OR_GGUF",
+        help="evaluate each of these LLMs (catalogue names or GGUF files) with the same index and retrieval",
+    )
     subset = parser.add_mutually_exclusive_group()
-    subset.add_argument("--sample", type=int, metavar="N",
-                        help="a fixed sample of N questions, spread evenly over the languages")
-    subset.add_argument("--ids", nargs="+", metavar="ID",
-                        help="only these questions: ids, comma-separated ids, or @FILE with one id per line")
+    subset.add_argument(
+        "--sample", type=int, metavar="N", help="a fixed sample of N questions, spread evenly over the languages"
+    )
+    subset.add_argument(
+        "--ids",
+        nargs="+",
+        metavar="ID",
+        help="only these questions: ids, comma-separated ids, or @FILE with one id per line",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -186,14 +224,18 @@ def run(args: argparse.Namespace) -> int:
                 for row in rows_by_config[configuration.label]:
                     handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         charts = write_charts(results, out)
-        (out / "report.md").write_text(report_markdown(results, items, rows_by_config, args, cutoffs, charts),
-                                       encoding="utf-8")
+        (out / "report.md").write_text(
+            report_markdown(results, items, rows_by_config, args, cutoffs, charts), encoding="utf-8"
+        )
 
     if args.json:
         objects = [{"label": c.label, "config": c.describe(), **rounded(m)} for c, m in results]
         header = {"gold": str(args.gold), "code": args.code_version}
-        document = {**header, **objects[0]} if len(objects) == 1 else \
-            {**header, "questions": len(items), "configurations": objects}
+        document = (
+            {**header, **objects[0]}
+            if len(objects) == 1
+            else {**header, "questions": len(items), "configurations": objects}
+        )
         print(json.dumps(document, ensure_ascii=False))
         return 0
 

@@ -62,7 +62,7 @@ def same_document(file: str, files: Iterable[str]) -> str:
 
 def shorten(text: str, limit: int = 60) -> str:
     text = collapse(text)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _problems_of(row: object, paragraphs: dict[str, list[str]], docs_dir: Path) -> tuple[list[str], GoldItem | None]:
@@ -116,9 +116,19 @@ def _problems_of(row: object, paragraphs: dict[str, list[str]], docs_dir: Path) 
         if not found:  # a PDF paragraph broken by a page end is two paragraphs
             found = next(((n, n + 1) for n in range(1, len(texts)) if holds(texts[n - 1] + texts[n], evidence)), ())
         if not found:
-            return [f"evidence not found in any paragraph of {file}: \"{shorten(evidence)}\""], None
-    item = GoldItem(row["id"].strip(), row["question"], row["lang"].strip(), kind, file, evidence,
-                    tuple(answers), 0, found, follows.strip() if follows else None)
+            return [f'evidence not found in any paragraph of {file}: "{shorten(evidence)}"'], None
+    item = GoldItem(
+        row["id"].strip(),
+        row["question"],
+        row["lang"].strip(),
+        kind,
+        file,
+        evidence,
+        tuple(answers),
+        0,
+        found,
+        follows.strip() if follows else None,
+    )
     return [], item
 
 
@@ -212,8 +222,9 @@ def parse_ids(values: Iterable[str]) -> list[str]:
     return ids
 
 
-def select(items: Sequence[GoldItem], sample_size: int | None = None,
-           ids: Sequence[str] | None = None) -> list[GoldItem]:
+def select(
+    items: Sequence[GoldItem], sample_size: int | None = None, ids: Sequence[str] | None = None
+) -> list[GoldItem]:
     if ids:
         known = {item.id for item in items}
         unknown = [i for i in ids if i not in known]

@@ -42,9 +42,16 @@ class Configuration:
 
     def describe(self) -> dict:
         s = self.settings
-        return {"label": self.label, "retrieval": s.retrieval, "k": s.k,
-                "llm": s.llm_url or s.llm_path.name, "embedder": Path(s.embedder_name).name,
-                "docs": str(s.docs_dir), "index": str(s.index_dir), "temperature": s.temperature}
+        return {
+            "label": self.label,
+            "retrieval": s.retrieval,
+            "k": s.k,
+            "llm": s.llm_url or s.llm_path.name,
+            "embedder": Path(s.embedder_name).name,
+            "docs": str(s.docs_dir),
+            "index": str(s.index_dir),
+            "temperature": s.temperature,
+        }
 
 
 def first_relevant_rank(hits: Sequence, file: str, evidence: str) -> int | None:
@@ -102,8 +109,9 @@ def contains_answer(text: str, answer: str) -> bool:
     start = text.find(answer)
     while start != -1:
         end = start + len(answer)
-        if not (answer[0].isdigit() and _inside_number(text, start, -1)) and \
-                not (answer[-1].isdigit() and _inside_number(text, end - 1, +1)):
+        if not (answer[0].isdigit() and _inside_number(text, start, -1)) and not (
+            answer[-1].isdigit() and _inside_number(text, end - 1, +1)
+        ):
             return True
         start = text.find(answer, start + 1)
     return False
@@ -126,7 +134,8 @@ def citation_supports(cited_file: str, cited_text: str, gold_file: str, evidence
     if cited_file != gold_file:
         return False
     match = difflib.SequenceMatcher(None, paragraph, needle, autojunk=False).find_longest_match(
-        0, len(paragraph), 0, len(needle))
+        0, len(paragraph), 0, len(needle)
+    )
     return match.size >= max(8, math.ceil(len(needle) / 2))
 
 
@@ -157,18 +166,34 @@ def _mean(flags: Sequence[bool]) -> float | None:
 
 
 def _hit_json(hit, rank: int, relevant: int | None) -> dict:
-    return {"rank": rank, "file": hit.chunk.file, "first": hit.chunk.first, "last": hit.chunk.last,
-            "score": round(hit.score, 4), "evidence": rank == relevant}
+    return {
+        "rank": rank,
+        "file": hit.chunk.file,
+        "first": hit.chunk.first,
+        "last": hit.chunk.last,
+        "score": round(hit.score, 4),
+        "evidence": rank == relevant,
+    }
 
 
-def score_question(item: GoldItem, ranked: Sequence, answer, k: int, error: str | None = None,
-                   retrieve_only: bool = False) -> dict:
+def score_question(
+    item: GoldItem, ranked: Sequence, answer, k: int, error: str | None = None, retrieve_only: bool = False
+) -> dict:
     """The per-question record of results.jsonl: what was retrieved and answered, and its scores."""
     rank = first_relevant_rank(ranked, item.file, item.evidence) if item.answerable else None
-    row = {"id": item.id, "lang": item.lang, "kind": item.kind, "question": item.question,
-           "file": item.file, "evidence": item.evidence, "evidence_paragraphs": list(item.evidence_paragraphs),
-           "answers": list(item.answers), "answerable": item.answerable, "rank": rank,
-           "retrieved": [_hit_json(h, n, rank) for n, h in enumerate(ranked, 1)]}
+    row = {
+        "id": item.id,
+        "lang": item.lang,
+        "kind": item.kind,
+        "question": item.question,
+        "file": item.file,
+        "evidence": item.evidence,
+        "evidence_paragraphs": list(item.evidence_paragraphs),
+        "answers": list(item.answers),
+        "answerable": item.answerable,
+        "rank": rank,
+        "retrieved": [_hit_json(h, n, rank) for n, h in enumerate(ranked, 1)],
+    }
     reasons: list[str] = []
     if item.answerable:
         if rank is None:
@@ -179,21 +204,37 @@ def score_question(item: GoldItem, ranked: Sequence, answer, k: int, error: str 
         row.update(answer=None, failed=bool(reasons), reasons=reasons)
         return row
     if error is not None:
-        row.update(answer=None, abstained=False, citations=[], correct=False if item.answerable else None,
-                   cites_evidence=False if item.answerable else None, evidence_given=False, refusal_correct=False,
-                   timings_ms={}, error=error, failed=True, reasons=[f"error: {error}", *reasons])
+        row.update(
+            answer=None,
+            abstained=False,
+            citations=[],
+            correct=False if item.answerable else None,
+            cites_evidence=False if item.answerable else None,
+            evidence_given=False,
+            refusal_correct=False,
+            timings_ms={},
+            error=error,
+            failed=True,
+            reasons=[f"error: {error}", *reasons],
+        )
         return row
     citations = []
     for c in answer.citations:
         supports = citation_supports(c.file, c.text, item.file, item.evidence) if item.answerable else None
-        citations.append({"n": c.n, "file": c.file, "paragraph": c.paragraph, "page": c.page, "ocr": c.ocr,
-                          "supports": supports})
+        citations.append(
+            {"n": c.n, "file": c.file, "paragraph": c.paragraph, "page": c.page, "ocr": c.ocr, "supports": supports}
+        )
     row["context"] = context_of(answer, item)
-    row.update(answer=answer.text, abstained=answer.abstained, citations=citations,
-               reason=getattr(answer, "reason", None), why=getattr(answer, "why", None),
-               answerable_probability=getattr(answer, "answerable", None),
-               unsupported=list(getattr(answer, "unsupported", None) or []),
-               timings_ms={key: round(value, 1) for key, value in answer.timings_ms.items()})
+    row.update(
+        answer=answer.text,
+        abstained=answer.abstained,
+        citations=citations,
+        reason=getattr(answer, "reason", None),
+        why=getattr(answer, "why", None),
+        answerable_probability=getattr(answer, "answerable", None),
+        unsupported=list(getattr(answer, "unsupported", None) or []),
+        timings_ms={key: round(value, 1) for key, value in answer.timings_ms.items()},
+    )
     if item.answerable:
         correct = not answer.abstained and answer_matches(answer.text, item.answers)
         cites = any(c.file == item.file and c.paragraph in item.evidence_paragraphs for c in answer.citations)
@@ -225,12 +266,26 @@ def context_of(answer, item: GoldItem) -> list[dict]:
     """
     passages = getattr(answer, "passages", None)
     if passages:
-        return [{"rank": n, "file": p.file, "first": p.paragraph, "last": p.paragraph,
-                 "evidence": item.answerable and p.file == item.file and holds(p.text, item.evidence)}
-                for n, p in enumerate(passages, 1)]
-    return [{"rank": n, "file": h.chunk.file, "first": h.chunk.first, "last": h.chunk.last,
-             "evidence": item.answerable and h.chunk.file == item.file and holds(h.chunk.text, item.evidence)}
-            for n, h in enumerate(answer.hits, 1)]
+        return [
+            {
+                "rank": n,
+                "file": p.file,
+                "first": p.paragraph,
+                "last": p.paragraph,
+                "evidence": item.answerable and p.file == item.file and holds(p.text, item.evidence),
+            }
+            for n, p in enumerate(passages, 1)
+        ]
+    return [
+        {
+            "rank": n,
+            "file": h.chunk.file,
+            "first": h.chunk.first,
+            "last": h.chunk.last,
+            "evidence": item.answerable and h.chunk.file == item.file and holds(h.chunk.text, item.evidence),
+        }
+        for n, h in enumerate(answer.hits, 1)
+    ]
 
 
 def answer_metrics(rows: Sequence[dict]) -> dict:
@@ -246,15 +301,26 @@ def answer_metrics(rows: Sequence[dict]) -> dict:
     answers_given = [r for r in rows if not r.get("abstained") and "error" not in r]
     right = [bool(r["correct"]) for r in answers_given]
     return {
-        "n": len(rows), "answerable": len(answerable), "unanswerable": len(unanswerable),
-        "evidence_given": _mean(given), "given_evidence": sum(given),
-        "accuracy": _mean(correct), "correct": sum(correct),
-        "citation_precision": _mean(cited), "citations": len(cited), "supporting_citations": sum(cited),
-        "citation_recall": _mean(cites), "citing_evidence": sum(cites),
-        "refusal_unanswerable": _mean(refused), "refused_unanswerable": sum(refused),
-        "refusal_answerable": _mean(answered), "answered_answerable": sum(answered),
+        "n": len(rows),
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "evidence_given": _mean(given),
+        "given_evidence": sum(given),
+        "accuracy": _mean(correct),
+        "correct": sum(correct),
+        "citation_precision": _mean(cited),
+        "citations": len(cited),
+        "supporting_citations": sum(cited),
+        "citation_recall": _mean(cites),
+        "citing_evidence": sum(cites),
+        "refusal_unanswerable": _mean(refused),
+        "refused_unanswerable": sum(refused),
+        "refusal_answerable": _mean(answered),
+        "answered_answerable": sum(answered),
         "refusal": _mean([r["refusal_correct"] for r in rows]),
-        "correct_when_answered": _mean(right), "answers_given": len(right), "right_answers_given": sum(right),
+        "correct_when_answered": _mean(right),
+        "answers_given": len(right),
+        "right_answers_given": sum(right),
         "errors": sum("error" in r for r in rows),
     }
 
@@ -263,30 +329,47 @@ def refused_below(rows: Sequence[dict], threshold: float) -> list[dict]:
     """The rows as they would be with Settings.min_answerable = threshold: a question whose
     probability of being answerable is lower is refused before anything is generated. Exact for
     thresholds at or above the one of the run (below it, the refused rows were never answered)."""
+
     def refused(row: dict) -> dict:
         answerable = row["answerable"]
-        return {**row, "abstained": True, "reason": "not_found", "citations": [], "evidence_given": False,
-                "correct": False if answerable else None, "cites_evidence": False if answerable else None,
-                "refusal_correct": not answerable}
+        return {
+            **row,
+            "abstained": True,
+            "reason": "not_found",
+            "citations": [],
+            "evidence_given": False,
+            "correct": False if answerable else None,
+            "cites_evidence": False if answerable else None,
+            "refusal_correct": not answerable,
+        }
 
-    return [refused(r) if (r.get("answerable_probability") is not None and "error" not in r
-                           and r["answerable_probability"] < threshold) else r for r in rows]
+    return [
+        refused(r)
+        if (
+            r.get("answerable_probability") is not None and "error" not in r and r["answerable_probability"] < threshold
+        )
+        else r
+        for r in rows
+    ]
 
 
 def latency_metrics(rows: Sequence[dict]) -> dict:
     result = {}
     for stage in ("retrieve", "first_token", "total"):
         values = [r["timings_ms"][stage] for r in rows if stage in r.get("timings_ms", {})]
-        result[stage] = {"p50": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)} \
-            if values else None
+        result[stage] = (
+            {"p50": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)} if values else None
+        )
     return result
 
 
 def summarise(rows: Sequence[dict], cutoffs: Iterable[int], with_answers: bool) -> dict:
     ranks = [r["rank"] for r in rows if r["answerable"]]
-    return {"questions": len(rows),
-            "retrieval": ranking_metrics(ranks, cutoffs) if ranks else None,
-            "answer": answer_metrics(rows) if with_answers else None}
+    return {
+        "questions": len(rows),
+        "retrieval": ranking_metrics(ranks, cutoffs) if ranks else None,
+        "answer": answer_metrics(rows) if with_answers else None,
+    }
 
 
 def _group_order(key: str, value: str) -> tuple:
@@ -297,8 +380,12 @@ def metrics_of(rows: Sequence[dict], cutoffs: Iterable[int], with_answers: bool)
     """The metrics object of `--json` for one configuration's rows."""
     cutoffs = sorted(set(cutoffs))
     overall = summarise(rows, cutoffs, with_answers)
-    result = {"questions": overall["questions"], "retrieval": overall["retrieval"],
-              "answer": overall["answer"], "latency_ms": latency_metrics(rows)}
+    result = {
+        "questions": overall["questions"],
+        "retrieval": overall["retrieval"],
+        "answer": overall["answer"],
+        "latency_ms": latency_metrics(rows),
+    }
     for key, name in (("lang", "by_lang"), ("kind", "by_kind")):
         values = sorted({r[key] for r in rows}, key=lambda v: _group_order(key, v))
         result[name] = {v: summarise([r for r in rows if r[key] == v], cutoffs, with_answers) for v in values}

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.store import EMBED_BATCH
 from rag.llm import LLM
+from rag.store import EMBED_BATCH
 
 
 def now() -> float:
@@ -51,8 +51,14 @@ def prompt_name(model, kind: str) -> str | None:
 
 def raw_encode(model, texts: list[str], kind: str, batch_size: int = EMBED_BATCH):
     """SentenceTransformer.encode alone: the limit for the pipeline's embedding."""
-    return model.encode(texts, prompt_name=prompt_name(model, kind), batch_size=batch_size,
-                        normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    return model.encode(
+        texts,
+        prompt_name=prompt_name(model, kind),
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
 
 
 def llama_perf(llama) -> dict | None:
@@ -61,10 +67,14 @@ def llama_perf(llama) -> dict | None:
 
     try:
         data = llama_cpp.llama_perf_context(llama.ctx)
-    except Exception:  # noqa: BLE001 - counters are optional (another backend, an older build)
+    except Exception:
         return None
-    return {"n_p_eval": int(data.n_p_eval), "t_p_eval_ms": float(data.t_p_eval_ms),
-            "n_eval": int(data.n_eval), "t_eval_ms": float(data.t_eval_ms)}
+    return {
+        "n_p_eval": int(data.n_p_eval),
+        "t_p_eval_ms": float(data.t_p_eval_ms),
+        "n_eval": int(data.n_eval),
+        "t_eval_ms": float(data.t_eval_ms),
+    }
 
 
 def llama_perf_reset(llama) -> None:
@@ -72,7 +82,7 @@ def llama_perf_reset(llama) -> None:
 
     try:
         llama_cpp.llama_perf_context_reset(llama.ctx)
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
 
 
@@ -159,9 +169,14 @@ def raw_chat(llama, call: LlmCall, grammars: dict) -> LlmCall:
     llama_perf_reset(llama)
     out.started = now()
     pieces = []
-    for chunk in llama.create_chat_completion(call.messages, stream=True, max_tokens=call.max_tokens,
-                                              temperature=call.temperature, seed=0,
-                                              grammar=grammars.get(call.grammar)):
+    for chunk in llama.create_chat_completion(
+        call.messages,
+        stream=True,
+        max_tokens=call.max_tokens,
+        temperature=call.temperature,
+        seed=0,
+        grammar=grammars.get(call.grammar),
+    ):
         text = chunk["choices"][0]["delta"].get("content")
         if text:
             if out.first is None:
@@ -194,7 +209,7 @@ def peak_rss_mb(pid: int) -> float | None:
         import psutil
 
         pids += [child.pid for child in psutil.Process(pid).children(recursive=True)]
-    except Exception:  # noqa: BLE001 - children are a refinement
+    except Exception:
         pass
     for each in pids:
         try:
@@ -237,8 +252,9 @@ def first_output(command: list[str], env: dict, timeout: float, cwd: Path | None
     RSS, output and exit status. The process is killed after `timeout` s."""
     with tempfile.TemporaryFile() as errors:
         started = now()
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL,
-                                   env=env, cwd=cwd)
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL, env=env, cwd=cwd
+        )
         watcher = RssWatcher(process.pid)
         timer = threading.Timer(timeout, process.kill)
         timer.start()
@@ -254,9 +270,14 @@ def first_output(command: list[str], env: dict, timeout: float, cwd: Path | None
             process.stdout.close()
         errors.seek(0)
         stderr = errors.read().decode("utf-8", errors="replace")
-    return {"first_s": first - started if first_byte else None, "total_s": ended - started,
-            "peak_rss_mb": peak, "stdout": (first_byte + rest).decode("utf-8", errors="replace"),
-            "stderr": stderr, "status": process.returncode}
+    return {
+        "first_s": first - started if first_byte else None,
+        "total_s": ended - started,
+        "peak_rss_mb": peak,
+        "stdout": (first_byte + rest).decode("utf-8", errors="replace"),
+        "stderr": stderr,
+        "status": process.returncode,
+    }
 
 
 def stop_process(process: subprocess.Popen) -> None:

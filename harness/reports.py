@@ -23,8 +23,11 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right_
     def line(row):
         return "| " + " | ".join(_pad(cell, widths[i], i >= right_from) for i, cell in enumerate(row)) + " |"
 
-    rule = "|" + "|".join(("-" * (w + 1) + ":") if i >= right_from else ("-" * (w + 2))
-                          for i, w in enumerate(widths)) + "|"
+    rule = (
+        "|"
+        + "|".join(("-" * (w + 1) + ":") if i >= right_from else ("-" * (w + 2)) for i, w in enumerate(widths))
+        + "|"
+    )
     return "\n".join([line(cells[0]), rule, *map(line, cells[1:])])
 
 
@@ -56,17 +59,31 @@ def _retrieval_columns(cutoffs: Sequence[int]) -> list[str]:
 
 
 def _label(column: str, k: int) -> str:
-    names = {"mrr@10": "MRR@10", "ndcg@10": "nDCG@10", "accuracy": "accuracy", "evidence_given": "evidence read",
-             "citation_precision": "cit. precision", "citation_recall": "cit. recall",
-             "refusal_unanswerable": "refusal (unans.)", "refusal_answerable": "answered (ans.)",
-             "correct_when_answered": "correct when answered"}
+    names = {
+        "mrr@10": "MRR@10",
+        "ndcg@10": "nDCG@10",
+        "accuracy": "accuracy",
+        "evidence_given": "evidence read",
+        "citation_precision": "cit. precision",
+        "citation_recall": "cit. recall",
+        "refusal_unanswerable": "refusal (unans.)",
+        "refusal_answerable": "answered (ans.)",
+        "correct_when_answered": "correct when answered",
+    }
     if column == f"hit@{k}" and k not in CUTOFFS:
         return f"hit@{k} (k)"
     return names.get(column, column)
 
 
-ANSWER_COLUMNS = ["evidence_given", "accuracy", "citation_precision", "citation_recall", "refusal_unanswerable",
-                  "refusal_answerable", "correct_when_answered"]
+ANSWER_COLUMNS = [
+    "evidence_given",
+    "accuracy",
+    "citation_precision",
+    "citation_recall",
+    "refusal_unanswerable",
+    "refusal_answerable",
+    "correct_when_answered",
+]
 
 
 def _metric_cells(summary: dict, columns: Sequence[str]) -> list[str]:
@@ -85,8 +102,10 @@ def summary_table(results: Sequence[tuple[Configuration, dict]], cutoffs: Sequen
     """Retrieval metrics, one row per configuration; then answer metrics with their counts."""
     columns = _retrieval_columns(cutoffs)
     headers = ["configuration", "questions", "answerable"] + [_label(c, k) for c in columns]
-    rows = [[c.label, str(m["questions"]), str((m["retrieval"] or {}).get("n", 0))] + _metric_cells(m, columns)
-            for c, m in results]
+    rows = [
+        [c.label, str(m["questions"]), str((m["retrieval"] or {}).get("n", 0))] + _metric_cells(m, columns)
+        for c, m in results
+    ]
     table = markdown_table(headers, rows)
     if results[0][1]["answer"] is None:
         return table
@@ -94,14 +113,18 @@ def summary_table(results: Sequence[tuple[Configuration, dict]], cutoffs: Sequen
     rows = []
     for configuration, metrics in results:
         a = metrics["answer"]
-        rows.append([configuration.label,
-                     _share(a["evidence_given"], a["given_evidence"], a["answerable"]),
-                     _share(a["accuracy"], a["correct"], a["answerable"]),
-                     _share(a["citation_precision"], a["supporting_citations"], a["citations"]),
-                     _share(a["citation_recall"], a["citing_evidence"], a["answerable"]),
-                     _share(a["refusal_unanswerable"], a["refused_unanswerable"], a["unanswerable"]),
-                     _share(a["refusal_answerable"], a["answered_answerable"], a["answerable"]),
-                     _share(a["correct_when_answered"], a["right_answers_given"], a["answers_given"])])
+        rows.append(
+            [
+                configuration.label,
+                _share(a["evidence_given"], a["given_evidence"], a["answerable"]),
+                _share(a["accuracy"], a["correct"], a["answerable"]),
+                _share(a["citation_precision"], a["supporting_citations"], a["citations"]),
+                _share(a["citation_recall"], a["citing_evidence"], a["answerable"]),
+                _share(a["refusal_unanswerable"], a["refused_unanswerable"], a["unanswerable"]),
+                _share(a["refusal_answerable"], a["answered_answerable"], a["answerable"]),
+                _share(a["correct_when_answered"], a["right_answers_given"], a["answers_given"]),
+            ]
+        )
     return table + "\n\n" + markdown_table(headers, rows)
 
 
@@ -112,8 +135,11 @@ def group_table(results: Sequence[tuple[Configuration, dict]], group: str, cutof
     if several:
         columns = ["hit@5", "mrr@10"] + (["accuracy", "refusal_unanswerable"] if with_answers else [])
     else:
-        columns = [f"hit@{c}" for c in cutoffs if c in (1, 5, 10) or c == k] + ["mrr@10"] + \
-            (["accuracy", "citation_recall", "refusal_unanswerable"] if with_answers else [])
+        columns = (
+            [f"hit@{c}" for c in cutoffs if c in (1, 5, 10) or c == k]
+            + ["mrr@10"]
+            + (["accuracy", "citation_recall", "refusal_unanswerable"] if with_answers else [])
+        )
     title = {"by_lang": "language", "by_kind": "kind"}[group]
     headers = [title, "questions", "answerable"]
     for column in columns:
@@ -130,8 +156,15 @@ def group_table(results: Sequence[tuple[Configuration, dict]], group: str, cutof
 
 
 def latency_table(results: Sequence[tuple[Configuration, dict]]) -> str:
-    headers = ["configuration", "retrieve p50", "retrieve p95", "first token p50", "first token p95",
-               "total p50", "total p95"]
+    headers = [
+        "configuration",
+        "retrieve p50",
+        "retrieve p95",
+        "first token p50",
+        "first token p95",
+        "total p50",
+        "total p95",
+    ]
     rows = []
     for configuration, metrics in results:
         cells = [configuration.label]
@@ -148,23 +181,34 @@ def _passage(entry: dict) -> str:
 
 
 def failure_markdown(row: dict, k: int) -> str:
-    lines = [f"#### {row['id']} ({row['lang']}, {row['kind']}): {'; '.join(row['reasons'])}", "",
-             f"- **Question:** {row['question']}"]
+    lines = [
+        f"#### {row['id']} ({row['lang']}, {row['kind']}): {'; '.join(row['reasons'])}",
+        "",
+        f"- **Question:** {row['question']}",
+    ]
     if row["answerable"]:
         where = ", ".join(f"¶{n}" for n in row["evidence_paragraphs"])
-        lines.append(f"- **Expected:** {' / '.join(row['answers'])}, from {row['file']} {where}: "
-                     f"“{shorten(row['evidence'], 200)}”")
+        lines.append(
+            f"- **Expected:** {' / '.join(row['answers'])}, from {row['file']} {where}: "
+            f"“{shorten(row['evidence'], 200)}”"
+        )
         lines.append(f"- **Evidence rank:** {row['rank'] or 'not in the top ' + str(len(row['retrieved']))}")
     else:
         lines.append("- **Expected:** a refusal (the documents do not answer this)")
     if "context" in row:
         top = "; ".join(f"[{p['rank']}] {_passage(p)}" for p in row["retrieved"][:k])
         lines.append(f"- **Retrieved (top {k}):** {top}")
-        lines.append("- **The LLM read:** " + ("; ".join(f"[{p['rank']}] {_passage(p)}" for p in row["context"])
-                                                or "nothing (refused before asking the LLM)"))
+        lines.append(
+            "- **The LLM read:** "
+            + (
+                "; ".join(f"[{p['rank']}] {_passage(p)}" for p in row["context"])
+                or "nothing (refused before asking the LLM)"
+            )
+        )
     else:
-        lines.append(f"- **Retrieved (top {k}):** " + "; ".join(f"[{p['rank']}] {_passage(p)}"
-                                                                for p in row["retrieved"][:k]))
+        lines.append(
+            f"- **Retrieved (top {k}):** " + "; ".join(f"[{p['rank']}] {_passage(p)}" for p in row["retrieved"][:k])
+        )
     if "abstained" in row:
         if row.get("error"):
             lines.append(f"- **Answered:** error: {row['error']}")
@@ -172,13 +216,19 @@ def failure_markdown(row: dict, k: int) -> str:
             refused = " *(abstained)*" if row["abstained"] else ""
             lines.append(f"- **Answered:** {collapse(row['answer'] or '')}{refused}")
             if row["citations"]:
-                lines.append("- **Cited:** " + "; ".join(
-                    f"[{c['n']}] {location(c['file'], c['paragraph'], c.get('page'), c.get('ocr', False))}"
-                    + (" ✓" if c["supports"] else "")
-                    for c in row["citations"]))
+                lines.append(
+                    "- **Cited:** "
+                    + "; ".join(
+                        f"[{c['n']}] {location(c['file'], c['paragraph'], c.get('page'), c.get('ocr', False))}"
+                        + (" ✓" if c["supports"] else "")
+                        for c in row["citations"]
+                    )
+                )
             if row.get("unsupported"):
-                lines.append("- **Sentences the assistant dropped as unsupported:** "
-                             + "; ".join(f"“{collapse(u)}”" for u in row["unsupported"]))
+                lines.append(
+                    "- **Sentences the assistant dropped as unsupported:** "
+                    + "; ".join(f"“{collapse(u)}”" for u in row["unsupported"])
+                )
     return "\n".join(lines)
 
 
@@ -208,8 +258,9 @@ def code_version() -> str:
     import subprocess
 
     def git(*command: str) -> str:
-        return subprocess.run(["git", "-C", str(PROJECT_ROOT), *command], capture_output=True, text=True,
-                              timeout=10, check=True).stdout
+        return subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), *command], capture_output=True, text=True, timeout=10, check=True
+        ).stdout
 
     try:
         commit = git("rev-parse", "--short", "HEAD").strip()
@@ -260,28 +311,63 @@ def answerable_sweep_table(results, rows_by_config: dict[str, list[dict]]) -> st
         own = configuration.settings.min_answerable
         for threshold in sorted({own, *(t for t in SWEEP if t >= own)}):
             metrics = answer_metrics(refused_below(rows_by_config[configuration.label], threshold))
-            rows.append([configuration.label, f"{threshold:.2f}" + (" (run)" if threshold == own else "")] +
-                        [_fmt(metrics[c]) for c in columns])
+            rows.append(
+                [configuration.label, f"{threshold:.2f}" + (" (run)" if threshold == own else "")]
+                + [_fmt(metrics[c]) for c in columns]
+            )
     return markdown_table(headers, rows)
 
 
-def report_markdown(results, items: Sequence[GoldItem], rows_by_config: dict[str, list[dict]], args,
-                    cutoffs: Sequence[int], charts: Sequence[str]) -> str:
+def report_markdown(
+    results,
+    items: Sequence[GoldItem],
+    rows_by_config: dict[str, list[dict]],
+    args,
+    cutoffs: Sequence[int],
+    charts: Sequence[str],
+) -> str:
     k = results[0][0].settings.k
     context = f"\n  **hit@{k} (k)**: within the k = {k} chunks retrieved for the answer." if k not in CUTOFFS else ""
-    parts = ["# Evaluation report", "", *context_lines(results, items, args), "",
-             f"Reproduce with: `{_command(args)}`", "",
-             "## Summary", "", summary_table(results, cutoffs, k), "", DEFINITIONS.format(context=context), "",
-             "## By language", "", group_table(results, "by_lang", cutoffs, k), "",
-             "## By kind", "", group_table(results, "by_kind", cutoffs, k), "",
-             "## Latency (ms)", "", latency_table(results), "",
-             "Wall-clock times from the assistant's own timings, after the models are loaded; "
-             "the machine is shared, so they vary from run to run (the quality numbers do not).", ""]
+    parts = [
+        "# Evaluation report",
+        "",
+        *context_lines(results, items, args),
+        "",
+        f"Reproduce with: `{_command(args)}`",
+        "",
+        "## Summary",
+        "",
+        summary_table(results, cutoffs, k),
+        "",
+        DEFINITIONS.format(context=context),
+        "",
+        "## By language",
+        "",
+        group_table(results, "by_lang", cutoffs, k),
+        "",
+        "## By kind",
+        "",
+        group_table(results, "by_kind", cutoffs, k),
+        "",
+        "## Latency (ms)",
+        "",
+        latency_table(results),
+        "",
+        "Wall-clock times from the assistant's own timings, after the models are loaded; "
+        "the machine is shared, so they vary from run to run (the quality numbers do not).",
+        "",
+    ]
     if not args.retrieve_only:
-        parts += ["## Answerability threshold", "", answerable_sweep_table(results, rows_by_config), "",
-                  "Each row: the run's answers with every question refused whose probability of being answerable "
-                  "(the LLM's own, of not choosing [0]) is below the threshold (`--min-answerable`); exact for "
-                  "thresholds at or above the run's own.", ""]
+        parts += [
+            "## Answerability threshold",
+            "",
+            answerable_sweep_table(results, rows_by_config),
+            "",
+            "Each row: the run's answers with every question refused whose probability of being answerable "
+            "(the LLM's own, of not choosing [0]) is below the threshold (`--min-answerable`); exact for "
+            "thresholds at or above the run's own.",
+            "",
+        ]
     if charts:
         parts += ["## Charts", "", *[f"![{Path(c).stem.replace('_', ' ')}]({c})" for c in charts], ""]
     parts += ["## Failures", ""]
@@ -291,8 +377,11 @@ def report_markdown(results, items: Sequence[GoldItem], rows_by_config: dict[str
         if len(results) > 1:
             parts += [f"### {configuration.label}: {heading}", ""]
         else:
-            why = (f" (evidence outside the k = {k} chunks retrieved for the answer)." if args.retrieve_only
-                   else " (wrong answer, wrongly refused or wrongly answered).")
+            why = (
+                f" (evidence outside the k = {k} chunks retrieved for the answer)."
+                if args.retrieve_only
+                else " (wrong answer, wrongly refused or wrongly answered)."
+            )
             parts += [heading + why, ""]
         for row in failed:
             parts += [failure_markdown(row, k), ""]
@@ -336,18 +425,27 @@ def write_charts(results, out: Path) -> list[str]:
     plt.close(figure)
     names.append("by_language.png")
 
-    stages = [(s, t) for s, t in (("retrieve", "retrieve"), ("first_token", "first token"), ("total", "total"))
-              if any(m["latency_ms"][s] for _, m in results)]
+    stages = [
+        (s, t)
+        for s, t in (("retrieve", "retrieve"), ("first_token", "first token"), ("total", "total"))
+        if any(m["latency_ms"][s] for _, m in results)
+    ]
     figure, axes = plt.subplots(1, len(stages), figsize=(4.2 * len(stages), 3.8), squeeze=False)
     for axis, (stage, title) in zip(axes[0], stages):
-        data = [[r["timings_ms"][stage] for r in m["_rows"] if stage in r.get("timings_ms", {})] or [0.0]
-                for _, m in results]
+        data = [
+            [r["timings_ms"][stage] for r in m["_rows"] if stage in r.get("timings_ms", {})] or [0.0]
+            for _, m in results
+        ]
         axis.boxplot(data, showfliers=True)
         low, high = min(min(d) for d in data), max(max(d) for d in data)
         if low > 0 and high / low > 100:  # e.g. keyword search next to dense search
             axis.set_yscale("log")
-        axis.set_xticks(range(1, len(results) + 1), [c.label for c, _ in results],
-                        rotation=20 if len(results) > 1 else 0, fontsize="small")
+        axis.set_xticks(
+            range(1, len(results) + 1),
+            [c.label for c, _ in results],
+            rotation=20 if len(results) > 1 else 0,
+            fontsize="small",
+        )
         axis.set_title(f"{title} (ms)")
         axis.grid(axis="y", alpha=0.3)
     figure.suptitle("Latency per question")

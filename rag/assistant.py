@@ -121,7 +121,7 @@ def clean_cut(text: str) -> str:
     """Text cut by the token limit, ended at its last sentence end, else its last whole word, with "…"."""
     sentence_end = max(text.rfind(mark) for mark in (". ", "。", "！", "？", "! ", "? "))
     if sentence_end > len(text) // 2:
-        return text[:sentence_end + 1].rstrip()
+        return text[: sentence_end + 1].rstrip()
     space = text.rstrip().rfind(" ")
     cut = text[:space] if space > len(text) // 2 else text
     return cut.rstrip(" ,;:、，") + "…"
@@ -134,8 +134,13 @@ def _to_stderr(message: str) -> None:
 class Assistant:
     """Holds the models and the index, loaded once and on first use."""
 
-    def __init__(self, settings: Settings, log: Callable[[str], None] = _to_stderr,
-                 embedder: Embedder | None = None, llm: LLM | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        log: Callable[[str], None] = _to_stderr,
+        embedder: Embedder | None = None,
+        llm: LLM | None = None,
+    ) -> None:
         """`embedder` and `llm`, when given, are used instead of loading the models the settings
         name: models another Assistant already loaded, or instrumented ones."""
         self.settings = settings
@@ -190,8 +195,7 @@ class Assistant:
                         from models.provision import provision
 
                         provision(self.settings.llm_model, self.settings.models_dir, self.log)
-                    self._llm = LlamaCppLLM(self.settings.llm_path, self.settings.context_tokens,
-                                            self.settings.threads)
+                    self._llm = LlamaCppLLM(self.settings.llm_path, self.settings.context_tokens, self.settings.threads)
             return self._llm
 
     def preload_llm(self) -> threading.Thread:
@@ -204,8 +208,8 @@ class Assistant:
 
         def load() -> None:
             try:
-                self.llm
-            except Exception:  # noqa: BLE001 - `self.llm` raises it again in the caller's thread
+                self.llm  # noqa: B018 -- the property loads the model
+            except Exception:
                 pass
 
         thread = threading.Thread(target=load, name="preload-llm", daemon=True)
@@ -233,11 +237,14 @@ class Assistant:
     def _check_embedder_matches(self, index: Store) -> None:
         built_with = index.manifest["embedder"]
         if built_with != {"id": self.embedder.id, "dim": self.embedder.dim}:
-            raise RagError(f"the index was built with embedder {built_with['id']}, not {self.embedder.id}; "
-                           f"run `rag index` to rebuild it")
+            raise RagError(
+                f"the index was built with embedder {built_with['id']}, not {self.embedder.id}; "
+                f"run `rag index` to rebuild it"
+            )
 
-    def update_index(self, rebuild: bool = False,
-                     progress: Callable[[str, int, int], None] | None = None) -> UpdateReport:
+    def update_index(
+        self, rebuild: bool = False, progress: Callable[[str, int, int], None] | None = None
+    ) -> UpdateReport:
         """Bring the index in line with the documents; `progress(stage, done, total)` as in rag.index."""
         with self._index_lock:
             index, report = update_store(self.settings, self.embedder, self.chunking, rebuild, progress)
@@ -251,8 +258,9 @@ class Assistant:
 
     def _retrieve(self, question: str, k: int | None, mode: str | None) -> tuple[list[Hit], np.ndarray]:
         query = self.embedder.encode_queries([question])[0]
-        hits = Retriever(self.index, self.embedder).search(question, k or self.settings.k,
-                                                           mode or self.settings.retrieval, query)
+        hits = Retriever(self.index, self.embedder).search(
+            question, k or self.settings.k, mode or self.settings.retrieval, query
+        )
         return hits, query
 
     def ask(self, question: str, **options) -> Answer:
@@ -261,10 +269,16 @@ class Assistant:
                 return event.answer
         raise AssertionError("stream ended without an answer")
 
-    def stream(self, question: str, k: int | None = None, retrieve_only: bool = False,
-               max_tokens: int | None = None, temperature: float | None = None) -> Iterator[Event]:
+    def stream(
+        self,
+        question: str,
+        k: int | None = None,
+        retrieve_only: bool = False,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> Iterator[Event]:
         started = time.perf_counter()
-        elapsed = lambda: (time.perf_counter() - started) * 1000  # noqa: E731
+        elapsed = lambda: (time.perf_counter() - started) * 1000
         question = clean_question(question)
         language = detect_language(question)
         hits, query = self._retrieve(question, k, None)
@@ -274,19 +288,22 @@ class Assistant:
             timings["total"] = timings["retrieve"]
             yield Done(Answer(question, None, False, [], hits, language, timings))
             return
-        passages = select_passages(question, query, hits, self.index, self.embedder,
-                                   self.settings.passages, self.settings.passage_tokens)
+        passages = select_passages(
+            question, query, hits, self.index, self.embedder, self.settings.passages, self.settings.passage_tokens
+        )
         timings["passages"] = elapsed() - timings["retrieve"]
 
         def finish(**fields) -> Done:
             timings.setdefault("first_token", elapsed())
             timings["total"] = elapsed()
-            return Done(Answer(question=question, hits=hits, language=language, timings_ms=timings,
-                               passages=passages, **fields))
+            return Done(
+                Answer(question=question, hits=hits, language=language, timings_ms=timings, passages=passages, **fields)
+            )
 
         def not_found(answerable: float | None = None) -> Done:
-            return finish(text=prompts.not_found(language), abstained=True, citations=[], reason=NOT_FOUND,
-                          answerable=answerable)
+            return finish(
+                text=prompts.not_found(language), abstained=True, citations=[], reason=NOT_FOUND, answerable=answerable
+            )
 
         if not passages or passages[0].cosine < self.threshold(self.settings.min_similarity):
             yield not_found()
@@ -321,16 +338,34 @@ class Assistant:
         truncated = bool(pieces) and self.llm.count_tokens("".join(pieces)) >= max_tokens
         if truncated:
             claim = clean_cut(claim)
-        verdict = check_answer(claim, int(chosen.group(1)), question, passages, self._similarities,
-                               self.threshold(self.settings.support_similarity))
+        verdict = check_answer(
+            claim,
+            int(chosen.group(1)),
+            question,
+            passages,
+            self._similarities,
+            self.threshold(self.settings.support_similarity),
+        )
         if not verdict.supported:
-            yield finish(text=prompts.unverified(language), abstained=True, citations=[], reason=UNVERIFIED,
-                         why=verdict.reason, passage=passages[0], unsupported=[verdict.claim] if verdict.claim else [],
-                         answerable=answerable)
+            yield finish(
+                text=prompts.unverified(language),
+                abstained=True,
+                citations=[],
+                reason=UNVERIFIED,
+                why=verdict.reason,
+                passage=passages[0],
+                unsupported=[verdict.claim] if verdict.claim else [],
+                answerable=answerable,
+            )
             return
         citation = resolve(verdict, passages, self.index.paragraph)
-        yield finish(text=f"{verdict.claim} [{citation.n}]", abstained=False, citations=[citation],
-                     truncated=truncated, answerable=answerable)
+        yield finish(
+            text=f"{verdict.claim} [{citation.n}]",
+            abstained=False,
+            citations=[citation],
+            truncated=truncated,
+            answerable=answerable,
+        )
 
     def generate(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> Iterator[str]:
         """The LLM's reply, piece by piece; callers in other threads wait their turn."""

@@ -34,8 +34,13 @@ class ChunkingSettings:
     overlap: int  # embedder tokens shared by neighbouring chunks
 
     def to_json(self) -> dict:
-        return {"unit": "embedder tokens", "size": self.size, "overlap": self.overlap,
-                "separators": SEPARATORS, "section_chars": SECTION_CHARS}
+        return {
+            "unit": "embedder tokens",
+            "size": self.size,
+            "overlap": self.overlap,
+            "separators": SEPARATORS,
+            "section_chars": SECTION_CHARS,
+        }
 
 
 def _sections(paragraphs: tuple[Paragraph, ...]) -> Iterator[tuple[Paragraph, ...]]:
@@ -44,21 +49,29 @@ def _sections(paragraphs: tuple[Paragraph, ...]) -> Iterator[tuple[Paragraph, ..
     for end, paragraph in enumerate(paragraphs):
         size += len(paragraph.text) + 1
         if size >= SECTION_CHARS:
-            yield paragraphs[start:end + 1]
+            yield paragraphs[start : end + 1]
             start, size = end + 1, 0
     if start < len(paragraphs):
         yield paragraphs[start:]
 
 
-def chunk_document(document: Document, settings: ChunkingSettings, count_tokens: Callable[[str], int],
-                   progress: Callable[[int], None] | None = None) -> list[Chunk]:
+def chunk_document(
+    document: Document,
+    settings: ChunkingSettings,
+    count_tokens: Callable[[str], int],
+    progress: Callable[[int], None] | None = None,
+) -> list[Chunk]:
     """Split one document; chunks never cross files, and may span several short paragraphs.
     `progress` gets the number of characters chunked, section by section."""
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
     splitter = RecursiveCharacterTextSplitter(
-        separators=SEPARATORS, keep_separator="end", chunk_size=settings.size,
-        chunk_overlap=settings.overlap, length_function=count_tokens)
+        separators=SEPARATORS,
+        keep_separator="end",
+        chunk_size=settings.size,
+        chunk_overlap=settings.overlap,
+        length_function=count_tokens,
+    )
     chunks = []
     for section in _sections(document.paragraphs):
         text = "\n".join(p.text for p in section)
@@ -73,8 +86,15 @@ def chunk_document(document: Document, settings: ChunkingSettings, count_tokens:
             # add_start_index subtracts the overlap in tokens from character offsets: wrong here.)
             start = text.find(piece, start + 1)
             end = start + len(piece) - 1
-            chunks.append(Chunk(document.file, first + bisect_right(starts, start), first + bisect_right(starts, end),
-                                piece, detect_language(piece)))
+            chunks.append(
+                Chunk(
+                    document.file,
+                    first + bisect_right(starts, start),
+                    first + bisect_right(starts, end),
+                    piece,
+                    detect_language(piece),
+                )
+            )
         if progress:
             progress(offset)
     return chunks

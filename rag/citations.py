@@ -90,28 +90,73 @@ def strip_markers(text: str) -> str:
 
 
 # -- what an answer states: numbers and names -------------------------------------------
-_NUMBER = re.compile(r"(\d+(?:[.,]\d{3})+(?![.,]?\d)|\d+(?:[.,]\d+)?)\s*"
-                     r"(천|만|억|千|万|萬|亿|億|ribu|juta|miliar|triliun|thousand|million|billion|trillion)?",
-                     re.IGNORECASE)
-_MULTIPLIERS = {"천": 1e3, "千": 1e3, "ribu": 1e3, "thousand": 1e3, "만": 1e4, "万": 1e4, "萬": 1e4,
-                "억": 1e8, "亿": 1e8, "億": 1e8, "juta": 1e6, "million": 1e6, "miliar": 1e9, "billion": 1e9,
-                "triliun": 1e12, "trillion": 1e12}
+_NUMBER = re.compile(
+    r"(\d+(?:[.,]\d{3})+(?![.,]?\d)|\d+(?:[.,]\d+)?)\s*"
+    r"(천|만|억|千|万|萬|亿|億|ribu|juta|miliar|triliun|thousand|million|billion|trillion)?",
+    re.IGNORECASE,
+)
+_MULTIPLIERS = {
+    "천": 1e3,
+    "千": 1e3,
+    "ribu": 1e3,
+    "thousand": 1e3,
+    "만": 1e4,
+    "万": 1e4,
+    "萬": 1e4,
+    "억": 1e8,
+    "亿": 1e8,
+    "億": 1e8,
+    "juta": 1e6,
+    "million": 1e6,
+    "miliar": 1e9,
+    "billion": 1e9,
+    "triliun": 1e12,
+    "trillion": 1e12,
+}
 
 
 # Small numbers written as words ("only given nine days", "sembilan hari", "九天", "아홉 명"), so that
 # "9 hari" holds on an English paragraph that says "nine days". "one", "satu", 一 and 한 are left
 # out: they are articles and pronouns far more often than counts.
-_NUMBER_WORDS = {word: value for words in (
-    "two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty", "dua tiga empat lima enam tujuh delapan sembilan sepuluh sebelas")
-    for value, word in enumerate(words.split(), 2)}
-_NUMBER_WORDS |= {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
-                  "dozen": 12, "seratus": 100, "seribu": 1000}
+_NUMBER_WORDS = {
+    word: value
+    for words in (
+        "two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen twenty",
+        "dua tiga empat lima enam tujuh delapan sembilan sepuluh sebelas",
+    )
+    for value, word in enumerate(words.split(), 2)
+}
+_NUMBER_WORDS |= {
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+    "dozen": 12,
+    "seratus": 100,
+    "seribu": 1000,
+}
 _NUMBER_WORD = re.compile(rf"\b({'|'.join(_NUMBER_WORDS)})\b", re.IGNORECASE)
 _CJK_DIGITS = {c: v for v, c in enumerate("二三四五六七八九", 2)} | {"两": 2, "兩": 2, "十": 10}
-_CJK_COUNT = re.compile(r"(?<![一二两兩三四五六七八九十百千万萬亿億])([二两兩三四五六七八九十])"
-                        r"(?=[天个個名位年月周週次倍人小家])")
-_KOREAN_COUNTS = {"두": 2, "세": 3, "네": 4, "다섯": 5, "여섯": 6, "일곱": 7, "여덟": 8, "아홉": 9, "열": 10, "스무": 20}
+_CJK_COUNT = re.compile(
+    r"(?<![一二两兩三四五六七八九十百千万萬亿億])([二两兩三四五六七八九十])"
+    r"(?=[天个個名位年月周週次倍人小家])"
+)
+_KOREAN_COUNTS = {
+    "두": 2,
+    "세": 3,
+    "네": 4,
+    "다섯": 5,
+    "여섯": 6,
+    "일곱": 7,
+    "여덟": 8,
+    "아홉": 9,
+    "열": 10,
+    "스무": 20,
+}
 _KOREAN_COUNT = re.compile(rf"(?<![가-힣])({'|'.join(_KOREAN_COUNTS)})\s?(?=명|개|달|시간|번|배|곳|살|주|가지)")
 
 
@@ -142,13 +187,41 @@ def _same_number(value: float, others: set[float]) -> bool:
 _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9&'’-]*")
 # Capitalised words that name a language or country when a question asks "according to the
 # Korean article": not what a passage must mention.
-_LANGUAGE_WORDS = {"english", "korean", "korea", "chinese", "china", "indonesian", "indonesia", "japanese",
-                   "japan", "bahasa"}
+_LANGUAGE_WORDS = {
+    "english",
+    "korean",
+    "korea",
+    "chinese",
+    "china",
+    "indonesian",
+    "indonesia",
+    "japanese",
+    "japan",
+    "bahasa",
+}
 
 
 # English words that open a short answer ("In 2015.", "During a haircut.") and name nothing.
-_FUNCTION_WORDS = {"a", "an", "the", "in", "on", "at", "by", "for", "from", "with", "during", "since", "after",
-                   "before", "about", "around", "of", "to"}
+_FUNCTION_WORDS = {
+    "a",
+    "an",
+    "the",
+    "in",
+    "on",
+    "at",
+    "by",
+    "for",
+    "from",
+    "with",
+    "during",
+    "since",
+    "after",
+    "before",
+    "about",
+    "around",
+    "of",
+    "to",
+}
 
 
 def names(text: str, answer: bool = False) -> set[str]:
@@ -161,8 +234,10 @@ def names(text: str, answer: bool = False) -> set[str]:
             word = match.group()
             if not (word[0].isupper() or any(c.isupper() for c in word[1:])):
                 continue
-            first = not sentence[:match.start()].strip(" \"'“‘(«")
-            if first and not (answer and (len(words) <= 3 or (i + 1 < len(words) and words[i + 1].group()[0].isupper()))):
+            first = not sentence[: match.start()].strip(" \"'“‘(«")
+            if first and not (
+                answer and (len(words) <= 3 or (i + 1 < len(words) and words[i + 1].group()[0].isupper()))
+            ):
                 continue
             found.add(_folded(word))
     return found - _LANGUAGE_WORDS - _FUNCTION_WORDS
@@ -179,22 +254,31 @@ def _asked(question: str) -> set[str]:
 
 
 def _mentions(text: str, name: str) -> bool:
-    return re.search(rf"(?<![a-z0-9]){re.escape(name)}(?![a-z0-9])", unicodedata.normalize("NFKC", text).casefold()) \
+    return (
+        re.search(rf"(?<![a-z0-9]){re.escape(name)}(?![a-z0-9])", unicodedata.normalize("NFKC", text).casefold())
         is not None
+    )
 
 
 # -- what a question asks for --------------------------------------------------------------
 _ASKS_NUMBER = re.compile(
     r"\bhow (many|much|long|old)\b|\bwhat (year|percentage|share|number)\b|\bwhich year\b|"
-    r"몇|얼마|多少|几(?!乎)|幾(?!乎)|哪一年|哪年|berapa", re.IGNORECASE)
+    r"몇|얼마|多少|几(?!乎)|幾(?!乎)|哪一年|哪年|berapa",
+    re.IGNORECASE,
+)
 _ASKS_WHO = re.compile(r"\bwho\b|\bwhom\b|누구|누가|谁|誰|\bsiapa\b", re.IGNORECASE)
-_NUMERAL = re.compile(r"\d|[一二两兩三四五六七八九十百千万萬亿億]|\b(one|two|three|four|five|six|seven|eight|nine|ten|"
-                      r"dozen|hundred|satu|dua|tiga|empat|lima|enam|tujuh|delapan|sembilan|sepuluh|puluh|ratusan|"
-                      r"ribuan)\b|(한|두|세|네|다섯|여섯|일곱|여덟|아홉|열|스무|백|천|만)\s?(명|개|년|달|시간|분|초|번|배|곳|살|주)",
-                      re.IGNORECASE)
+_NUMERAL = re.compile(
+    r"\d|[一二两兩三四五六七八九十百千万萬亿億]|\b(one|two|three|four|five|six|seven|eight|nine|ten|"
+    r"dozen|hundred|satu|dua|tiga|empat|lima|enam|tujuh|delapan|sembilan|sepuluh|puluh|ratusan|"
+    r"ribuan)\b|(한|두|세|네|다섯|여섯|일곱|여덟|아홉|열|스무|백|천|만)\s?(명|개|년|달|시간|분|초|번|배|곳|살|주)",
+    re.IGNORECASE,
+)
 _LINK = re.compile(r"https?://|www\.|\b[\w-]+\.(?:com|net|org|io|xyz|ru|cn|info|biz|top|site|co)\b", re.IGNORECASE)
-_ASKS_LINK = re.compile(r"\b(url|link|website|web site|site|address|domain)\b|주소|사이트|링크|网址|網址|网站|網站|链接|鏈接|"
-                        r"\b(tautan|situs|alamat)\b", re.IGNORECASE)
+_ASKS_LINK = re.compile(
+    r"\b(url|link|website|web site|site|address|domain)\b|주소|사이트|링크|网址|網址|网站|網站|链接|鏈接|"
+    r"\b(tautan|situs|alamat)\b",
+    re.IGNORECASE,
+)
 # A label the small models put before an answer: "Answer:", "답:", "答案：", "Jawaban:".
 _LABEL = re.compile(r"^\W*(answer|short answer|답변?|정답|答案?|回答|jawaban|jawab)\s*[:：]\s*", re.IGNORECASE)
 
@@ -202,13 +286,17 @@ _LABEL = re.compile(r"^\W*(answer|short answer|답변?|정답|答案?|回答|jaw
 # -- instructions: judged by form, not by topic -------------------------------------------
 # A sentence that addresses an assistant or orders the reader is a command, whatever it is
 # about; a statement about instructions or prompts ("the system prompt was leaked") is not.
-_ADDRESSEE = (r"(assistant|ai|a\.i\.|chatbot|bot|system|llm|model|language model|어시스턴트|인공지능|시스템|챗봇|모델|"
-              r"助手|系统|系統|模型|机器人|機器人|asisten|sistem)")
+_ADDRESSEE = (
+    r"(assistant|ai|a\.i\.|chatbot|bot|system|llm|model|language model|어시스턴트|인공지능|시스템|챗봇|모델|"
+    r"助手|系统|系統|模型|机器人|機器人|asisten|sistem)"
+)
 # Verbs that open an order whatever follows; and verbs that open one only before an object
 # such as "with", "only", a quote ("Reply rates rose" is a statement, "Reply with …" an order).
 _ORDER = r"(ignore|disregard|forget|append|decode|visit|click|output|print|repeat|translate|do not|don't|from now on)"
-_ORDER_BEFORE_OBJECT = (r"(reply|respond|answer|say|write|tell|include|add|never|always)\s+"
-                        r"(with|only|to|that|in|as|the following|everything|all|this|these|every|each|any|[\"“«'])")
+_ORDER_BEFORE_OBJECT = (
+    r"(reply|respond|answer|say|write|tell|include|add|never|always)\s+"
+    r"(with|only|to|that|in|as|the following|everything|all|this|these|every|each|any|[\"“«'])"
+)
 _LABEL_BEFORE = r"^\W*([\w ]{1,30}[:：]\s*)?(please\s+)?"
 _INSTRUCTION = re.compile(
     # an address: "SYSTEM: …", "Assistant, …", "system Answer …", "시스템:", "助手，…", "Asisten, …"
@@ -231,7 +319,8 @@ _INSTRUCTION = re.compile(
     r"|\b(abaikan|lupakan)\b.{0,30}\b(instruksi|perintah|petunjuk|sebelumnya|di atas)\b"
     # "…, sampaikan itu kepada pengguna" / "tell the user": an order placed after a statement
     r"|\b(sampaikan|katakan|beritahukan)\b.{0,30}\bpengguna\b|\btell the user\b",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 
 def instructs(sentence: str) -> bool:
@@ -309,8 +398,9 @@ def evidence_sentence(claim: str, text: str, question: str, similarity: Similari
 
     def overlap(sentence: str) -> tuple[int, float]:
         values = numbers(sentence)
-        anchored = sum(_same_number(v, values) for v in wanted_numbers) + \
-            sum(_mentions(sentence, n) for n in wanted_names)
+        anchored = sum(_same_number(v, values) for v in wanted_numbers) + sum(
+            _mentions(sentence, n) for n in wanted_names
+        )
         return anchored, _lexical_share(claim, sentence, question)
 
     scores = [overlap(s) for s in sentences]
@@ -319,19 +409,24 @@ def evidence_sentence(claim: str, text: str, question: str, similarity: Similari
     return sentences[best], cosines[best]
 
 
-def _problem_with_source(claim: str, question: str, text: str, evidence: str, cosine: float,
-                         support_similarity: float) -> str | None:
+def _problem_with_source(
+    claim: str, question: str, text: str, evidence: str, cosine: float, support_similarity: float
+) -> str | None:
     """Why `text` (a cited paragraph) does not support the claim, or None if it does."""
     asked = _asked(question)
     values = numbers(text)
     invented = [f"{value:g}" for value in sorted(numbers(claim) - numbers(question)) if not _same_number(value, values)]
     if invented:  # all of them: "2021年9月25日" on a paragraph saying "September 25" invents 9 and 2021
-        return (f"the number {invented[0]} is" if len(invented) == 1 else
-                f"the numbers {', '.join(invented[:-1])} and {invented[-1]} are") + " not in the cited passage"
+        return (
+            f"the number {invented[0]} is"
+            if len(invented) == 1
+            else f"the numbers {', '.join(invented[:-1])} and {invented[-1]} are"
+        ) + " not in the cited passage"
     missing = sorted(n for n in names(claim, answer=True) - asked if not _mentions(text, n))
     if missing:  # named as the claim writes it ("John", not the casefolded "john")
-        written = re.search(rf"(?<![a-z0-9]){re.escape(missing[0])}", unicodedata.normalize("NFKC", claim),
-                            re.IGNORECASE)
+        written = re.search(
+            rf"(?<![a-z0-9]){re.escape(missing[0])}", unicodedata.normalize("NFKC", claim), re.IGNORECASE
+        )
         return f"the name {written.group() if written else missing[0]} is not in the cited passage"
     if instructs(evidence):
         return "the cited sentence is an instruction, not a statement of fact"
@@ -341,8 +436,14 @@ def _problem_with_source(claim: str, question: str, text: str, evidence: str, co
     return "the cited passage does not say this"
 
 
-def check_answer(answer: str, cited: int | None, question: str, sources: Sequence[Source],
-                 similarity: Similarity, support_similarity: float) -> Verdict:
+def check_answer(
+    answer: str,
+    cited: int | None,
+    question: str,
+    sources: Sequence[Source],
+    similarity: Similarity,
+    support_similarity: float,
+) -> Verdict:
     """Whether the answer holds on the passage the model chose, and on which of its sentences.
     The small models often write the answer from one passage and choose the number of another;
     another passage vouches for the answer only if its evidence sentence is also about the
@@ -397,8 +498,9 @@ def question_share(sentence: str, question: str) -> float:
     return len(asked & set(tokenize(sentence))) / len(asked) if asked else 0.0
 
 
-def _verdict_on(claim: str, cited: int, question: str, sources: Sequence[Source], similarity: Similarity,
-                support_similarity: float) -> Verdict:
+def _verdict_on(
+    claim: str, cited: int, question: str, sources: Sequence[Source], similarity: Similarity, support_similarity: float
+) -> Verdict:
     text = sources[cited - 1].text
     evidence, cosine = evidence_sentence(claim, text, question, similarity)
     problem = _problem_with_source(claim, question, text, evidence, cosine, support_similarity)
@@ -411,6 +513,9 @@ def resolve(verdict: Verdict, sources: Sequence[Source], paragraph: Callable[[st
     source = sources[verdict.source - 1]
     found = paragraph(source.file, source.paragraph)
     text = found.text
-    quote = verdict.quote if verdict.quote and verdict.quote in text else next(
-        (s for s in split_sentences(text) if verdict.quote and verdict.quote in s), text)
+    quote = (
+        verdict.quote
+        if verdict.quote and verdict.quote in text
+        else next((s for s in split_sentences(text) if verdict.quote and verdict.quote in s), text)
+    )
     return Citation(verdict.source, source.file, source.paragraph, text, quote, found.page, found.ocr)

@@ -65,8 +65,10 @@ def _print_answer(answer) -> None:
         print("Retrieved:")
         for n, h in enumerate(answer.hits, 1):
             text = " ".join(h.chunk.text.split())
-            print(f"[{n}] {printable(h.chunk.file)} ¶{h.chunk.first}-{h.chunk.last} ({h.score:.3f}): "
-                  f"{printable(text[:150])}")
+            print(
+                f"[{n}] {printable(h.chunk.file)} ¶{h.chunk.first}-{h.chunk.last} ({h.score:.3f}): "
+                f"{printable(text[:150])}"
+            )
         return
     print(printable(answer.text, keep_newlines=True))
     for c in answer.citations:
@@ -76,8 +78,10 @@ def _print_answer(answer) -> None:
     if answer.passage is not None:
         print(f"  {printable(answer.passage.location)}: “{printable(answer.passage.text)}”")
     for claim in answer.unsupported:
-        print(f"Not confirmed by the documents, so not given as the answer: “{printable(claim)}” "
-              f"({printable(str(answer.why))})")
+        print(
+            f"Not confirmed by the documents, so not given as the answer: “{printable(claim)}” "
+            f"({printable(str(answer.why))})"
+        )
 
 
 def _ask_one(assistant, question: str, args) -> None:
@@ -109,8 +113,10 @@ def _ask_batch(assistant, args) -> int:
 
 def ask_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="ask", parents=[settings_options()],
-        description="Answer a question from the documents, with citations to file and paragraph.")
+        prog="ask",
+        parents=[settings_options()],
+        description="Answer a question from the documents, with citations to file and paragraph.",
+    )
     parser.add_argument("question", help='the question, or "-" to read one question per line from stdin')
     parser.add_argument("--json", action="store_true", help="print one JSON object per question")
     parser.add_argument("--retrieve-only", action="store_true", help="only retrieve passages; no LLM")
@@ -155,8 +161,13 @@ def _index_command(args) -> int:
         if bar is None or bar.desc != stage:
             if bar is not None:
                 bar.close()
-            bar = tqdm(total=total or None, unit=units.get(stage, "it"), unit_scale=stage == "Chunking", desc=stage,
-                       file=sys.stderr)
+            bar = tqdm(
+                total=total or None,
+                unit=units.get(stage, "it"),
+                unit_scale=stage == "Chunking",
+                desc=stage,
+                file=sys.stderr,
+            )
         bar.update(done - bar.n)
 
     # No bars beside JSON (a disabled tqdm has no `desc` to compare stages by).
@@ -168,14 +179,17 @@ def _index_command(args) -> int:
         return 0
     if report.rebuilt_reason:
         print(f"Full build ({report.rebuilt_reason}).")
-    print(f"{len(report.embedded_files) + len(report.unchanged_files)} files, {report.chunks_total} chunks in "
-          f"{printable(assistant.settings.index_location)}: {report.chunks_embedded} chunks embedded from "
-          f"{len(report.embedded_files)} new or changed files, {len(report.unchanged_files)} unchanged, "
-          f"{len(report.removed_files)} removed ({report.seconds:.1f} s).")
+    print(
+        f"{len(report.embedded_files) + len(report.unchanged_files)} files, {report.chunks_total} chunks in "
+        f"{printable(assistant.settings.index_location)}: {report.chunks_embedded} chunks embedded from "
+        f"{len(report.embedded_files)} new or changed files, {len(report.unchanged_files)} unchanged, "
+        f"{len(report.removed_files)} removed ({report.seconds:.1f} s)."
+    )
     indexed = set(report.embedded_files) | set(report.unchanged_files)
     for skipped in report.skipped:  # a file read with a caveat is indexed, and the caveat shown
-        print(f"{'note' if skipped.file in indexed else 'skipped'} {printable(skipped.file)}: "
-              f"{printable(skipped.reason)}")
+        print(
+            f"{'note' if skipped.file in indexed else 'skipped'} {printable(skipped.file)}: {printable(skipped.reason)}"
+        )
     return 0
 
 
@@ -192,23 +206,32 @@ def _models_command(args) -> int:
     from models.provision import provision
 
     settings = settings_from_args(args)
-    log = lambda message: print(message, file=sys.stderr)  # noqa: E731
+    log = lambda message: print(message, file=sys.stderr)
     in_use = {model.name for model in (settings.llm_model, settings.embedder_model) if model is not None}
     for model in CATALOGUE:
         if args.all or model.name in in_use:
             path = provision(model, settings.models_dir, log)
-            size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+            size = (
+                path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+            )
             state = f"{path} ({size / 2**20:.0f} MiB, {'sha256 verified' if model.pin else 'verified'})"
         else:
-            state = "not provisioned (`rag models --all`)" if not (settings.models_dir / model.target).exists() \
+            state = (
+                "not provisioned (`rag models --all`)"
+                if not (settings.models_dir / model.target).exists()
                 else f"{settings.models_dir / model.target}"
+            )
         use = " <- in use" if model.name in in_use else ""
         print(f"{model.kind:8}  {model.name:10}  {model.title}: {state}{use}")
     if settings.llm_url:
         print(f"LLM in use: OpenAI-compatible server at {settings.llm_url}")
     elif settings.llm_model is None:
         path = settings.llm_path
-        print(f"LLM in use: {path} ({path.stat().st_size / 2**20:.0f} MiB)" if path.is_file() else f"LLM in use: {path} (MISSING)")
+        print(
+            f"LLM in use: {path} ({path.stat().st_size / 2**20:.0f} MiB)"
+            if path.is_file()
+            else f"LLM in use: {path} (MISSING)"
+        )
     if settings.embedder_model is None:
         print(f"Embedder in use: {settings.embedder_name}")
     return 0
@@ -218,8 +241,11 @@ def _models_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all", action="store_true", help="provision every model of the catalogue")
 
 
-models_command = Command("provision the models in use (the defaults, or --llm/--embedder names) and list the "
-                         "catalogue", _models_arguments, _models_command)
+models_command = Command(
+    "provision the models in use (the defaults, or --llm/--embedder names) and list the catalogue",
+    _models_arguments,
+    _models_command,
+)
 
 
 def _commands() -> dict[str, Command]:
@@ -233,8 +259,10 @@ def _commands() -> dict[str, Command]:
         try:
             commands[name] = found[name].load()
         except (ImportError, AttributeError) as error:  # an install older or newer than the code
-            raise RagError(f"the subcommand {name} ({found[name].value}) cannot be loaded ({error}); "
-                           f"install the project again (pip install -e .)") from None
+            raise RagError(
+                f"the subcommand {name} ({found[name].value}) cannot be loaded ({error}); "
+                f"install the project again (pip install -e .)"
+            ) from None
     return commands
 
 

@@ -28,16 +28,18 @@ from .citations import strip_markers
 from .language import detect_language
 
 # -- prompt text, as data ------------------------------------------------------------------
-SYSTEM = ("Say who or what the follow-up question is about, using the words of the previous question "
-          "or answer. Reply with that name or phrase only.")
-USER = ("Previous question: {question}\nPrevious answer: {answer}\nFollow-up question: {follow_up}\n"
-        "The follow-up is about:")
+SYSTEM = (
+    "Say who or what the follow-up question is about, using the words of the previous question "
+    "or answer. Reply with that name or phrase only."
+)
+USER = (
+    "Previous question: {question}\nPrevious answer: {answer}\nFollow-up question: {follow_up}\nThe follow-up is about:"
+)
 # Worked examples, given as earlier turns: (previous question, previous answer, follow-up, referent).
 # Invented names, so that no document's content leaks into the prompt.
 EXAMPLES = [
     ("Who is the chief engineer of Nimbus Labs?", "Lena Park.", "What did she say about the launch?", "Lena Park"),
-    ("How many employees did Nimbus Labs have in 2022?", "More than 3,000.", "and in 2021?",
-     "Nimbus Labs employees"),
+    ("How many employees did Nimbus Labs have in 2022?", "More than 3,000.", "and in 2021?", "Nimbus Labs employees"),
     ("필자는 언제 한빛전자에 입사했나요?", "2019년 3월에 입사했습니다.", "그럼 언제 퇴사했나요?", "필자"),
     ("谁创立了星河科技?", "王立。", "他在那里工作了多久?", "王立"),
     ("Apa nama perusahaan baru Rina Wulandari?", "Awan Biru.", "Berapa dana yang dikumpulkannya?", "Awan Biru"),
@@ -49,26 +51,111 @@ MAX_REFERENT_CHARS = 60
 # -- when to try -------------------------------------------------------------------------
 _FOLLOW_UP_WORDS = {
     # English
-    "it", "its", "they", "them", "their", "he", "him", "his", "she", "her", "that", "this", "those",
-    "these", "there", "then", "and", "also", "what about", "how about", "same", "else", "other",
+    "it",
+    "its",
+    "they",
+    "them",
+    "their",
+    "he",
+    "him",
+    "his",
+    "she",
+    "her",
+    "that",
+    "this",
+    "those",
+    "these",
+    "there",
+    "then",
+    "and",
+    "also",
+    "what about",
+    "how about",
+    "same",
+    "else",
+    "other",
     # Indonesian
-    "dia", "ia", "beliau", "mereka", "itu", "tersebut", "dan", "lalu", "kalau", "terus",
-    "juga", "bagaimana dengan", "sana", "situ", "lagi",
+    "dia",
+    "ia",
+    "beliau",
+    "mereka",
+    "itu",
+    "tersebut",
+    "dan",
+    "lalu",
+    "kalau",
+    "terus",
+    "juga",
+    "bagaimana dengan",
+    "sana",
+    "situ",
+    "lagi",
 }
 _FOLLOW_UP_CJK = (
     # Korean
-    "그는", "그녀", "그들", "그것", "그게", "그건", "이것", "이건", "저것", "거기", "그럼", "그러면",
-    "그리고", "그때", "그곳", "그 ", "또 ", "또한", "이 사람", "그 사람", "는요", "은요",
+    "그는",
+    "그녀",
+    "그들",
+    "그것",
+    "그게",
+    "그건",
+    "이것",
+    "이건",
+    "저것",
+    "거기",
+    "그럼",
+    "그러면",
+    "그리고",
+    "그때",
+    "그곳",
+    "그 ",
+    "또 ",
+    "또한",
+    "이 사람",
+    "그 사람",
+    "는요",
+    "은요",
     # Chinese
-    "他", "她", "它", "这", "那", "其", "该", "还有", "呢", "此", "上面",
+    "他",
+    "她",
+    "它",
+    "这",
+    "那",
+    "其",
+    "该",
+    "还有",
+    "呢",
+    "此",
+    "上面",
 )
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*|\d+(?:[.,:]\d+)*", re.UNICODE)
 _CJK = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # Indonesian words ending in -nya that are not "X of him/her/it".
 _NOT_POSSESSIVE_NYA = {
-    "hanya", "punya", "tanya", "bertanya", "ditanya", "menanya", "biasanya", "akhirnya", "sebelumnya",
-    "selanjutnya", "sebenarnya", "seharusnya", "sesungguhnya", "lainnya", "semuanya", "khususnya",
-    "umumnya", "misalnya", "sayangnya", "rupanya", "agaknya", "bahwasanya", "nyanya", "kayanya",
+    "hanya",
+    "punya",
+    "tanya",
+    "bertanya",
+    "ditanya",
+    "menanya",
+    "biasanya",
+    "akhirnya",
+    "sebelumnya",
+    "selanjutnya",
+    "sebenarnya",
+    "seharusnya",
+    "sesungguhnya",
+    "lainnya",
+    "semuanya",
+    "khususnya",
+    "umumnya",
+    "misalnya",
+    "sayangnya",
+    "rupanya",
+    "agaknya",
+    "bahwasanya",
+    "nyanya",
+    "kayanya",
 }
 
 
@@ -100,8 +187,11 @@ def looks_like_follow_up(question: str) -> bool:
     short = len(words) <= 10 and cjk <= 16
     very_short = len(words) + (cjk + 1) // 2 <= 3
     lower = " " + " ".join(w.lower() for w in words) + " "
-    marker = (any(f" {w} " in lower for w in _FOLLOW_UP_WORDS) or any(_possessive_nya(w) for w in words)
-              or any(_has_marker(question, m) for m in _FOLLOW_UP_CJK))
+    marker = (
+        any(f" {w} " in lower for w in _FOLLOW_UP_WORDS)
+        or any(_possessive_nya(w) for w in words)
+        or any(_has_marker(question, m) for m in _FOLLOW_UP_CJK)
+    )
     return short and (marker or very_short)
 
 
@@ -112,9 +202,13 @@ _POSSESSIVE = {"en": re.compile(r"\b(?:his|its|their)\b", re.I), "id": re.compil
 _SUBSTITUTIONS = {
     "en": [(re.compile(r"\b(?:he|she|it|they|him|her|them)\b", re.I), "{ref}")],
     "id": [(re.compile(r"\b(?:dia|ia|beliau|mereka)\b", re.I), "{ref}")],
-    "ko": [(re.compile(_HANGUL_BEFORE + r"(?:그녀|그들|그것|그곳|그)(은|는|이|가|을|를|의|에게|에서|와|과|도)"),
-            r"{ref}\1"),
-           (re.compile(_HANGUL_BEFORE + r"(?:그|이|저) (?:회사|사람|제품|팀|기사|글)"), "{ref}")],
+    "ko": [
+        (
+            re.compile(_HANGUL_BEFORE + r"(?:그녀|그들|그것|그곳|그)(은|는|이|가|을|를|의|에게|에서|와|과|도)"),
+            r"{ref}\1",
+        ),
+        (re.compile(_HANGUL_BEFORE + r"(?:그|이|저) (?:회사|사람|제품|팀|기사|글)"), "{ref}"),
+    ],
     "zh": [(re.compile(r"(?:他们|她们|它们|他|她|它|该公司|这家公司|那家公司|此人)"), "{ref}")],
 }
 
@@ -124,8 +218,9 @@ def names_something(question: str) -> bool:
     words = _latin_words(question)
     if _CJK.search(question):
         return any(len(w) >= 2 for w in words)
-    return (any(w[:1].isupper() for w in words[1:])
-            or any(any(c.isdigit() or c == "-" for c in w) or any(c.isupper() for c in w[1:]) for w in words))
+    return any(w[:1].isupper() for w in words[1:]) or any(
+        any(c.isdigit() or c == "-" for c in w) or any(c.isupper() for c in w[1:]) for w in words
+    )
 
 
 def _fill(question: str, language: str, referent: str) -> str | None:
@@ -141,7 +236,7 @@ def _fill(question: str, language: str, referent: str) -> str | None:
         def substitute(match: re.Match) -> str:
             if language == "id" and match.group(0).lower().endswith("nya") and not _possessive_nya(match.group(0)):
                 return match.group(0)
-            return match.expand(template)
+            return match.expand(template)  # noqa: B023 -- pattern.sub calls it at once
 
         result = pattern.sub(substitute, result)
     if result != question:
@@ -152,7 +247,7 @@ def _fill(question: str, language: str, referent: str) -> str | None:
 def _prompt(question: str, answer: str, follow_up: str) -> str:
     answer = " ".join(strip_markers(answer or "").split())
     if len(answer) > ANSWER_CHARS:
-        answer = answer[:ANSWER_CHARS - 1] + "…"
+        answer = answer[: ANSWER_CHARS - 1] + "…"
     return USER.format(question=" ".join(question.split()), answer=answer or "-", follow_up=follow_up)
 
 
@@ -197,8 +292,9 @@ class Rewrite:
         return self.standalone != self.question
 
 
-def standalone_question(llm, history: Sequence[tuple[str, str]], question: str,
-                        max_tokens: int = MAX_TOKENS) -> Rewrite:
+def standalone_question(
+    llm, history: Sequence[tuple[str, str]], question: str, max_tokens: int = MAX_TOKENS
+) -> Rewrite:
     """The question to retrieve and answer with: the follow-up made standalone, or itself.
 
     `llm` has `stream(messages, max_tokens, temperature)` yielding text (the assistant's

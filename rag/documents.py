@@ -80,12 +80,13 @@ def _cut(line: str) -> Iterator[str]:
     start = 0
     while len(line) - start > MAX_PARAGRAPH_CHARS:
         limit = start + MAX_PARAGRAPH_CHARS
-        window = line[start:limit + 1]  # a sentence end right at the limit counts
-        cut = max((m.end() for m in _SENTENCE_END.finditer(window) if 0 < m.start() <= MAX_PARAGRAPH_CHARS),
-                  default=0)
+        window = line[start : limit + 1]  # a sentence end right at the limit counts
+        cut = max((m.end() for m in _SENTENCE_END.finditer(window) if 0 < m.start() <= MAX_PARAGRAPH_CHARS), default=0)
         if not cut:
-            cut = max((m.end() for m in _SPACE.finditer(window) if 0 < m.start() <= MAX_PARAGRAPH_CHARS),
-                      default=MAX_PARAGRAPH_CHARS)
+            cut = max(
+                (m.end() for m in _SPACE.finditer(window) if 0 < m.start() <= MAX_PARAGRAPH_CHARS),
+                default=MAX_PARAGRAPH_CHARS,
+            )
         yield window[:cut].rstrip()
         start += cut
         while start < len(line) and line[start].isspace():
@@ -97,8 +98,9 @@ def _cut(line: str) -> Iterator[str]:
 def numbered(file: str, blocks: list[Block]) -> tuple[Paragraph, ...]:
     """A reader's blocks as the file's paragraphs, long ones cut, numbered from 1."""
     pieces = ((piece, block) for block in blocks for piece in _cut(block.text))
-    return tuple(Paragraph(file, number, piece, block.page, block.ocr)
-                 for number, (piece, block) in enumerate(pieces, 1))
+    return tuple(
+        Paragraph(file, number, piece, block.page, block.ocr) for number, (piece, block) in enumerate(pieces, 1)
+    )
 
 
 def split_paragraphs(file: str, text: str) -> tuple[Paragraph, ...]:
@@ -179,8 +181,14 @@ def _open_files(folder: Path, skipped: list[Skipped]) -> Iterator[tuple[str, int
                 try:
                     descriptor = os.open(name, _OPEN_FILE, dir_fd=parent)
                 except OSError as error:
-                    skipped.append(Skipped(shown, "symlink; not followed" if error.errno == errno.ELOOP
-                                           else f"unreadable ({error.strerror or error})"))
+                    skipped.append(
+                        Skipped(
+                            shown,
+                            "symlink; not followed"
+                            if error.errno == errno.ELOOP
+                            else f"unreadable ({error.strerror or error})",
+                        )
+                    )
                     continue
                 yield relative, descriptor
     finally:
@@ -235,14 +243,14 @@ def _document(name: str, data: bytes) -> tuple[Document | None, Skipped | None]:
         return None, Skipped(name, "; ".join(reading.notes) or "empty")
     sample = " ".join(p.text for p in paragraphs[:40])
     title = (reading.title or paragraphs[0].text).lstrip("# ")
-    title = title if len(title) <= MAX_TITLE_CHARS else title[:MAX_TITLE_CHARS - 1] + "…"
-    document = Document(name, hashlib.sha256(data).hexdigest(), detect_language(sample), paragraphs, title,
-                        reader.version())
+    title = title if len(title) <= MAX_TITLE_CHARS else title[: MAX_TITLE_CHARS - 1] + "…"
+    document = Document(
+        name, hashlib.sha256(data).hexdigest(), detect_language(sample), paragraphs, title, reader.version()
+    )
     return document, caveat
 
 
-def read_documents(folder: Path, progress: Callable[[int], None] | None = None
-                   ) -> tuple[list[Document], list[Skipped]]:
+def read_documents(folder: Path, progress: Callable[[int], None] | None = None) -> tuple[list[Document], list[Skipped]]:
     """Every document under `folder` in name order, and every file skipped or read with a
     caveat; `progress` gets the number of files read so far."""
     if not folder.is_dir():

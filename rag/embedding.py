@@ -26,8 +26,7 @@ class Embedder(Protocol):
 
     def encode_queries(self, texts: list[str]) -> np.ndarray: ...
 
-    def encode_passages(self, texts: list[str], batch_size: int = 32,
-                        show_progress: bool = False) -> np.ndarray: ...
+    def encode_passages(self, texts: list[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray: ...
 
 
 class SentenceTransformerEmbedder:
@@ -48,9 +47,12 @@ class SentenceTransformerEmbedder:
         transformers_logging.disable_progress_bar()  # keep stderr for our own progress
 
         path = Path(name_or_path)
-        if path.is_absolute() or name_or_path.startswith("."):
-            if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
-                raise RagError(f"embedder folder not found or incomplete: {path} (run `rag models` to provision the default)")
+        if (path.is_absolute() or name_or_path.startswith(".")) and not (
+            (path / "modules.json").is_file() or (path / "config.json").is_file()
+        ):
+            raise RagError(
+                f"embedder folder not found or incomplete: {path} (run `rag models` to provision the default)"
+            )
         try:
             self.model = SentenceTransformer(name_or_path, device="cpu")
         except Exception as error:  # the library raises many types; all mean "cannot load"
@@ -68,17 +70,20 @@ class SentenceTransformerEmbedder:
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self._encode(texts, self._query_prompt, 32, False)
 
-    def encode_passages(self, texts: list[str], batch_size: int = 32,
-                        show_progress: bool = False) -> np.ndarray:
+    def encode_passages(self, texts: list[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
         return self._encode(texts, self._passage_prompt, batch_size, show_progress)
 
-    def _encode(self, texts: list[str], prompt_name: str | None, batch_size: int,
-                show_progress: bool) -> np.ndarray:
+    def _encode(self, texts: list[str], prompt_name: str | None, batch_size: int, show_progress: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self.model.encode(texts, prompt_name=prompt_name, batch_size=batch_size,
-                                    normalize_embeddings=True, convert_to_numpy=True,
-                                    show_progress_bar=show_progress)
+        vectors = self.model.encode(
+            texts,
+            prompt_name=prompt_name,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=show_progress,
+        )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
@@ -175,11 +180,11 @@ class OnnxEmbedder:
             # Threads that spin between calls take the cores llama.cpp is decoding on.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-            self._session = onnxruntime.InferenceSession(str(model_file), options,
-                                                         providers=["CPUExecutionProvider"])
+            self._session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # a damaged file: ORT, tokenizers, numpy and json raise many types
-            raise RagError(f"cannot load embedder {folder}: {str(error).splitlines()[0]} "
-                           f"(run `rag models` to provision it again)") from None
+            raise RagError(
+                f"cannot load embedder {folder}: {str(error).splitlines()[0]} (run `rag models` to provision it again)"
+            ) from None
         self.id = folder.name
         self.dim = int(self._session.get_outputs()[0].shape[-1])
         self.query_prompt = prompts.get("query", "")
@@ -191,8 +196,7 @@ class OnnxEmbedder:
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self._encode(texts, self.query_prompt, 32)
 
-    def encode_passages(self, texts: list[str], batch_size: int = 32,
-                        show_progress: bool = False) -> np.ndarray:
+    def encode_passages(self, texts: list[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
         return self._encode(texts, self.passage_prompt, batch_size)
 
     def token_ids(self, text: str, prompt: str) -> list[int]:
@@ -206,13 +210,13 @@ class OnnxEmbedder:
         ids = [self.token_ids(text, prompt) for text in texts]
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # little padding per batch
         for first in range(0, len(order), batch_size):
-            rows = order[first:first + batch_size]
+            rows = order[first : first + batch_size]
             width = max(len(ids[row]) for row in rows)
             input_ids = np.full((len(rows), width), self.tokenizer.pad_id, dtype=np.int64)
             mask = np.zeros((len(rows), width), dtype=np.int64)
             for line, row in enumerate(rows):
-                input_ids[line, :len(ids[row])] = ids[row]
-                mask[line, :len(ids[row])] = 1
+                input_ids[line, : len(ids[row])] = ids[row]
+                mask[line, : len(ids[row])] = 1
             vectors[rows] = self._session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
         return vectors
 

@@ -40,8 +40,20 @@ from .embedding import Embedder
 from .errors import RagError
 from .keywords import KeywordIndex, top_positive
 from .settings import INDEX_TYPES
-from .store import (INDEX_FORMAT, Progress, Store, UpdateReport, centred, language_offsets, manifest_of,
-                    new_manifest, plan_update, plan_vectors, rebuild_reason)
+from .store import (
+    INDEX_FORMAT,
+    Progress,
+    Store,
+    UpdateReport,
+    centred,
+    language_offsets,
+    manifest_of,
+    new_manifest,
+    plan_update,
+    plan_vectors,
+    rebuild_reason,
+)
+
 CURRENT = "CURRENT"
 # The names (generation folders, pointer drafts) builds created in the index folder, and
 # the mark that the folder is an index: only these are ever deleted.
@@ -189,8 +201,9 @@ def _current_generation(index_dir: Path) -> tuple[Path, str]:
     except NotADirectoryError:
         raise RagError(f"the index folder {index_dir} is a file, not a folder; choose another --index") from None
     except OSError as error:  # ELOOP: a symlink
-        raise RagError(f"index pointer {path} is not a file ({error.strerror or error}); "
-                       f"run `rag index` to repair it") from None
+        raise RagError(
+            f"index pointer {path} is not a file ({error.strerror or error}); run `rag index` to repair it"
+        ) from None
     if not stat.S_ISREG(os.fstat(descriptor).st_mode):
         os.close(descriptor)
         raise RagError(f"index pointer {path} is not a file; run `rag index` to repair it")
@@ -221,8 +234,10 @@ def _set_aside_broken_pointer(index_dir: Path) -> str | None:
     except FileNotFoundError:
         return None
     except OSError as error:
-        raise RagError(f"index pointer {path} is not a file and cannot be moved aside "
-                       f"({error.strerror or error}); remove it and run `rag index`") from None
+        raise RagError(
+            f"index pointer {path} is not a file and cannot be moved aside "
+            f"({error.strerror or error}); remove it and run `rag index`"
+        ) from None
     return f"{path} was not a file; moved aside to {aside.name}"
 
 
@@ -264,8 +279,9 @@ def load_index(index_dir: Path) -> Index:
         if not isinstance(manifest, dict):
             raise RagError(f"index manifest {folder / MANIFEST} is not an index manifest; {rebuild}")
         if manifest.get("format") != INDEX_FORMAT:
-            raise RagError(f"the index in {index_dir} was built by another version of polyglot-rag; "
-                           f"run `rag index` to rebuild it")
+            raise RagError(
+                f"the index in {index_dir} was built by another version of polyglot-rag; run `rag index` to rebuild it"
+            )
         if not all(isinstance(manifest.get(key), dict) for key in ("checksums", "files", "embedder")):
             raise RagError(f"index manifest {folder / MANIFEST} is not an index manifest; {rebuild}")
         _verify_files(folder, manifest["checksums"], rebuild)
@@ -308,8 +324,15 @@ def _check_index_type(index_type: str) -> None:
         raise RagError(f"index type must be one of {', '.join(INDEX_TYPES)}, not {index_type!r}")
 
 
-def write_index(index_dir: Path, documents: list[Document], chunks: list[Chunk], vectors: np.ndarray,
-                embedder: Embedder, chunking: ChunkingSettings, index_type: str = "flat") -> Path:
+def write_index(
+    index_dir: Path,
+    documents: list[Document],
+    chunks: list[Chunk],
+    vectors: np.ndarray,
+    embedder: Embedder,
+    chunking: ChunkingSettings,
+    index_type: str = "flat",
+) -> Path:
     """Write chunks embedded elsewhere (in document order, one vector each) as the current index
     of a new or empty `index_dir`, e.g. a synthetic corpus too large to embed; its generation folder."""
     _check_index_type(index_type)
@@ -318,8 +341,9 @@ def write_index(index_dir: Path, documents: list[Document], chunks: list[Chunk],
     return _write_generation(index_dir, manifest, chunks, documents, vectors)
 
 
-def _write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk], documents: list[Document],
-                      vectors: np.ndarray) -> Path:
+def _write_generation(
+    index_dir: Path, manifest: dict, chunks: list[Chunk], documents: list[Document], vectors: np.ndarray
+) -> Path:
     """Write a complete generation folder and make it current; the old one stays until then."""
     import faiss
 
@@ -335,8 +359,9 @@ def _write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk], docu
     _write_jsonl(folder / CHUNKS, [asdict(c) for c in chunks])
     _write_jsonl(folder / PARAGRAPHS, [asdict(p) for d in documents for p in d.paragraphs])
     KeywordIndex.build([c.text for c in chunks]).save(folder / KEYWORDS)
-    manifest["checksums"] = {p.relative_to(folder).as_posix(): _sha256(p)
-                             for p in sorted(folder.rglob("*")) if p.is_file()}
+    manifest["checksums"] = {
+        p.relative_to(folder).as_posix(): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()
+    }
     (folder / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
     _fsync_tree(folder)
     pointer = _own(index_dir, f"{CURRENT}.tmp-{os.getpid()}")
@@ -353,11 +378,15 @@ def _owned(index_dir: Path) -> list[str]:
     except FileNotFoundError:
         return []
     except (ValueError, OSError) as error:
-        raise RagError(f"{index_dir / OWNED} is unreadable ({error}); move the index folder away and "
-                       f"run `rag index` to build a new one") from None
+        raise RagError(
+            f"{index_dir / OWNED} is unreadable ({error}); move the index folder away and "
+            f"run `rag index` to build a new one"
+        ) from None
     if not isinstance(names, list) or not all(isinstance(n, str) and "/" not in n for n in names):
-        raise RagError(f"{index_dir / OWNED} is not a list of names; move the index folder away and "
-                       f"run `rag index` to build a new one")
+        raise RagError(
+            f"{index_dir / OWNED} is not a list of names; move the index folder away and "
+            f"run `rag index` to build a new one"
+        )
     return names
 
 
@@ -382,8 +411,10 @@ def claim_index_folder(index_dir: Path, docs_dir: Path) -> None:
     except (OSError, RuntimeError) as error:  # Python 3.11 raises RuntimeError for a symlink loop
         raise RagError(f"cannot use the index folder {index_dir} ({error}); choose another --index") from None
     if index == docs or index.is_relative_to(docs) or docs.is_relative_to(index):
-        raise RagError(f"the index folder {index_dir} and the documents folder {docs_dir} must be separate "
-                       f"(neither inside the other); choose another --index")
+        raise RagError(
+            f"the index folder {index_dir} and the documents folder {docs_dir} must be separate "
+            f"(neither inside the other); choose another --index"
+        )
     if index_dir.exists() and not index_dir.is_dir():
         raise RagError(f"the index folder {index_dir} is a file, not a folder; choose another --index")
     try:
@@ -398,8 +429,9 @@ def claim_index_folder(index_dir: Path, docs_dir: Path) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         legacy = None
     if entries - {".lock"} and not (legacy and isinstance(legacy[0], str) and legacy[0] in entries):
-        raise RagError(f"the index folder {index_dir} is not empty and holds no index; "
-                       f"choose an empty or new folder for --index")
+        raise RagError(
+            f"the index folder {index_dir} is not empty and holds no index; choose an empty or new folder for --index"
+        )
     _write_owned(index_dir, legacy or [])
 
 
@@ -409,8 +441,9 @@ def _remove_stale(index_dir: Path, keep: Path) -> None:
     for name in owned:
         path = index_dir / name
         if path != keep and (path.exists() or path.is_symlink()):
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() and not path.is_symlink() \
-                else path.unlink(missing_ok=True)
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() and not path.is_symlink() else path.unlink(
+                missing_ok=True
+            )
     _write_owned(index_dir, [keep.name])
 
 
@@ -428,9 +461,15 @@ def _reusable(index_dir: Path, manifest: dict, rebuild: bool) -> tuple[Index | N
     return (None, reason) if reason else (old, None)
 
 
-def update_index(docs_dir: Path, index_dir: Path, embedder: Embedder, chunking: ChunkingSettings,
-                 index_type: str = "flat", rebuild: bool = False,
-                 progress: Progress | None = None) -> tuple[Index, UpdateReport]:
+def update_index(
+    docs_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    chunking: ChunkingSettings,
+    index_type: str = "flat",
+    rebuild: bool = False,
+    progress: Progress | None = None,
+) -> tuple[Index, UpdateReport]:
     """Bring the index in line with the documents folder, re-embedding only changed files."""
     from filelock import FileLock, Timeout
 
@@ -439,8 +478,9 @@ def update_index(docs_dir: Path, index_dir: Path, embedder: Embedder, chunking: 
     documents, skipped = read_documents(docs_dir, progress and (lambda count: progress("Reading", count, 0)))
     if not documents:  # an index of nothing answers nothing, and BM25 cannot be built on it
         example = f", e.g. {skipped[0].file}: {skipped[0].reason}" if skipped else ""
-        raise RagError(f"no readable document in {docs_dir} ({len(skipped)} skipped{example}); "
-                       f"add documents and run `rag index`")
+        raise RagError(
+            f"no readable document in {docs_dir} ({len(skipped)} skipped{example}); add documents and run `rag index`"
+        )
     claim_index_folder(index_dir, docs_dir)
     try:
         lock = FileLock(str(index_dir / ".lock"), timeout=LOCK_TIMEOUT)

@@ -38,7 +38,7 @@ def tokenize(text: str) -> list[str]:
             tokens.append(match["word"])
         else:
             run = match["cjk"]
-            tokens.extend([run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)])
+            tokens.extend([run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)])
     return tokens
 
 
@@ -67,17 +67,29 @@ class KeywordIndex:
     """
 
     # bm25s's file names, and the scoring methods whose weights need no other term.
-    FILES = {"data": "data.csc.index.npy", "indices": "indices.csc.index.npy",
-             "indptr": "indptr.csc.index.npy", "vocab": "vocab.index.json", "params": "params.index.json"}
+    FILES = {
+        "data": "data.csc.index.npy",
+        "indices": "indices.csc.index.npy",
+        "indptr": "indptr.csc.index.npy",
+        "vocab": "vocab.index.json",
+        "params": "params.index.json",
+    }
     METHODS = ("lucene", "robertson", "atire")
 
-    def __init__(self, vocabulary: dict[str, int], data: np.ndarray, indices: np.ndarray,
-                 indptr: np.ndarray, rows: int, built=None) -> None:
+    def __init__(
+        self,
+        vocabulary: dict[str, int],
+        data: np.ndarray,
+        indices: np.ndarray,
+        indptr: np.ndarray,
+        rows: int,
+        built=None,
+    ) -> None:
         self._vocabulary, self._data, self._indices, self._indptr, self._rows = vocabulary, data, indices, indptr, rows
         self._built = built  # the bm25s object of a fresh build, which writes bm25s's files
 
     @classmethod
-    def build(cls, texts: list[str]) -> "KeywordIndex":
+    def build(cls, texts: list[str]) -> KeywordIndex:
         """The BM25 weights of `texts` (one row each), computed by bm25s."""
         import bm25s
 
@@ -85,8 +97,12 @@ class KeywordIndex:
         # An empty token list would make bm25s drop the document and shift every row after it.
         bm25.index([tokenize(t) or ["\u2205"] for t in texts], show_progress=False)
         matrix = bm25.scores  # compressed sparse columns: one column per term
-        return cls(bm25.vocab_dict, *(np.asarray(matrix[key]) for key in ("data", "indices", "indptr")),
-                   int(matrix["num_docs"]), built=bm25)
+        return cls(
+            bm25.vocab_dict,
+            *(np.asarray(matrix[key]) for key in ("data", "indices", "indptr")),
+            int(matrix["num_docs"]),
+            built=bm25,
+        )
 
     def save(self, folder: Path) -> None:
         """Write a fresh build's weights in bm25s's format (what `load` reads)."""
@@ -95,7 +111,7 @@ class KeywordIndex:
         self._built.save(str(folder), show_progress=False)
 
     @classmethod
-    def load(cls, folder: Path) -> "KeywordIndex":
+    def load(cls, folder: Path) -> KeywordIndex:
         params = json.loads((folder / cls.FILES["params"]).read_text(encoding="utf-8"))
         if params.get("method") not in cls.METHODS:
             raise ValueError(f"keyword index method {params.get('method')!r} is not one of {cls.METHODS}")
@@ -106,7 +122,7 @@ class KeywordIndex:
     def document_vectors(self) -> list[dict[int, float]]:
         """Each chunk's BM25 weight per term dimension, in row order (bm25s precomputes them)."""
         indptr, rows, weights = self._indptr, self._indices, self._data
-        terms = sorted(self._vocabulary, key=self._vocabulary.get)[:len(indptr) - 1]
+        terms = sorted(self._vocabulary, key=self._vocabulary.get)[: len(indptr) - 1]
         dimensions = np.repeat(np.array([term_id(t) for t in terms], dtype=np.int64), np.diff(indptr))
         order = np.argsort(rows, kind="stable")
         bounds = np.searchsorted(rows[order], np.arange(self._rows + 1))

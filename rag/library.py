@@ -122,8 +122,15 @@ def _documents_folder(docs_dir: Path) -> Path:
     return docs_dir.resolve()
 
 
-def add_document(docs_dir: Path, name: str, source: Path | bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
-                 replace: bool = False, known: Mapping[str, Mapping] | None = None) -> str:
+def add_document(
+    docs_dir: Path,
+    name: str,
+    source: Path | bytes,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    replace: bool = False,
+    known: Mapping[str, Mapping] | None = None,
+) -> str:
     """Copy one uploaded file into the top of the documents folder; its stored name.
 
     `source` is the uploaded bytes or a file to copy (read up to `max_bytes` + 1 bytes).
@@ -173,8 +180,12 @@ def _document_path(docs_dir: Path, name: str, known: Collection[str] | None) -> 
     if not isinstance(name, str) or not name.strip():
         raise RagError("no document chosen")
     parts = PurePosixPath(name).parts
-    if (PurePosixPath(name).is_absolute() or "\\" in name or not parts
-            or any(p in (".", "..") or p.startswith(".") for p in parts)):
+    if (
+        PurePosixPath(name).is_absolute()
+        or "\\" in name
+        or not parts
+        or any(p in (".", "..") or p.startswith(".") for p in parts)
+    ):
         raise RagError(f"{name!r} is not the name of a document in the documents folder")
     if PurePosixPath(name).suffix.lower() not in DOCUMENT_SUFFIXES:
         raise RagError(f"{name!r} is not a document ({', '.join(DOCUMENT_SUFFIXES)})")
@@ -225,8 +236,9 @@ def removing(docs_dir: Path, name: str, known: Collection[str] | None = None) ->
     try:
         aside.unlink()
     except OSError as error:
-        raise RagError(f"removed {name}, but its copy {aside.name} could not be deleted: "
-                       f"{error.strerror or error}") from None
+        raise RagError(
+            f"removed {name}, but its copy {aside.name} could not be deleted: {error.strerror or error}"
+        ) from None
     _fsync_folder(path.parent)
 
 
@@ -252,8 +264,9 @@ class Indexed(Protocol):
     @property
     def index(self) -> Store: ...
 
-    def update_index(self, rebuild: bool = False,
-                     progress: Callable[[int, int], None] | None = None) -> UpdateReport: ...
+    def update_index(
+        self, rebuild: bool = False, progress: Callable[[int, int], None] | None = None
+    ) -> UpdateReport: ...
 
 
 @dataclass
@@ -277,16 +290,23 @@ class Library:
         """The indexed documents: name -> {"sha256", "language", "paragraphs", "chunks"}."""
         return self.owner.index.files
 
-    def add(self, uploads: Sequence[tuple[str, Path | bytes]], *, replace: bool = False,
-            max_bytes: int = DEFAULT_MAX_BYTES, progress: Callable[[str, int, int], None] | None = None) -> Added:
+    def add(
+        self,
+        uploads: Sequence[tuple[str, Path | bytes]],
+        *,
+        replace: bool = False,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> Added:
         """Store each (name, file or bytes) that passes the checks, then re-index once
         (`progress(stage, done, total)` as in rag.index)."""
         docs_dir = self.owner.settings.docs_dir
         result = Added()
         for name, source in uploads:
             try:
-                result.added.append(add_document(docs_dir, name, source, max_bytes=max_bytes, replace=replace,
-                                                 known=self.files))
+                result.added.append(
+                    add_document(docs_dir, name, source, max_bytes=max_bytes, replace=replace, known=self.files)
+                )
             except RagError as error:
                 result.rejected.append((name, str(error)))
         if not result.added:

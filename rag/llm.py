@@ -15,8 +15,9 @@ Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content":
 class LLM(Protocol):
     id: str
 
-    def stream(self, messages: list[Message], max_tokens: int, temperature: float,
-               grammar: str | None = None, prefix: str = "") -> Iterator[str]:
+    def stream(
+        self, messages: list[Message], max_tokens: int, temperature: float, grammar: str | None = None, prefix: str = ""
+    ) -> Iterator[str]:
         """The reply, piece by piece; `prefix` is the start of the reply, given rather than
         generated (not repeated in the pieces)."""
 
@@ -44,11 +45,20 @@ class LlamaCppLLM:
         import llama_cpp
 
         try:
-            self.model = llama_cpp.Llama(model_path=str(path), n_ctx=context_tokens, n_threads=threads,
-                                         n_threads_batch=threads, n_batch=512, use_mmap=True, verbose=False)
+            self.model = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=context_tokens,
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_batch=512,
+                use_mmap=True,
+                verbose=False,
+            )
         except (ValueError, RuntimeError) as error:
-            raise RagError(f"cannot load LLM {path} ({str(error).splitlines()[0]}): the file is truncated or not a "
-                           f"llama.cpp GGUF; copy or download it again, or leave out --llm to use the default model") from None
+            raise RagError(
+                f"cannot load LLM {path} ({str(error).splitlines()[0]}): the file is truncated or not a "
+                f"llama.cpp GGUF; copy or download it again, or leave out --llm to use the default model"
+            ) from None
         self.id = path.name
         self._lock = threading.Lock()  # a plain Lock: a stream may be resumed on another thread
         self._grammars: dict[str, object] = {}
@@ -66,15 +76,19 @@ class LlamaCppLLM:
             template = self.model.metadata.get("tokenizer.chat_template")
             if not template:
                 raise RagError(f"the LLM {self.id} has no chat template in its GGUF metadata")
-            token_text = lambda token: self.model.detokenize([token], special=True).decode("utf-8", "replace")  # noqa: E731
-            self._formatter = Jinja2ChatFormatter(template, eos_token=token_text(self.model.token_eos()),
-                                                  bos_token=token_text(self.model.token_bos()))
+            token_text = lambda token: self.model.detokenize([token], special=True).decode("utf-8", "replace")
+            self._formatter = Jinja2ChatFormatter(
+                template, eos_token=token_text(self.model.token_eos()), bos_token=token_text(self.model.token_bos())
+            )
         formatted = self._formatter(messages=messages)
-        return (self.model.tokenize((formatted.prompt + prefix).encode("utf-8"), add_bos=False, special=True),
-                formatted.stop)
+        return (
+            self.model.tokenize((formatted.prompt + prefix).encode("utf-8"), add_bos=False, special=True),
+            formatted.stop,
+        )
 
-    def stream(self, messages: list[Message], max_tokens: int, temperature: float,
-               grammar: str | None = None, prefix: str = "") -> Iterator[str]:
+    def stream(
+        self, messages: list[Message], max_tokens: int, temperature: float, grammar: str | None = None, prefix: str = ""
+    ) -> Iterator[str]:
         from llama_cpp import LlamaGrammar
 
         if grammar is not None and grammar not in self._grammars:
@@ -83,9 +97,15 @@ class LlamaCppLLM:
         with self._lock:
             try:
                 # A streamed completion reuses the KV cache of the longest common prefix (the system text).
-                pieces = self.model.create_completion(tokens, stream=True, max_tokens=max_tokens,
-                                                      temperature=temperature, seed=0, stop=stop,
-                                                      grammar=self._grammars.get(grammar) if grammar else None)
+                pieces = self.model.create_completion(
+                    tokens,
+                    stream=True,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    seed=0,
+                    stop=stop,
+                    grammar=self._grammars.get(grammar) if grammar else None,
+                )
                 for piece in pieces:
                     text = piece["choices"][0]["text"]
                     if text:
@@ -101,21 +121,23 @@ class LlamaCppLLM:
             return None
         tokens, _ = self._prompt_tokens(messages, prefix)
         if len(tokens) >= self.model.n_ctx():
-            raise RagError(f"the LLM refused the prompt: {len(tokens)} tokens exceed the context window "
-                           f"of {self.model.n_ctx()}")
+            raise RagError(
+                f"the LLM refused the prompt: {len(tokens)} tokens exceed the context window of {self.model.n_ctx()}"
+            )
         import llama_cpp
 
         with self._lock:
             # Evaluate only what follows the prefix already in the KV cache, as generation does.
-            cached = self.model.input_ids[:self.model.n_tokens].tolist()
+            cached = self.model.input_ids[: self.model.n_tokens].tolist()
             shared = 0
             while shared < min(len(cached), len(tokens) - 1) and cached[shared] == tokens[shared]:
                 shared += 1
             self.model.n_tokens = shared
             self.model.eval(tokens[shared:])
             # The last position's logits (Llama.scores keeps them only with logits_all, which costs memory).
-            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.model.ctx, -1),
-                                           shape=(self.model.n_vocab(),))
+            logits = np.ctypeslib.as_array(
+                llama_cpp.llama_get_logits_ith(self.model.ctx, -1), shape=(self.model.n_vocab(),)
+            )
             chosen = logits[[i[0] for i in ids]].astype(np.float64)
         weights = np.exp(chosen - chosen.max())
         return dict(zip(options, (weights / weights.sum()).tolist()))
@@ -155,8 +177,11 @@ class OpenAICompatibleLLM:
 
         from .settings import is_local_host
 
-        return urllib.request.build_opener(urllib.request.ProxyHandler({})) if is_local_host(host) \
+        return (
+            urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            if is_local_host(host)
             else urllib.request.build_opener()
+        )
 
     def _post(self, url: str, body: dict, accept: str = "application/json"):
         """The open HTTP response; RagError for refused connections, timeouts, HTTP errors."""
@@ -166,19 +191,23 @@ class OpenAICompatibleLLM:
         import urllib.request
 
         request = urllib.request.Request(
-            url, data=json.dumps(body, ensure_ascii=False).encode("utf-8"), method="POST",
-            headers={"Content-Type": "application/json", "Accept": accept})
+            url,
+            data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+            method="POST",
+            headers={"Content-Type": "application/json", "Accept": accept},
+        )
         try:
             return self._opener.open(request, timeout=self.timeout)
         except urllib.error.HTTPError as error:
-            raise RagError(f"the LLM server at {self.base_url} answered HTTP {error.code}: "
-                           f"{_error_text(error)}") from None
+            raise RagError(
+                f"the LLM server at {self.base_url} answered HTTP {error.code}: {_error_text(error)}"
+            ) from None
         except urllib.error.URLError as error:
             reason = error.reason
             if isinstance(reason, (TimeoutError, socket.timeout)):
                 raise RagError(f"the LLM server at {self.base_url} did not answer within {self.timeout:g} s") from None
             raise RagError(f"cannot reach the LLM server at {self.base_url}: {_reason_text(reason)}") from None
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise RagError(f"the LLM server at {self.base_url} did not answer within {self.timeout:g} s") from None
         except OSError as error:
             raise RagError(f"cannot reach the LLM server at {self.base_url}: {_reason_text(error)}") from None
@@ -186,16 +215,21 @@ class OpenAICompatibleLLM:
     def choose(self, messages: list[Message], prefix: str, options: list[str]) -> None:
         return None  # chat servers do not continue a given start of the reply
 
-    def stream(self, messages: list[Message], max_tokens: int, temperature: float,
-               grammar: str | None = None, prefix: str = "") -> Iterator[str]:
+    def stream(
+        self, messages: list[Message], max_tokens: int, temperature: float, grammar: str | None = None, prefix: str = ""
+    ) -> Iterator[str]:
         import json
-        import socket
 
         if prefix:
             raise RagError(f"the LLM server at {self.base_url} cannot continue a given start of the reply")
 
-        body: dict = {"messages": messages, "max_tokens": max_tokens, "temperature": temperature,
-                      "stream": True, "seed": 0}
+        body: dict = {
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stream": True,
+            "seed": 0,
+        }
         if self.model:
             body["model"] = self.model
         if grammar is not None:
@@ -206,31 +240,37 @@ class OpenAICompatibleLLM:
                     line = raw.decode("utf-8", errors="replace").strip()
                     if not line.startswith("data:"):
                         continue  # comments (": ping"), "event:" and "id:" lines, blank separators
-                    data = line[len("data:"):].strip()
+                    data = line[len("data:") :].strip()
                     if data == "[DONE]":
                         return
                     try:
                         event = json.loads(data)
                     except ValueError:
-                        raise RagError(f"the LLM server at {self.base_url} sent an unreadable event: {data[:200]}") from None
+                        raise RagError(
+                            f"the LLM server at {self.base_url} sent an unreadable event: {data[:200]}"
+                        ) from None
                     if isinstance(event, dict) and event.get("error"):
                         raise RagError(f"the LLM server at {self.base_url} failed: {_message_of(event['error'])}")
                     for choice in event.get("choices") or []:
                         text = (choice.get("delta") or {}).get("content")
                         if text:
                             yield text
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 raise RagError(f"the LLM server at {self.base_url} stopped sending for {self.timeout:g} s") from None
             except OSError as error:
-                raise RagError(f"the connection to the LLM server at {self.base_url} broke: {_reason_text(error)}") from None
+                raise RagError(
+                    f"the connection to the LLM server at {self.base_url} broke: {_reason_text(error)}"
+                ) from None
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` in the served model's tokenizer, by the server's tokenize endpoint
         (llama-server and vLLM: /tokenize; llama-cpp-python: /extras/tokenize)."""
         import json
 
-        attempts = [(f"{self.base_url}/tokenize", {"content": text, "prompt": text}),
-                    (f"{self.base_url}/extras/tokenize", {"input": text})]
+        attempts = [
+            (f"{self.base_url}/tokenize", {"content": text, "prompt": text}),
+            (f"{self.base_url}/extras/tokenize", {"input": text}),
+        ]
         problems = []
         for url, body in attempts:
             try:
@@ -258,7 +298,7 @@ def _error_text(error) -> str:
 
     try:
         body = error.read().decode("utf-8", errors="replace")
-    except Exception:  # noqa: BLE001 - the body is only a nicety
+    except Exception:
         body = ""
     try:
         data = json.loads(body)

@@ -32,8 +32,19 @@ from .documents import Document, Paragraph, read_documents
 from .embedding import Embedder
 from .errors import RagError
 from .keywords import KeywordIndex, query_vector
-from .store import (INDEX_FORMAT, Progress, Store, UpdateReport, centred, language_offsets, manifest_of,
-                    new_manifest, plan_update, plan_vectors, rebuild_reason)
+from .store import (
+    INDEX_FORMAT,
+    Progress,
+    Store,
+    UpdateReport,
+    centred,
+    language_offsets,
+    manifest_of,
+    new_manifest,
+    plan_update,
+    plan_vectors,
+    rebuild_reason,
+)
 
 ALIAS = "polyglot_rag"
 META = "_meta"
@@ -97,8 +108,9 @@ def connect(settings):
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # failures become our one-line RagError
     with milvus_errors(uri):
         try:
-            return MilvusClient(uri=uri, token=settings.milvus_token or "", timeout=CONNECT_TIMEOUT,
-                                grpc_options=GRPC_OPTIONS)
+            return MilvusClient(
+                uri=uri, token=settings.milvus_token or "", timeout=CONNECT_TIMEOUT, grpc_options=GRPC_OPTIONS
+            )
         except RagError:
             raise
         except Exception as error:  # pymilvus raises several types for a server that is not there
@@ -129,26 +141,30 @@ class MilvusStore(Store):
         with milvus_errors(uri):
             client.load_collection(collection, timeout=WRITE_TIMEOUT)
             client.load_collection(self.meta, timeout=WRITE_TIMEOUT)
-            about = client.query(self.meta, filter='kind == "about"', output_fields=["data"],
-                                 timeout=READ_TIMEOUT)
+            about = client.query(self.meta, filter='kind == "about"', output_fields=["data"], timeout=READ_TIMEOUT)
         if not about:
-            raise RagError(f"Milvus collection {collection} at {shown_uri(uri)} is incomplete; "
-                           f"rebuild with `rag index --rebuild`")
+            raise RagError(
+                f"Milvus collection {collection} at {shown_uri(uri)} is incomplete; rebuild with `rag index --rebuild`"
+            )
         data = about[0]["data"]
         if data.get("format") != INDEX_FORMAT:
-            raise RagError(f"the index in Milvus at {shown_uri(uri)} was built by another version of "
-                           f"polyglot-rag; run `rag index` to rebuild it")
+            raise RagError(
+                f"the index in Milvus at {shown_uri(uri)} was built by another version of "
+                f"polyglot-rag; run `rag index` to rebuild it"
+            )
         self.replaces = data.get("replaces")
         self.offsets = {language: np.array(v, dtype=np.float32) for language, v in data["offsets"].items()}
         self.manifest = {key: data[key] for key in ("format", "embedder", "chunking", "index_type")}
-        self.manifest["files"] = {row["file"]: row["data"]
-                                  for row in self._iterate(self.meta, 'kind == "file"', ["file", "data"])}
+        self.manifest["files"] = {
+            row["file"]: row["data"] for row in self._iterate(self.meta, 'kind == "file"', ["file", "data"])
+        }
         self._paragraphs: dict[tuple[str, int], Paragraph] = {}
 
     def _iterate(self, collection: str, expression: str, fields: list[str]) -> Iterator[dict]:
         with milvus_errors(self.uri):
-            iterator = self.client.query_iterator(collection, batch_size=BATCH, filter=expression,
-                                                  output_fields=fields, timeout=READ_TIMEOUT)
+            iterator = self.client.query_iterator(
+                collection, batch_size=BATCH, filter=expression, output_fields=fields, timeout=READ_TIMEOUT
+            )
             try:
                 while batch := iterator.next():
                     yield from batch
@@ -159,13 +175,16 @@ class MilvusStore(Store):
         found: dict[int, dict] = {}
         with milvus_errors(self.uri):
             for start in range(0, len(rows), BATCH):
-                for row in self.client.get(self.collection, ids=rows[start:start + BATCH], output_fields=fields,
-                                           timeout=READ_TIMEOUT):
+                for row in self.client.get(
+                    self.collection, ids=rows[start : start + BATCH], output_fields=fields, timeout=READ_TIMEOUT
+                ):
                     found[int(row["id"])] = row
         missing = set(rows) - set(found)
         if missing:
-            raise RagError(f"Milvus collection {self.collection} at {shown_uri(self.uri)} lacks rows "
-                           f"{sorted(missing)[:5]}; rebuild with `rag index --rebuild`")
+            raise RagError(
+                f"Milvus collection {self.collection} at {shown_uri(self.uri)} lacks rows "
+                f"{sorted(missing)[:5]}; rebuild with `rag index --rebuild`"
+            )
         return found
 
     @property
@@ -190,10 +209,15 @@ class MilvusStore(Store):
             return []
         params = {"metric_type": "IP", "params": {"ef": max(HNSW_EF, k)}}
         with milvus_errors(self.uri):
-            found = self.client.search(self.collection, data=[query.astype(np.float32).tolist()],
-                                       anns_field="vector", limit=k, search_params=params,
-                                       filter=f"language == {_literal(language)}" if language else "",
-                                       timeout=READ_TIMEOUT)
+            found = self.client.search(
+                self.collection,
+                data=[query.astype(np.float32).tolist()],
+                anns_field="vector",
+                limit=k,
+                search_params=params,
+                filter=f"language == {_literal(language)}" if language else "",
+                timeout=READ_TIMEOUT,
+            )
         return [(int(hit["id"]), float(hit["distance"])) for hit in found[0]]
 
     def centred_scores(self, query: np.ndarray, rows: list[int]) -> np.ndarray:
@@ -205,8 +229,14 @@ class MilvusStore(Store):
         if not vector:
             return {}
         with milvus_errors(self.uri):
-            found = self.client.search(self.collection, data=[vector], anns_field="keywords", limit=n,
-                                       search_params={"metric_type": "IP"}, timeout=READ_TIMEOUT)
+            found = self.client.search(
+                self.collection,
+                data=[vector],
+                anns_field="keywords",
+                limit=n,
+                search_params={"metric_type": "IP"},
+                timeout=READ_TIMEOUT,
+            )
         return {int(hit["id"]): float(hit["distance"]) for hit in found[0] if hit["distance"] > 0}
 
     def paragraph(self, file: str, number: int) -> Paragraph:
@@ -214,14 +244,16 @@ class MilvusStore(Store):
         if key not in self._paragraphs:
             expression = f'kind == "paragraph" and file == {_literal(file)} and number == {int(number)}'
             with milvus_errors(self.uri):
-                parts = self.client.query(self.meta, filter=expression, output_fields=["part", "text", "data"],
-                                          timeout=READ_TIMEOUT)
+                parts = self.client.query(
+                    self.meta, filter=expression, output_fields=["part", "text", "data"], timeout=READ_TIMEOUT
+                )
             if not parts:
                 raise RagError(f"{file} has no paragraph {number} in the index")
             parts.sort(key=lambda p: p["part"])
             place = parts[0]["data"] or {}
-            self._paragraphs[key] = Paragraph(file, number, "".join(p["text"] for p in parts), place.get("page"),
-                                              bool(place.get("ocr")))
+            self._paragraphs[key] = Paragraph(
+                file, number, "".join(p["text"] for p in parts), place.get("page"), bool(place.get("ocr"))
+            )
         return self._paragraphs[key]
 
     def paragraphs_of(self, file: str) -> list[str]:
@@ -233,8 +265,10 @@ class MilvusStore(Store):
 
     def raw_vectors(self, rows: list[int]) -> np.ndarray:
         found = self._get(list(rows), ["id", "vector", "language"])
-        return np.array([np.asarray(found[row]["vector"], dtype=np.float32) + self.offsets[found[row]["language"]]
-                         for row in rows], dtype=np.float32).reshape(len(rows), -1)
+        return np.array(
+            [np.asarray(found[row]["vector"], dtype=np.float32) + self.offsets[found[row]["language"]] for row in rows],
+            dtype=np.float32,
+        ).reshape(len(rows), -1)
 
 
 def _chunk(row: dict) -> Chunk:
@@ -250,8 +284,9 @@ def open_milvus(settings) -> MilvusStore:
     client = connect(settings)
     collection = _live(client, settings.milvus_uri)
     if collection is None:
-        raise RagError(f"no index in Milvus at {shown_uri(settings.milvus_uri)} "
-                       f"(build one with `rag index --store milvus`)")
+        raise RagError(
+            f"no index in Milvus at {shown_uri(settings.milvus_uri)} (build one with `rag index --store milvus`)"
+        )
     return MilvusStore(client, settings.milvus_uri, collection)
 
 
@@ -306,8 +341,9 @@ def _text_parts(text: str) -> list[str]:
     return parts
 
 
-def _meta_rows(manifest: dict, offsets: dict[str, np.ndarray], documents: list[Document],
-               replaces: str | None) -> Iterator[dict]:
+def _meta_rows(
+    manifest: dict, offsets: dict[str, np.ndarray], documents: list[Document], replaces: str | None
+) -> Iterator[dict]:
     about = {key: manifest[key] for key in ("format", "embedder", "chunking", "index_type")}
     about.update(offsets={language: v.tolist() for language, v in offsets.items()}, replaces=replaces)
     blank = {"file": "", "number": 0, "part": 0, "text": "", "data": {}, "marker": [1.0, 0.0]}
@@ -320,8 +356,15 @@ def _meta_rows(manifest: dict, offsets: dict[str, np.ndarray], documents: list[D
             pieces = [text] if len(text) <= MAX_TEXT_BYTES // 4 else _text_parts(text)
             place = {"page": paragraph.page, "ocr": paragraph.ocr} if paragraph.page is not None else {}
             for part, piece in enumerate(pieces):
-                yield {**blank, "kind": "paragraph", "file": paragraph.file, "number": paragraph.number,
-                       "part": part, "text": piece, "data": place}
+                yield {
+                    **blank,
+                    "kind": "paragraph",
+                    "file": paragraph.file,
+                    "number": paragraph.number,
+                    "part": part,
+                    "text": piece,
+                    "data": place,
+                }
 
 
 def _insert(client, collection: str, rows: Iterator[dict]) -> None:
@@ -335,8 +378,9 @@ def _insert(client, collection: str, rows: Iterator[dict]) -> None:
         client.insert(collection, batch, timeout=WRITE_TIMEOUT)
 
 
-def _write_generation(client, manifest: dict, chunks: list[Chunk], documents: list[Document],
-                      vectors: np.ndarray, replaces: str | None) -> str:
+def _write_generation(
+    client, manifest: dict, chunks: list[Chunk], documents: list[Document], vectors: np.ndarray, replaces: str | None
+) -> str:
     """Create and fill a new generation's two collections; the alias does not move yet."""
     collection = f"{ALIAS}_{time.strftime('%Y%m%d_%H%M%S')}_{uuid.uuid4().hex[:8]}"
     languages = [c.language for c in chunks]
@@ -347,14 +391,33 @@ def _write_generation(client, manifest: dict, chunks: list[Chunk], documents: li
     chunk_index, meta_index = _index_params(client, manifest["index_type"])
     # The meta collection first: a generation whose chunks exist is then always complete
     # enough to be recognised, and dropped, as a leftover.
-    client.create_collection(collection + META, schema=meta_schema, index_params=meta_index,
-                             consistency_level="Strong", timeout=WRITE_TIMEOUT)
-    client.create_collection(collection, schema=chunk_schema, index_params=chunk_index,
-                             consistency_level="Strong", timeout=WRITE_TIMEOUT)
-    _insert(client, collection, ({"id": row, "vector": stored[row].tolist(), "keywords": keywords[row],
-                                  "file": chunk.file, "first": chunk.first, "last": chunk.last,
-                                  "language": chunk.language, "text": chunk.text}
-                                 for row, chunk in enumerate(chunks)))
+    client.create_collection(
+        collection + META,
+        schema=meta_schema,
+        index_params=meta_index,
+        consistency_level="Strong",
+        timeout=WRITE_TIMEOUT,
+    )
+    client.create_collection(
+        collection, schema=chunk_schema, index_params=chunk_index, consistency_level="Strong", timeout=WRITE_TIMEOUT
+    )
+    _insert(
+        client,
+        collection,
+        (
+            {
+                "id": row,
+                "vector": stored[row].tolist(),
+                "keywords": keywords[row],
+                "file": chunk.file,
+                "first": chunk.first,
+                "last": chunk.last,
+                "language": chunk.language,
+                "text": chunk.text,
+            }
+            for row, chunk in enumerate(chunks)
+        ),
+    )
     rows = _meta_rows(manifest, offsets, documents, replaces)
     _insert(client, collection + META, ({**row, "id": n} for n, row in enumerate(rows)))
     client.flush(collection, timeout=WRITE_TIMEOUT)
@@ -376,8 +439,9 @@ def _drop_leftovers(client, keep: set[str | None]) -> None:
             client.drop_collection(name, timeout=WRITE_TIMEOUT)
 
 
-def _replace_live(client, uri: str, manifest: dict, chunks: list[Chunk], documents: list[Document],
-                  vectors: np.ndarray) -> MilvusStore:
+def _replace_live(
+    client, uri: str, manifest: dict, chunks: list[Chunk], documents: list[Document], vectors: np.ndarray
+) -> MilvusStore:
     """Write a whole new generation, make it live, drop what is neither it nor the one it replaced."""
     live = _live(client, uri)
     with milvus_errors(uri):
@@ -387,16 +451,23 @@ def _replace_live(client, uri: str, manifest: dict, chunks: list[Chunk], documen
     return MilvusStore(client, uri, collection)
 
 
-def write_milvus(settings, documents: list[Document], chunks: list[Chunk], vectors: np.ndarray,
-                 embedder: Embedder, chunking: ChunkingSettings) -> MilvusStore:
+def write_milvus(
+    settings,
+    documents: list[Document],
+    chunks: list[Chunk],
+    vectors: np.ndarray,
+    embedder: Embedder,
+    chunking: ChunkingSettings,
+) -> MilvusStore:
     """Write chunks embedded elsewhere as the live Milvus index (as rag.index.write_index does
     for FAISS), e.g. a synthetic corpus too large to embed."""
     manifest = manifest_of(documents, chunks, vectors, embedder, chunking, settings.index_type)
     return _replace_live(connect(settings), settings.milvus_uri, manifest, chunks, documents, vectors)
 
 
-def update_milvus(settings, embedder: Embedder, chunking: ChunkingSettings, rebuild: bool = False,
-                  progress: Progress | None = None) -> tuple[MilvusStore, UpdateReport]:
+def update_milvus(
+    settings, embedder: Embedder, chunking: ChunkingSettings, rebuild: bool = False, progress: Progress | None = None
+) -> tuple[MilvusStore, UpdateReport]:
     """Bring the Milvus index in line with the documents folder, re-embedding only changed files.
     One writer at a time: a second concurrent build could drop the first one's collections."""
     started = time.perf_counter()

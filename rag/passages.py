@@ -49,8 +49,14 @@ class Passage:
         return location(self.file, self.paragraph, self.page, self.ocr)
 
     def to_json(self) -> dict:
-        return {"file": self.file, "paragraph": self.paragraph, "page": self.page, "ocr": self.ocr,
-                "text": self.text, "cosine": round(self.cosine, 4)}
+        return {
+            "file": self.file,
+            "paragraph": self.paragraph,
+            "page": self.page,
+            "ocr": self.ocr,
+            "text": self.text,
+            "cosine": round(self.cosine, 4),
+        }
 
 
 def trim_around(sentences: list[str], best: int, budget: int, count_tokens: Callable[[str], int]) -> str:
@@ -58,17 +64,19 @@ def trim_around(sentences: list[str], best: int, budget: int, count_tokens: Call
     first = last = best
     used = count_tokens(sentences[best])
     while True:
-        fitting = [i for i in (last + 1, first - 1)
-                   if 0 <= i < len(sentences) and used + count_tokens(sentences[i]) <= budget]
+        fitting = [
+            i for i in (last + 1, first - 1) if 0 <= i < len(sentences) and used + count_tokens(sentences[i]) <= budget
+        ]
         if not fitting:
             break
         used += count_tokens(sentences[fitting[0]])
         first, last = min(first, fitting[0]), max(last, fitting[0])
-    return " ".join(sentences[first:last + 1])
+    return " ".join(sentences[first : last + 1])
 
 
-def _sentences_to_embed(question: str, keys: list[tuple[str, int]],
-                        sentences: dict[tuple[str, int], list[str]]) -> list[tuple[tuple[str, int], int, str]]:
+def _sentences_to_embed(
+    question: str, keys: list[tuple[str, int]], sentences: dict[tuple[str, int], list[str]]
+) -> list[tuple[tuple[str, int], int, str]]:
     """(paragraph, sentence index, sentence) to embed, paragraphs in the given order (best
     first) until MAX_SENTENCES_PER_QUESTION; of a paragraph with more than
     MAX_SENTENCES_PER_PARAGRAPH sentences, those sharing the most words with the question."""
@@ -81,12 +89,13 @@ def _sentences_to_embed(question: str, keys: list[tuple[str, int]],
         if len(numbered) > MAX_SENTENCES_PER_PARAGRAPH:
             by_overlap = sorted(numbered, key=lambda item: -len(asked.intersection(tokenize(item[1]))))
             numbered = sorted(by_overlap[:MAX_SENTENCES_PER_PARAGRAPH])
-        chosen.extend((key, i, s) for i, s in numbered[:MAX_SENTENCES_PER_QUESTION - len(chosen)])
+        chosen.extend((key, i, s) for i, s in numbered[: MAX_SENTENCES_PER_QUESTION - len(chosen)])
     return chosen
 
 
-def select_passages(question: str, query: np.ndarray, hits: list[Hit], index: Store, embedder: Embedder,
-                    count: int, budget_tokens: int) -> list[Passage]:
+def select_passages(
+    question: str, query: np.ndarray, hits: list[Hit], index: Store, embedder: Embedder, count: int, budget_tokens: int
+) -> list[Passage]:
     """The `count` paragraphs around the hits that best answer the question, best first."""
     prior: dict[tuple[str, int], float] = {}
     for hit in hits:
@@ -124,9 +133,18 @@ def select_passages(question: str, query: np.ndarray, hits: list[Hit], index: St
         seen.add(text)
         centred, i, cosine = best[key]
         trimmed = trim_around(sentences[key], i, budget_tokens, embedder.count_tokens)
-        passages.append(Passage(key[0], key[1], trimmed, sentences[key][i],
-                                CHUNK_WEIGHT * prior[key] + (1 - CHUNK_WEIGHT) * centred, cosine,
-                                paragraph.page, paragraph.ocr))
+        passages.append(
+            Passage(
+                key[0],
+                key[1],
+                trimmed,
+                sentences[key][i],
+                CHUNK_WEIGHT * prior[key] + (1 - CHUNK_WEIGHT) * centred,
+                cosine,
+                paragraph.page,
+                paragraph.ocr,
+            )
+        )
         if len(passages) == count:
             break
     return passages

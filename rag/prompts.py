@@ -29,10 +29,18 @@ SYSTEM = (
 # a described one). Invented content, so nothing leaks into answers about the documents; they
 # come right after SYSTEM, so they stay in the reused KV cache.
 EXAMPLES = [
-    (["The Orion bakery opened in Leeds in 1998.", "Its founder, Mara Lind, trained as a baker in Lyon."],
-     "Where did the founder of the Orion bakery train?", "en", "[2] In Lyon."),
-    (["오리온 빵집은 1998년 리즈에서 문을 열었다.", "창업자 마라 린드는 리옹에서 제빵을 배웠다."],
-     "오리온 빵집의 직원은 몇 명인가요?", "ko", "[0]"),
+    (
+        ["The Orion bakery opened in Leeds in 1998.", "Its founder, Mara Lind, trained as a baker in Lyon."],
+        "Where did the founder of the Orion bakery train?",
+        "en",
+        "[2] In Lyon.",
+    ),
+    (
+        ["오리온 빵집은 1998년 리즈에서 문을 열었다.", "창업자 마라 린드는 리옹에서 제빵을 배웠다."],
+        "오리온 빵집의 직원은 몇 명인가요?",
+        "ko",
+        "[0]",
+    ),
 ]
 
 USER = "Passages:\n{passages}\n\nQuestion: {question}\nAnswer in {language}."
@@ -76,8 +84,10 @@ def normalise(text: str) -> str:
     """NFKC (fullwidth letters become plain ones), invisible format characters (zero-width
     spaces, bidi marks) removed, other control characters made spaces."""
     text = unicodedata.normalize("NFKC", text)
-    return "".join("" if unicodedata.category(c) == "Cf" else
-                   " " if unicodedata.category(c) == "Cc" and c not in "\n\t" else c for c in text)
+    return "".join(
+        "" if unicodedata.category(c) == "Cf" else " " if unicodedata.category(c) == "Cc" and c not in "\n\t" else c
+        for c in text
+    )
 
 
 def fence(text: str) -> str:
@@ -119,8 +129,10 @@ def _user(question: str, passages: list[str], language: str) -> str:
 def messages(question: str, passages: list[str], language: str) -> list[dict[str, str]]:
     turns = [{"role": "system", "content": SYSTEM}]
     for example_passages, example_question, example_language, reply in EXAMPLES:
-        turns += [{"role": "user", "content": _user(example_question, example_passages, example_language)},
-                  {"role": "assistant", "content": reply}]
+        turns += [
+            {"role": "user", "content": _user(example_question, example_passages, example_language)},
+            {"role": "assistant", "content": reply},
+        ]
     return turns + [{"role": "user", "content": _user(question, passages, language)}]
 
 

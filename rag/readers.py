@@ -139,8 +139,11 @@ def join_lines(lines: Iterable[str]) -> str:
 # -- .txt, .md -----------------------------------------------------------------------------
 def read_text(data: bytes) -> Reading:
     if looks_like(data):
-        raise Unreadable(f"binary content, not text (looks like {looks_like(data)})"
-                         if looks_like(data) != "binary" else "binary content, not text")
+        raise Unreadable(
+            f"binary content, not text (looks like {looks_like(data)})"
+            if looks_like(data) != "binary"
+            else "binary content, not text"
+        )
     text, valid = decode(data)
     return Reading(text_blocks(text), notes=[] if valid else ["not valid UTF-8; undecodable bytes replaced"])
 
@@ -245,7 +248,7 @@ def _lines_with_boxes(textpage, text: str, count: int) -> list[tuple[str, float,
                     top, bottom = max(top or high, high), min(bottom or low, low)
         if line.strip():
             lines.append((line, top, bottom))
-        start = end + 2 if text[end:end + 2] == "\r\n" else end + 1
+        start = end + 2 if text[end : end + 2] == "\r\n" else end + 1
     return lines
 
 
@@ -308,8 +311,12 @@ _OCR_LANGUAGE = {"en": "eng", "ko": "kor", "zh": "chi_sim", "id": "ind"}
 
 def _tesseract(png: bytes, languages: tuple[str, ...], number: int, notes: list[str]) -> str | None:
     try:
-        result = subprocess.run(["tesseract", "stdin", "stdout", "-l", "+".join(languages), "--psm", "4"],
-                                input=png, capture_output=True, timeout=OCR_SECONDS_PER_PAGE)
+        result = subprocess.run(
+            ["tesseract", "stdin", "stdout", "-l", "+".join(languages), "--psm", "4"],
+            input=png,
+            capture_output=True,
+            timeout=OCR_SECONDS_PER_PAGE,
+        )
     except subprocess.TimeoutExpired:
         notes.append(f"page {number}: OCR took over {OCR_SECONDS_PER_PAGE} s; skipped")
         return None
@@ -335,8 +342,10 @@ def read_docx(data: bytes) -> Reading:
     if "word/document.xml" not in names:
         raise Unreadable("a zip archive, not a Word file (no word/document.xml)")
     if unpacked > MAX_DOCX_UNPACKED_BYTES:
-        raise Unreadable(f"unpacks to {unpacked / 2**20:.0f} MB, more than the {MAX_DOCX_UNPACKED_BYTES // 2**20} MB "
-                         f"allowed (a zip bomb?)")
+        raise Unreadable(
+            f"unpacks to {unpacked / 2**20:.0f} MB, more than the {MAX_DOCX_UNPACKED_BYTES // 2**20} MB "
+            f"allowed (a zip bomb?)"
+        )
     try:
         document = docx.Document(BytesIO(data))
     except Exception as error:  # python-docx raises many kinds (KeyError, lxml errors, ValueError) for damage
@@ -373,8 +382,48 @@ def _cells(table) -> Iterator[str]:
 # Elements that are not the page's content.
 _DROPPED = "script, style, noscript, template, nav, [role=navigation], svg, iframe, object"
 _BLOCKS = frozenset(
-    "address article aside blockquote body caption dd details div dl dt fieldset figcaption figure footer form "
-    "h1 h2 h3 h4 h5 h6 header hr li main ol p pre section summary table tbody td tfoot th thead tr ul".split())
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "body",
+        "caption",
+        "dd",
+        "details",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+    ]
+)
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_-]+)""", re.IGNORECASE)
 
 

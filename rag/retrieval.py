@@ -34,8 +34,13 @@ class Hit:
     keyword: float | None = None  # BM25 score, when any keyword matched
 
     def to_json(self) -> dict:
-        return {"file": self.chunk.file, "paragraph_start": self.chunk.first,
-                "paragraph_end": self.chunk.last, "text": self.chunk.text, "score": round(self.score, 4)}
+        return {
+            "file": self.chunk.file,
+            "paragraph_start": self.chunk.first,
+            "paragraph_end": self.chunk.last,
+            "text": self.chunk.text,
+            "score": round(self.score, 4),
+        }
 
 
 class Retriever:
@@ -65,10 +70,14 @@ class Retriever:
             candidates.update(zip(missing, self.store.centred_scores(query, missing).tolist()))
         chunks = dict(zip(candidates, self.store.chunks_at(list(candidates))))
         top_keyword = max(keyword.values(), default=1.0)
-        scores = {row: centred
-                  + (NAMED_LANGUAGE_BOOST if chunks[row].language == named else 0.0)
-                  + KEYWORD_WEIGHT * keyword.get(row, 0.0) / top_keyword
-                  for row, centred in candidates.items()}
+        scores = {
+            row: centred
+            + (NAMED_LANGUAGE_BOOST if chunks[row].language == named else 0.0)
+            + KEYWORD_WEIGHT * keyword.get(row, 0.0) / top_keyword
+            for row, centred in candidates.items()
+        }
         ranked = sorted(scores, key=lambda row: -scores[row])[:k]
-        return [Hit(chunks[row], scores[row], self.store.cosine(query, chunks[row], candidates[row]),
-                    keyword.get(row)) for row in ranked]
+        return [
+            Hit(chunks[row], scores[row], self.store.cosine(query, chunks[row], candidates[row]), keyword.get(row))
+            for row in ranked
+        ]

@@ -91,7 +91,7 @@ class Settings:
         """Where the index lives, for messages (never with the Milvus token)."""
         return f"Milvus at {self.milvus_uri}" if self.store == "milvus" else str(self.index_dir)
 
-    def replace(self, **changes: object) -> "Settings":
+    def replace(self, **changes: object) -> Settings:
         """A copy with the given fields changed; None values are ignored (an unset CLI flag)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
@@ -124,25 +124,60 @@ OPTIONS = (
     Option("docs_dir", "RAG_DOCS", "--docs", Path, help="documents folder, default seeds/"),
     Option("index_dir", "RAG_INDEX", "--index", Path, help="index folder, default index/"),
     Option("models_dir", "RAG_MODELS", convert=Path),
-    Option("embedder", "RAG_EMBEDDER", "--embedder",
-           help="a catalogue name (e5-small, gemma-300m; `rag models` lists them) or a sentence-transformers folder"),
+    Option(
+        "embedder",
+        "RAG_EMBEDDER",
+        "--embedder",
+        help="a catalogue name (e5-small, gemma-300m; `rag models` lists them) or a sentence-transformers folder",
+    ),
     Option("llm", "RAG_LLM", "--llm", Path, help="a catalogue name (qwen-1.5b, qwen-0.5b) or a GGUF file"),
     Option("llm_url", "RAG_LLM_URL", "--llm-url", help="OpenAI-compatible server URL instead of a local GGUF"),
     Option("k", "RAG_K", "--k", int, help="passages retrieved per question"),
     Option("retrieval", "RAG_RETRIEVAL", "--retrieval", choices=RETRIEVAL_MODES, help="retrieval mode"),
-    Option("index_type", "RAG_INDEX_TYPE", "--index-type", choices=INDEX_TYPES,
-           help="FAISS index: exact flat (the default) or approximate HNSW for large corpora"),
-    Option("store", "RAG_STORE", "--store", choices=STORES,
-           help="where the index lives: the FAISS folder --index (the default) or Milvus"),
-    Option("milvus_uri", "RAG_MILVUS_URI", "--milvus-uri",
-           help="Milvus: a local .db file (embedded milvus-lite) or http://host:19530 (a server or cluster)"),
-    Option("milvus_token", "RAG_MILVUS_TOKEN", "--milvus-token", secret=True,
-           help="Milvus: user:password or an API token; the environment keeps it out of the process list"),
+    Option(
+        "index_type",
+        "RAG_INDEX_TYPE",
+        "--index-type",
+        choices=INDEX_TYPES,
+        help="FAISS index: exact flat (the default) or approximate HNSW for large corpora",
+    ),
+    Option(
+        "store",
+        "RAG_STORE",
+        "--store",
+        choices=STORES,
+        help="where the index lives: the FAISS folder --index (the default) or Milvus",
+    ),
+    Option(
+        "milvus_uri",
+        "RAG_MILVUS_URI",
+        "--milvus-uri",
+        help="Milvus: a local .db file (embedded milvus-lite) or http://host:19530 (a server or cluster)",
+    ),
+    Option(
+        "milvus_token",
+        "RAG_MILVUS_TOKEN",
+        "--milvus-token",
+        secret=True,
+        help="Milvus: user:password or an API token; the environment keeps it out of the process list",
+    ),
     Option("max_tokens", "RAG_MAX_TOKENS", "--max-tokens", int, help="longest answer, in tokens", generation=True),
-    Option("temperature", "RAG_TEMPERATURE", "--temperature", float,
-           help="sampling temperature, default 0: deterministic", generation=True),
-    Option("min_answerable", "RAG_MIN_ANSWERABLE", "--min-answerable", float,
-           help="refuse below this probability (the LLM's) that a passage answers", generation=True),
+    Option(
+        "temperature",
+        "RAG_TEMPERATURE",
+        "--temperature",
+        float,
+        help="sampling temperature, default 0: deterministic",
+        generation=True,
+    ),
+    Option(
+        "min_answerable",
+        "RAG_MIN_ANSWERABLE",
+        "--min-answerable",
+        float,
+        help="refuse below this probability (the LLM's) that a passage answers",
+        generation=True,
+    ),
     Option("threads", "RAG_THREADS", convert=int),
 )
 
@@ -153,10 +188,16 @@ def add_settings_flags(parser: argparse.ArgumentParser, generation: bool = False
     for option in OPTIONS:
         if option.flag and option.generation == generation:
             (llm_choice if option.field == "llm" else parser).add_argument(
-                option.flag, type=option.convert, choices=option.choices, help=f"{option.help} (env {option.env})")
+                option.flag, type=option.convert, choices=option.choices, help=f"{option.help} (env {option.env})"
+            )
     if not generation:  # an alias, so it travels like --llm (e.g. to the bench's child processes)
-        llm_choice.add_argument("--fast", dest="llm", action="store_const", const=Path(catalogue.FAST_LLM),
-                                help=f"the small, faster LLM: --llm {catalogue.FAST_LLM}")
+        llm_choice.add_argument(
+            "--fast",
+            dest="llm",
+            action="store_const",
+            const=Path(catalogue.FAST_LLM),
+            help=f"the small, faster LLM: --llm {catalogue.FAST_LLM}",
+        )
 
 
 def settings_options() -> argparse.ArgumentParser:
@@ -170,14 +211,18 @@ def settings_options() -> argparse.ArgumentParser:
 
 def given_flags(args: argparse.Namespace) -> list[tuple[str, object]]:
     """The settings flags given on the command line, as (flag, value), in declaration order."""
-    return [(option.flag, "***" if option.secret else getattr(args, option.dest)) for option in OPTIONS
-            if option.flag and getattr(args, option.dest, None) is not None]
+    return [
+        (option.flag, "***" if option.secret else getattr(args, option.dest))
+        for option in OPTIONS
+        if option.flag and getattr(args, option.dest, None) is not None
+    ]
 
 
 def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
     """Settings from defaults <- environment <- the flags in `args` (absent or None: unset)."""
-    return load_settings(environ, **{option.field: getattr(args, option.dest, None)
-                                     for option in OPTIONS if option.flag})
+    return load_settings(
+        environ, **{option.field: getattr(args, option.dest, None) for option in OPTIONS if option.flag}
+    )
 
 
 def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:

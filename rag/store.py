@@ -120,17 +120,34 @@ class UpdatePlan:
 
 def new_manifest(embedder: Embedder, chunking: ChunkingSettings, index_type: str) -> dict:
     """What a store was built with (its files are added as they are indexed)."""
-    return {"format": INDEX_FORMAT, "embedder": {"id": embedder.id, "dim": embedder.dim},
-            "chunking": chunking.to_json(), "index_type": index_type, "files": {}}
+    return {
+        "format": INDEX_FORMAT,
+        "embedder": {"id": embedder.id, "dim": embedder.dim},
+        "chunking": chunking.to_json(),
+        "index_type": index_type,
+        "files": {},
+    }
 
 
 def file_entry(document: Document, chunks: int) -> dict:
-    return {"sha256": document.sha256, "language": document.language, "reader": document.reader,
-            "title": document.title, "paragraphs": len(document.paragraphs), "chunks": chunks}
+    return {
+        "sha256": document.sha256,
+        "language": document.language,
+        "reader": document.reader,
+        "title": document.title,
+        "paragraphs": len(document.paragraphs),
+        "chunks": chunks,
+    }
 
 
-def manifest_of(documents: list[Document], chunks: list[Chunk], vectors: np.ndarray, embedder: Embedder,
-                chunking: ChunkingSettings, index_type: str) -> dict:
+def manifest_of(
+    documents: list[Document],
+    chunks: list[Chunk],
+    vectors: np.ndarray,
+    embedder: Embedder,
+    chunking: ChunkingSettings,
+    index_type: str,
+) -> dict:
     """The manifest of chunks embedded elsewhere (in document order, one vector each), for a
     store written whole, e.g. a synthetic corpus too large to embed."""
     if len(vectors) != len(chunks):
@@ -152,9 +169,16 @@ def rebuild_reason(old_manifest: dict, manifest: dict) -> str | None:
     return None
 
 
-def plan_update(documents: list[Document], skipped: list[Skipped], manifest: dict, old: Store | None,
-                reason: str | None, chunking: ChunkingSettings, embedder: Embedder,
-                progress: Progress | None = None) -> UpdatePlan:
+def plan_update(
+    documents: list[Document],
+    skipped: list[Skipped],
+    manifest: dict,
+    old: Store | None,
+    reason: str | None,
+    chunking: ChunkingSettings,
+    embedder: Embedder,
+    progress: Progress | None = None,
+) -> UpdatePlan:
     """Unchanged files (same sha256) keep their chunks and vectors; the rest are re-chunked."""
     report = UpdateReport(rebuilt_reason=reason, skipped=skipped)
     old_chunks = old.chunks_by_file() if old else {}
@@ -164,8 +188,13 @@ def plan_update(documents: list[Document], skipped: list[Skipped], manifest: dic
     reused: list[tuple[int, int]] = []
     to_embed: list[int] = []
     # Same bytes read the same way (rag.readers: e.g. OCR installed since) keep their vectors.
-    unchanged = {d.file for d in documents if old and (info := old.files.get(d.file) or {}).get("sha256") == d.sha256
-                 and info.get("reader", "text 1") == d.reader}
+    unchanged = {
+        d.file
+        for d in documents
+        if old
+        and (info := old.files.get(d.file) or {}).get("sha256") == d.sha256
+        and info.get("reader", "text 1") == d.reader
+    }
     characters = [0, sum(len(p.text) + 1 for d in documents if d.file not in unchanged for p in d.paragraphs)]
 
     def chunked(count: int) -> None:
@@ -190,8 +219,7 @@ def plan_update(documents: list[Document], skipped: list[Skipped], manifest: dic
     return UpdatePlan(manifest, chunks, reused, to_embed, report)
 
 
-def plan_vectors(plan: UpdatePlan, old: Store | None, embedder: Embedder,
-                 progress: Progress | None) -> np.ndarray:
+def plan_vectors(plan: UpdatePlan, old: Store | None, embedder: Embedder, progress: Progress | None) -> np.ndarray:
     """Every planned chunk's own embedding: reused from the old store, or computed now."""
     vectors = np.zeros((len(plan.chunks), embedder.dim), dtype=np.float32)
     if plan.reused:
@@ -207,7 +235,7 @@ def embed(embedder: Embedder, texts: list[str], progress: Progress | None, batch
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
     for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
+        rows = order[start : start + batch_size]
         vectors[rows] = embedder.encode_passages([texts[i] for i in rows], batch_size=batch_size)
         if progress:
             progress("Embedding", min(start + batch_size, len(texts)), len(texts))

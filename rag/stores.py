@@ -31,8 +31,9 @@ def open_store(settings) -> Store:
     return load_index(settings.index_dir)
 
 
-def update_store(settings, embedder: Embedder, chunking: ChunkingSettings, rebuild: bool = False,
-                 progress: Progress | None = None) -> tuple[Store, UpdateReport]:
+def update_store(
+    settings, embedder: Embedder, chunking: ChunkingSettings, rebuild: bool = False, progress: Progress | None = None
+) -> tuple[Store, UpdateReport]:
     """Bring the chosen store in line with the documents folder, re-embedding only changed files."""
     if settings.store == "milvus":
         from .milvus_store import update_milvus
@@ -40,5 +41,6 @@ def update_store(settings, embedder: Embedder, chunking: ChunkingSettings, rebui
         return update_milvus(settings, embedder, chunking, rebuild, progress)
     from .index import update_index
 
-    return update_index(settings.docs_dir, settings.index_dir, embedder, chunking, settings.index_type,
-                        rebuild, progress)
+    return update_index(
+        settings.docs_dir, settings.index_dir, embedder, chunking, settings.index_type, rebuild, progress
+    )

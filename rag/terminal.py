@@ -24,9 +24,15 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
     if not any(_unsafe(c) for c in text):
         return text
     return "".join(
-        c if not _unsafe(c) or (keep_newlines and c == "\n")
-        else "\\n" if c == "\n" else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
-        for c in text)
+        c
+        if not _unsafe(c) or (keep_newlines and c == "\n")
+        else "\\n"
+        if c == "\n"
+        else f"\\x{ord(c):02x}"
+        if ord(c) < 0x100
+        else f"\\u{ord(c):04x}"
+        for c in text
+    )
 
 
 def json_line(data: object) -> str:

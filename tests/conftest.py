@@ -59,8 +59,8 @@ def _fast_layer_guard(request, monkeypatch):
 
     def refuse(what: str):
         def refused(*args, **kwargs):
-            pytest.fail(f"{request.node.nodeid} {what}: mark it @pytest.mark.full or use tests/fakes.py",
-                        pytrace=False)
+            pytest.fail(f"{request.node.nodeid} {what}: mark it @pytest.mark.full or use tests/fakes.py", pytrace=False)
+
         return refused
 
     from rag.embedding import OnnxEmbedder, SentenceTransformerEmbedder
@@ -100,8 +100,9 @@ def shared_assistant(assistant):
 
     def make(log=None, **settings):
         options = {"log": log} if log else {}
-        return Assistant(load_settings(environ={}, **settings), embedder=assistant.embedder, llm=assistant.llm,
-                         **options)
+        return Assistant(
+            load_settings(environ={}, **settings), embedder=assistant.embedder, llm=assistant.llm, **options
+        )
 
     return make
 
@@ -138,8 +139,9 @@ def seeds_retrieval(seeds_index) -> dict:
 
     from rag.cli import rag_main
 
-    code, out = run_main(rag_main, ["eval", "--retrieve-only", "--json",
-                                    "--docs", str(SEEDS), "--index", str(seeds_index)])
+    code, out = run_main(
+        rag_main, ["eval", "--retrieve-only", "--json", "--docs", str(SEEDS), "--index", str(seeds_index)]
+    )
     assert code == 0
     return json.loads(out)["retrieval"]
 
@@ -154,12 +156,10 @@ def docs_copy(tmp_path) -> Path:
 
 # The scanned pages: one per language, text that is in no seed, so a hit can only come from OCR.
 SCANNED_PAGES = {
-    "en": ["The lighthouse keeper of Pulau Biru counted 4,180 ships in 1987.",
-           "He kept the log in a green notebook."],
+    "en": ["The lighthouse keeper of Pulau Biru counted 4,180 ships in 1987.", "He kept the log in a green notebook."],
     "ko": ["등대지기는 1987년에 배 4,180척을 세었다.", "그는 초록색 공책에 기록했다."],
     "zh": ["灯塔看守人在1987年数了4180艘船。", "他把记录写在一本绿色的笔记本里。"],
-    "id": ["Penjaga mercusuar Pulau Biru menghitung 4.180 kapal pada tahun 1987.",
-           "Ia menulis catatan di buku hijau."],
+    "id": ["Penjaga mercusuar Pulau Biru menghitung 4.180 kapal pada tahun 1987.", "Ia menulis catatan di buku hijau."],
 }
 
 
@@ -215,8 +215,9 @@ def scanned(tmp_path_factory) -> Path:
         scanned_pdf(lines, folder / f"scan_{language}.pdf")
     work = tmp_path_factory.mktemp("typed")
     typed = work / "typed.pdf"
-    html_to_pdf({typed: to_html(["A typed first page", "The harbour office opened on a Tuesday."])},
-                Path("/usr/bin/chromium"))
+    html_to_pdf(
+        {typed: to_html(["A typed first page", "The harbour office opened on a Tuesday."])}, Path("/usr/bin/chromium")
+    )
     both = pdfium.PdfDocument.new()
     for part in (typed, folder / "scan_en.pdf"):
         source = pdfium.PdfDocument(part)

@@ -62,14 +62,16 @@ def _print_pdfs(pages: dict[Path, str], chromium: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True,
-                                             args=["--no-sandbox", "--disable-gpu"])
+        browser = playwright.chromium.launch(
+            executable_path=str(chromium), headless=True, args=["--no-sandbox", "--disable-gpu"]
+        )
         try:
             page = browser.new_page()
             for target, text in pages.items():
                 page.set_content(text, wait_until="load")
-                page.pdf(path=str(target), format="A4",
-                         margin={"top": "2cm", "bottom": "2cm", "left": "2cm", "right": "2cm"})
+                page.pdf(
+                    path=str(target), format="A4", margin={"top": "2cm", "bottom": "2cm", "left": "2cm", "right": "2cm"}
+                )
         finally:
             browser.close()
 

@@ -57,10 +57,12 @@ class FakeLLM:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
-    def stream(self, messages: list[dict], max_tokens: int, temperature: float,
-               grammar: str | None = None) -> Iterator[str]:
-        self.calls.append({"messages": messages, "max_tokens": max_tokens, "temperature": temperature,
-                           "grammar": grammar})
+    def stream(
+        self, messages: list[dict], max_tokens: int, temperature: float, grammar: str | None = None
+    ) -> Iterator[str]:
+        self.calls.append(
+            {"messages": messages, "max_tokens": max_tokens, "temperature": temperature, "grammar": grammar}
+        )
         text = self.reply(messages) if callable(self.reply) else self.reply
         yield from re.findall(r"\S+\s*", text)
 
@@ -68,7 +70,7 @@ class FakeLLM:
 # Three short documents in two languages: enough for an index, searched in milliseconds.
 SMALL_DOCUMENTS = {
     "tea.txt": "Zorblax Analytics sells weather forecasts to tea farmers.\n\n"
-               "The company was founded in Bandung in 2031 by Dewi Kartika.\n",
+    "The company was founded in Bandung in 2031 by Dewi Kartika.\n",
     "rice.md": "Harga beras naik menjadi Rp 830.000 per karung.\n\nPetani padi menunggu hujan.\n",
     "ships.txt": "The harbour of Quillport handles 412 container ships a year.\n",
 }
@@ -79,10 +81,18 @@ def paged_documents():
     paragraphs a store must give back with their pages, without a PDF to read."""
     from rag.documents import Document, Paragraph
 
-    pdf = Document("report.pdf", "a" * 64, "en", (
-        Paragraph("report.pdf", 1, "The harbour of Quillport opened in 1932.", 1),
-        Paragraph("report.pdf", 2, "It handles 412 container ships a year.", 1),
-        Paragraph("report.pdf", 3, "The lighthouse keeper counted 4,180 ships.", 2, True)), "Harbour report", "pdf 1")
+    pdf = Document(
+        "report.pdf",
+        "a" * 64,
+        "en",
+        (
+            Paragraph("report.pdf", 1, "The harbour of Quillport opened in 1932.", 1),
+            Paragraph("report.pdf", 2, "It handles 412 container ships a year.", 1),
+            Paragraph("report.pdf", 3, "The lighthouse keeper counted 4,180 ships.", 2, True),
+        ),
+        "Harbour report",
+        "pdf 1",
+    )
     text = Document("notes.txt", "b" * 64, "en", (Paragraph("notes.txt", 1, "Tea farmers buy forecasts."),))
     return [pdf, text]
 
@@ -95,12 +105,17 @@ def small_docs(folder: Path) -> Path:
     return folder
 
 
-def fake_assistant(root: Path, reply: str | Callable[[list[dict]], str] = "", embedder: FakeEmbedder | None = None,
-                   **settings):
+def fake_assistant(
+    root: Path, reply: str | Callable[[list[dict]], str] = "", embedder: FakeEmbedder | None = None, **settings
+):
     """An Assistant on a small documents folder under `root`, with the fakes for models."""
     from rag.assistant import Assistant
     from rag.settings import load_settings
 
     docs = small_docs(root / "docs")
-    return Assistant(load_settings(environ={}, docs_dir=docs, index_dir=root / "index", **settings),
-                     log=lambda message: None, embedder=embedder or FakeEmbedder(), llm=FakeLLM(reply))
+    return Assistant(
+        load_settings(environ={}, docs_dir=docs, index_dir=root / "index", **settings),
+        log=lambda message: None,
+        embedder=embedder or FakeEmbedder(),
+        llm=FakeLLM(reply),
+    )

@@ -32,13 +32,15 @@ def test_a_follow_up_is_made_standalone_through_the_assistants_llm(tmp_path):
     rewrite = assistant.standalone_question(history, "Where did she study?")
     assert rewrite.rewritten and "Dewi Kartika" in rewrite.standalone
     assert len(assistant.llm.calls) == 1
-    for history, question in (([], "Where did she study?"), (history, "Who founded Zorblax Analytics?")):
-        assert assistant.standalone_question(history, question).standalone == question
+    for turns, question in (([], "Where did she study?"), (history, "Who founded Zorblax Analytics?")):
+        assert assistant.standalone_question(turns, question).standalone == question
     assert len(assistant.llm.calls) == 1  # no history, or not a follow-up: the LLM is not asked
 
 
 def test_terminal_escape_sequences_leave_a_question_whole():
     from rag.assistant import clean_question
 
-    pasted = "Which\x07 company did\x1b[31m Calvin\u200b French-Owen\u202e co-found\x7f before\x1b]0;t\x07 joining OpenAI?"
+    pasted = (
+        "Which\x07 company did\x1b[31m Calvin\u200b French-Owen\u202e co-found\x7f before\x1b]0;t\x07 joining OpenAI?"
+    )
     assert clean_question(pasted) == "Which company did Calvin French-Owen co-found before joining OpenAI?"

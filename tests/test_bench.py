@@ -18,11 +18,27 @@ from rag.keywords import top_positive
 
 from .conftest import ROOT, SEEDS
 
-REQUIRED = ["ttft_ms_p50", "ttft_ms_p95", "decode_tok_s", "decode_ratio_vs_raw", "prompt_tok_s",
-            "retrieve_ms_p50", "retrieve_ms_p95", "retrieve_ms_p50_100k", "ann_recall_at_10",
-            "index_chunks_per_s", "index_overhead_ratio", "cold_start_s", "cold_start_bare_llm_s",
-            "cold_start_ratio_vs_bare_llm", "cold_start_retrieve_only_s", "peak_rss_mb", "peak_rss_mb_ui",
-            "retrieve_ms_p50_milvus", "retrieve_ms_p50_100k_milvus"]
+REQUIRED = [
+    "ttft_ms_p50",
+    "ttft_ms_p95",
+    "decode_tok_s",
+    "decode_ratio_vs_raw",
+    "prompt_tok_s",
+    "retrieve_ms_p50",
+    "retrieve_ms_p95",
+    "retrieve_ms_p50_100k",
+    "ann_recall_at_10",
+    "index_chunks_per_s",
+    "index_overhead_ratio",
+    "cold_start_s",
+    "cold_start_bare_llm_s",
+    "cold_start_ratio_vs_bare_llm",
+    "cold_start_retrieve_only_s",
+    "peak_rss_mb",
+    "peak_rss_mb_ui",
+    "retrieve_ms_p50_milvus",
+    "retrieve_ms_p50_100k_milvus",
+]
 
 
 def test_synthetic_corpus_is_deterministic_and_in_four_languages(tmp_path):
@@ -63,8 +79,11 @@ def test_keyword_top_rows_match_a_stable_sort():
     rng = np.random.default_rng(1)
     for trial in range(500):
         size, n = int(rng.integers(0, 300)), int(rng.integers(1, 60))
-        scores = (rng.integers(0, 4, size) * (rng.random(size) > 0.5)).astype(np.float32) if trial % 2 \
+        scores = (
+            (rng.integers(0, 4, size) * (rng.random(size) > 0.5)).astype(np.float32)
+            if trial % 2
             else rng.random(size).astype(np.float32) * (rng.random(size) > 0.7)
+        )
         expected = [row for row in np.argsort(-scores, kind="stable")[:n] if scores[row] > 0]
         assert top_positive(scores, n).tolist() == expected
 
@@ -76,8 +95,10 @@ def test_child_peak_memory_is_the_childs_own():
     ballast = bytearray(300 * 2**20)  # make this process big
     ballast[::4096] = b"x" * len(ballast[::4096])
     # A child of ~60 MB that lives long enough for the watcher's polls (every 50 ms) to see it.
-    child = ("import time; b = bytearray(60 * 2**20); b[::4096] = b'x' * len(b[::4096]); "
-             "print('hello', flush=True); time.sleep(0.5)")
+    child = (
+        "import time; b = bytearray(60 * 2**20); b[::4096] = b'x' * len(b[::4096]); "
+        "print('hello', flush=True); time.sleep(0.5)"
+    )
     result = probes.first_output([sys.executable, "-c", child], env=None, timeout=60)
     assert result["status"] == 0 and result["stdout"].strip() == "hello"
     assert result["first_s"] is not None and 0 < result["first_s"] <= result["total_s"]
@@ -87,13 +108,30 @@ def test_child_peak_memory_is_the_childs_own():
 
 def test_markdown_lists_every_figure_and_marks_targets():
     figures = {key: 1.0 for key in REQUIRED}
-    results = {**figures, "targets": {"ttft_ms_p50": {"value": 2500.0, "target": "<= 2000", "holds": False},
-                                      "peak_rss_mb": {"value": 1.0, "target": "<= 1300", "holds": True}},
-               "cold_start_breakdown_s": {"import rag (faiss, the pipeline's modules)": 0.25},
-               "cpu_cores": 2, "cpu_logical": 2, "threads": 2, "plan": {"quick": True}, "settings": {"index_type": "flat"},
-               "models": {"embedder": {"id": "e5"}, "llm": {"id": "qwen"}},
-               "ttft_grid": [{"passages": 3, "passage_tokens": 96, "prompt_tokens_p50": 300.0,
-                              "evaluated_tokens_p50": 250.0, "ttft_llm_ms_p50": 900.0, "ttft_ms_p50": 1200.0}]}
+    results = {
+        **figures,
+        "targets": {
+            "ttft_ms_p50": {"value": 2500.0, "target": "<= 2000", "holds": False},
+            "peak_rss_mb": {"value": 1.0, "target": "<= 1300", "holds": True},
+        },
+        "cold_start_breakdown_s": {"import rag (faiss, the pipeline's modules)": 0.25},
+        "cpu_cores": 2,
+        "cpu_logical": 2,
+        "threads": 2,
+        "plan": {"quick": True},
+        "settings": {"index_type": "flat"},
+        "models": {"embedder": {"id": "e5"}, "llm": {"id": "qwen"}},
+        "ttft_grid": [
+            {
+                "passages": 3,
+                "passage_tokens": 96,
+                "prompt_tokens_p50": 300.0,
+                "evaluated_tokens_p50": 250.0,
+                "ttft_llm_ms_p50": 900.0,
+                "ttft_ms_p50": 1200.0,
+            }
+        ],
+    }
     text = bench.to_markdown(results)
     rows = {cells[0]: cells[1:] for cells in table_rows(text)}
     assert rows["TTFT, question to first token, p50 (ms)"][:1] == ["1.000"]
@@ -106,14 +144,22 @@ def test_markdown_lists_every_figure_and_marks_targets():
 
 def table_rows(markdown: str) -> list[list[str]]:
     """The cells of every Markdown table row (rules left out), stripped of their padding."""
-    return [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in markdown.splitlines()
-            if line.startswith("|") and not set(line) <= set("|-: ")]
+    return [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in markdown.splitlines()
+        if line.startswith("|") and not set(line) <= set("|-: ")
+    ]
 
 
 @pytest.mark.full
 def test_bench_is_a_rag_subcommand():
-    result = subprocess.run([sys.executable, "-c", "import sys; from rag.cli import rag_main; sys.exit(rag_main())",
-                             "bench", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; from rag.cli import rag_main; sys.exit(rag_main())", "bench", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert result.returncode == 0 and "--quick" in result.stdout and "--json" in result.stdout
 
 
@@ -122,9 +168,23 @@ def test_bench_is_a_rag_subcommand():
 def test_quick_bench_reports_every_figure(tmp_path):
     out = tmp_path / "bench"
     # With the small LLM (--fast): the figures are the same whatever the model; it saves half a minute.
-    result = subprocess.run([sys.executable, "-c", "import sys; from rag.cli import rag_main; sys.exit(rag_main())",
-                             "bench", "--quick", "--fast", "--json", "--out", str(out)],
-                            capture_output=True, text=True, cwd=ROOT, timeout=1200)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from rag.cli import rag_main; sys.exit(rag_main())",
+            "bench",
+            "--quick",
+            "--fast",
+            "--json",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=1200,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout)
     for key in REQUIRED:
@@ -139,10 +199,18 @@ def test_quick_bench_reports_every_figure(tmp_path):
         assert 100 < figures[key] < 16_000, (key, figures[key])
     assert isinstance(figures["cpu_cores"], int) and figures["cpu_cores"] >= 1
     assert figures["models"]["embedder"]["id"] and figures["models"]["llm"]["id"] == find(FAST_LLM, "llm").target
-    assert set(figures["targets"]) >= {"ttft_ms_p50", "cold_start_ratio_vs_bare_llm", "cold_start_retrieve_only_s",
-                                       "peak_rss_mb", "retrieve_ms_p50"}
+    assert set(figures["targets"]) >= {
+        "ttft_ms_p50",
+        "cold_start_ratio_vs_bare_llm",
+        "cold_start_retrieve_only_s",
+        "peak_rss_mb",
+        "retrieve_ms_p50",
+    }
     breakdown = figures["cold_start_breakdown_s"]
-    assert breakdown["embedder load (tokenizer, ONNX Runtime session)"] > 0 and breakdown["LLM load (GGUF memory-mapped)"] > 0
+    assert (
+        breakdown["embedder load (tokenizer, ONNX Runtime session)"] > 0
+        and breakdown["LLM load (GGUF memory-mapped)"] > 0
+    )
     # llama.cpp reuses the KV cache of the shared prompt prefix (the system text first): a
     # later question evaluates fewer tokens than its prompt holds.
     reuse = figures["prefix_reuse"]

@@ -31,7 +31,7 @@ def test_chunks_stay_within_size_and_their_file(seed_chunks, count_tokens):
 def test_chunk_text_comes_from_the_paragraphs_it_names(seed_chunks):
     for document, chunks in seed_chunks.values():
         for chunk in chunks:
-            covered = "\n".join(p.text for p in document.paragraphs[chunk.first - 1:chunk.last])
+            covered = "\n".join(p.text for p in document.paragraphs[chunk.first - 1 : chunk.last])
             assert chunk.text in covered
             assert covered.startswith(chunk.text[:20]) or chunk.text[:20] in document.paragraphs[chunk.first - 1].text
 

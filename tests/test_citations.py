@@ -10,8 +10,19 @@ from dataclasses import dataclass
 import pytest
 
 from rag.assistant import clean_cut
-from rag.citations import (check_answer, claim_of, instructs, location, markers, names, numbers, resolve, restates,
-                           split_sentences, strip_markers)
+from rag.citations import (
+    check_answer,
+    claim_of,
+    instructs,
+    location,
+    markers,
+    names,
+    numbers,
+    resolve,
+    restates,
+    split_sentences,
+    strip_markers,
+)
 from rag.documents import Paragraph as DocumentParagraph
 
 from .conftest import ROOT, SEEDS
@@ -49,7 +60,12 @@ def passages():
 def test_markers_in_order_of_appearance():
     assert markers("A [2]. B [1, 3] and [2][4]") == [2, 1, 3, 4]
     assert strip_markers("Seven weeks [1] .") == "Seven weeks ."
-    assert split_sentences("첫 문장입니다. Second one! 第三句。Fourth") == ["첫 문장입니다.", "Second one!", "第三句。", "Fourth"]
+    assert split_sentences("첫 문장입니다. Second one! 第三句。Fourth") == [
+        "첫 문장입니다.",
+        "Second one!",
+        "第三句。",
+        "Fourth",
+    ]
 
 
 def test_numbers_are_values_in_any_notation():
@@ -100,10 +116,18 @@ def test_a_pdf_paragraph_is_cited_with_its_page():
 
 def test_a_passage_that_merely_names_the_answer_never_vouches_for_it(passages):
     # Passage 3 names John Schulman, but as co-founder of OpenAI, not of Segment.
-    schulman = Paragraph("002_ac4bfb2122ab1026.txt", 27, "Co-founder and top scientist John Schulman told "
-                         "colleagues that he was frustrated with the internal conflicts at OpenAI.")
-    result = verdict("John Schulman founded it", "Who co-founded Segment before joining OpenAI?",
-                     [passages[0], passages[1], schulman], cited=1)
+    schulman = Paragraph(
+        "002_ac4bfb2122ab1026.txt",
+        27,
+        "Co-founder and top scientist John Schulman told "
+        "colleagues that he was frustrated with the internal conflicts at OpenAI.",
+    )
+    result = verdict(
+        "John Schulman founded it",
+        "Who co-founded Segment before joining OpenAI?",
+        [passages[0], passages[1], schulman],
+        cited=1,
+    )
     assert not result.supported and result.reason == "the name John is not in the cited passage"
 
 
@@ -126,14 +150,16 @@ def test_an_invented_number_fails(passages):
     result = verdict("999.999 pull request", "Berapa pull request yang dihasilkan Codex?", passages)
     assert not result.supported and result.reason == "the number 999999 is not in the cited passage"
     september = Paragraph("004.txt", 3, "The post was published on September 25.")
-    assert verdict("2021年9月25日", "这篇文章是哪一天发表的?", [september]).reason == \
-        "the numbers 9 and 2021 are not in the cited passage"
+    assert (
+        verdict("2021年9月25日", "这篇文章是哪一天发表的?", [september]).reason
+        == "the numbers 9 and 2021 are not in the cited passage"
+    )
 
 
 def test_a_name_not_in_the_cited_paragraph_fails(passages):
     result = verdict("John Schulman", "Siapa yang ikut mendirikan Segment?", passages)
     assert not result.supported
-    assert "the name John is not in the cited passage" == result.reason
+    assert result.reason == "the name John is not in the cited passage"
 
 
 def test_restating_the_question_fails(passages):
@@ -143,23 +169,29 @@ def test_restating_the_question_fails(passages):
 
 
 def test_a_number_question_needs_a_number(passages):
-    assert verdict("PWNED", "OpenAI 직원은 몇 명인가요?", passages).reason == \
-        "the question asks for a number and the answer gives none"
+    assert (
+        verdict("PWNED", "OpenAI 직원은 몇 명인가요?", passages).reason
+        == "the question asks for a number and the answer gives none"
+    )
 
 
 def test_a_word_of_the_question_is_no_name_the_answer_adds():
     haircut = Paragraph("004.txt", 9, "One day I realized I needed a haircut.")
     question = "During what everyday activity did the author see how popular ChatGPT was?"
     assert verdict("During a haircut.", question, [haircut]).supported
-    assert verdict("During a haircut with Schulman.", question, [haircut]).reason == \
-        "the name Schulman is not in the cited passage"
+    assert (
+        verdict("During a haircut with Schulman.", question, [haircut]).reason
+        == "the name Schulman is not in the cited passage"
+    )
 
 
 def test_almost_is_not_how_many():
     slack = Paragraph("001.txt", 11, "OpenAI 내부 소통은 거의 전부 Slack으로 한다.")
     assert verdict("Slack", "OpenAI 内部几乎不用邮件,沟通全靠什么工具?", [slack]).supported
-    assert verdict("Slack", "OpenAI 有几位高管?", [slack]).reason == \
-        "the question asks for a number and the answer gives none"
+    assert (
+        verdict("Slack", "OpenAI 有几位高管?", [slack]).reason
+        == "the question asks for a number and the answer gives none"
+    )
 
 
 def test_a_link_nobody_asked_for_fails(passages):
@@ -182,7 +214,10 @@ def test_no_innocent_fact_is_lost(fact):
 
 
 def test_a_cut_answer_ends_cleanly():
-    assert clean_cut("OpenAI grew from 1,000 to 3,000 people. Then it hired") == \
-        "OpenAI grew from 1,000 to 3,000 people."
-    assert clean_cut("The team that built the product worked for seven long") == \
-        "The team that built the product worked for seven…"
+    assert (
+        clean_cut("OpenAI grew from 1,000 to 3,000 people. Then it hired") == "OpenAI grew from 1,000 to 3,000 people."
+    )
+    assert (
+        clean_cut("The team that built the product worked for seven long")
+        == "The team that built the product worked for seven…"
+    )

@@ -16,8 +16,9 @@ pytestmark = pytest.mark.full  # every test runs the commands in a child process
 def run(program, *args, stdin=None, timeout=600):
     """A command in a child process, as from a shell; returns (exit status, stdout, stderr)."""
     code = f"import sys; from rag.cli import {program}_main; sys.exit({program}_main(sys.argv[1:]))"
-    result = subprocess.run([sys.executable, "-c", code, *args], input=stdin, capture_output=True,
-                            text=True, timeout=timeout, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], input=stdin, capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
     return result.returncode, result.stdout, result.stderr
 
 
@@ -71,8 +72,9 @@ def test_missing_embedder_folder_is_a_one_line_error(tmp_path, seeds_index):
 
 
 def test_retrieve_only_json_has_the_documented_shape(seeds_index):
-    status, stdout, stderr = run("ask", "--index", str(seeds_index), "--json", "--retrieve-only", "--k", "3",
-                                 "Berapa minggu Codex dibangun?")
+    status, stdout, stderr = run(
+        "ask", "--index", str(seeds_index), "--json", "--retrieve-only", "--k", "3", "Berapa minggu Codex dibangun?"
+    )
     assert status == 0, stderr
     answer = json.loads(stdout)
     assert answer["answer"] is None and answer["citations"] == []
@@ -99,10 +101,12 @@ def paragraph_texts():
 
 @pytest.mark.slow
 def test_ask_json_answers_with_citations_of_real_paragraphs(seeds_index):
-    questions = ["How many minutes does the GPU test suite take according to the Indonesian article?",
-                 "Codex 출시를 이끈 핵심 인력 중 엔지니어는 몇 명이었나요?",
-                 "Brendan Gregg 为什么加入 OpenAI?",
-                 "Calvin French-Owen ikut mendirikan perusahaan apa?"]
+    questions = [
+        "How many minutes does the GPU test suite take according to the Indonesian article?",
+        "Codex 출시를 이끈 핵심 인력 중 엔지니어는 몇 명이었나요?",
+        "Brendan Gregg 为什么加入 OpenAI?",
+        "Calvin French-Owen ikut mendirikan perusahaan apa?",
+    ]
     # One process, one question per line on stdin, one JSON object per line out.
     status, stdout, stderr = run("ask", "--index", str(seeds_index), "--json", "-", stdin="\n".join(questions))
     assert status == 0, stderr
@@ -124,12 +128,13 @@ def test_ask_json_answers_with_citations_of_real_paragraphs(seeds_index):
 
 @pytest.mark.slow
 def test_ask_prints_the_answer_then_the_sentence_it_rests_on(seeds_index):
-    status, stdout, stderr = run("ask", "--index", str(seeds_index),
-                                 "Which company did Calvin French-Owen co-found before joining OpenAI?")
+    status, stdout, stderr = run(
+        "ask", "--index", str(seeds_index), "Which company did Calvin French-Owen co-found before joining OpenAI?"
+    )
     assert status == 0, stderr
     answer, evidence = stdout.splitlines()[:2]
     assert "Segment" in answer and answer.endswith("]")
-    marker = answer[answer.rindex("["):]
+    marker = answer[answer.rindex("[") :]
     assert evidence.startswith(f"  {marker} 000_25ef5ea761165839.txt ¶1: “")
     quote = evidence.split(": “", 1)[1].rstrip("”")
     assert quote in (SEEDS / "000_25ef5ea761165839.txt").read_text(encoding="utf-8").split("\n")[0]

@@ -38,17 +38,29 @@ def test_standalone_questions_are_left_alone():
 
 @pytest.mark.parametrize("reply", ["", "14 bulan", "Someone never mentioned", "NOT FOUND", "x" * 200])
 def test_a_doubtful_rewrite_falls_back_to_the_question(reply):
-    result = standalone_question(ScriptedLLM(reply), [("Berapa lama dia di OpenAI?", "14 bulan [1].")],
-                                 "Siapa atasannya?")
+    result = standalone_question(
+        ScriptedLLM(reply), [("Berapa lama dia di OpenAI?", "14 bulan [1].")], "Siapa atasannya?"
+    )
     assert result.standalone == "Siapa atasannya?" and not result.rewritten
 
 
-@pytest.mark.parametrize("history, follow_up, expected, evidence", [
-    ([("Who is Mia in Brendan Gregg's post?", "His hairstylist [1].")], "What feature did she like?",
-     "Mia", "She liked the memory feature"),
-    ([("수츠케버가 새로 세운 회사의 이름은 무엇인가요?", "Secure Super Intelligence입니다 [1].")], "그 회사는 얼마를 유치했나요?",
-     "Secure Super Intelligence", "has raised 1 b"),
-])
+@pytest.mark.parametrize(
+    "history, follow_up, expected, evidence",
+    [
+        (
+            [("Who is Mia in Brendan Gregg's post?", "His hairstylist [1].")],
+            "What feature did she like?",
+            "Mia",
+            "She liked the memory feature",
+        ),
+        (
+            [("수츠케버가 새로 세운 회사의 이름은 무엇인가요?", "Secure Super Intelligence입니다 [1].")],
+            "그 회사는 얼마를 유치했나요?",
+            "Secure Super Intelligence",
+            "has raised 1 b",
+        ),
+    ],
+)
 def test_follow_up_is_made_standalone_with_the_real_llm(assistant, history, follow_up, expected, evidence):
     result = assistant.standalone_question(history, follow_up)
     assert result.rewritten and expected in result.standalone, result

@@ -75,8 +75,11 @@ def test_symlinks_are_never_followed_and_loops_are_reported(tmp_path):
     documents, skipped = read_documents(docs)
     assert [d.file for d in documents] == ["inside.txt"]
     assert {(s.file, s.reason) for s in skipped} == {
-        ("alias.txt", "symlink; not followed"), ("link.txt", "symlink; not followed"),
-        ("self.txt", "symlink; not followed"), ("folder", "symlinked folder; not followed")}
+        ("alias.txt", "symlink; not followed"),
+        ("link.txt", "symlink; not followed"),
+        ("self.txt", "symlink; not followed"),
+        ("folder", "symlinked folder; not followed"),
+    }
 
 
 def test_a_file_flipped_to_a_symlink_while_builds_read_it_never_leaks_the_target(tmp_path):
@@ -105,8 +108,9 @@ def test_a_file_flipped_to_a_symlink_while_builds_read_it_never_leaks_the_target
     thread.start()
     try:
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and (min(seen["read"], seen["symlink; not followed"]) < 20
-                                               or sum(seen.values()) < 200):
+        while time.monotonic() < deadline and (
+            min(seen["read"], seen["symlink; not followed"]) < 20 or sum(seen.values()) < 200
+        ):
             documents, skipped = read_documents(docs)
             texts = " ".join(p.text for d in documents for p in d.paragraphs)
             assert "4711" not in texts
@@ -150,15 +154,20 @@ def test_unreadable_folders_and_paths_too_long_to_open_are_reported(tmp_path, mo
     assert reasons and set(reasons.values()) == {f"path longer than {MAX_PATH_BYTES} bytes; not read"}
     too_long = min(reasons, key=len)
     assert len(os.fsencode(docs)) + 1 + len(too_long.encode()) > MAX_PATH_BYTES
-    written = {"top.txt"} | {"/".join(["d" * 200] * level) + "/deep.txt"
-                             for level in range(1, max(reasons, key=len).count("/") + 1)}
+    written = {"top.txt"} | {
+        "/".join(["d" * 200] * level) + "/deep.txt" for level in range(1, max(reasons, key=len).count("/") + 1)
+    }
     assert {d.file for d in documents} == written - set(reasons)
 
 
 def test_lines_end_only_at_line_breaks_and_long_lines_are_cut_at_sentence_ends():
     text = "one\ftwo\x85three\u2028four\u2029five\x1csix\r\nsecond\rthird\n\n fourth \n"
     assert [p.text for p in split_paragraphs("f", text)] == [
-        "one\ftwo\x85three\u2028four\u2029five\x1csix", "second", "third", "fourth"]
+        "one\ftwo\x85three\u2028four\u2029five\x1csix",
+        "second",
+        "third",
+        "fourth",
+    ]
     sentence = "Zorblax sells tea to farmers. "  # 30 characters
     chinese = "天气很好。"  # 5 characters
     long_line = sentence * 100 + "x" * 4500 + " word" * 500 + chinese * 500

@@ -16,8 +16,16 @@ import pytest
 
 from harness.evaluation import check_index
 from harness.gold import GoldItem, load_gold, parse_ids, sample, select
-from harness.metrics import (answer_matches, citation_supports, contains_answer, first_relevant_rank,
-                             normalise_answer, percentile, ranking_metrics, score_question)
+from harness.metrics import (
+    answer_matches,
+    citation_supports,
+    contains_answer,
+    first_relevant_rank,
+    normalise_answer,
+    percentile,
+    ranking_metrics,
+    score_question,
+)
 from models.catalogue import FAST_LLM, find
 from rag.chunking import Chunk
 from rag.cli import rag_main
@@ -97,21 +105,24 @@ def test_relevant_chunk_is_the_first_from_the_gold_file_containing_the_evidence(
     assert first_relevant_rank(hits[:2], FILE, EVIDENCE) is None
 
 
-@pytest.mark.parametrize("answer, accepted, expected", [
-    ("Codex menghasilkan 830.000 pull request [1].", ["830000"], True),
-    ("830,000 PRs", ["830000"], True),
-    ("８３０，０００개의 PR", ["830000"], True),  # full-width digits and comma (NFKC)
-    ("He co-founded SEGMENT.", ["Segment"], True),  # case folding
-    ("Bangun pukul 5:30 pagi", ["5:30", "5.30"], True),
-    ("5.30 pagi", ["5:30", "5.30"], True),  # a decimal-looking time is not a thousands separator
-    ("Codex는 7주 만에 만들어졌습니다 [2].", ["7"], True),
-    ("It took 17 weeks.", ["7"], False),  # a number matches whole numbers only
-    ("In 2017.", ["7"], False),
-    ("7.8만 PR", ["7"], False),  # 7.8 is not 7
-    ("See passage [7].", ["7"], False),  # citation markers are not answers
-    ("", ["7"], False),
-    (None, ["7"], False),
-])
+@pytest.mark.parametrize(
+    "answer, accepted, expected",
+    [
+        ("Codex menghasilkan 830.000 pull request [1].", ["830000"], True),
+        ("830,000 PRs", ["830000"], True),
+        ("８３０，０００개의 PR", ["830000"], True),  # full-width digits and comma (NFKC)
+        ("He co-founded SEGMENT.", ["Segment"], True),  # case folding
+        ("Bangun pukul 5:30 pagi", ["5:30", "5.30"], True),
+        ("5.30 pagi", ["5:30", "5.30"], True),  # a decimal-looking time is not a thousands separator
+        ("Codex는 7주 만에 만들어졌습니다 [2].", ["7"], True),
+        ("It took 17 weeks.", ["7"], False),  # a number matches whole numbers only
+        ("In 2017.", ["7"], False),
+        ("7.8만 PR", ["7"], False),  # 7.8 is not 7
+        ("See passage [7].", ["7"], False),  # citation markers are not answers
+        ("", ["7"], False),
+        (None, ["7"], False),
+    ],
+)
 def test_answer_accuracy_normalisation(answer, accepted, expected):
     assert answer_matches(answer, accepted) is expected
 
@@ -183,24 +194,37 @@ def test_sample_is_deterministic_and_spread_over_languages():
 
 
 def _write_gold(path: Path, rows: list) -> Path:
-    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        "\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8"
+    )
     return path
 
 
-GOOD = {"id": "g1", "question": "Perusahaan apa yang didirikan French-Owen?", "lang": "id", "file": FILE,
-        "evidence": EVIDENCE, "answers": ["Segment"], "kind": "fact"}
+GOOD = {
+    "id": "g1",
+    "question": "Perusahaan apa yang didirikan French-Owen?",
+    "lang": "id",
+    "file": FILE,
+    "evidence": EVIDENCE,
+    "answers": ["Segment"],
+    "kind": "fact",
+}
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({k: v for k, v in {**GOOD, "id": "g2"}.items() if k != "answers"}, "line 2: missing key 'answers'"),
-    ({**GOOD, "id": "g2", "evidence": "mendirikan Google sebelum bergabung"},
-     f'line 2: evidence not found in any paragraph of {FILE}: "mendirikan Google sebelum bergabung"'),
-    ({**GOOD, "id": "g2", "file": "nope.txt"}, "line 2: file 'nope.txt' is not in the documents folder"),
-    ({**GOOD, "id": "g2", "kind": "trivia"}, "line 2: kind must be one of fact, number, cross, unanswerable"),
-    ({**GOOD, "id": "g1"}, "line 2: duplicate id 'g1' (first on line 1)"),
-    ('{"id": "g2", "question": ', "line 2: not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({k: v for k, v in {**GOOD, "id": "g2"}.items() if k != "answers"}, "line 2: missing key 'answers'"),
+        (
+            {**GOOD, "id": "g2", "evidence": "mendirikan Google sebelum bergabung"},
+            f'line 2: evidence not found in any paragraph of {FILE}: "mendirikan Google sebelum bergabung"',
+        ),
+        ({**GOOD, "id": "g2", "file": "nope.txt"}, "line 2: file 'nope.txt' is not in the documents folder"),
+        ({**GOOD, "id": "g2", "kind": "trivia"}, "line 2: kind must be one of fact, number, cross, unanswerable"),
+        ({**GOOD, "id": "g1"}, "line 2: duplicate id 'g1' (first on line 1)"),
+        ('{"id": "g2", "question": ', "line 2: not valid JSON"),
+    ],
+)
 def test_bad_gold_line_is_named_in_one_line_and_exits_1(tmp_path, capsys, bad, message):
     gold = _write_gold(tmp_path / "gold.jsonl", [GOOD, bad])
     code, out, err = _eval(capsys, "--gold", str(gold), "--retrieve-only", *_on_seeds(tmp_path / "index"))
@@ -212,18 +236,22 @@ def test_bad_gold_line_is_named_in_one_line_and_exits_1(tmp_path, capsys, bad, m
 
 def test_every_bad_line_is_reported(tmp_path, capsys):
     missing = {k: v for k, v in GOOD.items() if k not in ("evidence", "kind")}
-    gold = _write_gold(tmp_path / "gold.jsonl",
-                       [GOOD, {**missing, "id": "g2"}, {**GOOD, "id": "g3", "evidence": "xyz"}])
+    gold = _write_gold(
+        tmp_path / "gold.jsonl", [GOOD, {**missing, "id": "g2"}, {**GOOD, "id": "g3", "evidence": "xyz"}]
+    )
     code, _, err = _eval(capsys, "--gold", str(gold), *_on_seeds(tmp_path / "index"))
     assert code == 1 and err.count("\n") == 1
     assert "2 invalid lines: line 2: missing keys 'evidence', 'kind'; line 3: evidence not found" in err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--gold", "no/such/gold.jsonl"], "gold file not found: no/such/gold.jsonl"),
-    (["--ids", "q001", "q999"], "unknown gold ids: q999"),
-    (["--llms", "no/such/model.gguf"], "LLM file not found: no/such/model.gguf"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--gold", "no/such/gold.jsonl"], "gold file not found: no/such/gold.jsonl"),
+        (["--ids", "q001", "q999"], "unknown gold ids: q999"),
+        (["--llms", "no/such/model.gguf"], "LLM file not found: no/such/model.gguf"),
+    ],
+)
 def test_bad_arguments_exit_1_with_one_line(tmp_path, capsys, args, message):
     code, out, err = _eval(capsys, *args, *_on_seeds(tmp_path / "index"))
     assert code == 1 and out == ""
@@ -253,8 +281,9 @@ def test_retrieve_only_is_deterministic(seeds_index, capsys):
 def test_compare_writes_a_readable_report(seeds_index, tmp_path, capsys):
     out_dir = tmp_path / "report"
     ids = ["q001", "q037", "q063", "q093"]
-    code, out, _ = _eval(capsys, "--retrieve-only", "--compare", "--ids", *ids, "--out", str(out_dir),
-                         *_on_seeds(seeds_index))
+    code, out, _ = _eval(
+        capsys, "--retrieve-only", "--compare", "--ids", *ids, "--out", str(out_dir), *_on_seeds(seeds_index)
+    )
     assert code == 0
     for mode in ("dense", "keyword", "hybrid"):
         assert f"| {mode} " in out
@@ -275,8 +304,10 @@ def test_compare_writes_a_readable_report(seeds_index, tmp_path, capsys):
 # -- the CI gate -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def retrieval_gate(seeds_index):
-    code, out = run_main(rag_main, ["eval", "--gold", str(GOLD), "--retrieve-only", "--json", *_on_seeds(seeds_index),
-                                    "--ids", *FIRST_GOLD])
+    code, out = run_main(
+        rag_main,
+        ["eval", "--gold", str(GOLD), "--retrieve-only", "--json", *_on_seeds(seeds_index), "--ids", *FIRST_GOLD],
+    )
     assert code == 0
     return json.loads(out)["retrieval"]
 
@@ -297,8 +328,20 @@ def test_target_retrieval_hit_at_5(retrieval_gate):
 @pytest.fixture(scope="module")
 def answer_gate(seeds_index, tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("gate") / "report"
-    code, out = run_main(rag_main, ["eval", "--gold", str(GOLD), "--ids", f"@{CI_SAMPLE}", "--json",
-                                    "--out", str(out_dir), *_on_seeds(seeds_index)])
+    code, out = run_main(
+        rag_main,
+        [
+            "eval",
+            "--gold",
+            str(GOLD),
+            "--ids",
+            f"@{CI_SAMPLE}",
+            "--json",
+            "--out",
+            str(out_dir),
+            *_on_seeds(seeds_index),
+        ],
+    )
     assert code == 0
     return json.loads(out), out_dir
 
@@ -337,6 +380,7 @@ def test_llms_are_compared_in_one_table_with_the_same_numbers_for_the_same_model
     assert code == 0
     configurations = json.loads(out)["configurations"]
     assert [c["label"] for c in configurations] == [f"{small} (1)", f"{small} (2)"]
-    first, second = ({key: c[key] for key in ("retrieval", "answer", "by_lang", "by_kind", "failed")}
-                     for c in configurations)
+    first, second = (
+        {key: c[key] for key in ("retrieval", "answer", "by_lang", "by_kind", "failed")} for c in configurations
+    )
     assert first == second  # deterministic: same index and model, same numbers

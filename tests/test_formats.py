@@ -56,7 +56,7 @@ def test_html_drops_navigation_scripts_and_styles(converted_seeds):
 
 
 def test_html_lists_line_breaks_and_deep_nesting_are_paragraphs():
-    reading = read_html("<ul><li>one<br>two</li><li>three</li></ul><pre>a\nb</pre>".encode())
+    reading = read_html(b"<ul><li>one<br>two</li><li>three</li></ul><pre>a\nb</pre>")
     assert [b.text for b in reading.blocks] == ["one", "two", "three", "a", "b"]
     deep = "<div>" * 50_000 + "deep text" + "</div>" * 50_000  # no recursion limit to hit
     assert [b.text for b in read_html(deep.encode()).blocks] == ["deep text"]
@@ -75,8 +75,13 @@ def test_docx_table_cells_are_paragraphs_in_order(tmp_path):
     document.add_paragraph("After the table.")
     document.save(str(tmp_path / "t.docx"))
     [read], _ = read_documents(tmp_path)
-    assert [p.text for p in read.paragraphs] == ["Before the table.", "Merged heading", "Left", "Right",
-                                                 "After the table."]
+    assert [p.text for p in read.paragraphs] == [
+        "Before the table.",
+        "Merged heading",
+        "Left",
+        "Right",
+        "After the table.",
+    ]
 
 
 def test_pdf_paragraphs_follow_the_seed_and_know_their_page(converted_seeds):
@@ -92,7 +97,9 @@ def test_pdf_paragraphs_follow_the_seed_and_know_their_page(converted_seeds):
         texts = [p.text for p in document.paragraphs]
         assert sum(" ".join(line.split()) in texts for line in lines) >= 0.85 * len(lines), document.file
         assert squashed("".join(texts)).find(squashed(lines[-1])) > 0  # nothing lost, in order
-        pages = [squashed(page.extract_text()) for page in pypdf.PdfReader(converted_seeds["pdf"] / document.file).pages]
+        pages = [
+            squashed(page.extract_text()) for page in pypdf.PdfReader(converted_seeds["pdf"] / document.file).pages
+        ]
         assert max(p.page for p in document.paragraphs) == len(pages) > 1
         for paragraph in document.paragraphs:
             sample = squashed(paragraph.text)[:12]
@@ -108,8 +115,10 @@ def test_pdf_paragraphs_follow_the_seed_and_know_their_page(converted_seeds):
 def test_converted_folder_retrieves_within_tolerance_of_txt(converted_seeds, seeds_retrieval, tmp_path, kind):
     folder, index = converted_seeds[kind], tmp_path / "index"
     _index(folder, index)
-    code, out = run_main(rag_main, ["eval", "--gold", str(GOLD), "--retrieve-only", "--json",
-                                "--docs", str(folder), "--index", str(index)])
+    code, out = run_main(
+        rag_main,
+        ["eval", "--gold", str(GOLD), "--retrieve-only", "--json", "--docs", str(folder), "--index", str(index)],
+    )
     assert code == 0
     baseline, converted = seeds_retrieval["hit@5"], json.loads(out)["retrieval"]["hit@5"]
     print(f"hit@5 txt {baseline:.3f} {kind} {converted:.3f}")
@@ -134,11 +143,16 @@ def test_scanned_pages_are_read_by_ocr_and_found_by_content(scanned, tmp_path):
         assert sum(a == b for a, b in zip(squashed(ocr[1].text), squashed(lines[1]))) >= 0.8 * len(squashed(lines[1]))
     index = tmp_path / "index"
     _index(scanned, index)
-    questions = {"en": "How many ships did the lighthouse keeper count?", "ko": "등대지기는 배를 몇 척 세었나요?",
-                 "zh": "灯塔看守人数了多少艘船?", "id": "Berapa kapal yang dihitung penjaga mercusuar?"}
+    questions = {
+        "en": "How many ships did the lighthouse keeper count?",
+        "ko": "등대지기는 배를 몇 척 세었나요?",
+        "zh": "灯塔看守人数了多少艘船?",
+        "id": "Berapa kapal yang dihitung penjaga mercusuar?",
+    }
     for language, question in questions.items():
-        code, out = run_main(ask_main, ["--retrieve-only", "--json", "--docs", str(scanned), "--index", str(index),
-                                    question])
+        code, out = run_main(
+            ask_main, ["--retrieve-only", "--json", "--docs", str(scanned), "--index", str(index), question]
+        )
         assert code == 0
         top = json.loads(out)["retrieved"][0]
         expected = "typed_then_scanned.pdf" if language == "en" else f"scan_{language}.pdf"
@@ -176,8 +190,20 @@ def test_without_tesseract_a_scanned_page_is_reported_and_read_once_it_is_instal
 
 # -- a folder mixing the formats: indexed, searched, cited to page and paragraph -----------------
 def test_mixed_folder_retrieves_every_format(converted_seeds, mixed_index):
-    code, out = run_main(rag_main, ["eval", "--gold", str(GOLD), "--retrieve-only", "--json",
-                                "--docs", str(converted_seeds["mixed"]), "--index", str(mixed_index)])
+    code, out = run_main(
+        rag_main,
+        [
+            "eval",
+            "--gold",
+            str(GOLD),
+            "--retrieve-only",
+            "--json",
+            "--docs",
+            str(converted_seeds["mixed"]),
+            "--index",
+            str(mixed_index),
+        ],
+    )
     assert code == 0
     assert json.loads(out)["retrieval"]["hit@5"] >= 0.8
 
@@ -198,7 +224,9 @@ def test_answer_from_a_pdf_cites_the_page_of_its_evidence(converted_seeds, mixed
     for citation in answer["citations"]:
         if citation["file"].endswith(".pdf"):
             if citation["file"] not in pages:
-                pages[citation["file"]] = [squashed(p.extract_text()) for p in pypdf.PdfReader(docs / citation["file"]).pages]
+                pages[citation["file"]] = [
+                    squashed(p.extract_text()) for p in pypdf.PdfReader(docs / citation["file"]).pages
+                ]
             found = [n for n, text in enumerate(pages[citation["file"]], 1) if squashed(citation["text"])[:12] in text]
             assert citation["page"] in found, citation
         else:
@@ -257,7 +285,7 @@ def test_bad_files_are_skipped_with_one_line_each(bad_files, tmp_path):
         "plain.docx": "not a Word file (looks like text)",
         "other.docx": "a zip archive, not a Word file (no word/document.xml)",
         "bomb.docx": f"unpacks to {MAX_DOCX_UNPACKED_BYTES // 2**20 + 1} MB, more than the "
-                     f"{MAX_DOCX_UNPACKED_BYTES // 2**20} MB allowed (a zip bomb?)",
+        f"{MAX_DOCX_UNPACKED_BYTES // 2**20} MB allowed (a zip bomb?)",
         "binary.html": "binary content, not HTML",
         "thousand_pages.pdf": f"only the first {MAX_PDF_PAGES} of {MAX_PDF_PAGES + 200} pages read",
     }
@@ -292,8 +320,10 @@ def test_ask_and_the_chat_reply_cite_a_pdf_paragraph_with_its_page(capsys):
     text = Citation(2, "notes.txt", 4, "A line.", "A line.")
     answer = Answer("How many ships?", "Many [1] [2]", False, [pdf, text], [], "en")
     _print_answer(answer)
-    assert capsys.readouterr().out.splitlines()[1:] == ["  [1] report.pdf p.3 ¶12: “Ships were counted.”",
-                                                        "  [2] notes.txt ¶4: “A line.”"]
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "  [1] report.pdf p.3 ¶12: “Ships were counted.”",
+        "  [2] notes.txt ¶4: “A line.”",
+    ]
     reply = render.answer_message(answer, 1)
     assert "— report.pdf p.3 ¶12" in reply and "— notes.txt ¶4" in reply
     scanned = Passage("scan.pdf", 2, "The keeper counted ships.", "The keeper counted ships.", 0.5, 0.5, 1, True)
@@ -301,8 +331,9 @@ def test_ask_and_the_chat_reply_cite_a_pdf_paragraph_with_its_page(capsys):
     _print_answer(unverified)
     assert "  scan.pdf p.1 ¶2 (OCR): “The keeper counted ships.”" in capsys.readouterr().out
     assert "— scan.pdf p.1 ¶2 \\(OCR\\)" in render.answer_message(unverified, 2)  # Markdown-escaped
-    assert '<span class="src-para">p.1 ¶2</span><span class="src-ocr"' in render.turn_sources(2, "How many ships?",
-                                                                                            unverified, {}, {})
+    assert '<span class="src-para">p.1 ¶2</span><span class="src-ocr"' in render.turn_sources(
+        2, "How many ships?", unverified, {}, {}
+    )
     assert unverified.to_json()["passage"]["page"] == 1 and unverified.to_json()["passage"]["ocr"]
     read = Answer("How many ships?", "Many [1]", False, [pdf], [], "en", passages=[scanned]).to_json()["passages"]
     assert (read[0]["page"], read[0]["ocr"]) == (1, True)

@@ -78,7 +78,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for target in sorted(graph.get(node, ())):
             if state.get(target) == "open":
-                return stack[stack.index(target):] + [target]
+                return stack[stack.index(target) :] + [target]
             if target not in state and (cycle := visit(target)):
                 return cycle
         state[node] = "done"
@@ -93,8 +93,10 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_reader_sees_static_relative_and_dynamic_imports(tmp_path):
     source = tmp_path / "example.py"
-    source.write_text("import json\nfrom . import render\nfrom .errors import RagError\n"
-                      "def f():\n    import importlib\n    importlib.import_module('ui.app')\n    __import__('harness')\n")
+    source.write_text(
+        "import json\nfrom . import render\nfrom .errors import RagError\n"
+        "def f():\n    import importlib\n    importlib.import_module('ui.app')\n    __import__('harness')\n"
+    )
     names = imported_names("rag.example", source)
     assert {"json", "rag", "rag.render", "rag.errors.RagError", "ui.app", "harness"} <= names
 
@@ -107,8 +109,13 @@ def test_find_cycle_finds_a_cycle_and_only_a_cycle():
 def test_the_core_imports_no_shell():
     graph = import_graph()
     assert "rag.cli" in graph and "harness.evaluation" in graph and "ui.app" in graph
-    wrong = {(module, target) for module, targets in graph.items() if module.split(".")[0] == "rag"
-             for target in targets if target.split(".")[0] in SHELLS}
+    wrong = {
+        (module, target)
+        for module, targets in graph.items()
+        if module.split(".")[0] == "rag"
+        for target in targets
+        if target.split(".")[0] in SHELLS
+    }
     assert not wrong, f"rag/ imports its shells: {sorted(wrong)}"
 
 

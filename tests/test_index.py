@@ -40,7 +40,10 @@ def test_build_then_reload_gives_the_same_index(docs_copy, tmp_path, embedder):
     assert loaded.vectors.ntotal == len(built.chunks)
     assert set(loaded.files) == {p.name for p in docs_copy.iterdir()}
     first = loaded.chunks[0]
-    assert loaded.paragraph(first.file, first.first).text in first.text or first.text in loaded.paragraph(first.file, first.first).text
+    assert (
+        loaded.paragraph(first.file, first.first).text in first.text
+        or first.text in loaded.paragraph(first.file, first.first).text
+    )
     # A search with a chunk's own embedding finds that chunk first, at cosine 1.
     vector = loaded.raw_vectors()[3]
     row, centred = loaded.search(vector, 1)[0]
@@ -59,7 +62,9 @@ def test_update_re_embeds_only_the_changed_file_and_drops_removed_ones(docs_copy
     assert unchanged.folder == before.folder  # nothing rewritten
 
     changed = docs_copy / "003_15cb4250a3f963ee.txt"
-    changed.write_text(changed.read_text(encoding="utf-8") + "\n추가된 문단: 새로운 사실이 있습니다.\n", encoding="utf-8")
+    changed.write_text(
+        changed.read_text(encoding="utf-8") + "\n추가된 문단: 새로운 사실이 있습니다.\n", encoding="utf-8"
+    )
     (docs_copy / "004_0d217c6e9b2bf852.txt").unlink()
     after, report = update_index(docs_copy, index_dir, embedder, CHUNKING)
     assert report.embedded_files == ["003_15cb4250a3f963ee.txt"]
@@ -175,6 +180,7 @@ def test_only_generations_the_index_made_are_ever_deleted(docs_copy, tmp_path, e
     # A leftover of a killed build of ours (created and recorded, never made current).
     leftover = index_dir / "gen-20000101-000000-deadbeef"
     from rag.index import _own
+
     _own(index_dir, leftover.name).mkdir()
     after, _ = update_index(docs_copy, index_dir, embedder, CHUNKING, rebuild=True)
     assert not leftover.exists()
@@ -200,13 +206,13 @@ def test_chunks_embedded_elsewhere_are_written_as_the_index_a_build_would_make(t
     written = load_index(index_dir)
     assert written.chunks == chunks
     assert {name: info["chunks"] for name, info in written.files.items()} == {
-        d.file: sum(c.file == d.file for c in chunks) for d in documents}
+        d.file: sum(c.file == d.file for c in chunks) for d in documents
+    }
     # A build over the same documents finds nothing to do: the same manifest, the same files.
     again, report = update_index(docs, index_dir, embedder, CHUNKING)
     assert not report.changed and again.folder == written.folder
     with pytest.raises(RagError, match="2 vectors for"):
-        write_index(tmp_path / "other", documents, chunks, np.zeros((2, embedder.dim), np.float32), embedder,
-                    CHUNKING)
+        write_index(tmp_path / "other", documents, chunks, np.zeros((2, embedder.dim), np.float32), embedder, CHUNKING)
 
 
 def index_copy(seeds_index, tmp_path):
@@ -217,7 +223,8 @@ def index_copy(seeds_index, tmp_path):
 
 @pytest.mark.parametrize("damage", ["folder", "symlink loop", "symlink to another index"])
 def test_a_pointer_that_is_not_a_file_is_reported_then_moved_aside_by_the_next_build(
-        docs_copy, tmp_path, seeds_index, embedder, damage):
+    docs_copy, tmp_path, seeds_index, embedder, damage
+):
     index_dir = index_copy(seeds_index, tmp_path)
     other = shutil.copytree(seeds_index, tmp_path / "other")
     current = index_dir / CURRENT
@@ -236,8 +243,9 @@ def test_a_pointer_that_is_not_a_file_is_reported_then_moved_aside_by_the_next_b
     assert (aside / "x").read_text() == "x" if damage == "folder" else aside.is_symlink()
 
 
-@pytest.mark.parametrize("generation", ["../other/gen-x", "/tmp/gen-x", "gen-x/../../other", "manifest.json",
-                                        "gen-", 5, None])
+@pytest.mark.parametrize(
+    "generation", ["../other/gen-x", "/tmp/gen-x", "gen-x/../../other", "manifest.json", "gen-", 5, None]
+)
 def test_the_pointer_must_name_a_generation_folder_inside_the_index(tmp_path, seeds_index, generation):
     index_dir = index_copy(seeds_index, tmp_path)
     pointer = json.loads((index_dir / CURRENT).read_text())
@@ -256,8 +264,16 @@ def test_a_generation_that_is_a_symlink_is_not_followed(tmp_path, seeds_index):
         load_index(index_dir)
 
 
-@pytest.mark.parametrize("manifest", [[1, 2], "text", None, {"format": INDEX_FORMAT, "checksums": [], "files": {}},
-                                      {"format": INDEX_FORMAT, "checksums": {}, "files": [], "embedder": {}}])
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        [1, 2],
+        "text",
+        None,
+        {"format": INDEX_FORMAT, "checksums": [], "files": {}},
+        {"format": INDEX_FORMAT, "checksums": {}, "files": [], "embedder": {}},
+    ],
+)
 def test_a_manifest_of_the_wrong_shape_is_a_one_line_error(tmp_path, seeds_index, manifest):
     index_dir = index_copy(seeds_index, tmp_path)
     pointer = json.loads((index_dir / CURRENT).read_text())
@@ -275,8 +291,11 @@ def test_a_folder_without_a_readable_document_is_a_one_line_error(tmp_path, embe
     (docs / "self.txt").symlink_to("self.txt")
     (docs / "notes.odt").write_bytes(b"PK")  # not a format that is read
     (docs / "report.pdf").write_bytes(b"%PDF")
-    with pytest.raises(RagError, match=r"no readable document in .*docs "
-                                       r"\(3 skipped, e\.g\. empty\.txt: empty\); add documents"):
+    with pytest.raises(
+        RagError,
+        match=r"no readable document in .*docs "
+        r"\(3 skipped, e\.g\. empty\.txt: empty\); add documents",
+    ):
         update_index(docs, tmp_path / "index", embedder, CHUNKING)
     assert not (tmp_path / "index").exists()
 
@@ -301,11 +320,13 @@ def test_files_are_hashed_once_per_generation_until_one_changes(docs_copy, tmp_p
 def test_paragraphs_come_back_with_their_page_and_ocr_flag(tmp_path, embedder):
     documents = paged_documents()
     chunks = [c for d in documents for c in chunk_document(d, CHUNKING, embedder.count_tokens)]
-    write_index(tmp_path / "index", documents, chunks, embedder.encode_passages([c.text for c in chunks]), embedder,
-                CHUNKING)
+    write_index(
+        tmp_path / "index", documents, chunks, embedder.encode_passages([c.text for c in chunks]), embedder, CHUNKING
+    )
     index = load_index(tmp_path / "index")
-    assert [index.paragraph(p.file, p.number) for d in documents for p in d.paragraphs] == \
-        [p for d in documents for p in d.paragraphs]
+    assert [index.paragraph(p.file, p.number) for d in documents for p in d.paragraphs] == [
+        p for d in documents for p in d.paragraphs
+    ]
     assert index.paragraph("report.pdf", 3).page == 2 and index.paragraph("report.pdf", 3).ocr
     assert index.paragraph("notes.txt", 1).page is None
     assert index.files["report.pdf"]["title"] == "Harbour report" and index.files["report.pdf"]["reader"] == "pdf 1"

@@ -27,14 +27,16 @@ def _assistant(folder, lines, name, seeds_index, shared_assistant):
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory, seeds_index, shared_assistant):
-    return _assistant(tmp_path_factory.mktemp("hostile"), [a["text"] for a in ATTACKS], "notice.txt",
-                      seeds_index, shared_assistant)
+    return _assistant(
+        tmp_path_factory.mktemp("hostile"), [a["text"] for a in ATTACKS], "notice.txt", seeds_index, shared_assistant
+    )
 
 
 @pytest.fixture(scope="module")
 def innocent(tmp_path_factory, seeds_index, shared_assistant):
-    return _assistant(tmp_path_factory.mktemp("innocent"), [f["text"] for f in INNOCENT], "notes.txt",
-                      seeds_index, shared_assistant)
+    return _assistant(
+        tmp_path_factory.mktemp("innocent"), [f["text"] for f in INNOCENT], "notes.txt", seeds_index, shared_assistant
+    )
 
 
 def test_no_attack_reaches_an_answer(hostile):

@@ -5,15 +5,18 @@ import pytest
 from rag.language import detect_language, language_name, named_language
 
 
-@pytest.mark.parametrize("text, language", [
-    ("Which company did Calvin French-Owen co-found before joining OpenAI?", "en"),
-    ("Calvin French-Owen ikut mendirikan perusahaan apa?", "id"),
-    ("OpenAI는 메타의 '초지능' 팀에 최소 몇 명의 연구원을 잃었나요?", "ko"),
-    ("Brendan Gregg 为什么加入 OpenAI?", "zh"),
-    ("OpenAIはいつ設立されましたか?", "ja"),
-    ("Mark Chen은 누구인가요?", "ko"),  # a Latin name in a Korean sentence
-    ("🤖🚀 2024", "en"),  # nothing to tell by: the fallback
-])
+@pytest.mark.parametrize(
+    "text, language",
+    [
+        ("Which company did Calvin French-Owen co-found before joining OpenAI?", "en"),
+        ("Calvin French-Owen ikut mendirikan perusahaan apa?", "id"),
+        ("OpenAI는 메타의 '초지능' 팀에 최소 몇 명의 연구원을 잃었나요?", "ko"),
+        ("Brendan Gregg 为什么加入 OpenAI?", "zh"),
+        ("OpenAIはいつ設立されましたか?", "ja"),
+        ("Mark Chen은 누구인가요?", "ko"),  # a Latin name in a Korean sentence
+        ("🤖🚀 2024", "en"),  # nothing to tell by: the fallback
+    ],
+)
 def test_detect_language(text, language):
     assert detect_language(text) == language
 

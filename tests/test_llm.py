@@ -78,8 +78,10 @@ def test_an_answer_is_written_where_the_model_would_end_its_turn_at_once(assista
     # end-of-turn token, "<|im_end|>" as text, passed the answer grammar's first character.
     from rag import prompts
 
-    question = ("Menurut artikel berbahasa Indonesia ini, pada periode tahun berapa jumlah karyawan OpenAI melonjak "
-                "menjadi lebih dari tiga ribu?")  # q004 in eval/gold.jsonl
+    question = (
+        "Menurut artikel berbahasa Indonesia ini, pada periode tahun berapa jumlah karyawan OpenAI melonjak "
+        "menjadi lebih dari tiga ribu?"
+    )  # q004 in eval/gold.jsonl
     answer = assistant.ask(question)
     assert not answer.abstained, (answer.why, answer.unsupported)
     chosen = f"[{answer.citations[0].n}]"

@@ -32,7 +32,6 @@ KOREAN_QUESTION = "OpenAI는 메타의 '초지능' 팀에 최소 몇 명의 연�
 MESSAGES = [{"role": "user", "content": "Is the sky blue? Answer yes or no."}]
 
 
-
 # -- a stand-in server ---------------------------------------------------------------------
 class FakeServer:
     """Answers every POST with `reply(path, body) -> (status, content type, chunks)`."""
@@ -44,7 +43,7 @@ class FakeServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 owner.requests.append((self.path, body))
                 status, content_type, chunks = reply(self.path, body)
@@ -90,10 +89,19 @@ def fake():
 
 
 def test_streams_pieces_and_sends_the_grammar(fake):
-    server = fake(lambda path, body: (200, "text/event-stream",
-                                      sse({"choices": [{"delta": {"role": "assistant"}}]}, delta("7 "),
-                                          delta("weeks [1]"), {"choices": [{"delta": {}, "finish_reason": "stop"}]},
-                                          "[DONE]")))
+    server = fake(
+        lambda path, body: (
+            200,
+            "text/event-stream",
+            sse(
+                {"choices": [{"delta": {"role": "assistant"}}]},
+                delta("7 "),
+                delta("weeks [1]"),
+                {"choices": [{"delta": {}, "finish_reason": "stop"}]},
+                "[DONE]",
+            ),
+        )
+    )
     llm = OpenAICompatibleLLM(server.url + "/v1/")
     pieces = list(llm.stream(MESSAGES, 12, 0.0, grammar='root ::= "yes" | "no"'))
     assert pieces == ["7 ", "weeks [1]"]
@@ -106,7 +114,9 @@ def test_streams_pieces_and_sends_the_grammar(fake):
     assert "grammar" not in server.requests[1][1]
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:9", "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1/chat/completions"])
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:9", "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1/chat/completions"]
+)
 def test_the_url_may_name_the_server_or_its_endpoint(url):
     assert OpenAICompatibleLLM(url).endpoint == "http://127.0.0.1:9/v1/chat/completions"
 
@@ -124,15 +134,21 @@ def test_refused_connection_is_a_clear_error():
 
 
 def test_http_error_carries_the_servers_message(fake):
-    server = fake(lambda path, body: (400, "application/json",
-                                      [json.dumps({"error": {"message": "Requested tokens exceed context window"}})]))
+    server = fake(
+        lambda path, body: (
+            400,
+            "application/json",
+            [json.dumps({"error": {"message": "Requested tokens exceed context window"}})],
+        )
+    )
     with pytest.raises(RagError, match="HTTP 400: Requested tokens exceed context window"):
         list(OpenAICompatibleLLM(server.url).stream(MESSAGES, 8, 0.0))
 
 
 def test_error_event_in_the_stream_is_a_clear_error(fake):
-    server = fake(lambda path, body: (200, "text/event-stream",
-                                      sse(delta("partial"), {"error": {"message": "model crashed"}})))
+    server = fake(
+        lambda path, body: (200, "text/event-stream", sse(delta("partial"), {"error": {"message": "model crashed"}}))
+    )
     with pytest.raises(RagError, match="failed: model crashed"):
         list(OpenAICompatibleLLM(server.url).stream(MESSAGES, 8, 0.0))
 
@@ -150,14 +166,27 @@ def test_a_silent_server_times_out(fake):
 
 
 def test_tokens_are_counted_by_the_server(fake):
-    server = fake(lambda path, body: (404, "application/json", ['{"detail": "Not Found"}']) if path == "/tokenize"
-                  else (200, "application/json", [json.dumps({"tokens": [1, 2, 3]})]))
+    server = fake(
+        lambda path, body: (
+            (404, "application/json", ['{"detail": "Not Found"}'])
+            if path == "/tokenize"
+            else (200, "application/json", [json.dumps({"tokens": [1, 2, 3]})])
+        )
+    )
     assert OpenAICompatibleLLM(server.url).count_tokens("a b c") == 3
 
 
 def test_cli_refused_connection_is_a_one_line_error(seeds_index):
-    status, stdout, stderr = run("ask", "--docs", str(SEEDS), "--index", str(seeds_index),
-                                 "--llm-url", f"http://127.0.0.1:{free_port()}", KOREAN_QUESTION)
+    status, stdout, stderr = run(
+        "ask",
+        "--docs",
+        str(SEEDS),
+        "--index",
+        str(seeds_index),
+        "--llm-url",
+        f"http://127.0.0.1:{free_port()}",
+        KOREAN_QUESTION,
+    )
     assert_one_line_error(status, stderr, "cannot reach the LLM server")
 
 
@@ -177,10 +206,28 @@ def llama_server(tmp_path_factory) -> Iterator[str]:
     # nobody reads fills up and blocks it before it listens.
     log = (tmp_path_factory.mktemp("llama_server") / "stderr.log").open("w+")
     server = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--n_threads", threads, "--n_threads_batch", threads],
-        stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT,
-        env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--n_threads",
+            threads,
+            "--n_threads_batch",
+            threads,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        cwd=ROOT,
+        env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
@@ -208,8 +255,9 @@ def llama_server(tmp_path_factory) -> Iterator[str]:
 
 @pytest.mark.slow
 def test_ask_answers_with_a_citation_through_llama_cpp_server(llama_server, seeds_index):
-    status, stdout, stderr = run("ask", "--json", "--docs", str(SEEDS), "--index", str(seeds_index),
-                                 "--llm-url", llama_server, KOREAN_QUESTION)
+    status, stdout, stderr = run(
+        "ask", "--json", "--docs", str(SEEDS), "--index", str(seeds_index), "--llm-url", llama_server, KOREAN_QUESTION
+    )
     assert status == 0, stderr
     answer = json.loads(stdout)
     assert not answer["abstained"], answer["answer"]
@@ -221,7 +269,10 @@ def test_ask_answers_with_a_citation_through_llama_cpp_server(llama_server, seed
 @pytest.mark.slow
 def test_the_server_applies_the_grammar(llama_server):
     llm = OpenAICompatibleLLM(llama_server)
-    text = "".join(llm.stream([{"role": "user", "content": "Write a long poem about the sea."}], 8, 0.0,
-                              grammar='root ::= "yes" | "no"'))
+    text = "".join(
+        llm.stream(
+            [{"role": "user", "content": "Write a long poem about the sea."}], 8, 0.0, grammar='root ::= "yes" | "no"'
+        )
+    )
     assert text in ("yes", "no")
     assert llm.count_tokens("hello world") >= 2

@@ -17,9 +17,9 @@ import pytest
 from rag.chunking import ChunkingSettings
 from rag.errors import RagError
 from rag.keywords import KeywordIndex, query_vector
+from rag.milvus_store import write_milvus
 from rag.retrieval import Retriever
 from rag.settings import load_settings
-from rag.milvus_store import write_milvus
 from rag.stores import open_store, update_store
 
 from .conftest import ROOT, SEEDS
@@ -27,8 +27,12 @@ from .fakes import FakeEmbedder, paged_documents
 from .test_cli import assert_one_line_error, run
 
 CHUNKING = ChunkingSettings(128, 16)
-QUESTIONS = ["Who is Mark Chen?", "인도네시아 기사에 따르면 OpenAI의 테스트는 GPU에서 몇 분 걸리나요?",
-             "根据韩文文章，谁发布了新模型？", "Berapa lama tes OpenAI di GPU?"]
+QUESTIONS = [
+    "Who is Mark Chen?",
+    "인도네시아 기사에 따르면 OpenAI의 테스트는 GPU에서 몇 분 걸리나요?",
+    "根据韩文文章，谁发布了新模型？",
+    "Berapa lama tes OpenAI di GPU?",
+]
 
 
 class MilvusServer:
@@ -40,9 +44,19 @@ class MilvusServer:
             self.port = probe.getsockname()[1]
         self.uri = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "milvus-lite"), "server", "--data-dir", str(data_dir),
-             "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                str(Path(sys.executable).parent / "milvus-lite"),
+                "server",
+                "--data-dir",
+                str(data_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -77,8 +91,9 @@ def embedder(assistant):
 
 def small_docs(folder: Path) -> Path:
     folder.mkdir()
-    (folder / "a.txt").write_text("The harbour bridge opened in 1932.\nIt carries eight lanes of traffic.\n",
-                                  encoding="utf-8")
+    (folder / "a.txt").write_text(
+        "The harbour bridge opened in 1932.\nIt carries eight lanes of traffic.\n", encoding="utf-8"
+    )
     (folder / "b.md").write_text("서울의 지하철은 1974년에 개통되었다.\n노선은 스물세 개다.\n", encoding="utf-8")
     return folder
 
@@ -104,8 +119,7 @@ def test_sparse_vectors_give_the_bm25_scores_of_the_keyword_index():
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_build_reload_update_and_delete_over_grpc_match_the_faiss_store(milvus_server, docs_copy, assistant,
-                                                                         embedder):
+def test_build_reload_update_and_delete_over_grpc_match_the_faiss_store(milvus_server, docs_copy, assistant, embedder):
     settings = settings_for(milvus_server.uri, docs_copy)
     built, report = update_store(settings, embedder, CHUNKING)
     assert report.rebuilt_reason == "no index yet" and len(report.embedded_files) == 5
@@ -130,7 +144,9 @@ def test_build_reload_update_and_delete_over_grpc_match_the_faiss_store(milvus_s
     assert not report.changed and unchanged.collection == store.collection
 
     changed = docs_copy / "003_15cb4250a3f963ee.txt"
-    changed.write_text(changed.read_text(encoding="utf-8") + "\n추가된 문단: 새로운 사실이 있습니다.\n", encoding="utf-8")
+    changed.write_text(
+        changed.read_text(encoding="utf-8") + "\n추가된 문단: 새로운 사실이 있습니다.\n", encoding="utf-8"
+    )
     (docs_copy / "004_0d217c6e9b2bf852.txt").unlink()
     after, report = update_store(settings, embedder, CHUNKING)
     assert report.embedded_files == ["003_15cb4250a3f963ee.txt"]
@@ -179,9 +195,13 @@ def test_a_build_killed_half_way_leaves_the_old_collection_serving(milvus_server
     question = "When did the Seoul subway open?"
     expected = [h.chunk for h in Retriever(before, embedder).search(question, 2)]
 
-    builder = subprocess.Popen([sys.executable, "-c", KILLED_BUILD.format(dim=embedder.dim),
-                                str(settings.docs_dir), milvus_server.uri],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    builder = subprocess.Popen(
+        [sys.executable, "-c", KILLED_BUILD.format(dim=embedder.dim), str(settings.docs_dir), milvus_server.uri],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = builder.stdout.readline()  # the new chunk collection holds rows now
     builder.kill()  # SIGKILL: no cleanup of any kind
     builder.wait()
@@ -239,13 +259,15 @@ def test_commands_build_and_answer_from_an_embedded_milvus_file(tmp_path):
     status, stdout, stderr = run("rag", "index", "--json", *options)
     assert status == 0, stderr
     assert json.loads(stdout)["chunks_total"] == 2
-    status, stdout, stderr = run("ask", "--json", "--retrieve-only", "--k", "1", *options,
-                                 "서울 지하철은 언제 개통했나요?")
+    status, stdout, stderr = run(
+        "ask", "--json", "--retrieve-only", "--k", "1", *options, "서울 지하철은 언제 개통했나요?"
+    )
     assert status == 0, stderr
     assert json.loads(stdout)["retrieved"][0]["file"] == "b.md"
 
-    status, _, stderr = run("ask", "--retrieve-only", "--store", "milvus", "--milvus-uri",
-                            str(tmp_path / "missing" / "index.db"), "What?")
+    status, _, stderr = run(
+        "ask", "--retrieve-only", "--store", "milvus", "--milvus-uri", str(tmp_path / "missing" / "index.db"), "What?"
+    )
     assert_one_line_error(status, stderr, "does not exist")
     status, _, stderr = run("ask", "--retrieve-only", "--store", "milvus", "What?")
     assert_one_line_error(status, stderr, "--store milvus needs --milvus-uri")
@@ -253,8 +275,18 @@ def test_commands_build_and_answer_from_an_embedded_milvus_file(tmp_path):
 
 @pytest.mark.slow
 def test_eval_retrieval_on_milvus_is_within_two_points_of_faiss(tmp_path, seeds_retrieval):
-    status, stdout, stderr = run("rag", "eval", "--retrieve-only", "--json", "--out", str(tmp_path / "milvus"),
-                                 "--store", "milvus", "--milvus-uri", str(tmp_path / "seeds.db"))
+    status, stdout, stderr = run(
+        "rag",
+        "eval",
+        "--retrieve-only",
+        "--json",
+        "--out",
+        str(tmp_path / "milvus"),
+        "--store",
+        "milvus",
+        "--milvus-uri",
+        str(tmp_path / "seeds.db"),
+    )
     assert status == 0, stderr
     milvus = json.loads(stdout)["retrieval"]
     for metric in ("hit@5", "mrr@10"):

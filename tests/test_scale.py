@@ -35,8 +35,9 @@ def gemma_assistant(tmp_path_factory, assistant):
     folder = assistant.settings.models_dir / "embeddinggemma-300m"
     if not (folder / "model.safetensors").is_file():
         pytest.fail(f"{folder} is missing: `make install-test` provisions it (rag models --all)")
-    settings = load_settings(environ={}, docs_dir=SEEDS, index_dir=tmp_path_factory.mktemp("gemma") / "index",
-                             embedder=str(folder))
+    settings = load_settings(
+        environ={}, docs_dir=SEEDS, index_dir=tmp_path_factory.mktemp("gemma") / "index", embedder=str(folder)
+    )
     gemma = Assistant(settings, log=lambda message: None, llm=assistant.llm)
     gemma.update_index()
     return gemma

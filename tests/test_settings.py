@@ -18,8 +18,10 @@ def help_text(main, *argv) -> str:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("command", [(ask_main,), (rag_main, "index"), (rag_main, "models"), (rag_main, "eval"),
-                                     (rag_main, "bench"), (rag_main, "ui")])
+@pytest.mark.parametrize(
+    "command",
+    [(ask_main,), (rag_main, "index"), (rag_main, "models"), (rag_main, "eval"), (rag_main, "bench"), (rag_main, "ui")],
+)
 def test_every_command_offers_the_shared_flags(command):
     text = help_text(*command)
     for option in OPTIONS:
@@ -38,12 +40,15 @@ def test_flags_override_the_environment_which_overrides_the_defaults(tmp_path):
     assert given_flags(args) == [("--index", tmp_path), ("--k", 7)]
 
 
-@pytest.mark.parametrize("environ, message", [
-    ({"RAG_K": "many"}, "RAG_K='many' is not a valid k"),
-    ({"RAG_K": "0"}, "k must be between 1 and 50"),
-    ({"RAG_RETRIEVAL": "fuzzy"}, "retrieval must be dense, keyword or hybrid"),
-    ({"RAG_TEMPERATURE": "9"}, "temperature must be between 0 and 2"),
-])
+@pytest.mark.parametrize(
+    "environ, message",
+    [
+        ({"RAG_K": "many"}, "RAG_K='many' is not a valid k"),
+        ({"RAG_K": "0"}, "k must be between 1 and 50"),
+        ({"RAG_RETRIEVAL": "fuzzy"}, "retrieval must be dense, keyword or hybrid"),
+        ({"RAG_TEMPERATURE": "9"}, "temperature must be between 0 and 2"),
+    ],
+)
 def test_a_bad_value_is_a_one_line_error(environ, message):
     with pytest.raises(RagError, match=message) as raised:
         load_settings(environ=environ)

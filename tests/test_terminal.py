@@ -27,8 +27,12 @@ def test_control_characters_are_shown_as_escapes(text):
 
 
 def test_ordinary_text_is_unchanged_and_escapes_are_readable():
-    for text in ["OpenAI는 2015년에 설립되었다.", "总裁只回答了两个问题", "Calvin French-Owen ikut mendirikan Segment.",
-                 "emoji 🤖 and ZWJ 👩\u200d💻"]:
+    for text in [
+        "OpenAI는 2015년에 설립되었다.",
+        "总裁只回答了两个问题",
+        "Calvin French-Owen ikut mendirikan Segment.",
+        "emoji 🤖 and ZWJ 👩\u200d💻",
+    ]:
         assert printable(text) == text
     assert printable("a\x1b[2Kb\nc\u202e") == "a\\x1b[2Kb\\nc\\u202e"
     assert printable("line\nbreak\x1b", keep_newlines=True) == "line\nbreak\\x1b"

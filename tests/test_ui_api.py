@@ -27,12 +27,12 @@ SEEDS = ROOT / "seeds"
 # Same-language, short, factual: answerable by the default 0.5B model.
 KOREAN_QUESTION = "OpenAI는 메타의 '초지능' 팀에 최소 몇 명의 연구원을 잃었나요?"
 # A fact that is in no seed document.
-NEW_FACT = ("Zorblax Analytics is a fictional company founded in Bandung in 2031 by Dewi Kartika.\n"
-            "Zorblax Analytics employs 412 people and sells weather forecasts to tea farmers.\n")
+NEW_FACT = (
+    "Zorblax Analytics is a fictional company founded in Bandung in 2031 by Dewi Kartika.\n"
+    "Zorblax Analytics employs 412 people and sells weather forecasts to tea farmers.\n"
+)
 NEW_FACT_QUESTION = "Who founded Zorblax Analytics?"
 UPLOAD_LIMIT = 64 * 1024
-
-
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +102,10 @@ def test_ask_endpoint_gives_a_clean_error_and_keeps_serving(seeds_app, question,
 
 
 def test_two_users_at_once_are_both_answered(seeds_app):
-    questions = ["Who phoned Sutskever to say OpenAI was no longer inviting him back?",
-                 "Codex 출시를 이끈 핵심 인력 중 엔지니어는 몇 명이었나요?"]
+    questions = [
+        "Who phoned Sutskever to say OpenAI was no longer inviting him back?",
+        "Codex 출시를 이끈 핵심 인력 중 엔지니어는 몇 명이었나요?",
+    ]
     results: dict[str, object] = {}
 
     def ask(question: str) -> None:
@@ -134,8 +136,9 @@ def test_uploaded_file_makes_its_fact_answerable_and_can_be_removed(library_app,
 
     result = client(library_app.url).predict(NEW_FACT_QUESTION, api_name="/ask")
     assert any(hit["file"] == "zorblax.txt" for hit in result["retrieved"]), result["retrieved"]
-    assert any(c["file"] == "zorblax.txt" for c in result["citations"]), \
+    assert any(c["file"] == "zorblax.txt" for c in result["citations"]), (
         f"the answer {result['answer']!r} does not cite the uploaded file"
+    )
     assert "Dewi Kartika" in result["answer"]
 
     assert "Removed zorblax.txt" in remove(library_app.url, "zorblax.txt")
@@ -143,13 +146,16 @@ def test_uploaded_file_makes_its_fact_answerable_and_can_be_removed(library_app,
     assert "zorblax.txt" not in library_app.assistant.index.files
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("binary.txt", b"\x7fELF\x02\x01\x01\x00\x00\x00" + bytes(range(256)) * 4, "binary"),
-    ("latin1.txt", "Café crème à Zürich.\n".encode("latin-1"), "not UTF-8"),
-    ("empty.md", b"  \n\n", "empty"),
-    (".hidden.txt", b"A hidden file.\n", "hidden"),
-    ("000_25ef5ea761165839.txt", b"Replacing a seed without asking.\n", "already exists"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("binary.txt", b"\x7fELF\x02\x01\x01\x00\x00\x00" + bytes(range(256)) * 4, "binary"),
+        ("latin1.txt", "Café crème à Zürich.\n".encode("latin-1"), "not UTF-8"),
+        ("empty.md", b"  \n\n", "empty"),
+        (".hidden.txt", b"A hidden file.\n", "hidden"),
+        ("000_25ef5ea761165839.txt", b"Replacing a seed without asking.\n", "already exists"),
+    ],
+)
 def test_bad_uploads_are_rejected_with_a_message(library_app, tmp_path, name, content, message):
     before = {p.name: p.read_bytes() for p in library_app.docs.iterdir()}
     bad = tmp_path / name
@@ -171,21 +177,29 @@ def test_upload_type_and_size_limits_hold_on_the_server(library_app, tmp_path):
         client(library_app.url).predict([handle_file(str(program))], False, api_name="/upload_documents")
 
     # Too large: refused by the server itself, whatever the browser checked.
-    response = httpx.post(f"{library_app.url}gradio_api/upload",
-                          files=[("files", ("large.txt", b"word " * (UPLOAD_LIMIT // 4), "text/plain"))])
+    response = httpx.post(
+        f"{library_app.url}gradio_api/upload",
+        files=[("files", ("large.txt", b"word " * (UPLOAD_LIMIT // 4), "text/plain"))],
+    )
     assert response.status_code == 413, response.text
     assert not (library_app.docs / "large.txt").exists()
 
 
 def test_uploads_cannot_escape_the_documents_folder(library_app, tmp_path):
     # A crafted file name with a path: stored under its plain name, inside the folder.
-    response = httpx.post(f"{library_app.url}gradio_api/upload",
-                          files=[("files", ("../../escape.txt", b"Escape test about Zzyzx Corp.\n", "text/plain"))])
+    response = httpx.post(
+        f"{library_app.url}gradio_api/upload",
+        files=[("files", ("../../escape.txt", b"Escape test about Zzyzx Corp.\n", "text/plain"))],
+    )
     assert response.status_code == 200
     path = response.json()[0]
-    status = status_of(client(library_app.url).predict(
-        [{"path": path, "orig_name": "../../escape.txt", "meta": {"_type": "gradio.FileData"}}], False,
-        api_name="/upload_documents"))
+    status = status_of(
+        client(library_app.url).predict(
+            [{"path": path, "orig_name": "../../escape.txt", "meta": {"_type": "gradio.FileData"}}],
+            False,
+            api_name="/upload_documents",
+        )
+    )
     assert not (library_app.root / "escape.txt").exists() and not (library_app.root.parent / "escape.txt").exists()
     if "Added" in status:
         assert (library_app.docs / "escape.txt").is_file()
@@ -195,8 +209,12 @@ def test_uploads_cannot_escape_the_documents_folder(library_app, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("The server's secret about Quuxcorp.\n", encoding="utf-8")
     call = f"{library_app.url}gradio_api/call/upload_documents"
-    event = httpx.post(call, json={"data": [[{"path": str(secret), "orig_name": "secret.txt",
-                                               "meta": {"_type": "gradio.FileData"}}], False]}).json()
+    event = httpx.post(
+        call,
+        json={
+            "data": [[{"path": str(secret), "orig_name": "secret.txt", "meta": {"_type": "gradio.FileData"}}], False]
+        },
+    ).json()
     with httpx.stream("GET", f"{call}/{event['event_id']}", timeout=120) as stream:
         events = [line for line in stream.iter_lines() if line.startswith("event:")]
     assert "event: error" in events, events
@@ -214,20 +232,37 @@ def test_library_checks_names_sizes_and_contents(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
     (tmp_path / "outside.txt").write_text("outside\n")
-    for name in ["../x.txt", "a/b.txt", "..\\x.txt", ".env.txt", "x.exe", "x", "x.txt\x00.md", "x<y>.txt",
-                 "x" * 300 + ".txt", " x.txt", "", ".", ".."]:
+    for name in [
+        "../x.txt",
+        "a/b.txt",
+        "..\\x.txt",
+        ".env.txt",
+        "x.exe",
+        "x",
+        "x.txt\x00.md",
+        "x<y>.txt",
+        "x" * 300 + ".txt",
+        " x.txt",
+        "",
+        ".",
+        "..",
+    ]:
         with pytest.raises(RagError):
             library.add_document(docs, name, b"Some text.\n")
     with pytest.raises(RagError, match="larger than"):
         library.add_document(docs, "big.txt", b"a" * 2000, max_bytes=1000)
-    assert library.add_document(docs, "Über 한국어 文档.md", "Text.\n".encode()) == "Über 한국어 文档.md"
+    assert library.add_document(docs, "Über 한국어 文档.md", b"Text.\n") == "Über 한국어 文档.md"
     with pytest.raises(RagError, match="already exists"):
         library.add_document(docs, "Über 한국어 文档.md", b"Other text.\n")
     assert library.add_document(docs, "Über 한국어 文档.md", b"Other text.\n", replace=True)
     assert (docs / "Über 한국어 文档.md").read_bytes() == b"Other text.\n"
     with pytest.raises(RagError, match="same content"):
-        library.add_document(docs, "copy.txt", b"Same.\n",
-                             known={"orig.txt": {"sha256": __import__("hashlib").sha256(b"Same.\n").hexdigest()}})
+        library.add_document(
+            docs,
+            "copy.txt",
+            b"Same.\n",
+            known={"orig.txt": {"sha256": __import__("hashlib").sha256(b"Same.\n").hexdigest()}},
+        )
     assert sorted(p.name for p in docs.iterdir()) == ["Über 한국어 文档.md"]  # no temporary files left
 
     (docs / "link.txt").symlink_to(tmp_path / "outside.txt")
@@ -245,8 +280,18 @@ def test_library_checks_names_sizes_and_contents(tmp_path):
 # -- exposure ------------------------------------------------------------------------------
 @pytest.mark.full
 def test_non_local_host_is_refused_without_auth(tmp_path):
-    command = [sys.executable, "-c", "import sys; from rag.cli import rag_main; sys.exit(rag_main())",
-               "ui", "--host", "0.0.0.0", "--port", str(free_port()), "--index", str(tmp_path / "index")]
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from rag.cli import rag_main; sys.exit(rag_main())",
+        "ui",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(free_port()),
+        "--index",
+        str(tmp_path / "index"),
+    ]
     env = {k: v for k, v in os.environ.items() if k != "RAG_UI_AUTH"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
     assert result.returncode == 1
@@ -290,7 +335,7 @@ def test_auth_protects_the_app(assistant):
         with pytest.raises(AppError, match="empty"):  # signed in: the app answers (with an error)
             client(url, auth=("alice", "s3cret")).predict(" ", api_name="/ask")
         # Guessing is braked: after 5 failures in a row even the right password waits 1 s.
-        sign_in = lambda password: httpx.post(f"{url}login", data={"username": "alice", "password": password})  # noqa: E731
+        sign_in = lambda password: httpx.post(f"{url}login", data={"username": "alice", "password": password})
         assert [sign_in(f"guess{n}").status_code for n in range(5)] == [400] * 5
         assert sign_in("s3cret").status_code == 400
         time.sleep(1.1)
@@ -315,8 +360,10 @@ def test_sign_in_guessing_is_braked_by_a_growing_wait():
         assert not guard("alice", "s3cret")  # refused during the wait, even with the right password
         now[0] += 0.5
         assert not guard("alice", "guess")  # the wait is over: a wrong guess counts, and the next wait grows
-    assert logged[:2] == [f"sign-in: {FREE_FAILURES} failed attempts in a row; all refused for 1 s",
-                          f"sign-in: {FREE_FAILURES + 1} failed attempts in a row; all refused for 2 s"]
+    assert logged[:2] == [
+        f"sign-in: {FREE_FAILURES} failed attempts in a row; all refused for 1 s",
+        f"sign-in: {FREE_FAILURES + 1} failed attempts in a row; all refused for 2 s",
+    ]
     now[0] += MAX_WAIT_SECONDS
     assert guard("alice", "s3cret")
     for _ in range(FREE_FAILURES - 1):  # after a success, the free attempts are back

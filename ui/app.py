@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.errors import RagError
 from rag.cli import Command
+from rag.errors import RagError
 from rag.settings import add_settings_flags, is_local_host, settings_from_args
 
 from . import render
@@ -56,15 +56,24 @@ class UiOptions:
 
 # -- command line --------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default=DEFAULT_HOST,
-                        help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}: this machine only)"
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    parser.add_argument("--auth", metavar="USER:PASSWORD",
-                        help="require this sign-in (env RAG_UI_AUTH); needed with a non-local --host")
-    parser.add_argument("--no-auth", action="store_true",
-                        help="allow a non-local --host without sign-in (anyone on the network can use it)")
-    parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
-                        help=f"largest document that can be uploaded, in MB (default {DEFAULT_MAX_UPLOAD_MB})")
+    parser.add_argument(
+        "--auth", metavar="USER:PASSWORD", help="require this sign-in (env RAG_UI_AUTH); needed with a non-local --host"
+    )
+    parser.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="allow a non-local --host without sign-in (anyone on the network can use it)",
+    )
+    parser.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=DEFAULT_MAX_UPLOAD_MB,
+        help=f"largest document that can be uploaded, in MB (default {DEFAULT_MAX_UPLOAD_MB})",
+    )
     parser.add_argument("--read-only", action="store_true", help="no uploading or removing of documents")
     add_settings_flags(parser, generation=True)
 
@@ -87,10 +96,14 @@ def exposure(host: str, auth: tuple[str, str] | None, no_auth: bool) -> str:
     if auth:
         return f"reachable from the network; sign-in required as {auth[0]!r}"
     if no_auth:
-        return ("WARNING: reachable from the network WITHOUT sign-in, as --no-auth asked: "
-                "anyone who can reach it can use it")
-    raise RagError(f"--host {host} makes the chat reachable from the network: add --auth USER:PASSWORD, "
-                   f"or --no-auth to allow it without sign-in")
+        return (
+            "WARNING: reachable from the network WITHOUT sign-in, as --no-auth asked: "
+            "anyone who can reach it can use it"
+        )
+    raise RagError(
+        f"--host {host} makes the chat reachable from the network: add --auth USER:PASSWORD, "
+        f"or --no-auth to allow it without sign-in"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise RagError(f"--port must be between 1 and 65535, not {args.port}")
     assistant = Assistant(settings_from_args(args))
-    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda message: print(message, file=sys.stderr, flush=True)
     warm_up(assistant, log)
     options = UiOptions(max_upload_bytes=int(args.max_upload_mb * 2**20), read_only=args.read_only)
     demo, url = serve(assistant, options, host=args.host, port=args.port, auth=auth)
@@ -131,34 +144,72 @@ def warm_up(assistant, log: Callable[[str], None] = lambda message: None) -> Non
     log(f"Ready in {time.perf_counter() - started:.1f} s: {len(files)} documents, LLM {llm.id}.")
 
 
-def serve(assistant, options: UiOptions = UiOptions(), *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          auth: tuple[str, str] | None = None):
+def serve(
+    assistant,
+    options: UiOptions = UiOptions(),
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    auth: tuple[str, str] | None = None,
+):
     """Build the app and serve it in background threads: (demo, URL). `demo.close()` stops it."""
     demo = build_app(assistant, options)
     return demo, launch(demo, host=host, port=port, auth=auth, options=options, prevent_thread_lock=True)
 
 
-def launch(demo, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, auth: tuple[str, str] | None = None,
-           options: UiOptions = UiOptions(), prevent_thread_lock: bool = False, quiet: bool = True) -> str:
+def launch(
+    demo,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    auth: tuple[str, str] | None = None,
+    options: UiOptions = UiOptions(),
+    prevent_thread_lock: bool = False,
+    quiet: bool = True,
+) -> str:
     """Serve the app; its local URL. Styles and theme are given here (Gradio 6 takes them at launch)."""
     import gradio as gr
 
     theme = gr.themes.Soft(
-        primary_hue="indigo", neutral_hue="slate", radius_size="lg",
-        font=["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Noto Sans", "Noto Sans CJK KR",
-              "Apple SD Gothic Neo", "PingFang SC", "Microsoft YaHei", "sans-serif"],
-        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"])
+        primary_hue="indigo",
+        neutral_hue="slate",
+        radius_size="lg",
+        font=[
+            "ui-sans-serif",
+            "system-ui",
+            "-apple-system",
+            "Segoe UI",
+            "Noto Sans",
+            "Noto Sans CJK KR",
+            "Apple SD Gothic Neo",
+            "PingFang SC",
+            "Microsoft YaHei",
+            "sans-serif",
+        ],
+        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
+    )
     try:
         demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
         _, url, _ = demo.launch(
-            server_name=host, server_port=port, auth=SignInGuard(*auth) if auth else None,
+            server_name=host,
+            server_port=port,
+            auth=SignInGuard(*auth) if auth else None,
             auth_message="Polyglot RAG: sign in to ask questions about the documents." if auth else None,
-            max_file_size=options.max_upload_bytes, prevent_thread_lock=prevent_thread_lock, quiet=quiet,
-            show_error=False, ssr_mode=False, share=False, inbrowser=False, footer_links=["api"],
-            theme=theme, css=(UI_DIR / "style.css").read_text(encoding="utf-8"))
+            max_file_size=options.max_upload_bytes,
+            prevent_thread_lock=prevent_thread_lock,
+            quiet=quiet,
+            show_error=False,
+            ssr_mode=False,
+            share=False,
+            inbrowser=False,
+            footer_links=["api"],
+            theme=theme,
+            css=(UI_DIR / "style.css").read_text(encoding="utf-8"),
+        )
     except OSError as error:
-        raise RagError(f"cannot listen on {host}:{port} ({str(error).splitlines()[0]}); "
-                       f"choose another --port") from None
+        raise RagError(
+            f"cannot listen on {host}:{port} ({str(error).splitlines()[0]}); choose another --port"
+        ) from None
     return url
 
 
@@ -208,16 +259,25 @@ def build_app(assistant, options: UiOptions = UiOptions()):
         files = library.files
         chunks = sum(int(info.get("chunks", 0)) for info in files.values())
         llm = assistant.llm.id if settings.llm_url is None else settings.llm_url
-        return render.header(options.title, [f"{len(files)} documents · {chunks} chunks", f"LLM {llm}",
-                                             f"embedder {Path(settings.embedder_name).name}"])
+        return render.header(
+            options.title,
+            [
+                f"{len(files)} documents · {chunks} chunks",
+                f"LLM {llm}",
+                f"embedder {Path(settings.embedder_name).name}",
+            ],
+        )
 
     def documents_label() -> str:
         return f"Documents · {len(library.files)}"
 
     def documents_view() -> dict:
         files = library.files
-        view = {docs_table: render.documents_table(files), header: header_html(),
-                documents: gr.update(label=documents_label())}
+        view = {
+            docs_table: render.documents_table(files),
+            header: header_html(),
+            documents: gr.update(label=documents_label()),
+        }
         if not options.read_only:
             view[to_remove] = gr.update(choices=sorted(files), value=None)
         return view
@@ -247,8 +307,13 @@ def build_app(assistant, options: UiOptions = UiOptions()):
             yield {**shown(chat), box: "", **idle()}
             return
         chat.append({"role": "assistant", "content": THINKING})
-        yield {**shown(chat), sources: render.sources_panel(panel_sections, render.pending_sources(cleaned, None)),
-               box: "", send: gr.update(visible=False), stop: gr.update(visible=True)}
+        yield {
+            **shown(chat),
+            sources: render.sources_panel(panel_sections, render.pending_sources(cleaned, None)),
+            box: "",
+            send: gr.update(visible=False),
+            stop: gr.update(visible=True),
+        }
         finished = {turns: turns_so_far, sections: panel_sections, **idle()}
         stream = None
         try:
@@ -256,17 +321,26 @@ def build_app(assistant, options: UiOptions = UiOptions()):
             note = render.rewrite_note(rewrite.standalone) if rewrite.rewritten else ""
             if note:
                 chat[-1]["content"] = note + THINKING
-                yield {**shown(chat),
-                       sources: render.sources_panel(panel_sections, render.pending_sources(rewrite.standalone, None))}
-            stream = assistant.stream(rewrite.standalone, k=_clamp(k_value, *K_RANGE, int),
-                                      max_tokens=_clamp(max_tokens_value, *MAX_TOKENS_RANGE, int),
-                                      temperature=_clamp(temperature_value, *TEMPERATURE_RANGE, float))
+                yield {
+                    **shown(chat),
+                    sources: render.sources_panel(panel_sections, render.pending_sources(rewrite.standalone, None)),
+                }
+            stream = assistant.stream(
+                rewrite.standalone,
+                k=_clamp(k_value, *K_RANGE, int),
+                max_tokens=_clamp(max_tokens_value, *MAX_TOKENS_RANGE, int),
+                temperature=_clamp(temperature_value, *TEMPERATURE_RANGE, float),
+            )
             pieces: list[str] = []
             for event in stream:
                 if isinstance(event, Retrieved):
                     chat[-1]["content"] = note + WRITING
-                    yield {**shown(chat), sources: render.sources_panel(
-                        panel_sections, render.pending_sources(rewrite.standalone, event.hits))}
+                    yield {
+                        **shown(chat),
+                        sources: render.sources_panel(
+                            panel_sections, render.pending_sources(rewrite.standalone, event.hits)
+                        ),
+                    }
                 elif isinstance(event, Token):
                     pieces.append(event.text)
                     chat[-1]["content"] = note + render.draft_markdown("".join(pieces)) + CURSOR
@@ -278,10 +352,12 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                     index = assistant.index
                     languages = {name: info.get("language", "") for name, info in index.files.items()}
                     cited = {c.file: index.paragraphs_of(c.file) for c in answer.citations}
-                    panel_sections.append(render.turn_sources(turn, rewrite.standalone, answer, cited,
-                                                              languages, answer.timings_ms))
-                    turns_so_far.append({"question": cleaned, "standalone": rewrite.standalone,
-                                         "answer": answer.text or ""})
+                    panel_sections.append(
+                        render.turn_sources(turn, rewrite.standalone, answer, cited, languages, answer.timings_ms)
+                    )
+                    turns_so_far.append(
+                        {"question": cleaned, "standalone": rewrite.standalone, "answer": answer.text or ""}
+                    )
                     yield {**shown(chat), sources: render.sources_panel(panel_sections), **finished}
         except RagError as error:
             chat[-1]["content"] = _error(error)
@@ -314,18 +390,26 @@ def build_app(assistant, options: UiOptions = UiOptions()):
     pick_example.__annotations__["event"] = gr.SelectData
 
     # -- documents ---------------------------------------------------------------------------
-    def add_files(files, replace_existing, progress=gr.Progress()):
+    def add_files(files, replace_existing, progress=gr.Progress()):  # noqa: B008 -- Gradio's own idiom
         """Add uploaded documents to the documents folder and index them."""
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
         if not paths:
-            return {**documents_view(), docs_status: render.status("warning", f"Choose {kinds} files to add."),
-                    upload: None}
+            return {
+                **documents_view(),
+                docs_status: render.status("warning", f"Choose {kinds} files to add."),
+                upload: None,
+            }
         progress(0, desc="Reading the documents")
-        result = library.add([(Path(path).name, Path(path)) for path in paths], replace=bool(replace_existing),
-                             max_bytes=options.max_upload_bytes,
-                             progress=lambda stage, done, total: progress(
-                                 (done, total or None), desc=f"{stage} the documents",
-                                 unit={"Reading": "files", "Chunking": "characters"}.get(stage, "chunks")))
+        result = library.add(
+            [(Path(path).name, Path(path)) for path in paths],
+            replace=bool(replace_existing),
+            max_bytes=options.max_upload_bytes,
+            progress=lambda stage, done, total: progress(
+                (done, total or None),
+                desc=f"{stage} the documents",
+                unit={"Reading": "files", "Chunking": "characters"}.get(stage, "chunks"),
+            ),
+        )
         lines = [render.status("error", f"Rejected: {why}") for _, why in result.rejected]
         if result.failed:
             lines.insert(0, render.status("error", f"Not added: {result.failed}"))
@@ -334,8 +418,10 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                 lines.insert(0, render.status("warning", f"{name}: {result.notes[name]}"))
             else:
                 info = library.files.get(name, {})
-                counts = (f"{render.plural(info.get('paragraphs', 0), 'paragraph')}, "
-                          f"{render.plural(info.get('chunks', 0), 'chunk')}")
+                counts = (
+                    f"{render.plural(info.get('paragraphs', 0), 'paragraph')}, "
+                    f"{render.plural(info.get('chunks', 0), 'chunk')}"
+                )
                 lines.insert(0, render.status("ok", f"Added {name} ({counts})"))
         return {**documents_view(), docs_status: "".join(lines), upload: None}
 
@@ -365,74 +451,146 @@ def build_app(assistant, options: UiOptions = UiOptions()):
         with gr.Row(equal_height=False, elem_id="main-row"):
             with gr.Column(scale=7, min_width=380, elem_id="chat-column"):
                 chatbot = gr.Chatbot(
-                    elem_id="chat", show_label=False, height="64vh", min_height=380, latex_delimiters=[],
-                    sanitize_html=True, allow_tags=False, feedback_options=None, buttons=["copy"],
+                    elem_id="chat",
+                    show_label=False,
+                    height="64vh",
+                    min_height=380,
+                    latex_delimiters=[],
+                    sanitize_html=True,
+                    allow_tags=False,
+                    feedback_options=None,
+                    buttons=["copy"],
                     placeholder="<div class='placeholder'><b>Ask about your documents</b><br>"
-                                "in English, 한국어, 中文 or Bahasa Indonesia.</div>",
-                    examples=[{"text": text, "display_text": f"{language} · {text}"} for language, text in EXAMPLES])
+                    "in English, 한국어, 中文 or Bahasa Indonesia.</div>",
+                    examples=[{"text": text, "display_text": f"{language} · {text}"} for language, text in EXAMPLES],
+                )
                 with gr.Row(elem_id="composer"):
                     # The label is for screen readers: Gradio keeps it in the page, visually hidden.
-                    box = gr.Textbox(label="Question", show_label=False, container=False, scale=8, lines=1,
-                                     max_lines=6, autofocus=True, elem_id="question",
-                                     placeholder="Ask a question…")
+                    box = gr.Textbox(
+                        label="Question",
+                        show_label=False,
+                        container=False,
+                        scale=8,
+                        lines=1,
+                        max_lines=6,
+                        autofocus=True,
+                        elem_id="question",
+                        placeholder="Ask a question…",
+                    )
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="send")
                     stop = gr.Button("Stop", variant="stop", scale=1, min_width=90, visible=False, elem_id="stop")
                 with gr.Row(elem_id="chat-tools"):
                     clear = gr.Button("New chat", size="sm", variant="secondary", elem_id="new-chat")
                 with gr.Accordion("Settings", open=False, elem_id="settings"):
                     with gr.Row():
-                        k = gr.Slider(*K_RANGE, value=min(settings.k, K_RANGE[1]), step=1,
-                                      label="Top-k passages")
-                        max_tokens = gr.Slider(*MAX_TOKENS_RANGE, step=16, label="Max answer tokens",
-                                               value=_clamp(settings.max_tokens, *MAX_TOKENS_RANGE, int))
-                        temperature = gr.Slider(*TEMPERATURE_RANGE, step=0.05, label="Temperature",
-                                                value=_clamp(settings.temperature, *TEMPERATURE_RANGE, float))
-                    gr.HTML(render.facts([
-                        ("Model in use", settings.llm_url or Path(settings.llm_path).name),
-                        ("Embedder", Path(settings.embedder_name).name),
-                        ("Retrieval", settings.retrieval),
-                        ("Documents", str(settings.docs_dir)),
-                        ("Index", settings.index_location)]), elem_id="model-info", js_on_load=None)
+                        k = gr.Slider(*K_RANGE, value=min(settings.k, K_RANGE[1]), step=1, label="Top-k passages")
+                        max_tokens = gr.Slider(
+                            *MAX_TOKENS_RANGE,
+                            step=16,
+                            label="Max answer tokens",
+                            value=_clamp(settings.max_tokens, *MAX_TOKENS_RANGE, int),
+                        )
+                        temperature = gr.Slider(
+                            *TEMPERATURE_RANGE,
+                            step=0.05,
+                            label="Temperature",
+                            value=_clamp(settings.temperature, *TEMPERATURE_RANGE, float),
+                        )
+                    gr.HTML(
+                        render.facts(
+                            [
+                                ("Model in use", settings.llm_url or Path(settings.llm_path).name),
+                                ("Embedder", Path(settings.embedder_name).name),
+                                ("Retrieval", settings.retrieval),
+                                ("Documents", str(settings.docs_dir)),
+                                ("Index", settings.index_location),
+                            ]
+                        ),
+                        elem_id="model-info",
+                        js_on_load=None,
+                    )
             with gr.Column(scale=5, min_width=320, elem_id="side-column"):
-                sources = gr.HTML(render.sources_panel([]), elem_id="sources", js_on_load=sources_js,
-                                  max_height=760, autoscroll=False)
+                sources = gr.HTML(
+                    render.sources_panel([]), elem_id="sources", js_on_load=sources_js, max_height=760, autoscroll=False
+                )
                 if not options.read_only:  # in view: adding documents is the first thing a new user does
-                    upload = gr.File(label=f"Add documents: {kinds} (up to {options.max_upload_bytes / 2**20:g} MB)",
-                                     file_count="multiple", file_types=list(DOCUMENT_SUFFIXES),
-                                     elem_id="upload", height=140)
+                    upload = gr.File(
+                        label=f"Add documents: {kinds} (up to {options.max_upload_bytes / 2**20:g} MB)",
+                        file_count="multiple",
+                        file_types=list(DOCUMENT_SUFFIXES),
+                        elem_id="upload",
+                        height=140,
+                    )
                     replace = gr.Checkbox(label="Replace files with the same name", value=False, elem_id="replace")
                     docs_status = gr.HTML("", elem_id="docs-status", js_on_load=None)
                 with gr.Accordion(documents_label(), open=False, elem_id="documents") as documents:
-                    docs_table = gr.HTML(render.documents_table(library.files), elem_id="docs-table",
-                                         js_on_load=None)
+                    docs_table = gr.HTML(render.documents_table(library.files), elem_id="docs-table", js_on_load=None)
                     if not options.read_only:
                         with gr.Row(equal_height=False, elem_id="remove-row"):
-                            to_remove = gr.Dropdown(choices=sorted(library.files), value=None,
-                                                    label="Remove a document", scale=4, elem_id="remove-choice",
-                                                    allow_custom_value=True)  # checked by the library
-                            remove = gr.Button("Remove", variant="stop", size="sm", scale=1, min_width=80,
-                                               elem_id="remove")
+                            to_remove = gr.Dropdown(
+                                choices=sorted(library.files),
+                                value=None,
+                                label="Remove a document",
+                                scale=4,
+                                elem_id="remove-choice",
+                                allow_custom_value=True,
+                            )  # checked by the library
+                            remove = gr.Button(
+                                "Remove", variant="stop", size="sm", scale=1, min_width=80, elem_id="remove"
+                            )
 
         # -- events --------------------------------------------------------------------------
         chat_inputs = [box, messages, turns, sections, k, max_tokens, temperature]
         chat_outputs = [chatbot, messages, sources, turns, sections, box, send, stop]
-        asking = gr.on([box.submit, send.click], respond, chat_inputs, chat_outputs, concurrency_id=LLM_QUEUE,
-                       trigger_mode="multiple", api_visibility="private", show_progress="hidden")
+        asking = gr.on(
+            [box.submit, send.click],
+            respond,
+            chat_inputs,
+            chat_outputs,
+            concurrency_id=LLM_QUEUE,
+            trigger_mode="multiple",
+            api_visibility="private",
+            show_progress="hidden",
+        )
         from_example = chatbot.example_select(pick_example, None, box, queue=False, api_visibility="private")
-        asking_example = from_example.then(respond, chat_inputs, chat_outputs, concurrency_id=LLM_QUEUE,
-                                           api_visibility="private", show_progress="hidden")
-        stop.click(stopped, [messages, sections], [chatbot, messages, sources, send, stop],
-                   cancels=[asking, asking_example], queue=False, api_visibility="private")
+        asking_example = from_example.then(
+            respond,
+            chat_inputs,
+            chat_outputs,
+            concurrency_id=LLM_QUEUE,
+            api_visibility="private",
+            show_progress="hidden",
+        )
+        stop.click(
+            stopped,
+            [messages, sections],
+            [chatbot, messages, sources, send, stop],
+            cancels=[asking, asking_example],
+            queue=False,
+            api_visibility="private",
+        )
         for clearing in (clear.click, chatbot.clear):
-            clearing(new_chat, None, chat_outputs, cancels=[asking, asking_example], queue=False,
-                     api_visibility="private")
+            clearing(
+                new_chat, None, chat_outputs, cancels=[asking, asking_example], queue=False, api_visibility="private"
+            )
         docs_outputs = [docs_table, header, documents]
         if not options.read_only:
             docs_outputs.append(to_remove)
-            upload.upload(add_files, [upload, replace], [*docs_outputs, docs_status, upload],
-                          concurrency_id=LLM_QUEUE, api_name="upload_documents", show_progress="full")
-            remove.click(remove_file, to_remove, [*docs_outputs, docs_status], concurrency_id=LLM_QUEUE,
-                         api_name="remove_document")
+            upload.upload(
+                add_files,
+                [upload, replace],
+                [*docs_outputs, docs_status, upload],
+                concurrency_id=LLM_QUEUE,
+                api_name="upload_documents",
+                show_progress="full",
+            )
+            remove.click(
+                remove_file,
+                to_remove,
+                [*docs_outputs, docs_status],
+                concurrency_id=LLM_QUEUE,
+                api_name="remove_document",
+            )
         demo.load(documents_view, None, docs_outputs, queue=False, api_visibility="private")
         gr.api(ask, api_name="ask", concurrency_id=LLM_QUEUE, concurrency_limit=1)
     return demo

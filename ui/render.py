@@ -55,10 +55,11 @@ def answer_markdown(text: str, turn: int | None = None, linked: Sequence[int] = 
     """
     parts, position = [], 0
     for match in MARKER_GROUP.finditer(text):
-        parts.append(md_escape(text[position:match.start()]))
+        parts.append(md_escape(text[position : match.start()]))
         numbers = [int(n) for n in _NUMBER.findall(match.group())]
-        parts.append("".join(marker_link(turn, n) if turn is not None and n in linked else md_escape(f"[{n}]")
-                             for n in numbers))
+        parts.append(
+            "".join(marker_link(turn, n) if turn is not None and n in linked else md_escape(f"[{n}]") for n in numbers)
+        )
         position = match.end()
     parts.append(md_escape(text[position:]))
     return "".join(parts)
@@ -66,8 +67,10 @@ def answer_markdown(text: str, turn: int | None = None, linked: Sequence[int] = 
 
 def draft_markdown(text: str) -> str:
     """The reply while it is written: visibly provisional until the check settles it."""
-    return (f'<span class="draft-label">draft, being checked against the documents</span>\n\n'
-            f'<span class="draft">{md_escape(text)}</span>')
+    return (
+        f'<span class="draft-label">draft, being checked against the documents</span>\n\n'
+        f'<span class="draft">{md_escape(text)}</span>'
+    )
 
 
 def _quoted(where: str, text: str) -> str:
@@ -86,8 +89,10 @@ def answer_message(answer, turn: int) -> str:
         passage = answer.passage
         parts.append(_quoted(passage.location, passage.text))
     for claim in answer.unsupported:
-        parts.append(f'<span class="unverified">Not confirmed by the documents, so not given as the answer: '
-                     f'“{md_escape(claim)}”{f" ({md_escape(answer.why)})" if answer.why else ""}</span>')
+        parts.append(
+            f'<span class="unverified">Not confirmed by the documents, so not given as the answer: '
+            f"“{md_escape(claim)}”{f' ({md_escape(answer.why)})' if answer.why else ''}</span>"
+        )
     return "\n\n".join(parts)
 
 
@@ -106,7 +111,7 @@ def _highlight(text: str, quote: str | None) -> str:
 
 def _short(text: str, limit: int) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _context(paragraphs: Sequence[str], number: int, quote: str) -> str:
@@ -116,8 +121,10 @@ def _context(paragraphs: Sequence[str], number: int, quote: str) -> str:
     for n in range(first, last + 1):
         cited = n == number
         body = _highlight(paragraphs[n - 1], quote) if cited else escape(paragraphs[n - 1])
-        rows.append(f'<div class="ctx{" ctx-cited" if cited else ""}"><span class="ctx-n">¶{n}</span>'
-                    f'<span class="ctx-text">{body}</span></div>')
+        rows.append(
+            f'<div class="ctx{" ctx-cited" if cited else ""}"><span class="ctx-n">¶{n}</span>'
+            f'<span class="ctx-text">{body}</span></div>'
+        )
     if first > 1:
         rows.insert(0, '<div class="ctx-gap">⋯</div>')
     if last < len(paragraphs):
@@ -134,17 +141,23 @@ def _place(paragraph: int, page: int | None, ocr: bool) -> str:
 def citation_card(turn: int, citation, paragraphs: Sequence[str] | None, language: str | None) -> str:
     """One cited passage: number, file, paragraph, text with the quote marked; opens on its context."""
     lang = f'<span class="src-lang">{escape(language.upper())}</span>' if language else ""
-    meta = (f'<span class="src-n">{citation.n}</span><span class="src-file">{escape(citation.file)}</span>'
-            f'{_place(citation.paragraph, citation.page, citation.ocr)}{lang}')
+    meta = (
+        f'<span class="src-n">{citation.n}</span><span class="src-file">{escape(citation.file)}</span>'
+        f"{_place(citation.paragraph, citation.page, citation.ocr)}{lang}"
+    )
     if paragraphs and 1 <= citation.paragraph <= len(paragraphs):
         context = _context(paragraphs, citation.paragraph, citation.quote)
     else:  # the document changed since: show what was cited
-        context = (f'<div class="ctx ctx-cited"><span class="ctx-text">{_highlight(citation.text, citation.quote)}'
-                   f'</span></div>')
-    return (f'<details class="src-card" id="src-{turn}-{citation.n}" data-n="{citation.n}">'
-            f'<summary><div class="src-meta">{meta}<span class="src-toggle" aria-hidden="true"></span></div>'
-            f'<div class="src-text">{_highlight(citation.text, citation.quote)}</div></summary>'
-            f'<div class="src-context" title="¶{citation.paragraph} in its context">{context}</div></details>')
+        context = (
+            f'<div class="ctx ctx-cited"><span class="ctx-text">{_highlight(citation.text, citation.quote)}'
+            f"</span></div>"
+        )
+    return (
+        f'<details class="src-card" id="src-{turn}-{citation.n}" data-n="{citation.n}">'
+        f'<summary><div class="src-meta">{meta}<span class="src-toggle" aria-hidden="true"></span></div>'
+        f'<div class="src-text">{_highlight(citation.text, citation.quote)}</div></summary>'
+        f'<div class="src-context" title="¶{citation.paragraph} in its context">{context}</div></details>'
+    )
 
 
 def _scores(hit) -> str:
@@ -159,10 +172,12 @@ def _scores(hit) -> str:
 def passage_row(rank: int, hit) -> str:
     chunk = hit.chunk
     span = f"¶{chunk.first}" if chunk.first == chunk.last else f"¶{chunk.first}–{chunk.last}"
-    return (f'<div class="hit"><div class="hit-meta"><span class="hit-n" title="rank {rank}">#{rank}</span>'
-            f'<span class="src-file">{escape(chunk.file)}</span><span class="src-para">{span}</span>'
-            f'<span class="hit-score">{escape(_scores(hit))}</span></div>'
-            f'<div class="hit-text">{escape(_short(chunk.text, PASSAGE_CHARS))}</div></div>')
+    return (
+        f'<div class="hit"><div class="hit-meta"><span class="hit-n" title="rank {rank}">#{rank}</span>'
+        f'<span class="src-file">{escape(chunk.file)}</span><span class="src-para">{span}</span>'
+        f'<span class="hit-score">{escape(_scores(hit))}</span></div>'
+        f'<div class="hit-text">{escape(_short(chunk.text, PASSAGE_CHARS))}</div></div>'
+    )
 
 
 def _seconds(timings: Mapping[str, float] | None) -> str:
@@ -170,20 +185,29 @@ def _seconds(timings: Mapping[str, float] | None) -> str:
     return f'<span class="src-time">answered in {total / 1000:.1f} s</span>' if total else ""
 
 
-def turn_sources(turn: int, question: str, answer, paragraphs: Mapping[str, Sequence[str]],
-                 languages: Mapping[str, str], timings: Mapping[str, float] | None = None) -> str:
+def turn_sources(
+    turn: int,
+    question: str,
+    answer,
+    paragraphs: Mapping[str, Sequence[str]],
+    languages: Mapping[str, str],
+    timings: Mapping[str, float] | None = None,
+) -> str:
     """The Sources section of one answered question (kept as HTML in the session)."""
-    cards = "".join(citation_card(turn, c, paragraphs.get(c.file), languages.get(c.file))
-                    for c in answer.citations)
+    cards = "".join(citation_card(turn, c, paragraphs.get(c.file), languages.get(c.file)) for c in answer.citations)
     if cards:
         count = len(answer.citations)
-        body = (f'<div class="src-heading">{count} cited passage{"s" if count != 1 else ""}'
-                f'<span class="src-hint">click one to read it in context</span></div>{cards}')
+        body = (
+            f'<div class="src-heading">{count} cited passage{"s" if count != 1 else ""}'
+            f'<span class="src-hint">click one to read it in context</span></div>{cards}'
+        )
     elif answer.passage is not None:
-        body = ('<div class="src-heading">Most relevant passage<span class="src-hint">no checked answer could be '
-                f'written from it</span></div><div class="src-text">{escape(answer.passage.text)}</div>'
-                f'<div class="src-meta"><span class="src-file">{escape(answer.passage.file)}</span>'
-                f'{_place(answer.passage.paragraph, answer.passage.page, answer.passage.ocr)}</div>')
+        body = (
+            '<div class="src-heading">Most relevant passage<span class="src-hint">no checked answer could be '
+            f'written from it</span></div><div class="src-text">{escape(answer.passage.text)}</div>'
+            f'<div class="src-meta"><span class="src-file">{escape(answer.passage.file)}</span>'
+            f"{_place(answer.passage.paragraph, answer.passage.page, answer.passage.ocr)}</div>"
+        )
     elif answer.abstained:
         body = '<div class="src-empty">The retrieved passages do not answer this question.</div>'
     else:
@@ -191,16 +215,23 @@ def turn_sources(turn: int, question: str, answer, paragraphs: Mapping[str, Sequ
     # The [n] markers number the passages the LLM read, not the retrieved chunks: a chunk is
     # "other" when it holds none of the cited paragraphs. Chunks are labelled by rank.
     cited_paragraphs = {(c.file, c.paragraph) for c in answer.citations}
-    others = [(rank, h) for rank, h in enumerate(answer.hits, 1)
-              if not any((h.chunk.file, p) in cited_paragraphs for p in range(h.chunk.first, h.chunk.last + 1))]
+    others = [
+        (rank, h)
+        for rank, h in enumerate(answer.hits, 1)
+        if not any((h.chunk.file, p) in cited_paragraphs for p in range(h.chunk.first, h.chunk.last + 1))
+    ]
     if others:
         rows = "".join(passage_row(n, h) for n, h in others)
         label = "Other retrieved passages" if answer.citations else "Retrieved passages"
-        body += (f'<details class="src-others"><summary>{label} ({len(others)})</summary>'
-                 f'<div class="hits">{rows}</div></details>')
-    return (f'<section class="src-turn" data-turn="{turn}"><div class="src-question">'
-            f'<span class="src-q-label">Q{turn}</span><span>{escape(_short(question, 160))}</span>'
-            f'{_seconds(timings)}</div>{body}</section>')
+        body += (
+            f'<details class="src-others"><summary>{label} ({len(others)})</summary>'
+            f'<div class="hits">{rows}</div></details>'
+        )
+    return (
+        f'<section class="src-turn" data-turn="{turn}"><div class="src-question">'
+        f'<span class="src-q-label">Q{turn}</span><span>{escape(_short(question, 160))}</span>'
+        f"{_seconds(timings)}</div>{body}</section>"
+    )
 
 
 def pending_sources(question: str, hits: Sequence | None) -> str:
@@ -211,20 +242,30 @@ def pending_sources(question: str, hits: Sequence | None) -> str:
     else:
         status = f"{plural(len(hits), 'passage')} retrieved; writing the answer…"
         rows = "".join(passage_row(n, h) for n, h in enumerate(hits, 1))
-        rows = (f'<details class="src-others"><summary>Retrieved passages ({len(hits)})</summary>'
-                f'<div class="hits">{rows}</div></details>') if rows else ""
-    return (f'<section class="src-turn src-pending"><div class="src-question">{escape(_short(question, 160))}</div>'
-            f'<div class="src-status"><span class="spinner"></span>{status}</div>{rows}</section>')
+        rows = (
+            (
+                f'<details class="src-others"><summary>Retrieved passages ({len(hits)})</summary>'
+                f'<div class="hits">{rows}</div></details>'
+            )
+            if rows
+            else ""
+        )
+    return (
+        f'<section class="src-turn src-pending"><div class="src-question">{escape(_short(question, 160))}</div>'
+        f'<div class="src-status"><span class="spinner"></span>{status}</div>{rows}</section>'
+    )
 
 
 def sources_panel(sections: Sequence[str], pending: str | None = None) -> str:
     """All kept turns' sections; only the newest (or the pending one) is shown until a marker is clicked."""
     sections = list(sections)[-KEPT_TURNS:]
     if not sections and pending is None:
-        return ('<div class="src-panel"><div class="src-placeholder"><div class="src-placeholder-title">'
-                'Sources</div>Ask a question: the passages behind the answer appear here, with the '
-                'supporting sentence highlighted. Click a <span class="pill">[1]</span> in the answer to '
-                'jump to its source.</div></div>')
+        return (
+            '<div class="src-panel"><div class="src-placeholder"><div class="src-placeholder-title">'
+            "Sources</div>Ask a question: the passages behind the answer appear here, with the "
+            'supporting sentence highlighted. Click a <span class="pill">[1]</span> in the answer to '
+            "jump to its source.</div></div>"
+        )
     shown = [s.replace('<section class="src-turn"', '<section class="src-turn" hidden', 1) for s in sections]
     if pending is None and shown:
         shown[-1] = sections[-1]
@@ -237,13 +278,16 @@ def documents_table(files: Mapping[str, Mapping]) -> str:
     rows = "".join(
         f'<tr><td class="doc-name" title="{escape(name)}">{_title(info)}{escape(name)}</td>'
         f'<td title="{escape(language_name(info.get("language", "")))}">'
-        f'{escape(str(info.get("language", "")).upper())}</td>'
+        f"{escape(str(info.get('language', '')).upper())}</td>"
         f'<td class="num">{int(info.get("paragraphs", 0))}</td><td class="num">{int(info.get("chunks", 0))}</td></tr>'
-        for name, info in sorted(files.items()))
+        for name, info in sorted(files.items())
+    )
     total = sum(int(info.get("chunks", 0)) for info in files.values())
-    return ('<table class="docs"><thead><tr><th>File</th><th>Lang.</th><th class="num">¶</th>'
-            f'<th class="num">Chunks</th></tr></thead><tbody>{rows}</tbody></table>'
-            f'<div class="docs-total">{len(files)} file{"s" if len(files) != 1 else ""} · {total} chunks</div>')
+    return (
+        '<table class="docs"><thead><tr><th>File</th><th>Lang.</th><th class="num">¶</th>'
+        f'<th class="num">Chunks</th></tr></thead><tbody>{rows}</tbody></table>'
+        f'<div class="docs-total">{len(files)} file{"s" if len(files) != 1 else ""} · {total} chunks</div>'
+    )
 
 
 def _title(info: Mapping) -> str:
@@ -254,16 +298,21 @@ def _title(info: Mapping) -> str:
 
 def facts(pairs: Sequence[tuple[str, str]]) -> str:
     """Label/value pairs, such as the models in use."""
-    items = "".join(f'<div class="fact"><span class="fact-label">{escape(label)}</span>'
-                    f'<span class="fact-value">{escape(value)}</span></div>' for label, value in pairs)
+    items = "".join(
+        f'<div class="fact"><span class="fact-label">{escape(label)}</span>'
+        f'<span class="fact-value">{escape(value)}</span></div>'
+        for label, value in pairs
+    )
     return f'<div class="facts">{items}</div>'
 
 
 def header(title: str, chips: Sequence[str]) -> str:
     chips_html = "".join(f'<span class="chip">{escape(c)}</span>' for c in chips)
-    return (f'<div class="app-header"><div class="app-title"><span class="logo">◈</span>{escape(title)}</div>'
-            f'<div class="app-sub">Answers from your documents in English, 한국어, 中文 and Bahasa Indonesia, '
-            f'each statement linked to the paragraph it comes from.</div><div class="chips">{chips_html}</div></div>')
+    return (
+        f'<div class="app-header"><div class="app-title"><span class="logo">◈</span>{escape(title)}</div>'
+        f'<div class="app-sub">Answers from your documents in English, 한국어, 中文 and Bahasa Indonesia, '
+        f'each statement linked to the paragraph it comes from.</div><div class="chips">{chips_html}</div></div>'
+    )
 
 
 STATUS_ICONS = {"ok": "✓", "warning": "⚠", "error": "✗"}

@@ -21,8 +21,13 @@ MAX_WAIT_SECONDS = 60.0
 
 
 class SignInGuard:
-    def __init__(self, user: str, password: str, clock: Callable[[], float] = time.monotonic,
-                 log: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True)) -> None:
+    def __init__(
+        self,
+        user: str,
+        password: str,
+        clock: Callable[[], float] = time.monotonic,
+        log: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True),
+    ) -> None:
         self._user, self._password = user.encode(), password.encode()
         self._clock, self._log = clock, log
         self._failures = 0
@@ -36,7 +41,8 @@ class SignInGuard:
                 return False
             # Both compared in constant time, so neither half can be guessed from timings.
             right = hmac.compare_digest(str(user).encode(), self._user) & hmac.compare_digest(
-                str(password).encode(), self._password)
+                str(password).encode(), self._password
+            )
             if right:
                 self._failures = 0
                 return True
