@@ -66,8 +66,16 @@ KEYWORDS = "keywords"
 OFFSETS = "language_offsets.npz"
 # What CURRENT may name: a generation folder directly inside the index folder.
 _GENERATION = re.compile(r"gen-[A-Za-z0-9_-]+")
+# The names a build gives what it creates in the index folder (_write_generation): only these,
+# when also recorded in OWNED, are ever removed.
+_BUILT = re.compile(r"gen-\d{8}-\d{6}-[0-9a-f]{8}|CURRENT\.tmp-\d+")
 # Sizes and mtimes of the files the last load hashed and found intact (see _verify_files).
 VERIFIED = "verified.json"
+# What a build or a load writes inside a generation folder.
+_GENERATION_FILE = re.compile(
+    "|".join(re.escape(name) for name in (MANIFEST, VECTORS, CHUNKS, PARAGRAPHS, KEYWORDS, OFFSETS, VERIFIED))
+    + rf"|{re.escape(VERIFIED)}\.tmp-\d+"
+)
 # Seconds a second writer waits for the first before giving up.
 LOCK_TIMEOUT = 600
 
@@ -424,27 +432,50 @@ def claim_index_folder(index_dir: Path, docs_dir: Path) -> None:
         entries = {p.name for p in index_dir.iterdir()}
     except OSError as error:
         raise RagError(f"cannot use the index folder {index_dir} ({error.strerror or error})") from None
-    try:  # an index made before OWNED existed: its live generation is ours
-        legacy = [json.loads((index_dir / CURRENT).read_text(encoding="utf-8"))["generation"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        legacy = None
-    if entries - {".lock"} and not (legacy and isinstance(legacy[0], str) and legacy[0] in entries):
+    legacy = _legacy_generation(index_dir)
+    if entries - {".lock"} and not legacy:
         raise RagError(
             f"the index folder {index_dir} is not empty and holds no index; choose an empty or new folder for --index"
         )
-    _write_owned(index_dir, legacy or [])
+    # An index made before OWNED existed is used, but its generation was never recorded, so it
+    # is never deleted: only what a build names and records itself is ours.
+    _write_owned(index_dir, [])
+
+
+def _legacy_generation(index_dir: Path) -> str | None:
+    """The generation of an index made before OWNED existed, if CURRENT names a generation folder
+    whose manifest is the one CURRENT records (so the pair is an index, not a user's files)."""
+    try:
+        folder, manifest_sha = _current_generation(index_dir)
+        if folder.is_dir() and _sha256(folder / MANIFEST) == manifest_sha:
+            return folder.name
+    except (RagError, OSError):
+        pass
+    return None
 
 
 def _remove_stale(index_dir: Path, keep: Path) -> None:
-    """Old generations and leftovers of killed builds, all named in OWNED; with the lock held."""
-    owned = _owned(index_dir)
-    for name in owned:
+    """Old generations and leftovers of killed builds: names a build generated and recorded in
+    OWNED, each checked again for the shape a build gives it, whatever OWNED or CURRENT says."""
+    for name in _owned(index_dir):
         path = index_dir / name
-        if path != keep and (path.exists() or path.is_symlink()):
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() and not path.is_symlink() else path.unlink(
-                missing_ok=True
-            )
+        if path == keep or not _BUILT.fullmatch(name) or not (path.exists() or path.is_symlink()):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            if _holds_only_built_files(path):
+                shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
     _write_owned(index_dir, [keep.name])
+
+
+def _holds_only_built_files(folder: Path) -> bool:
+    """True if every entry of a generation folder is one a build writes: a folder the user
+    put something into is not removed."""
+    try:
+        return all(_GENERATION_FILE.fullmatch(entry.name) for entry in folder.iterdir())
+    except OSError:
+        return False
 
 
 def _reusable(index_dir: Path, manifest: dict, rebuild: bool) -> tuple[Index | None, str | None]:

@@ -14,7 +14,7 @@ import pytest
 from rag.chunking import ChunkingSettings, chunk_document
 from rag.documents import read_documents
 from rag.errors import RagError
-from rag.index import CURRENT, INDEX_FORMAT, load_index, update_index, write_index
+from rag.index import CURRENT, INDEX_FORMAT, OWNED, load_index, update_index, write_index
 
 from .fakes import FakeEmbedder, paged_documents, small_docs
 
@@ -189,12 +189,43 @@ def test_only_generations_the_index_made_are_ever_deleted(docs_copy, tmp_path, e
     assert sorted(p.name for p in index_dir.glob("gen-2*")) == [after.folder.name]
 
 
-def test_an_index_built_before_ownership_was_recorded_is_adopted(docs_copy, tmp_path, embedder):
+def test_an_index_built_before_ownership_was_recorded_is_used_and_never_deleted(docs_copy, tmp_path, embedder):
     index_dir = tmp_path / "index"
     first, _ = update_index(docs_copy, index_dir, embedder, CHUNKING)
     (index_dir / "OWNED").unlink()
     second, report = update_index(docs_copy, index_dir, embedder, CHUNKING, rebuild=True)
-    assert not first.folder.exists() and second.folder.exists()
+    # Its generation was never recorded as built here, so it stays; the new one is ours.
+    assert first.folder.exists() and second.folder.exists()
+    third, _ = update_index(docs_copy, index_dir, embedder, CHUNKING, rebuild=True)
+    assert first.folder.exists() and not second.folder.exists() and third.folder.exists()
+
+
+def test_a_pointer_naming_a_users_folder_never_gets_it_deleted(docs_copy, tmp_path, embedder):
+    """The folder claim once adopted whatever CURRENT named, and the next build removed it."""
+    home = tmp_path / "h"
+    (home / "Documents").mkdir(parents=True)
+    (home / "Documents" / "thesis.txt").write_text("thesis")
+    (home / CURRENT).write_text('{"generation": "Documents", "manifest_sha256": "x"}')
+    with pytest.raises(RagError, match="not empty and holds no index"):
+        update_index(docs_copy, home, embedder, CHUNKING)
+    assert (home / "Documents" / "thesis.txt").read_text() == "thesis"
+    assert (home / CURRENT).read_text() == '{"generation": "Documents", "manifest_sha256": "x"}'
+
+
+def test_names_written_into_owned_by_hand_are_not_deleted(docs_copy, tmp_path, embedder):
+    index_dir = tmp_path / "index"
+    update_index(docs_copy, index_dir, embedder, CHUNKING)
+    (index_dir / "Documents").mkdir()
+    (index_dir / "Documents" / "thesis.txt").write_text("thesis")
+    # Named like a generation, but holding a file no build writes.
+    lookalike = index_dir / "gen-20000101-000000-deadbeef"
+    lookalike.mkdir()
+    (lookalike / "thesis.txt").write_text("thesis")
+    owned = json.loads((index_dir / OWNED).read_text())
+    (index_dir / OWNED).write_text(json.dumps([*owned, "Documents", lookalike.name]))
+    update_index(docs_copy, index_dir, embedder, CHUNKING, rebuild=True)
+    assert (index_dir / "Documents" / "thesis.txt").read_text() == "thesis"
+    assert (lookalike / "thesis.txt").read_text() == "thesis"
 
 
 def test_chunks_embedded_elsewhere_are_written_as_the_index_a_build_would_make(tmp_path, embedder):
