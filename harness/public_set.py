@@ -149,7 +149,7 @@ def read_cmrc(path: Path) -> dict[str, SourceDocument]:
         for passage in article["paragraphs"]:
             context = passage["context"]
             lines, line_start, line_end = [], 0, 0
-            for s, e in sentence_spans(context):
+            for _, e in sentence_spans(context):
                 if e - line_start > CJK_LINE and line_end > line_start:
                     lines.append((line_start, context[line_start:line_end]))
                     line_start = line_end
@@ -375,19 +375,18 @@ def build(selection: list[dict], source_dir: Path) -> tuple[dict[str, list[str]]
     return files, gold
 
 
-def write(files: dict[str, list[str]], gold: dict[str, list[dict]], out: Path) -> None:
-    """docs/ (only the files it wrote are replaced; stale built .txt files are removed) and the jsonl splits."""
+def write(files: dict[str, list[str]], gold: dict[str, list[dict]], out: Path) -> list[str]:
+    """docs/*.txt and the jsonl splits; the names of other .txt files found in docs/ (left alone:
+    the builder deletes nothing it did not write)."""
     docs = Path(out) / "docs"
     docs.mkdir(parents=True, exist_ok=True)
-    for stale in docs.glob("*.txt"):
-        if stale.name not in files:
-            stale.unlink()
     for name, paragraphs in files.items():
         (docs / name).write_text("\n".join(" ".join(p.split()) for p in paragraphs) + "\n", encoding="utf-8")
     for split, rows in gold.items():
         with open(Path(out) / f"{split}.jsonl", "w", encoding="utf-8") as handle:
             for row in rows:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return sorted(path.name for path in docs.glob("*.txt") if path.name not in files)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -399,12 +398,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         selection = read_selection(args.selection or DEFAULT_OUT / SELECTION)
         files, gold = build(selection, args.source)
-        write(files, gold, args.out)
+        others = write(files, gold, args.out)
     except RagError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     counts = ", ".join(f"{split} {len(rows)}" for split, rows in gold.items())
     print(f"{len(files)} documents in {args.out / 'docs'}; questions: {counts}")
+    if others:
+        print(f"note: {len(others)} other .txt files in {args.out / 'docs'} are not part of the set", file=sys.stderr)
     return 0
 
 
