@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from .documents import Document, Paragraph
 from .language import detect_language
+from .text import SENTENCE_MARKS
 
 # Paragraph breaks first, then sentence ends (CJK full-width ones included), then clauses.
-SEPARATORS = ["\n", "。", "！", "？", ". ", "! ", "? ", "；", "; ", "，", ", ", " ", ""]
+SEPARATORS = ["\n", *SENTENCE_MARKS, "；", "; ", "，", ", ", " ", ""]
 
 
 # A document is chunked in runs of whole paragraphs of about this many characters, so that a

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from .citations import strip_markers
 from .language import detect_language
+from .text import CJK_CHAR
 
 # -- prompt text, as data ------------------------------------------------------------------
 SYSTEM = (
@@ -129,7 +130,7 @@ _FOLLOW_UP_CJK = (
     "上面",
 )
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*|\d+(?:[.,:]\d+)*", re.UNICODE)
-_CJK = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CJK = CJK_CHAR
 # Indonesian words ending in -nya that are not "X of him/her/it".
 _NOT_POSSESSIVE_NYA = {
     "hanya",

@@ -29,6 +29,7 @@ from pathlib import Path
 from .errors import RagError
 from .language import detect_language
 from .readers import READERS, Block, Unreadable, text_blocks
+from .text import SENTENCE_END
 
 DOCUMENT_SUFFIXES = tuple(READERS)
 # Longer paragraphs become several (see the module docstring).
@@ -40,7 +41,6 @@ MAX_TITLE_CHARS = 120
 MAX_PATH_BYTES = 4095
 
 # Where a long paragraph may be cut: after a sentence end, else after a space.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])")
 _SPACE = re.compile(r"\s+")
 _OPEN_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: a FIFO put in a file's place after the listing does not block the open.
@@ -81,7 +81,7 @@ def _cut(line: str) -> Iterator[str]:
     while len(line) - start > MAX_PARAGRAPH_CHARS:
         limit = start + MAX_PARAGRAPH_CHARS
         window = line[start : limit + 1]  # a sentence end right at the limit counts
-        cut = max((m.end() for m in _SENTENCE_END.finditer(window) if 0 < m.start() <= MAX_PARAGRAPH_CHARS), default=0)
+        cut = max((m.end() for m in SENTENCE_END.finditer(window) if 0 < m.start() <= MAX_PARAGRAPH_CHARS), default=0)
         if not cut:
             cut = max(
                 (m.end() for m in _SPACE.finditer(window) if 0 < m.start() <= MAX_PARAGRAPH_CHARS),

@@ -22,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .text import CJK
+
 _TOKEN = re.compile(
     r"(?P<number>\d+(?:[.,]\d{3})+(?!\d)|\d+)"
-    r"|(?P<word>[^\W\d_\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7a3\uf900-\ufaff]+)"
-    r"|(?P<cjk>[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7a3\uf900-\ufaff]+)"
+    rf"|(?P<word>[^\W\d_{CJK}]+)"
+    rf"|(?P<cjk>[{CJK}]+)"
 )
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 
+from .text import HAN, HANGUL, KANA
+
 LANGUAGE_NAMES = {"en": "English", "ko": "Korean", "zh": "Chinese", "id": "Indonesian", "ja": "Japanese"}
 
-_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
-_KANA = re.compile(r"[\u3040-\u30ff]")
-_HAN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff]")
+_HANGUL = re.compile(f"[{HANGUL}]")
+_KANA = re.compile(f"[{KANA}]")
+_HAN = re.compile(f"[{HAN}]")
 _LATIN_WORD = re.compile(r"[A-Za-z]+")
 
 _INDONESIAN = frozenset(

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .citations import location, split_sentences
+from .citations import location
 from .embedding import Embedder
 from .language import detect_language, named_language
 from .retrieval import NAMED_LANGUAGE_BOOST, Hit
 from .store import Store
+from .text import split_sentences
 
 # The passage step embeds the candidate paragraphs' sentences; these caps bound its cost
 # whatever the documents hold (one enormous paragraph made every question touching it slow).
