@@ -19,10 +19,11 @@ import numpy as np
 
 from . import prompts
 from .chunking import ChunkingSettings
-from .citations import Citation, check_answer, resolve
+from .citations import Citation
 from .conversation import Rewrite, standalone_question
 from .embedding import Embedder, load_embedder
 from .errors import RagError
+from .grounding import problem_with_quote, problem_with_span, quote_of
 from .language import detect_language
 from .library import Library
 from .llm import LLM, LlamaCppLLM
@@ -34,6 +35,8 @@ from .store import Store, UpdateReport
 from .stores import open_store, store_exists, update_store
 
 MAX_QUESTION_CHARS = 2000
+# Longest translation of a copied answer, in LLM tokens.
+TRANSLATION_TOKENS = 48
 
 
 NOT_FOUND = "not_found"  # no passage answers the question
@@ -56,6 +59,8 @@ class Answer:
     passage: Passage | None = None  # the most relevant passage, shown when UNVERIFIED
     truncated: bool = False  # the answer was cut at the token limit (and ends cleanly)
     answerable: float | None = None  # the model's probability that a passage answers
+    copied: str | None = None  # the answer as copied from the cited sentence, verbatim
+    translation: str | None = None  # the copy in the question's language, when they differ
 
     def to_json(self) -> dict:
         return {
@@ -66,6 +71,8 @@ class Answer:
             "why": self.why,
             "truncated": self.truncated,
             "answerable_probability": None if self.answerable is None else round(self.answerable, 4),
+            "copied": self.copied,
+            "translation": self.translation,
             "language": self.language,
             "citations": [c.to_json() for c in self.citations],
             "unsupported": self.unsupported,
@@ -74,6 +81,23 @@ class Answer:
             "passages": [p.to_json() for p in self.passages],
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
         }
+
+
+@dataclass(frozen=True)
+class Copied:
+    """An answer copied from passage n, the sentence of its paragraph it stands in, the
+    passage's language, and why it is no answer (None when it is one)."""
+
+    n: int
+    span: str
+    quote: str
+    language: str
+    problem: str | None
+
+    def needs_translation(self, question_language: str) -> bool:
+        """Whether the question's reader needs the copy in another language: it is in another
+        language than the question and holds letters (a number or a code reads the same)."""
+        return self.language != question_language and any(c.isalpha() for c in self.span)
 
 
 # Events of a live answer: the retrieved passages first, then text pieces, then the Answer.
@@ -115,16 +139,6 @@ def clean_question(question: str) -> str:
     if len(text) > MAX_QUESTION_CHARS:
         raise RagError(f"the question is too long ({len(text)} characters; at most {MAX_QUESTION_CHARS})")
     return text
-
-
-def clean_cut(text: str) -> str:
-    """Text cut by the token limit, ended at its last sentence end, else its last whole word, with "…"."""
-    sentence_end = max(text.rfind(mark) for mark in (". ", "。", "！", "？", "! ", "? "))
-    if sentence_end > len(text) // 2:
-        return text[: sentence_end + 1].rstrip()
-    space = text.rstrip().rfind(" ")
-    cut = text[:space] if space > len(text) // 2 else text
-    return cut.rstrip(" ,;:、，") + "…"
 
 
 def _to_stderr(message: str) -> None:
@@ -308,7 +322,7 @@ class Assistant:
         if not passages or passages[0].cosine < self.threshold(self.settings.min_similarity):
             yield not_found()
             return
-        messages = prompts.messages(question, [p.text for p in passages], language)
+        messages = prompts.messages(question, [p.text for p in passages])
         max_tokens = max_tokens or self.settings.max_tokens
         temperature = self.settings.temperature if temperature is None else temperature
         with self._generation_lock:
@@ -317,55 +331,98 @@ class Assistant:
             if answerable is not None and answerable < self.settings.min_answerable:
                 yield not_found(answerable)
                 return
-            if probabilities is None:  # the backend writes the whole reply, "[n] …" or "[0]"
-                prefix, grammar = "", prompts.grammar(len(passages))
+            copied = None
+            for prefix, constraint in self._answer_attempts(passages, probabilities):
+                pieces: list[str] = []
+                grammar, copy_from = (constraint, None) if isinstance(constraint, str) else (None, constraint)
+                stream = self.llm.stream(
+                    messages, max_tokens, temperature, grammar=grammar, prefix=prefix, copy_from=copy_from
+                )
+                for piece in stream:
+                    timings.setdefault("first_token", elapsed())
+                    pieces.append(piece)
+                    yield Token(piece)
+                copied = self._copied(prefix + "".join(pieces), question, passages)
+                if copied is None or copied.problem is None:
+                    break  # no passage answers, or a usable copy
+            if copied is not None and copied.problem is None and copied.needs_translation(language):
+                started_translation = elapsed()
+                translation = self._translate(copied.span, language)
+                timings["translate"] = elapsed() - started_translation
             else:
-                best = max(prompts.choices(len(passages))[1:], key=probabilities.__getitem__)
-                # No space after "]": the answer's first token carries its own leading space, as in
-                # the model's training text; a prompt ending in a space pushes it towards digits.
-                prefix, grammar = f"{prompts.CHOICE_PREFIX}{best}]", prompts.answer_grammar()
-            pieces: list[str] = []
-            for piece in self.llm.stream(messages, max_tokens, temperature, grammar=grammar, prefix=prefix):
-                timings.setdefault("first_token", elapsed())
-                pieces.append(piece)
-                yield Token(piece)
-        reply = prefix + "".join(pieces)
-        chosen = re.match(r"\s*\[\s*(\d+)\s*\]\s*(.*)", reply, re.DOTALL)
-        if chosen is None or chosen.group(1) == prompts.NONE:
+                translation = None
+        if copied is None:
             yield not_found(answerable)
             return
-        claim = chosen.group(2).strip()
         truncated = bool(pieces) and self.llm.count_tokens("".join(pieces)) >= max_tokens
-        if truncated:
-            claim = clean_cut(claim)
-        verdict = check_answer(
-            claim,
-            int(chosen.group(1)),
-            question,
-            passages,
-            self._similarities,
-            self.threshold(self.settings.support_similarity),
-        )
-        if not verdict.supported:
+        if copied.problem:
             yield finish(
                 text=prompts.unverified(language),
                 abstained=True,
                 citations=[],
                 reason=UNVERIFIED,
-                why=verdict.reason,
+                why=copied.problem,
                 passage=passages[0],
-                unsupported=[verdict.claim] if verdict.claim else [],
+                unsupported=[copied.span] if copied.span else [],
                 answerable=answerable,
             )
             return
-        citation = resolve(verdict, passages, self.index.paragraph)
+        source = passages[copied.n - 1]
+        found = self.index.paragraph(source.file, source.paragraph)
+        citation = Citation(1, source.file, source.paragraph, found.text, copied.quote, found.page, found.ocr)
+        text = f"{translation} («{copied.span}» [1])" if translation else f"{copied.span} [1]"
         yield finish(
-            text=f"{verdict.claim} [{citation.n}]",
+            text=text,
             abstained=False,
             citations=[citation],
             truncated=truncated,
             answerable=answerable,
+            copied=copied.span,
+            translation=translation,
         )
+
+    # Passages tried in turn when a copy from the chosen one is no answer (bounded: each try is
+    # a generation the user waits for).
+    ATTEMPTS = 2
+
+    def _answer_attempts(
+        self, passages: list[Passage], probabilities: dict[str, float] | None
+    ) -> Iterator[tuple[str, str | prompts.CopySource]]:
+        """(reply prefix, what holds the answer to a passage's text) for each try: the passages in
+        the model's order of preference, each copied from; or once, a grammar for the whole reply,
+        for a backend that cannot be given the start of its reply."""
+        if probabilities is None:
+            yield "", prompts.grammar([p.text for p in passages])
+            return
+        ranked = sorted(prompts.choices(len(passages))[1:], key=probabilities.__getitem__, reverse=True)
+        for choice in ranked[: self.ATTEMPTS]:
+            # No space after "]": the answer's first token carries its own leading space, as in
+            # the model's training text.
+            yield f"{prompts.CHOICE_PREFIX}{choice}]", prompts.copy_source(passages[int(choice) - 1].text)
+
+    def _copied(self, reply: str, question: str, passages: list[Passage]) -> Copied | None:
+        """What a reply "[n] copied text" copied, from where, and what is wrong with it; None for "[0]"."""
+        chosen = re.match(r"\s*\[\s*(\d+)\s*\]\s*(.*)", reply, re.DOTALL)
+        if chosen is None or chosen.group(1) == prompts.NONE or not 1 <= int(chosen.group(1)) <= len(passages):
+            return None
+        n, span = int(chosen.group(1)), " ".join(chosen.group(2).split())
+        source = passages[n - 1]
+        paragraph = self.index.paragraph(source.file, source.paragraph).text
+        quote = quote_of(span, paragraph) or source.quote
+        problem = problem_with_span(span, question) or problem_with_quote(quote)
+        return Copied(n, span, quote, detect_language(source.text), problem)
+
+    def _translate(self, phrase: str, language: str) -> str | None:
+        """The copied phrase in the question's language (a second, short generation), or None
+        when the model gives back the phrase itself."""
+        pieces = self.llm.stream(
+            prompts.translation_messages(phrase, language),
+            TRANSLATION_TOKENS,
+            0.0,
+            grammar=prompts.translation_grammar(),
+        )
+        translation = " ".join("".join(pieces).split())
+        return translation if translation and translation != phrase else None
 
     def generate(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> Iterator[str]:
         """The LLM's reply, piece by piece; callers in other threads wait their turn."""
@@ -382,10 +439,3 @@ class Assistant:
     def library(self) -> Library:
         """The documents folder, changed together with the index (adding, removing documents)."""
         return Library(self)
-
-    def _similarities(self, claim: str, texts: list[str]) -> list[float]:
-        """Cosine similarity of a claim to each text (meaning, across languages)."""
-        if not texts:
-            return []
-        vectors = self.embedder.encode_passages(texts)
-        return (vectors @ self.embedder.encode_queries([claim])[0]).tolist()

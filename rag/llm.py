@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .errors import RagError
+from .prompts import CopySource, span_grammar
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
 
@@ -16,10 +17,17 @@ class LLM(Protocol):
     id: str
 
     def stream(
-        self, messages: list[Message], max_tokens: int, temperature: float, grammar: str | None = None, prefix: str = ""
+        self,
+        messages: list[Message],
+        max_tokens: int,
+        temperature: float,
+        grammar: str | None = None,
+        prefix: str = "",
+        copy_from: CopySource | None = None,
     ) -> Iterator[str]:
         """The reply, piece by piece; `prefix` is the start of the reply, given rather than
-        generated (not repeated in the pieces)."""
+        generated (not repeated in the pieces); with `copy_from`, the reply after the prefix is
+        a run of that passage's text, copied (greedy decoding only)."""
 
     def choose(self, messages: list[Message], prefix: str, options: list[str]) -> dict[str, float] | None:
         """The model's probability of each option (one token each) as the next text after `prefix`
@@ -87,13 +95,20 @@ class LlamaCppLLM:
         )
 
     def stream(
-        self, messages: list[Message], max_tokens: int, temperature: float, grammar: str | None = None, prefix: str = ""
+        self,
+        messages: list[Message],
+        max_tokens: int,
+        temperature: float,
+        grammar: str | None = None,
+        prefix: str = "",
+        copy_from: CopySource | None = None,
     ) -> Iterator[str]:
-        from llama_cpp import LlamaGrammar
+        from llama_cpp import LlamaGrammar, LogitsProcessorList
 
         if grammar is not None and grammar not in self._grammars:
             self._grammars[grammar] = LlamaGrammar.from_string(grammar, verbose=False)
         tokens, stop = self._prompt_tokens(messages, prefix)
+        processors = LogitsProcessorList([self._copying(copy_from, len(tokens))]) if copy_from else None
         with self._lock:
             try:
                 # A streamed completion reuses the KV cache of the longest common prefix (the system text).
@@ -105,6 +120,7 @@ class LlamaCppLLM:
                     seed=0,
                     stop=stop,
                     grammar=self._grammars.get(grammar) if grammar else None,
+                    logits_processor=processors,
                 )
                 for piece in pieces:
                     text = piece["choices"][0]["text"]
@@ -112,6 +128,59 @@ class LlamaCppLLM:
                         yield text
             except ValueError as error:  # e.g. the prompt exceeds the context window
                 raise RagError(f"the LLM refused the prompt: {error}") from None
+
+    # How many of the most likely tokens the copy constraint looks at before giving up and ending.
+    COPY_CANDIDATES = 64
+
+    def _copying(self, source: CopySource, prompt_tokens: int):
+        """A logits processor that keeps greedy decoding inside `source`: at each step the most
+        likely token that continues a run of the passage (from one of its copy starts) wins, and
+        the end of the turn only where the run ends at a copy unit's end. A grammar does the same
+        but llama.cpp checks it against the whole vocabulary at every step (seconds per token
+        for a passage's worth of alternatives); this looks at the few likeliest tokens."""
+        import numpy as np
+
+        data = source.text.encode("utf-8")
+        byte_at = {i: len(source.text[:i].encode("utf-8")) for i in {*source.starts, *source.ends}}
+        starts = [byte_at[i] for i in source.starts]
+        ends = {byte_at[i] for i in source.ends}
+        end_tokens = {self.model.token_eos()} | {
+            t[0]
+            for t in (
+                self.model.tokenize(s.encode(), add_bos=False, special=True) for s in ("<|im_end|>", "<|eot_id|>")
+            )
+            if len(t) == 1
+        }
+
+        def piece(token: int) -> bytes:
+            return self.model.detokenize([token], special=True)
+
+        def process(input_ids, scores):
+            generated = self.model.detokenize(list(input_ids[prompt_tokens:]), special=True)
+            copied = generated.lstrip(b" ")
+            alive = [s for s in starts if data.startswith(copied, s)] if copied else starts
+            top = np.argpartition(-scores, self.COPY_CANDIDATES)[: self.COPY_CANDIDATES]
+            choice = None
+            for token in top[np.argsort(-scores[top])].tolist():
+                if token in end_tokens:
+                    if copied and any(s + len(copied) in ends for s in alive):
+                        choice = token
+                        break
+                    continue
+                if not generated and piece(token) == b" ":  # the space before the first word
+                    choice = token
+                    break
+                candidate = (copied + piece(token)) if copied else piece(token).lstrip(b" ")
+                if candidate and any(data.startswith(candidate, s) for s in alive):
+                    choice = token
+                    break
+            if choice is None:  # nothing likely continues the copy: end it here
+                choice = self.model.token_eos()
+            allowed = np.full_like(scores, -np.inf)
+            allowed[choice] = 0.0
+            return allowed
+
+        return process
 
     def choose(self, messages: list[Message], prefix: str, options: list[str]) -> dict[str, float] | None:
         import numpy as np
@@ -216,10 +285,18 @@ class OpenAICompatibleLLM:
         return None  # chat servers do not continue a given start of the reply
 
     def stream(
-        self, messages: list[Message], max_tokens: int, temperature: float, grammar: str | None = None, prefix: str = ""
+        self,
+        messages: list[Message],
+        max_tokens: int,
+        temperature: float,
+        grammar: str | None = None,
+        prefix: str = "",
+        copy_from: CopySource | None = None,
     ) -> Iterator[str]:
         import json
 
+        if copy_from is not None and grammar is None:
+            grammar = span_grammar(copy_from.text)  # servers apply it without checking every token
         if prefix:
             raise RagError(f"the LLM server at {self.base_url} cannot continue a given start of the reply")
 

@@ -47,8 +47,6 @@ class Settings:
     # to other embedders by rag/scale.py. Below min_similarity between the question and the
     # best passage, refuse without asking the LLM.
     min_similarity: float = 0.80
-    # A claim whose words are not the cited passage's is supported at this similarity.
-    support_similarity: float = 0.86
     # Below this probability (the model's own, that some passage answers) refuse
     # (calibrated on eval/gold.jsonl; see README, evaluation).
     min_answerable: float = 0.5

@@ -58,7 +58,13 @@ class FakeLLM:
         return len(text.split())
 
     def stream(
-        self, messages: list[dict], max_tokens: int, temperature: float, grammar: str | None = None
+        self,
+        messages: list[dict],
+        max_tokens: int,
+        temperature: float,
+        grammar: str | None = None,
+        prefix: str = "",
+        copy_from=None,
     ) -> Iterator[str]:
         self.calls.append(
             {"messages": messages, "max_tokens": max_tokens, "temperature": temperature, "grammar": grammar}

@@ -73,9 +73,10 @@ def test_threads_sharing_the_model_take_turns_and_get_the_replies_they_would_alo
         assert probabilities == pytest.approx(probabilities_alone, abs=0.05)
 
 
-def test_an_answer_is_written_where_the_model_would_end_its_turn_at_once(assistant):
-    # Asked this, the default model chooses a passage and then, given "[n]", ends its turn: its
-    # end-of-turn token, "<|im_end|>" as text, passed the answer grammar's first character.
+def test_an_answer_is_copied_where_the_model_would_end_its_turn_at_once(assistant):
+    # Asked this, the default model chooses a passage and then, given "[n]", ends its turn at
+    # once; held to copying the passage, it must copy something, and just what llama.cpp's own
+    # grammar engine would have let it write (the copy constraint's twin, much slower).
     from rag import prompts
 
     question = (
@@ -84,7 +85,14 @@ def test_an_answer_is_written_where_the_model_would_end_its_turn_at_once(assista
     )  # q004 in eval/gold.jsonl
     answer = assistant.ask(question)
     assert not answer.abstained, (answer.why, answer.unsupported)
-    chosen = f"[{answer.citations[0].n}]"
-    messages = prompts.messages(question, [p.text for p in answer.passages], "id")
-    assert "".join(assistant.llm.stream(messages, 8, 0.0, prefix=chosen)) == ""  # without the grammar
-    assert "".join(assistant.llm.stream(messages, 8, 0.0, grammar=prompts.answer_grammar(), prefix=chosen)).strip()
+    assert answer.copied and answer.copied in answer.citations[0].quote
+    passages = [p.text for p in answer.passages]
+    chosen = next(n for n, p in enumerate(answer.passages, 1) if answer.copied in prompts.fence(p.text))
+    messages = prompts.messages(question, passages)
+    assert "".join(assistant.llm.stream(messages, 8, 0.0, prefix=f"[{chosen}]")) == ""  # unconstrained
+    source = prompts.copy_source(passages[chosen - 1])
+    copied = "".join(assistant.llm.stream(messages, 6, 0.0, prefix=f"[{chosen}]", copy_from=source))
+    held = "".join(
+        assistant.llm.stream(messages, 6, 0.0, prefix=f"[{chosen}]", grammar=prompts.span_grammar(passages[chosen - 1]))
+    )
+    assert copied.strip() and copied == held

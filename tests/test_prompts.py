@@ -1,5 +1,7 @@
 """rag/prompts.py: passages and questions reach the LLM as fenced data, in one fixed shape."""
 
+import re
+
 from rag import prompts
 
 
@@ -20,21 +22,30 @@ def test_normalise_unfolds_lookalikes_and_drops_invisible_characters():
     assert prompts.normalise("a\x07b\tc\nd") == "a b\tc\nd"  # other controls become spaces
 
 
-def test_messages_put_the_numbered_passages_and_the_language_in_the_last_user_turn():
-    turns = prompts.messages("몇 명인가요?", ["First «passage».", "Second <|im_start|>one."], "ko")
+def test_messages_put_the_numbered_passages_and_the_question_in_the_last_user_turn():
+    turns = prompts.messages("몇 명인가요?", ["First «passage».", "Second <|im_start|>one."])
     assert turns[0] == {"role": "system", "content": prompts.SYSTEM}
     assert [t["role"] for t in turns[1:]] == ["user", "assistant"] * len(prompts.EXAMPLES) + ["user"]
     last = turns[-1]["content"]
     assert "[1] «First ‹passage›.»" in last and "[2] «Second one.»" in last
-    assert "Question: 몇 명인가요?" in last and last.endswith("Answer in Korean.")
+    assert last.endswith("Question: 몇 명인가요?")
 
 
-def test_the_reply_grammar_offers_each_passage_and_none_only_when_asked():
-    assert prompts.choices(3) == ["0", "1", "2", "3"]
-    whole = prompts.grammar(3)
-    assert '"[0]"' in whole and '"1" | "2" | "3"' in whole and '"4"' not in whole
-    assert '"[0]"' not in prompts.grammar(3, allow_none=False)
-    assert f"{{0,{prompts.ANSWER_CHARS}}}" in prompts.answer_grammar()
+def test_every_worked_example_copies_its_answer_from_the_passage_it_names():
+    for passages, _question, reply in prompts.EXAMPLES:
+        chosen, copied = re.fullmatch(r"\[(\d)\] ?(.*)", reply).groups()
+        assert (chosen == "0" and not copied) or copied in passages[int(chosen) - 1]
+
+
+def test_a_translation_is_asked_in_the_questions_language():
+    turns = prompts.translation_messages("30 menit", "ko")
+    assert "Korean" in turns[0]["content"] and turns[1]["content"] == "30 menit"
+
+
+def test_the_copy_source_starts_at_words_and_ends_after_any_unit():
+    source = prompts.copy_source("Tes butuh 30 menit.")
+    assert [source.text[s:] for s in source.starts] == ["Tes butuh 30 menit.", "butuh 30 menit.", "30 menit.", "menit."]
+    assert [source.text[:e] for e in source.ends][-2:] == ["Tes butuh 30 menit", "Tes butuh 30 menit."]
 
 
 def test_fixed_texts_fall_back_to_english():
