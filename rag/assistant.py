@@ -347,7 +347,7 @@ class Assistant:
                     break  # no passage answers, or a usable copy
             if copied is not None and copied.problem is None and copied.needs_translation(language):
                 started_translation = elapsed()
-                translation = self._translate(copied.span, language)
+                translation = self._translate(messages, copied, language)
                 timings["translate"] = elapsed() - started_translation
             else:
                 translation = None
@@ -412,17 +412,18 @@ class Assistant:
         problem = problem_with_span(span, question) or problem_with_quote(quote)
         return Copied(n, span, quote, detect_language(source.text), problem)
 
-    def _translate(self, phrase: str, language: str) -> str | None:
-        """The copied phrase in the question's language (a second, short generation), or None
-        when the model gives back the phrase itself."""
+    def _translate(self, messages: list[dict[str, str]], copied: Copied, language: str) -> str | None:
+        """The copied phrase in the question's language (a second, short generation, a turn after
+        the answer's), or None when the model gives back the phrase itself."""
+        reply = f"{prompts.CHOICE_PREFIX}{copied.n}] {copied.span}"
         pieces = self.llm.stream(
-            prompts.translation_messages(phrase, language),
+            prompts.translation_messages(messages, reply, copied.span, language),
             TRANSLATION_TOKENS,
             0.0,
             grammar=prompts.translation_grammar(),
         )
         translation = " ".join("".join(pieces).split())
-        return translation if translation and translation != phrase else None
+        return translation if translation and translation != copied.span else None
 
     def generate(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> Iterator[str]:
         """The LLM's reply, piece by piece; callers in other threads wait their turn."""
