@@ -408,9 +408,13 @@ class Assistant:
         n, span = int(chosen.group(1)), " ".join(chosen.group(2).split())
         source = passages[n - 1]
         paragraph = self.index.paragraph(source.file, source.paragraph).text
-        quote = quote_of(span, paragraph) or source.quote
-        problem = problem_with_span(span, question) or problem_with_quote(quote)
-        return Copied(n, span, quote, detect_language(source.text), problem)
+        quote = quote_of(span, paragraph)
+        # A backend that does not hold the reply to the passage (a server ignoring the grammar)
+        # may write anything: what the paragraph does not hold is not shown.
+        problem = problem_with_span(span, question) or (
+            problem_with_quote(quote) if quote else "the answer is not copied from the cited passage"
+        )
+        return Copied(n, span, quote or source.quote, detect_language(source.text), problem)
 
     def _translate(self, messages: list[dict[str, str]], copied: Copied, language: str) -> str | None:
         """The copied phrase in the question's language (a second, short generation, a turn after
