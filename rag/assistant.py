@@ -171,7 +171,11 @@ class Assistant:
 
     @property
     def index(self) -> Store:
-        """The live store (FAISS folder or Milvus collection, by settings.store)."""
+        """The live store (FAISS folder or Milvus collection, by settings.store). While an update
+        builds the next one, this is still the previous one: the lock is only for loading."""
+        index = self._index
+        if index is not None:
+            return index
         with self._index_lock:
             if self._index is None:
                 if store_exists(self.settings):
@@ -246,7 +250,7 @@ class Assistant:
         self, rebuild: bool = False, progress: Callable[[str, int, int], None] | None = None
     ) -> UpdateReport:
         """Bring the index in line with the documents; `progress(stage, done, total)` as in rag.index."""
-        with self._index_lock:
+        with self._index_lock:  # one update at a time; questions meanwhile use the index they find
             index, report = update_store(self.settings, self.embedder, self.chunking, rebuild, progress)
             self._index = index
             return report
@@ -256,9 +260,11 @@ class Assistant:
         """The k best chunks for the question; mode is dense, keyword or hybrid (default: settings)."""
         return self._retrieve(clean_question(question), k, mode)[0]
 
-    def _retrieve(self, question: str, k: int | None, mode: str | None) -> tuple[list[Hit], np.ndarray]:
+    def _retrieve(
+        self, question: str, k: int | None, mode: str | None, index: Store | None = None
+    ) -> tuple[list[Hit], np.ndarray]:
         query = self.embedder.encode_queries([question])[0]
-        hits = Retriever(self.index, self.embedder).search(
+        hits = Retriever(index or self.index, self.embedder).search(
             question, k or self.settings.k, mode or self.settings.retrieval, query
         )
         return hits, query
@@ -281,7 +287,10 @@ class Assistant:
         elapsed = lambda: (time.perf_counter() - started) * 1000
         question = clean_question(question)
         language = detect_language(question)
-        hits, query = self._retrieve(question, k, None)
+        # One index for the whole question: the folder watcher or the library may swap in a new
+        # one meanwhile, and hits of the old one must be read in the old one.
+        index = self.index
+        hits, query = self._retrieve(question, k, None, index)
         timings = {"retrieve": elapsed()}
         yield Retrieved(hits)
         if retrieve_only:
@@ -289,7 +298,7 @@ class Assistant:
             yield Done(Answer(question, None, False, [], hits, language, timings))
             return
         passages = select_passages(
-            question, query, hits, self.index, self.embedder, self.settings.passages, self.settings.passage_tokens
+            question, query, hits, index, self.embedder, self.settings.passages, self.settings.passage_tokens
         )
         timings["passages"] = elapsed() - timings["retrieve"]
 
@@ -358,7 +367,7 @@ class Assistant:
                 answerable=answerable,
             )
             return
-        citation = resolve(verdict, passages, self.index.paragraph)
+        citation = resolve(verdict, passages, index.paragraph)
         yield finish(
             text=f"{verdict.claim} [{citation.n}]",
             abstained=False,
