@@ -193,3 +193,56 @@ def test_a_dropped_file_is_retrieved_with_the_real_embedder(tmp_path, seeds_inde
         (docs / "zorblax.txt").unlink()
         wait_until(lambda: "zorblax.txt" not in assistant.index.files, "the removed file is out of the index")
     assert all(h.chunk.file != "zorblax.txt" for h in assistant.retrieve(question))
+
+
+# -- the chat page ---------------------------------------------------------------------------
+@pytest.fixture
+def watched_app(tmp_path, seeds_index, shared_assistant):
+    """The chat on a copy of the seeds with a watcher whose updates wait for `gate` (so that
+    the page can be seen while indexing); (url, docs folder, gate)."""
+    from harness.probes import free_port
+    from ui.app import UiOptions, serve
+
+    docs, index = tmp_path / "docs", tmp_path / "index"
+    shutil.copytree(SEEDS, docs)
+    shutil.copytree(seeds_index, index)
+    assistant = shared_assistant(docs_dir=docs, index_dir=index)
+    gate, update = threading.Event(), assistant.update_index
+    assistant.update_index = lambda *args, **kwargs: gate.wait(DEADLINE) and update(*args, **kwargs)
+    with FolderWatcher(assistant) as watcher:
+        demo, url = serve(assistant, UiOptions(), port=free_port(), watcher=watcher)
+        try:
+            yield url, docs, gate
+        finally:
+            gate.set()
+            demo.close()
+
+
+def test_the_chat_shows_indexing_then_the_dropped_files_in_its_documents_list(watched_app):
+    from playwright.sync_api import sync_playwright
+
+    from .test_ui_browser import CHROMIUM, CHROMIUM_ARGS
+
+    url, docs, gate = watched_app
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(url)
+        page.click("#documents button, #documents .label-wrap")  # open the documents panel
+        page.wait_for_selector("#docs-table table.docs", state="visible")
+        assert "Documents · 5" in page.locator("#documents").inner_text()
+        for name in ("cranes.txt", "harbour.md", "tides.txt"):
+            (docs / name).write_text(f"A note about {name.split('.')[0]} in Quillport.\n", encoding="utf-8")
+        page.wait_for_function(
+            "() => document.querySelector('#watch-status').innerText.includes('indexing 3 files…')",
+            timeout=DEADLINE * 1000,
+        )
+        assert "cranes.txt" not in page.locator("#docs-table").inner_text()  # not yet indexed
+        gate.set()
+        page.wait_for_function(
+            "() => document.querySelector('#documents').innerText.includes('Documents · 8')", timeout=DEADLINE * 1000
+        )
+        table = page.locator("#docs-table").inner_text()
+        assert all(name in table for name in ("cranes.txt", "harbour.md", "tides.txt")), table
+        assert "indexed: 3 new or changed" in page.locator("#watch-status").inner_text()
+        browser.close()

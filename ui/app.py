@@ -113,7 +113,7 @@ def exposure(host: str, auth: tuple[str, str] | None, no_auth: bool) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from rag.assistant import Assistant
-    from rag.watch import FolderWatcher
+    from rag.watch import FolderWatcher, announcer
 
     from .api import PREFIX, api_access
 
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     assistant = Assistant(settings)
     log = lambda message: print(message, file=sys.stderr, flush=True)
     warm_up(assistant, log)
-    watcher = None if args.no_watch else FolderWatcher(assistant, log=log).start()
+    watcher = None if args.no_watch else FolderWatcher(assistant, on_change=announcer(log), log=log).start()
     options = UiOptions(max_upload_bytes=int(args.max_upload_mb * 2**20), read_only=args.read_only)
     demo, url = serve(assistant, options, host=args.host, port=args.port, auth=auth, api=api, watcher=watcher)
     print(f"Chat running at {url} (listening on {args.host}:{args.port}, {how}). Press Ctrl+C to stop.", flush=True)

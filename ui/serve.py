@@ -54,10 +54,14 @@ def run(args: argparse.Namespace) -> int:
     watching = f"; watching {settings.docs_dir}" if watcher else ""
     print(f"OpenAI-compatible API at {url} ({how}{watching}). Press Ctrl+C to stop.", flush=True)
     try:
-        server.run(sockets=[listening])  # returns on Ctrl+C, once open requests end
+        # On Ctrl+C uvicorn lets open requests end, then raises the interrupt again.
+        server.run(sockets=[listening])
+    except KeyboardInterrupt:
+        pass
     finally:
         if watcher is not None:
             watcher.stop()
+    print("Stopped serving the API.", file=sys.stderr, flush=True)
     return 0
 
 
