@@ -65,9 +65,6 @@ class ScriptedAssistant:
         self.asked: list[tuple[str, dict]] = []
         self.histories: list[list[tuple[str, str]]] = []
 
-    def log(self, message: str) -> None:
-        pass
-
     def standalone_question(self, history, question: str) -> Rewrite:
         self.histories.append(list(history))
         standalone = f"{question} (the harbour)" if history else question

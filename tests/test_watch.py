@@ -77,6 +77,31 @@ def test_a_dropped_file_is_indexed_and_retrievable_and_its_removal_too(tmp_path,
     assert watcher.state.message.startswith("indexed: 1 removed (cranes.txt)")
 
 
+def test_polling_takes_over_when_notifications_cannot_be_had(tmp_path, monkeypatch):
+    import errno
+
+    import watchdog.observers
+
+    class Exhausted(watchdog.observers.Observer):
+        def start(self):
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    monkeypatch.setattr(watchdog.observers, "Observer", Exhausted)
+    assistant = fake_assistant(tmp_path)
+    assistant.index  # noqa: B018
+    logged: list[str] = []
+    with FolderWatcher(assistant, debounce=0.2, poll_seconds=0.2, log=logged.append) as watcher:
+        assert watcher.how == "polling"
+        (assistant.settings.docs_dir / "cranes.txt").write_text(
+            "The Quillport crane lifts 96 tonnes.\n", encoding="utf-8"
+        )
+        wait_until(lambda: "cranes.txt" in assistant.index.files, "the new file is in the index")
+    assert logged == [
+        f"cannot watch {assistant.settings.docs_dir.resolve()} with notifications (inotify watch limit reached); "
+        "polling it every 0.2 s instead"
+    ]
+
+
 def test_a_burst_of_changes_is_indexed_once(tmp_path):
     assistant = fake_assistant(tmp_path)
     docs = assistant.settings.docs_dir

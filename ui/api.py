@@ -258,7 +258,7 @@ def _check_key(request, access: ApiAccess, guard: SignInGuard | None) -> None:
         raise ApiError(401, "a wrong or missing API key (send Authorization: Bearer KEY)", code="invalid_api_key")
 
 
-def api_mount(assistant, access: ApiAccess, log=None):
+def api_mount(assistant, access: ApiAccess):
     """The API as one starlette Mount at /v1, for `rag serve`'s app or the chat's."""
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import JSONResponse, StreamingResponse
@@ -267,7 +267,6 @@ def api_mount(assistant, access: ApiAccess, log=None):
     from rag.assistant import clean_question
 
     guard = access.guard()
-    log = log or assistant.log
 
     def answer(request: ChatRequest) -> tuple[object, str]:
         """(Answer, the question as searched); ApiError for what the client must change."""
