@@ -217,6 +217,26 @@ def test_a_stream_sends_the_checked_text_then_a_last_chunk_with_the_citations():
     assert len({c["id"] for c in chunks}) == 1
 
 
+def test_a_stream_stays_alive_while_the_answer_is_written():
+    import threading
+
+    from ui.api import ChatRequest, stream_events
+
+    written = threading.Event()
+
+    def answer_of():
+        written.wait(60)
+        return ANSWERED, ANSWERED.question
+
+    events = stream_events(answer_of, ChatRequest("When?", stream=True), keep_alive=0.01)
+    assert json.loads(next(events).removeprefix("data: "))["choices"][0]["delta"]["role"] == "assistant"
+    assert next(events) == ": keep-alive\n\n"  # a comment line, which clients skip
+    written.set()
+    rest = [event for event in events if not event.startswith(":")]
+    assert rest[-1] == "data: [DONE]\n\n"
+    assert json.loads(rest[-2].removeprefix("data: "))["choices"][0]["delta"]["citations"] == [citation().to_json()]
+
+
 def test_an_unexpected_failure_is_a_500_without_details_and_the_server_goes_on(capsys):
     class Failing(ScriptedAssistant):
         def ask(self, question, **options):

@@ -32,6 +32,7 @@ MODEL_ID = "polyglot-rag"
 PREFIX = "/v1"
 MAX_BODY_BYTES = 1 << 20
 MAX_TOKENS_LIMIT = 1024  # the chat's own limit for an answer
+KEEP_ALIVE_SECONDS = 15.0  # a streamed reply's comment line while the answer is being written
 # Between the answer and its sources in the reply's text; an assistant message sent back as
 # history is cut here, so the sources do not count as the answer.
 SOURCES_BREAK = "\n\n"
@@ -214,17 +215,27 @@ def sse(data: dict | str) -> str:
     return f"data: {data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def stream_events(answer_of, request: ChatRequest) -> Iterator[str]:
+def stream_events(answer_of, request: ChatRequest, keep_alive: float = KEEP_ALIVE_SECONDS) -> Iterator[str]:
     """The server-sent events of a streamed reply: the role at once, the checked text when the
     answer is done, then a last chunk carrying the citations and marks, then [DONE].
-    `answer_of()` answers (and waits its turn for the LLM); nothing is held across a yield."""
+    `answer_of()` answers (and waits its turn for the LLM) in a thread of its own, so nothing
+    is held across a yield; while it works, a comment line every `keep_alive` seconds keeps
+    proxies from closing a connection that seems idle (clients skip comments)."""
+    from concurrent.futures import ThreadPoolExecutor, TimeoutError
+
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     yield sse(chunk(request, completion_id, created, {"role": "assistant", "content": ""}))
-    try:
-        answer, question = answer_of()
-    except ApiError as error:
-        yield sse(error.to_json())
-        return
+    with ThreadPoolExecutor(1, thread_name_prefix="api-answer") as pool:
+        answering = pool.submit(answer_of)
+        while True:
+            try:
+                answer, question = answering.result(timeout=keep_alive)
+                break
+            except TimeoutError:
+                yield ": keep-alive\n\n"
+            except ApiError as error:
+                yield sse(error.to_json())
+                return
     text = reply_text(answer)
     cut = text.find(SOURCES_BREAK)
     for piece in (text,) if cut < 0 else (text[:cut], text[cut:]):
