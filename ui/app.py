@@ -2,7 +2,8 @@
 
 The page streams answers, links each [n] marker to the passage it cites (file, paragraph,
 supporting sentence highlighted, context on click), lists and manages the documents, and
-offers the pipeline to scripts as the `/ask` API endpoint (the `ask --json` object).
+offers the pipeline to scripts as the `/ask` API endpoint (the `ask --json` object) and, on
+the same port, as the OpenAI-compatible API of ui/api.py.
 Everything goes through the Assistant's public API; gradio is imported only in here.
 """
 
