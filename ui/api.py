@@ -44,7 +44,7 @@ class ApiAccess:
     """Who may call the API: anyone who reaches it (`key` None and `open`), those who send
     `key`, or nobody (`key` None, not `open`: the chat asks for sign-in, and the API has no key)."""
 
-    key: str | None = None
+    key: str | None = field(default=None, repr=False)
     open: bool = True
 
     def guard(self) -> SignInGuard | None:
