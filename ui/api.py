@@ -32,6 +32,17 @@ MODEL_ID = "polyglot-rag"
 PREFIX = "/v1"
 MAX_BODY_BYTES = 1 << 20
 MAX_TOKENS_LIMIT = 1024  # the chat's own limit for an answer
+ANSWER_FIELDS = (
+    "citations",
+    "abstained",
+    "reason",
+    "why",
+    "unsupported",
+    "passage",
+    "truncated",
+    "language",
+    "searched",
+)
 KEEP_ALIVE_SECONDS = 15.0  # a streamed reply's comment line while the answer is being written
 # Between the answer and its sources in the reply's text; an assistant message sent back as
 # history is cut here, so the sources do not count as the answer.
@@ -176,13 +187,9 @@ def answer_fields(answer, question: str) -> dict:
     """What travels as data beside the text: the `ask --json` marks of a refusal or an
     unverified claim, and the citations (file, page, ¶, paragraph text, quote)."""
     data = answer.to_json()
-    return {
-        "question": question,  # as searched: a follow-up made standalone
-        **{
-            key: data[key]
-            for key in ("citations", "abstained", "reason", "why", "unsupported", "passage", "truncated", "language")
-        },
-    }
+    # The keys of `ask --json` that describe the answer (not the retrieval's details), those
+    # the Answer has: `searched`, the files a scoped question searched, where scopes exist.
+    return {"question": question, **{key: data[key] for key in ANSWER_FIELDS if key in data}}
 
 
 def completion(answer, request: ChatRequest, question: str, completion_id: str, created: int) -> dict:
