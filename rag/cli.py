@@ -203,6 +203,7 @@ def _watch(assistant, as_json: bool) -> int:
         show = announcer(lambda line: print(line, flush=True), lambda report: json_line(report.to_json()), starts=False)
     else:
         show = announcer(lambda line: print(printable(line), flush=True), describe)
+    sys.stdout.flush()  # the first build's lines, before the watcher's
     folder = assistant.settings.docs_dir
     watcher = FolderWatcher(assistant, on_change=show).start()
     print(f"Watching {printable(str(folder))} ({watcher.how}); Ctrl+C stops.", file=sys.stderr, flush=True)

@@ -271,3 +271,41 @@ def test_the_chat_shows_indexing_then_the_dropped_files_in_its_documents_list(wa
         assert all(name in table for name in ("cranes.txt", "harbour.md", "tides.txt")), table
         assert "indexed: 3 new or changed" in page.locator("#watch-status").inner_text()
         browser.close()
+
+
+# -- rag index --watch -------------------------------------------------------------------------
+@pytest.mark.full  # a child process, as from a shell
+def test_rag_index_watch_indexes_a_dropped_file_and_stops_on_ctrl_c(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+    from .fakes import small_docs
+
+    docs, index = small_docs(tmp_path / "docs"), tmp_path / "index"
+    code = "import sys; from rag.cli import rag_main; sys.exit(rag_main(sys.argv[1:]))"
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, "index", "--docs", str(docs), "--index", str(index), "--watch"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        # Ctrl+C must reach it even where this test runs with SIGINT ignored (a background job).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        while "Watching" not in (line := child.stderr.readline()):
+            assert line, "the command ended before watching"
+        assert child.stdout.readline() == "Full build (no index yet).\n"
+        assert child.stdout.readline().startswith(f"3 files, 3 chunks in {index}")
+        (docs / "cranes.txt").write_text("The Quillport crane lifts 96 tonnes.\n", encoding="utf-8")
+        assert child.stdout.readline() == "indexing 1 file…\n"
+        assert child.stdout.readline().startswith("indexed: 1 new or changed (cranes.txt)")
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=DEADLINE)
+    finally:
+        child.kill()
+    assert child.returncode == 0, err
+    assert err.strip().splitlines()[-1] == f"Stopped watching {docs}." and "Traceback" not in err
+    assert out == ""
