@@ -175,8 +175,8 @@ def _index_command(args) -> int:
     if bar is not None:
         bar.close()
     if args.json:
-        print(json_line(report.to_json()))
-        return 0
+        print(json_line(report.to_json()), flush=True)
+        return _watch(assistant, args.json) if args.watch else 0
     if report.rebuilt_reason:
         print(f"Full build ({report.rebuilt_reason}).")
     print(
@@ -190,12 +190,40 @@ def _index_command(args) -> int:
         print(
             f"{'note' if skipped.file in indexed else 'skipped'} {printable(skipped.file)}: {printable(skipped.reason)}"
         )
+    return _watch(assistant, args.json) if args.watch else 0
+
+
+def _watch(assistant, as_json: bool) -> int:
+    """Index the documents folder's changes as they happen, one line each, until Ctrl+C."""
+    import threading
+
+    from .watch import FolderWatcher, announcer, describe
+
+    if as_json:  # one JSON object per update, as for the first
+        show = announcer(lambda line: print(line, flush=True), lambda report: json_line(report.to_json()), starts=False)
+    else:
+        show = announcer(lambda line: print(printable(line), flush=True), describe)
+    sys.stdout.flush()  # the first build's lines, before the watcher's
+    folder = assistant.settings.docs_dir
+    watcher = FolderWatcher(assistant, on_change=show).start()
+    print(f"Watching {printable(str(folder))} ({watcher.how}); Ctrl+C stops.", file=sys.stderr, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        watcher.stop()
+        print(f"Stopped watching {printable(str(folder))}.", file=sys.stderr, flush=True)
     return 0
 
 
 def _index_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rebuild", action="store_true", help="re-embed every document")
     parser.add_argument("--json", action="store_true", help="print what was done as JSON")
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="then keep watching the documents folder, indexing files as they are added, changed or removed "
+        "(Ctrl+C stops)",
+    )
 
 
 index_command = Command("build or update the index from the documents", _index_arguments, _index_command)

@@ -2,7 +2,8 @@
 
 The page streams answers, links each [n] marker to the passage it cites (file, paragraph,
 supporting sentence highlighted, context on click), lists and manages the documents, and
-offers the pipeline to scripts as the `/ask` API endpoint (the `ask --json` object).
+offers the pipeline to scripts as the `/ask` API endpoint (the `ask --json` object) and, on
+the same port, as the OpenAI-compatible API of ui/api.py.
 Everything goes through the Assistant's public API; gradio is imported only in here.
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from rag.cli import Command
 from rag.errors import RagError
-from rag.settings import add_settings_flags, is_local_host, settings_from_args
+from rag.settings import add_serving_flags, add_settings_flags, is_local_host, settings_from_args
 
 from . import render
 from .signin import SignInGuard
@@ -37,6 +38,7 @@ QUEUE_SIZE = 64
 K_RANGE = (1, 20)
 MAX_TOKENS_RANGE = (32, 1024)
 TEMPERATURE_RANGE = (0.0, 1.5)
+WATCH_REFRESH_SECONDS = 1.0  # how often an open page looks at the folder watcher's state
 
 # One starter question per language, answerable from the seed documents.
 EXAMPLES = [
@@ -75,7 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"largest document that can be uploaded, in MB (default {DEFAULT_MAX_UPLOAD_MB})",
     )
     parser.add_argument("--read-only", action="store_true", help="no uploading or removing of documents")
+    parser.add_argument(
+        "--no-watch", action="store_true", help="do not index files added, changed or removed in the documents folder"
+    )
     add_settings_flags(parser, generation=True)
+    add_serving_flags(parser)
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:
@@ -108,22 +114,33 @@ def exposure(host: str, auth: tuple[str, str] | None, no_auth: bool) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from rag.assistant import Assistant
+    from rag.watch import FolderWatcher, announcer
+
+    from .api import PREFIX, api_access
 
     auth = parse_auth(args.auth or os.environ.get("RAG_UI_AUTH"))
     how = exposure(args.host, auth, args.no_auth)
+    settings = settings_from_args(args)
+    api, api_how = api_access(args.host, settings.api_key, chat_auth=auth is not None, no_auth=args.no_auth)
     if not 0 < args.max_upload_mb <= MAX_UPLOAD_MB:
         raise RagError(f"--max-upload-mb must be more than 0 and at most {MAX_UPLOAD_MB}")
     if not 0 < args.port < 65536:
         raise RagError(f"--port must be between 1 and 65535, not {args.port}")
-    assistant = Assistant(settings_from_args(args))
+    assistant = Assistant(settings)
     log = lambda message: print(message, file=sys.stderr, flush=True)
     warm_up(assistant, log)
+    watcher = None if args.no_watch else FolderWatcher(assistant, on_change=announcer(log), log=log).start()
     options = UiOptions(max_upload_bytes=int(args.max_upload_mb * 2**20), read_only=args.read_only)
-    demo, url = serve(assistant, options, host=args.host, port=args.port, auth=auth)
+    demo, url = serve(assistant, options, host=args.host, port=args.port, auth=auth, api=api, watcher=watcher)
     print(f"Chat running at {url} (listening on {args.host}:{args.port}, {how}). Press Ctrl+C to stop.", flush=True)
+    print(f"OpenAI-compatible API at {url.rstrip('/')}{PREFIX} ({api_how}).", flush=True)
+    if watcher is not None:
+        print(f"Watching {settings.docs_dir} for added, changed and removed files.", flush=True)
     try:
         demo.block_thread()
     finally:
+        if watcher is not None:
+            watcher.stop()
         demo.close()
     return 0
 
@@ -151,10 +168,19 @@ def serve(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     auth: tuple[str, str] | None = None,
+    api=None,
+    watcher=None,
 ):
-    """Build the app and serve it in background threads: (demo, URL). `demo.close()` stops it."""
-    demo = build_app(assistant, options)
-    return demo, launch(demo, host=host, port=port, auth=auth, options=options, prevent_thread_lock=True)
+    """Build the app and serve it in background threads: (demo, URL). `demo.close()` stops it.
+    The OpenAI-compatible API (ui/api.py) is served on the same port, to whom `api` (an
+    ApiAccess) allows: by default this machine, when the chat asks no sign-in. With a
+    FolderWatcher, the page shows its indexing and refreshes the documents list after it."""
+    from .api import ApiAccess, mount_on
+
+    demo = build_app(assistant, options, watcher)
+    url = launch(demo, host=host, port=port, auth=auth, options=options, prevent_thread_lock=True)
+    mount_on(demo.app, assistant, api or ApiAccess(None, open=is_local_host(host) and not auth))
+    return demo, url
 
 
 def launch(
@@ -241,7 +267,7 @@ WRITING = '<span class="thinking">Reading the passages…</span>'
 CURSOR = " ▍"
 
 
-def build_app(assistant, options: UiOptions = UiOptions()):
+def build_app(assistant, options: UiOptions = UiOptions(), watcher=None):
     """The Gradio Blocks app; `launch` serves it."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
@@ -523,6 +549,9 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                     )
                     replace = gr.Checkbox(label="Replace files with the same name", value=False, elem_id="replace")
                     docs_status = gr.HTML("", elem_id="docs-status", js_on_load=None)
+                if watcher is not None:  # the documents folder, indexed as it changes (rag/watch.py)
+                    watch_status = gr.HTML("", elem_id="watch-status", js_on_load=None)
+                    watch_seen = gr.State(watcher.state.version)
                 with gr.Accordion(documents_label(), open=False, elem_id="documents") as documents:
                     docs_table = gr.HTML(render.documents_table(library.files), elem_id="docs-table", js_on_load=None)
                     if not options.read_only:
@@ -592,5 +621,25 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                 api_name="remove_document",
             )
         demo.load(documents_view, None, docs_outputs, queue=False, api_visibility="private")
+        if watcher is not None:
+
+            def watched(seen):
+                """The watcher's line; the documents list again once an update has finished."""
+                state = watcher.state
+                kind = "error" if state.error else "warning" if state.indexing or state.pending else "ok"
+                view = {
+                    watch_status: render.status(kind, state.message) if state.message else "",
+                    watch_seen: state.version,
+                }
+                return {**view, **documents_view()} if state.version != seen else view
+
+            gr.Timer(WATCH_REFRESH_SECONDS).tick(
+                watched,
+                watch_seen,
+                [watch_status, watch_seen, *docs_outputs],
+                queue=False,
+                api_visibility="private",
+                show_progress="hidden",
+            )
         gr.api(ask, api_name="ask", concurrency_id=LLM_QUEUE, concurrency_limit=1)
     return demo
