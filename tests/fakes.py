@@ -57,8 +57,11 @@ class FakeLLM:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
+    def choose(self, messages: list[dict], prefix: str, options: list[str]) -> None:
+        return None  # as a chat server: the whole reply, its "[n]" included, comes from `stream`
+
     def stream(
-        self, messages: list[dict], max_tokens: int, temperature: float, grammar: str | None = None
+        self, messages: list[dict], max_tokens: int, temperature: float, grammar: str | None = None, prefix: str = ""
     ) -> Iterator[str]:
         self.calls.append(
             {"messages": messages, "max_tokens": max_tokens, "temperature": temperature, "grammar": grammar}

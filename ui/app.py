@@ -9,10 +9,10 @@ Everything goes through the Assistant's public API; gradio is imported only in h
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +33,6 @@ MAX_UPLOAD_MB = 20  # the documents reader's own limit
 # one generation at a time, and a question should not see the index change under it.
 LLM_QUEUE = "llm"
 QUEUE_SIZE = 64
-# Slider ranges (the server clamps whatever a client sends to these).
-K_RANGE = (1, 20)
-MAX_TOKENS_RANGE = (32, 1024)
-TEMPERATURE_RANGE = (0.0, 1.5)
 
 # One starter question per language, answerable from the seed documents.
 EXAMPLES = [
@@ -214,40 +210,14 @@ def launch(
 
 
 # -- the app -------------------------------------------------------------------------------
-def _clamp(value, low, high, kind):
-    try:
-        return min(high, max(low, kind(value)))
-    except (TypeError, ValueError):
-        return low
-
-
-def _message_text(content) -> str:
-    """A chat message's text: Gradio 6 gives a list of parts ({"type": "text", "text": ...})."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, dict):
-        return str(content.get("text") or "")
-    if isinstance(content, list):
-        return " ".join(_message_text(part) for part in content)
-    return ""
-
-
-def _error(message: object) -> str:
-    return f'<span class="error">⚠ {render.md_escape(str(message))}</span>'
-
-
-THINKING = '<span class="thinking">Searching the documents…</span>'
-WRITING = '<span class="thinking">Reading the passages…</span>'
-CURSOR = " ▍"
-
-
 def build_app(assistant, options: UiOptions = UiOptions()):
     """The Gradio Blocks app; `launch` serves it."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
-    from rag.assistant import Done, Retrieved, Token, clean_question
     from rag.library import DOCUMENT_SUFFIXES
+
+    from .chat import K_RANGE, MAX_TOKENS_RANGE, TEMPERATURE_RANGE, Chat, ChatState, View, clamp
 
     kinds = ", ".join(DOCUMENT_SUFFIXES)
 
@@ -283,104 +253,35 @@ def build_app(assistant, options: UiOptions = UiOptions()):
         return view
 
     # -- chat ------------------------------------------------------------------------------
-    # The conversation lives in server-side session state (`messages`, `turns`, `sections`):
+    # The conversation lives in server-side session state (`conversation`, a ChatState):
     # Gradio reads State when an event runs, not when it is triggered, so a question asked
     # while another is still streaming (or being stopped) waits its turn and then sees the
-    # whole conversation; the Chatbot only displays `messages`. Each update names only the
-    # components it changes.
-    def shown(chat: list[dict]) -> dict:
-        return {chatbot: chat, messages: chat}
+    # whole conversation. Each update names only the components it changes.
+    chat = Chat(assistant)
 
-    def idle() -> dict:
-        return {send: gr.update(visible=True), stop: gr.update(visible=False)}
+    def shown(view: View) -> dict:
+        update = {chatbot: view.state.messages, conversation: view.state}
+        if view.sources is not None:
+            update[sources] = view.sources
+        if view.answering is not None:
+            update[send] = gr.update(visible=not view.answering)
+            update[stop] = gr.update(visible=view.answering)
+        if view.clear_question:
+            update[box] = ""
+        return update
 
-    def respond(question, chat, turns_so_far, panel_sections, k_value, max_tokens_value, temperature_value):
+    def respond(question, state, k_value, max_tokens_value, temperature_value):
         """Stream one answer into the chat and its sources into the panel."""
-        chat = [dict(m) for m in (chat or [])]
-        turns_so_far, panel_sections = list(turns_so_far or []), list(panel_sections or [])
-        question = question if isinstance(question, str) else ""
-        chat.append({"role": "user", "content": render.md_escape(" ".join(question.split())) or "…"})
-        try:
-            cleaned = clean_question(question)
-        except RagError as error:
-            chat.append({"role": "assistant", "content": _error(error)})
-            yield {**shown(chat), box: "", **idle()}
-            return
-        chat.append({"role": "assistant", "content": THINKING})
-        yield {
-            **shown(chat),
-            sources: render.sources_panel(panel_sections, render.pending_sources(cleaned, None)),
-            box: "",
-            send: gr.update(visible=False),
-            stop: gr.update(visible=True),
-        }
-        finished = {turns: turns_so_far, sections: panel_sections, **idle()}
-        stream = None
-        try:
-            rewrite = assistant.standalone_question([(t["standalone"], t["answer"]) for t in turns_so_far], cleaned)
-            note = render.rewrite_note(rewrite.standalone) if rewrite.rewritten else ""
-            if note:
-                chat[-1]["content"] = note + THINKING
-                yield {
-                    **shown(chat),
-                    sources: render.sources_panel(panel_sections, render.pending_sources(rewrite.standalone, None)),
-                }
-            stream = assistant.stream(
-                rewrite.standalone,
-                k=_clamp(k_value, *K_RANGE, int),
-                max_tokens=_clamp(max_tokens_value, *MAX_TOKENS_RANGE, int),
-                temperature=_clamp(temperature_value, *TEMPERATURE_RANGE, float),
-            )
-            pieces: list[str] = []
-            for event in stream:
-                if isinstance(event, Retrieved):
-                    chat[-1]["content"] = note + WRITING
-                    yield {
-                        **shown(chat),
-                        sources: render.sources_panel(
-                            panel_sections, render.pending_sources(rewrite.standalone, event.hits)
-                        ),
-                    }
-                elif isinstance(event, Token):
-                    pieces.append(event.text)
-                    chat[-1]["content"] = note + render.draft_markdown("".join(pieces)) + CURSOR
-                    yield shown(chat)
-                elif isinstance(event, Done):
-                    answer = event.answer
-                    turn = len(turns_so_far) + 1
-                    chat[-1]["content"] = note + render.answer_message(answer, turn)
-                    index = assistant.index
-                    languages = {name: info.get("language", "") for name, info in index.files.items()}
-                    cited = {c.file: index.paragraphs_of(c.file) for c in answer.citations}
-                    panel_sections.append(
-                        render.turn_sources(turn, rewrite.standalone, answer, cited, languages, answer.timings_ms)
-                    )
-                    turns_so_far.append(
-                        {"question": cleaned, "standalone": rewrite.standalone, "answer": answer.text or ""}
-                    )
-                    yield {**shown(chat), sources: render.sources_panel(panel_sections), **finished}
-        except RagError as error:
-            chat[-1]["content"] = _error(error)
-            yield {**shown(chat), sources: render.sources_panel(panel_sections), **finished}
-        except Exception as error:  # keep serving; the details go to the server log only
-            traceback.print_exc()
-            chat[-1]["content"] = _error(f"unexpected error ({type(error).__name__}); see the server log")
-            yield {**shown(chat), sources: render.sources_panel(panel_sections), **finished}
-        finally:
-            if stream is not None:
-                stream.close()  # on Stop: gives the LLM back as soon as the current step ends
+        # Closed on Stop, so that the Assistant's stream is closed at once (see Chat.respond).
+        with contextlib.closing(chat.respond(state, question, k_value, max_tokens_value, temperature_value)) as views:
+            for view in views:
+                yield shown(view)
 
-    def stopped(chat, panel_sections):
-        chat = [dict(m) for m in (chat or [])]
-        if chat and chat[-1].get("role") == "assistant":
-            text = _message_text(chat[-1].get("content"))
-            for transient in (CURSOR, THINKING, WRITING):
-                text = text.replace(transient, "")
-            chat[-1]["content"] = text + ' <span class="stopped">(stopped)</span>'
-        return {**shown(chat), sources: render.sources_panel(panel_sections or []), **idle()}
+    def stopped(state):
+        return shown(chat.stop(state))
 
     def new_chat():
-        return {**shown([]), sources: render.sources_panel([]), turns: [], sections: [], box: "", **idle()}
+        return shown(chat.new())
 
     def pick_example(event: gr.SelectData):
         value = event.value
@@ -444,9 +345,7 @@ def build_app(assistant, options: UiOptions = UiOptions()):
 
     # -- layout --------------------------------------------------------------------------------
     with gr.Blocks(title=options.title, delete_cache=(3600, 3600)) as demo:
-        messages = gr.State([])  # the chat as displayed
-        turns = gr.State([])  # answered questions: question, standalone question, answer text
-        sections = gr.State([])  # Sources panel HTML of each answered question
+        conversation = gr.State(ChatState())
         header = gr.HTML(header_html(), elem_id="app-header", js_on_load=None)
         with gr.Row(equal_height=False, elem_id="main-row"):
             with gr.Column(scale=7, min_width=380, elem_id="chat-column"):
@@ -488,13 +387,13 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                             *MAX_TOKENS_RANGE,
                             step=16,
                             label="Max answer tokens",
-                            value=_clamp(settings.max_tokens, *MAX_TOKENS_RANGE, int),
+                            value=clamp(settings.max_tokens, *MAX_TOKENS_RANGE, int),
                         )
                         temperature = gr.Slider(
                             *TEMPERATURE_RANGE,
                             step=0.05,
                             label="Temperature",
-                            value=_clamp(settings.temperature, *TEMPERATURE_RANGE, float),
+                            value=clamp(settings.temperature, *TEMPERATURE_RANGE, float),
                         )
                     gr.HTML(
                         render.facts(
@@ -540,8 +439,8 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                             )
 
         # -- events --------------------------------------------------------------------------
-        chat_inputs = [box, messages, turns, sections, k, max_tokens, temperature]
-        chat_outputs = [chatbot, messages, sources, turns, sections, box, send, stop]
+        chat_inputs = [box, conversation, k, max_tokens, temperature]
+        chat_outputs = [chatbot, conversation, sources, box, send, stop]
         asking = gr.on(
             [box.submit, send.click],
             respond,
@@ -563,8 +462,8 @@ def build_app(assistant, options: UiOptions = UiOptions()):
         )
         stop.click(
             stopped,
-            [messages, sections],
-            [chatbot, messages, sources, send, stop],
+            conversation,
+            [chatbot, conversation, sources, send, stop],
             cancels=[asking, asking_example],
             queue=False,
             api_visibility="private",
