@@ -64,6 +64,14 @@ class Settings:
     temperature: float = 0.0
     context_tokens: int = 2048
     threads: int = field(default_factory=physical_cores)
+    chats: Path | None = None  # the conversations file; None: beside the index folder
+
+    @property
+    def chats_path(self) -> Path:
+        """Where conversations are kept (rag/history.py says why beside the index, not in it)."""
+        return (
+            self.chats if self.chats is not None else self.index_dir.with_name(self.index_dir.name + ".chats.sqlite3")
+        )
 
     @property
     def llm_model(self) -> Model | None:
@@ -179,6 +187,13 @@ OPTIONS = (
         generation=True,
     ),
     Option("threads", "RAG_THREADS", convert=int),
+    Option(
+        "chats",
+        "RAG_CHATS",
+        "--chats",
+        Path,
+        help="conversations file (SQLite), default beside the index folder: INDEX.chats.sqlite3",
+    ),
 )
 
 
