@@ -254,9 +254,12 @@ class History:
         return Conversation(cursor.lastrowid, owner, title, now, now, 0)
 
     def find_or_create(self, name: str, owner: str = LOCAL) -> Conversation:
+        """The conversation with this title, or a new one; a #number must exist."""
         try:
             return self.find(name, owner)
         except RagError:
+            if name.startswith("#") and name[1:].isdigit():
+                raise
             return self.create(name, owner)
 
     def rename(self, conversation_id: int, title: str, owner: str = LOCAL) -> Conversation:

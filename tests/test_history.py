@@ -159,3 +159,47 @@ def test_a_file_that_is_not_a_database_is_a_one_line_error(tmp_path):
     with pytest.raises(RagError, match="cannot be used"):
         History(path).conversations()
     assert path.read_text(encoding="utf-8") == "not a database"  # left as it was
+
+
+def rag_chats(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    """`rag chats ...` in this process. The subcommand is given to rag_main as the installed
+    entry point would give it (an install made before it existed does not list it)."""
+    from rag import cli
+
+    monkeypatch.setattr(cli, "_commands", lambda: {"chats": cli.chats_command})
+    code = cli.rag_main(["chats", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_rag_chats_lists_exports_renames_and_deletes(answered, monkeypatch, capsys):
+    assistant, history, conversation = answered
+    where = ["--docs", str(assistant.settings.docs_dir), "--index", str(assistant.settings.index_dir)]
+    code, out, _ = rag_chats(monkeypatch, capsys, "list", *where)
+    assert code == 0 and out.startswith(f"#{conversation}  {QUESTION} · ") and "(1 question)" in out
+    code, out, _ = rag_chats(monkeypatch, capsys, "export", QUESTION, *where)
+    assert code == 0 and out.startswith(f"# {QUESTION}\n") and "> — tea.txt ¶2" in out
+    code, out, _ = rag_chats(monkeypatch, capsys, "export", f"#{conversation}", "--json", *where)
+    assert code == 0 and json.loads(out)["turns"][0]["citations"][0]["file"] == "tea.txt"
+    code, out, _ = rag_chats(monkeypatch, capsys, "rename", QUESTION, "Zorblax", *where)
+    assert code == 0 and [c.title for c in history.conversations()] == ["Zorblax"]
+    code, out, _ = rag_chats(monkeypatch, capsys, "delete", "Zorblax", *where)
+    assert code == 0 and history.conversations() == []
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["export", "Nope"], "there is no conversation named 'Nope'"),
+        (["delete", "#99"], "there is no conversation named '#99'"),
+        (["export"], "needs the conversation's title or #number"),
+    ],
+)
+def test_rag_chats_on_a_conversation_that_does_not_exist_is_a_one_line_error(
+    answered, monkeypatch, capsys, args, message
+):
+    assistant, history, _ = answered
+    where = ["--docs", str(assistant.settings.docs_dir), "--index", str(assistant.settings.index_dir)]
+    code, out, err = rag_chats(monkeypatch, capsys, *args, *where)
+    assert code == 1 and out == "" and err.count("\n") == 1 and err.startswith("rag: error: ") and message in err
+    assert len(history.conversations()) == 1
