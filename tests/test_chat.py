@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from rag import conversation
+from rag.history import CHANGED, PENDING, STOPPED, History
 from ui.chat import CURSOR, THINKING, WRITING, Chat, ChatState, message_text
 
 from .fakes import fake_assistant
@@ -105,3 +106,50 @@ def test_a_follow_up_is_asked_standalone_and_says_how_it_was_understood(tmp_path
 def test_new_chat_starts_empty(tmp_path):
     view = Chat(fake_assistant(tmp_path)).new()
     assert view.state == ChatState() and view.answering is False and "src-placeholder" in view.sources
+
+
+def test_answers_are_saved_as_they_happen_and_reopen_as_they_were(tmp_path):
+    assistant = answering_assistant(tmp_path)
+    history = History(assistant.settings.chats_path)
+    chat = Chat(assistant, history)
+    state = list(chat.respond(ChatState(), "Who founded Zorblax Analytics?", owner="ana"))[-1].state
+    state = list(chat.respond(state, "Where was it founded?", owner="ana"))[-1].state
+    (conversation,) = history.conversations("ana")
+    assert state.conversation == conversation.id and conversation.title == "Who founded Zorblax Analytics?"
+    assert chat.conversations() == []  # another owner's
+
+    opened = chat.open(conversation.id, owner="ana").state
+    assert opened.messages == state.messages and opened.turns == state.turns and opened.conversation == conversation.id
+    # The reopened conversation goes on: a follow-up leans on its turns, and is saved in it.
+    more = list(chat.respond(opened, "When was it founded?", owner="ana"))[-1].state
+    assert more.turns[-1]["standalone"] == "When was Zorblax Analytics founded?"
+    assert len(history.turns(conversation.id, "ana")) == 3
+
+
+def test_a_reopened_answer_says_when_its_document_changed_since(tmp_path):
+    assistant = answering_assistant(tmp_path)
+    chat = Chat(assistant, History(assistant.settings.chats_path))
+    state = list(chat.respond(ChatState(), "Who founded Zorblax Analytics?"))[-1].state
+    assert "changed since" not in chat.open(state.conversation).state.messages[-1]["content"]
+    (assistant.settings.docs_dir / "tea.txt").write_text("Zorblax Analytics was sold in 2040.\n", encoding="utf-8")
+    view = chat.open(state.conversation)
+    assert f"⚠ {CHANGED}" in view.state.messages[-1]["content"] and f"⚠ {CHANGED}" in view.sources
+    assert CLAIM in view.sources  # the card shows the text as it was cited
+
+
+def test_stop_saves_the_draft_and_a_question_is_kept_even_unanswered(tmp_path):
+    assistant = answering_assistant(tmp_path)
+    history = History(assistant.settings.chats_path)
+    chat = Chat(assistant, history)
+    views = chat.respond(ChatState(), "Who founded Zorblax Analytics?")
+    view = next(views)  # asked: the question is saved before anything is answered
+    (turn,) = history.turns(view.state.conversation)
+    assert (turn.question, turn.status) == ("Who founded Zorblax Analytics?", PENDING)
+    for view in views:
+        if CURSOR in view.state.messages[-1]["content"]:
+            break
+    views.close()
+    chat.stop(view.state)
+    (turn,) = history.turns(view.state.conversation)
+    assert turn.status == STOPPED and turn.answer == view.state.draft != ""
+    assert "(stopped)" in chat.open(view.state.conversation).state.messages[-1]["content"]

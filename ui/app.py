@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -215,6 +216,7 @@ def build_app(assistant, options: UiOptions = UiOptions()):
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
+    from rag.history import LOCAL, History
     from rag.library import DOCUMENT_SUFFIXES
 
     from .chat import K_RANGE, MAX_TOKENS_RANGE, TEMPERATURE_RANGE, Chat, ChatState, View, clamp
@@ -256,8 +258,13 @@ def build_app(assistant, options: UiOptions = UiOptions()):
     # The conversation lives in server-side session state (`conversation`, a ChatState):
     # Gradio reads State when an event runs, not when it is triggered, so a question asked
     # while another is still streaming (or being stopped) waits its turn and then sees the
-    # whole conversation. Each update names only the components it changes.
-    chat = Chat(assistant)
+    # whole conversation. Each update names only the components it changes. Conversations are
+    # saved as they happen (rag/history.py); each signed-in user has their own (`owner`).
+    chat = Chat(assistant, History(settings.chats_path))
+    exports = Path(tempfile.mkdtemp(prefix="rag-chat-exports-"))
+
+    def owner(request) -> str:
+        return (getattr(request, "username", None) or LOCAL) if request is not None else LOCAL
 
     def shown(view: View) -> dict:
         update = {chatbot: view.state.messages, conversation: view.state}
@@ -270,18 +277,58 @@ def build_app(assistant, options: UiOptions = UiOptions()):
             update[box] = ""
         return update
 
-    def respond(question, state, k_value, max_tokens_value, temperature_value):
+    def respond(question, state, k_value, max_tokens_value, temperature_value, request: gr.Request):
         """Stream one answer into the chat and its sources into the panel."""
+        answering = chat.respond(state, question, k_value, max_tokens_value, temperature_value, owner(request))
         # Closed on Stop, so that the Assistant's stream is closed at once (see Chat.respond).
-        with contextlib.closing(chat.respond(state, question, k_value, max_tokens_value, temperature_value)) as views:
+        with contextlib.closing(answering) as views:
             for view in views:
                 yield shown(view)
 
     def stopped(state):
         return shown(chat.stop(state))
 
-    def new_chat():
-        return shown(chat.new())
+    def new_chat(state):
+        return shown(chat.new(state))
+
+    def sidebar(state, request: gr.Request) -> dict:
+        """The saved conversations, newest first, the open one selected, with its title and exports."""
+        user = owner(request)
+        listed = chat.conversations(user)
+        current = state.conversation if state is not None else None
+        files = chat.export(state, exports, user) if current in {c.id for c in listed} else None
+        return {
+            chat_list: gr.update(choices=[(c.label, str(c.id)) for c in listed], value=str(current) if files else None),
+            chat_title: next((c.title for c in listed if c.id == current), ""),
+            export_md: gr.update(value=files[0] if files else None, interactive=bool(files)),
+            export_json: gr.update(value=files[1] if files else None, interactive=bool(files)),
+            chat_status: "",
+        }
+
+    def open_conversation(choice, state, request: gr.Request):
+        try:
+            return shown(chat.open(int(choice), state, owner(request)))
+        except (TypeError, ValueError):
+            return {chat_status: render.status("error", f"there is no conversation {choice!r}")}
+        except RagError as error:
+            return {chat_status: render.status("error", str(error))}
+
+    def rename_conversation(title, state, request: gr.Request):
+        try:
+            chat.rename(state, title, owner(request))
+        except RagError as error:
+            return {chat_status: render.status("error", str(error))}
+        return sidebar(state, request)
+
+    def delete_conversation(state, request: gr.Request):
+        try:
+            return {**shown(chat.delete(state, owner(request))), chat_status: render.status("ok", "Deleted")}
+        except RagError as error:
+            return {chat_status: render.status("error", str(error))}
+
+    # Annotations are strings here (postponed), and gradio is not a module global: resolve them for Gradio.
+    for handler in (respond, sidebar, open_conversation, rename_conversation, delete_conversation):
+        handler.__annotations__["request"] = gr.Request
 
     def pick_example(event: gr.SelectData):
         value = event.value
@@ -347,6 +394,24 @@ def build_app(assistant, options: UiOptions = UiOptions()):
     with gr.Blocks(title=options.title, delete_cache=(3600, 3600)) as demo:
         conversation = gr.State(ChatState())
         header = gr.HTML(header_html(), elem_id="app-header", js_on_load=None)
+        with gr.Sidebar(label="Conversations", open=True, width=300, elem_id="conversations"):
+            gr.HTML('<div class="side-title">Conversations</div>', js_on_load=None)
+            chat_list = gr.Radio(
+                choices=[], value=None, show_label=False, container=False, elem_id="chat-list", label="Conversations"
+            )
+            with gr.Group(elem_id="chat-manage"):
+                chat_title = gr.Textbox(label="Title", max_lines=1, elem_id="chat-title", placeholder="Ask first…")
+                with gr.Row():
+                    rename_chat = gr.Button("Rename", size="sm", elem_id="rename-chat", min_width=60)
+                    delete_chat = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-chat", min_width=60)
+                with gr.Row():
+                    export_md = gr.DownloadButton(
+                        "Markdown", size="sm", elem_id="export-md", interactive=False, min_width=60
+                    )
+                    export_json = gr.DownloadButton(
+                        "JSON", size="sm", elem_id="export-json", interactive=False, min_width=60
+                    )
+            chat_status = gr.HTML("", elem_id="chat-status", js_on_load=None)
         with gr.Row(equal_height=False, elem_id="main-row"):
             with gr.Column(scale=7, min_width=380, elem_id="chat-column"):
                 chatbot = gr.Chatbot(
@@ -460,7 +525,7 @@ def build_app(assistant, options: UiOptions = UiOptions()):
             api_visibility="private",
             show_progress="hidden",
         )
-        stop.click(
+        stopping = stop.click(
             stopped,
             conversation,
             [chatbot, conversation, sources, send, stop],
@@ -468,10 +533,28 @@ def build_app(assistant, options: UiOptions = UiOptions()):
             queue=False,
             api_visibility="private",
         )
+        sidebar_outputs = [chat_list, chat_title, export_md, export_json, chat_status]
+        private = {"queue": False, "api_visibility": "private"}
         for clearing in (clear.click, chatbot.clear):
-            clearing(
-                new_chat, None, chat_outputs, cancels=[asking, asking_example], queue=False, api_visibility="private"
+            clearing(new_chat, conversation, chat_outputs, cancels=[asking, asking_example], **private).then(
+                sidebar, conversation, sidebar_outputs, **private
             )
+        # After an answer (or a stop), the sidebar lists the conversation and offers its exports.
+        for answered in (asking, asking_example, stopping):
+            answered.then(sidebar, conversation, sidebar_outputs, **private)
+        chat_list.input(
+            open_conversation,
+            [chat_list, conversation],
+            [*chat_outputs, chat_status],
+            cancels=[asking, asking_example],
+            **private,
+        ).then(sidebar, conversation, sidebar_outputs, **private)
+        rename_chat.click(rename_conversation, [chat_title, conversation], sidebar_outputs, **private)
+        chat_title.submit(rename_conversation, [chat_title, conversation], sidebar_outputs, **private)
+        delete_chat.click(delete_conversation, conversation, [*chat_outputs, chat_status], **private).then(
+            sidebar, conversation, sidebar_outputs[:-1], **private
+        )
+        demo.load(sidebar, conversation, sidebar_outputs, **private)
         docs_outputs = [docs_table, header, documents]
         if not options.read_only:
             docs_outputs.append(to_remove)
