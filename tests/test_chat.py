@@ -153,3 +153,13 @@ def test_stop_saves_the_draft_and_a_question_is_kept_even_unanswered(tmp_path):
     (turn,) = history.turns(view.state.conversation)
     assert turn.status == STOPPED and turn.answer == view.state.draft != ""
     assert "(stopped)" in chat.open(view.state.conversation).state.messages[-1]["content"]
+
+
+def test_a_history_that_cannot_be_written_is_said_and_the_question_still_answered(tmp_path):
+    assistant = answering_assistant(tmp_path)
+    (tmp_path / "blocked").write_text("a file, not a folder", encoding="utf-8")
+    chat = Chat(assistant, History(tmp_path / "blocked" / "chats.sqlite3"))
+    state = list(chat.respond(ChatState(), "Who founded Zorblax Analytics?"))[-1].state
+    reply = state.messages[-1]["content"]
+    assert reply.startswith('<span class="error">⚠ this answer is not being saved: ') and CLAIM in reply
+    assert state.conversation is None and len(state.turns) == 1

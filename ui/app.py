@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import sys
 import tempfile
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -575,4 +577,5 @@ def build_app(assistant, options: UiOptions = UiOptions()):
             )
         demo.load(documents_view, None, docs_outputs, queue=False, api_visibility="private")
         gr.api(ask, api_name="ask", concurrency_id=LLM_QUEUE, concurrency_limit=1)
+    weakref.finalize(demo, shutil.rmtree, exports, ignore_errors=True)  # the export files made for downloads
     return demo

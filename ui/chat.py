@@ -115,12 +115,12 @@ class Chat:
             return
         reply = {"role": "assistant", "content": THINKING}
         state.messages.append(reply)
+        unsaved = ""
         try:
             self._record_question(state, cleaned, owner)
-        except RagError as error:
-            reply["content"] = error_message(error)
-            yield View(state.copy(), answering=False, clear_question=True)
-            return
+        except RagError as error:  # answer all the same, and say so: the user may want to copy it
+            state.conversation = state.pending = None
+            unsaved = error_message(f"this answer is not being saved: {error}") + "\n\n"
         yield View(
             state.copy(),
             sources=render.sources_panel(state.sections, render.pending_sources(cleaned, None)),
@@ -130,7 +130,7 @@ class Chat:
         stream = None
         try:
             rewrite = self.assistant.standalone_question(state.history, cleaned)
-            note = render.rewrite_note(rewrite.standalone) if rewrite.rewritten else ""
+            note = unsaved + (render.rewrite_note(rewrite.standalone) if rewrite.rewritten else "")
             if note:
                 reply["content"] = note + THINKING
                 yield View(
