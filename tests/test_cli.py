@@ -157,12 +157,11 @@ def test_ask_chat_appends_to_a_conversation_and_a_follow_up_leans_on_its_first_t
     where = ["--index", str(seeds_index), "--chats", str(tmp_path / "chats.sqlite3")]
     first = "Sebelum bekerja di OpenAI, perusahaan apa yang pernah ikut didirikan Calvin French-Owen?"
     follow_up = "Berapa bulan dia bekerja di OpenAI?"
-    status, stdout, stderr = run("ask", *where, "--chat", "calvin", first)
+    # One process for both (each run loads the models): each line is the conversation's next
+    # turn, its earlier turns read back from the file, as a later shell session would.
+    status, stdout, stderr = run("ask", *where, "--chat", "calvin", "-", stdin=f"{first}\n{follow_up}\n")
     assert status == 0 and "Segment" in stdout, stderr
-    # A later shell session: the same conversation, its first turn the context of the follow-up.
-    status, stdout, stderr = run("ask", *where, "--chat", "calvin", follow_up)
-    assert status == 0, stderr
-    understood = stdout.splitlines()[0]
+    understood = next(line for line in stdout.splitlines() if line.startswith("↳ understood as"))
     assert understood.startswith("↳ understood as “Berapa bulan ") and " dia " not in understood, stdout
 
     (conversation,) = History(tmp_path / "chats.sqlite3").conversations()

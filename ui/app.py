@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     assistant = Assistant(settings_from_args(args))
     log = lambda message: print(message, file=sys.stderr, flush=True)
     warm_up(assistant, log)
+    log(f"Conversations are saved in {assistant.settings.chats_path} (`rag chats` lists and exports them).")
     options = UiOptions(max_upload_bytes=int(args.max_upload_mb * 2**20), read_only=args.read_only)
     demo, url = serve(assistant, options, host=args.host, port=args.port, auth=auth)
     print(f"Chat running at {url} (listening on {args.host}:{args.port}, {how}). Press Ctrl+C to stop.", flush=True)
