@@ -232,6 +232,8 @@ def test_starter_question_then_a_follow_up_shows_its_standalone_form(page, seeds
 
 
 def test_a_conversation_outlasts_a_reload_and_is_reopened_and_exported(page, seeds_app):
+    from playwright.sync_api import expect
+
     question = "Calvin French-Owen ikut mendirikan perusahaan apa?"
     page.goto(seeds_app)
     page.wait_for_selector("#question textarea")
@@ -253,7 +255,7 @@ def test_a_conversation_outlasts_a_reload_and_is_reopened_and_exported(page, see
     assert question in page.locator("#chat").inner_text()
     assert page.locator('#chat a[href^="#src-1-"]').count() >= 1  # its citations work as before
     assert page.locator("#chat .stale").count() == 0  # the seeds have not changed
-    assert page.locator("#chat-title input").input_value() == question
+    expect(page.locator("#chat-title input")).to_have_value(question)  # the sidebar follows the open one
 
     with page.expect_download() as markdown:
         page.click("#export-md")
@@ -268,9 +270,21 @@ def test_a_conversation_outlasts_a_reload_and_is_reopened_and_exported(page, see
         assert f"> [{citation['n']}] “{citation['quote']}”" in exported
         assert f"> — {citation['file']} ¶{citation['paragraph']}" in exported
 
+    page.fill("#chat-title input", "Calvin")
+    page.click("#rename-chat")
+    page.locator("#chat-list label", has_text="Calvin · ").wait_for()
     page.goto(seeds_app + "?__theme=dark")
-    page.locator("#chat-list label", has_text=question).wait_for()
+    renamed = page.locator("#chat-list label", has_text="Calvin · ")
+    renamed.wait_for()
     page.locator("#conversations").screenshot(path=str(ARTIFACTS / "ui-sidebar-dark.png"))
+
+    renamed.click()
+    expect(page.locator("#chat-title input")).to_have_value("Calvin")
+    page.click("#delete-chat")  # asks first
+    page.click("#confirm-delete-chat")
+    page.wait_for_selector("#confirm-delete-chat", state="hidden")
+    page.locator("#chat-list label", has_text="Calvin · ").wait_for(state="detached")
+    assert question not in page.locator("#chat").inner_text()
     assert not page.dialogs
 
 

@@ -306,7 +306,12 @@ def build_app(assistant, options: UiOptions = UiOptions()):
             export_md: gr.update(value=files[0] if files else None, interactive=bool(files)),
             export_json: gr.update(value=files[1] if files else None, interactive=bool(files)),
             chat_status: "",
+            confirm_delete: gr.update(visible=False),
         }
+
+    def sidebar_after_delete(state, request: gr.Request) -> dict:
+        """The sidebar without the conversation just deleted, "Deleted" still said."""
+        return {key: value for key, value in sidebar(state, request).items() if key is not chat_status}
 
     def open_conversation(choice, state, request: gr.Request):
         try:
@@ -323,14 +328,31 @@ def build_app(assistant, options: UiOptions = UiOptions()):
             return {chat_status: render.status("error", str(error))}
         return sidebar(state, request)
 
+    def ask_to_delete(state):
+        """Deleting is not undone: it asks first, with a second button."""
+        if state is None or state.conversation is None:
+            return {chat_status: render.status("error", "there is no saved conversation to delete")}
+        return {
+            chat_status: render.status("warning", "Delete this conversation? This cannot be undone."),
+            confirm_delete: gr.update(visible=True),
+        }
+
     def delete_conversation(state, request: gr.Request):
         try:
-            return {**shown(chat.delete(state, owner(request))), chat_status: render.status("ok", "Deleted")}
+            view = chat.delete(state, owner(request))
         except RagError as error:
-            return {chat_status: render.status("error", str(error))}
+            return {chat_status: render.status("error", str(error)), confirm_delete: gr.update(visible=False)}
+        return {**shown(view), chat_status: render.status("ok", "Deleted"), confirm_delete: gr.update(visible=False)}
 
     # Annotations are strings here (postponed), and gradio is not a module global: resolve them for Gradio.
-    for handler in (respond, sidebar, open_conversation, rename_conversation, delete_conversation):
+    for handler in (
+        respond,
+        sidebar,
+        sidebar_after_delete,
+        open_conversation,
+        rename_conversation,
+        delete_conversation,
+    ):
         handler.__annotations__["request"] = gr.Request
 
     def pick_example(event: gr.SelectData):
@@ -407,6 +429,9 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                 with gr.Row():
                     rename_chat = gr.Button("Rename", size="sm", elem_id="rename-chat", min_width=60)
                     delete_chat = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-chat", min_width=60)
+                confirm_delete = gr.Button(
+                    "Yes, delete it", size="sm", variant="stop", visible=False, elem_id="confirm-delete-chat"
+                )
                 with gr.Row():
                     export_md = gr.DownloadButton(
                         "Markdown", size="sm", elem_id="export-md", interactive=False, min_width=60
@@ -536,7 +561,7 @@ def build_app(assistant, options: UiOptions = UiOptions()):
             queue=False,
             api_visibility="private",
         )
-        sidebar_outputs = [chat_list, chat_title, export_md, export_json, chat_status]
+        sidebar_outputs = [chat_list, chat_title, export_md, export_json, chat_status, confirm_delete]
         private = {"queue": False, "api_visibility": "private"}
         for clearing in (clear.click, chatbot.clear):
             clearing(new_chat, conversation, chat_outputs, cancels=[asking, asking_example], **private).then(
@@ -554,9 +579,10 @@ def build_app(assistant, options: UiOptions = UiOptions()):
         ).then(sidebar, conversation, sidebar_outputs, **private)
         rename_chat.click(rename_conversation, [chat_title, conversation], sidebar_outputs, **private)
         chat_title.submit(rename_conversation, [chat_title, conversation], sidebar_outputs, **private)
-        delete_chat.click(delete_conversation, conversation, [*chat_outputs, chat_status], **private).then(
-            sidebar, conversation, sidebar_outputs[:-1], **private
-        )
+        delete_chat.click(ask_to_delete, conversation, [chat_status, confirm_delete], **private)
+        confirm_delete.click(
+            delete_conversation, conversation, [*chat_outputs, chat_status, confirm_delete], **private
+        ).then(sidebar_after_delete, conversation, [o for o in sidebar_outputs if o is not chat_status], **private)
         demo.load(sidebar, conversation, sidebar_outputs, **private)
         docs_outputs = [docs_table, header, documents]
         if not options.read_only:
