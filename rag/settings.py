@@ -65,6 +65,14 @@ class Settings:
     # The key a client of the OpenAI-compatible API must send (`Authorization: Bearer KEY`);
     # without one, the API is served to this machine only.
     api_key: str | None = None
+    chats: Path | None = None  # the conversations file; None: beside the index folder
+
+    @property
+    def chats_path(self) -> Path:
+        """Where conversations are kept (rag/history.py says why beside the index, not in it)."""
+        return (
+            self.chats if self.chats is not None else self.index_dir.with_name(self.index_dir.name + ".chats.sqlite3")
+        )
 
     @property
     def llm_model(self) -> Model | None:
@@ -189,6 +197,13 @@ OPTIONS = (
         serving=True,
         help="the key clients of the OpenAI-compatible API must send; needed off this machine "
         "(the environment keeps it out of the process list)",
+    ),
+    Option(
+        "chats",
+        "RAG_CHATS",
+        "--chats",
+        Path,
+        help="conversations file (SQLite), default beside the index folder: INDEX.chats.sqlite3",
     ),
 )
 
