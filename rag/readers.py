@@ -420,8 +420,9 @@ def read_docx(data: bytes) -> Reading:
 
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
-# What a run's elements read as (as python-docx reads them); text elements read as their text.
-_RUN_TEXT = {_W + "tab": "\t", _W + "ptab": "\t", _W + "cr": "\n", _W + "noBreakHyphen": "-"}
+# What a run's elements other than text read as; a break of any kind (line, page, column)
+# parts the words on either side.
+_RUN_TEXT = {_W + "tab": "\t", _W + "ptab": "\t", _W + "br": "\n", _W + "cr": "\n", _W + "noBreakHyphen": "-"}
 
 
 def _paragraph_text(paragraph) -> str:
@@ -429,13 +430,8 @@ def _paragraph_text(paragraph) -> str:
     parts = []
     for child in paragraph.iterchildren(_W + "r", _W + "hyperlink"):
         for run in child.iterchildren(_W + "r") if child.tag == _W + "hyperlink" else (child,):
-            for item in run.iterchildren(_W + "t", _W + "br", *_RUN_TEXT):
-                if item.tag == _W + "t":
-                    parts.append(item.text or "")
-                elif item.tag == _W + "br":  # a page or column break is no text
-                    parts.append("\n" if item.get(_W + "type", "textWrapping") == "textWrapping" else "")
-                else:
-                    parts.append(_RUN_TEXT[item.tag])
+            for item in run.iterchildren(_W + "t", *_RUN_TEXT):
+                parts.append(item.text or "" if item.tag == _W + "t" else _RUN_TEXT[item.tag])
     return "".join(parts)
 
 
