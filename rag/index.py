@@ -505,12 +505,13 @@ def update_index(
         raise RagError(
             f"no readable document in {docs_dir} ({len(skipped)} skipped{example}); add documents and run `rag index`"
         )
+    # Read-only, on a read-only file system, or immutable: said before anything is embedded.
+    if index_dir.is_dir() and not os.access(index_dir, os.W_OK):
+        raise RagError(f"the index folder {index_dir} is read-only; make it writable or choose another --index")
     try:
         claim_index_folder(index_dir, docs_dir)
-    except OSError as error:  # marking a new folder as an index in a read-only one
+    except OSError as error:
         raise _unwritable(index_dir, error) from None
-    if not os.access(index_dir, os.W_OK):  # read-only, on a read-only file system, or immutable: before embedding
-        raise RagError(f"the index folder {index_dir} is read-only; make it writable or choose another --index")
     try:
         lock = FileLock(str(index_dir / ".lock"), timeout=LOCK_TIMEOUT)
         lock.acquire()
