@@ -544,21 +544,13 @@ _OPTIONAL_END = frozenset(
         "tr",
     ]
 )
+# (noscript is not among them: with scripts off, its content is parsed as elements.)
 _RAW_TEXT_END = {
     name: re.compile(f"</{name}", re.IGNORECASE)
-    for name in (
-        "iframe",
-        "noembed",
-        "noframes",
-        "noscript",
-        "plaintext",
-        "script",
-        "style",
-        "textarea",
-        "title",
-        "xmp",
-    )
+    for name in ("iframe", "noembed", "noframes", "plaintext", "script", "style", "textarea", "title", "xmp")
 }
+# Inside these, the tags above are elements like any other (and a <div> leaves them again).
+_FOREIGN = frozenset(["svg", "math"])
 
 
 def read_html(data: bytes) -> Reading:
@@ -598,11 +590,13 @@ def flatten_html(text: str) -> tuple[str, bool]:
     pieces: list[str] = []
     copied = depth = 0  # text[:copied] is in pieces
     dropped: dict[str, int] = {}  # name -> start tags taken out and not yet closed
-    position = 0
+    foreign = position = 0  # foreign: <svg> and <math> elements open
     while match := _TAG.search(text, position, end):
         position = match.end()
         closing, name = match.group(1), match.group(2).lower()
-        if name in _RAW_TEXT_END:  # its content is text up to its end tag, whatever it looks like
+        if name in _FOREIGN and not match.group(0).endswith("/>"):
+            foreign = max(foreign + (-1 if closing else 1), 0)
+        elif name in _RAW_TEXT_END and not foreign:  # its content is text up to its end tag
             if not closing:
                 close = _RAW_TEXT_END[name].search(text, position)
                 position = close.start() if close else len(text)
