@@ -69,7 +69,7 @@ from .reports import markdown_table, rounded
 CHUNKS_PER_FILE_LARGE = 1000
 ANN_K = 10
 
-# The targets, on this machine (README, performance).
+# The targets, on this machine (docs/performance.md).
 TARGETS = {
     "index_overhead_ratio": ("<=", 1.15),
     "index_overhead_ratio_synthetic": ("<=", 1.15),
@@ -79,7 +79,7 @@ TARGETS = {
     "decode_ratio_vs_raw": (">=", 0.95),
     "cold_start_ratio_vs_bare_llm": ("<=", 1.5),
     "cold_start_retrieve_only_s": ("<=", 1.5),
-    "peak_rss_mb": ("<=", 1300.0),  # set for the 0.5B LLM (--fast); the 1.5B default needs more (README)
+    "peak_rss_mb": ("<=", 1300.0),  # set for the 0.5B LLM (--fast); the 1.5B default needs more (docs/performance.md)
     "peak_rss_mb_ui": ("<=", 2560.0),
 }
 

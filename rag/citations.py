@@ -483,7 +483,7 @@ def _may_vouch(claim: str, text: str, question: str, wanted: float) -> bool:
 
 
 # How much of the question (its words and CJK bigrams) a sentence of a passage the model did not
-# choose must repeat to vouch for the answer; calibrated on eval/gold.jsonl (README, Evaluation).
+# choose must repeat to vouch for the answer; calibrated on eval/gold.jsonl (docs/evaluation.md).
 RECITE_QUESTION_SHARE = 0.4
 # How much more of the answer's own words another such sentence must hold to be cited instead of
 # a chosen one that holds the answer.

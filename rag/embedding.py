@@ -90,7 +90,7 @@ class SentenceTransformerEmbedder:
 class UnigramTokenizer:
     """A Unigram (SentencePiece-style) tokenizer that loads in a fraction of the time of the
     `tokenizers` library's. That library builds a trie of all 250,000 XLM-R pieces, which
-    costs several times the CPU and memory of this one (measured in README, "Why the default
+    costs several times the CPU and memory of this one (measured in docs/performance.md, "Why the default
     embedder's tokenizer is not the `tokenizers` library"). Here the pieces are a dict read from a
     plain file, and a word's best split is found by the same Viterbi search as the library's
     (same scores, same order of candidates, same tie-breaking, unknown runs fused into one

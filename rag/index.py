@@ -15,7 +15,7 @@ Vectors are stored centred per language: multilingual-e5 scores a question highe
 against any text in its own language, which buries the right passage in another
 language. Subtracting each language's mean vector (shrunk towards the global mean when
 a language has few chunks) removes that offset from every inner product (its effect on
-eval/gold.jsonl: README, evaluation). The offsets are kept, so true cosine similarities
+eval/gold.jsonl: docs/evaluation.md). The offsets are kept, so true cosine similarities
 can still be computed.
 """
 

@@ -50,7 +50,7 @@ class Settings:
     # A claim whose words are not the cited passage's is supported at this similarity.
     support_similarity: float = 0.86
     # Below this probability (the model's own, that some passage answers) refuse
-    # (calibrated on eval/gold.jsonl; see README, evaluation).
+    # (calibrated on eval/gold.jsonl; see docs/evaluation.md).
     min_answerable: float = 0.5
     chunk_tokens: int = 128
     chunk_overlap: int = 16
