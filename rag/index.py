@@ -44,6 +44,7 @@ from .store import (
     INDEX_FORMAT,
     Progress,
     Store,
+    StoreBackend,
     UpdateReport,
     centred,
     language_offsets,
@@ -505,3 +506,18 @@ def update_index(
         lock.release()
     report.seconds = time.perf_counter() - started
     return load_index(index_dir), report
+
+
+def _update_from_settings(settings, embedder, chunking, rebuild=False, progress=None) -> tuple[Index, UpdateReport]:
+    return update_index(
+        settings.docs_dir, settings.index_dir, embedder, chunking, settings.index_type, rebuild, progress
+    )
+
+
+# The default store (rag/backends.py): the index folder named by --index.
+STORE = StoreBackend(
+    exists=lambda settings: exists(settings.index_dir),
+    open=lambda settings: load_index(settings.index_dir),
+    update=_update_from_settings,
+    location=lambda settings: str(settings.index_dir),
+)

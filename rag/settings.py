@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from models import catalogue
 from models.catalogue import Model
 
+from . import backends
 from .errors import RagError
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ class Settings:
     @property
     def index_location(self) -> str:
         """Where the index lives, for messages (never with the Milvus token)."""
-        return f"Milvus at {self.milvus_uri}" if self.store == "milvus" else str(self.index_dir)
+        return backends.store(self.store).location(self)
 
     def replace(self, **changes: object) -> Settings:
         """A copy with the given fields changed; None values are ignored (an unset CLI flag)."""
@@ -98,7 +99,7 @@ class Settings:
 
 RETRIEVAL_MODES = ("dense", "keyword", "hybrid")
 INDEX_TYPES = ("flat", "hnsw")
-STORES = ("faiss", "milvus")
+STORES = tuple(backends.STORES)
 
 
 @dataclass(frozen=True)
@@ -248,8 +249,8 @@ def validate(settings: Settings) -> None:
         raise RagError(f"retrieval must be dense, keyword or hybrid, not {settings.retrieval!r}")
     if settings.index_type not in INDEX_TYPES:
         raise RagError(f"index type must be flat or hnsw, not {settings.index_type!r}")
-    if settings.store not in STORES:
-        raise RagError(f"store must be faiss or milvus, not {settings.store!r}")
+    if settings.store not in backends.STORES:
+        raise RagError(f"store must be {' or '.join(backends.STORES)}, not {settings.store!r}")
     if settings.store == "milvus" and not settings.milvus_uri:
         raise RagError("--store milvus needs --milvus-uri (a local file like milvus.db, or http://host:19530)")
     if settings.max_tokens < 1:
