@@ -3,7 +3,7 @@ one backend object (a `StoreBackend`, `EmbedderBackend` or `LLMBackend`) and one
 
 Entries name "module:attribute" and are imported on first use, so a cold `ask` imports only
 the backends it uses (not pymilvus, say, nor torch). This module imports nothing of the
-project, so settings can read the names from it.
+project but its error type, so settings can read the names from it.
 """
 
 from __future__ import annotations
