@@ -15,7 +15,7 @@ Vectors are stored centred per language: multilingual-e5 scores a question highe
 against any text in its own language, which buries the right passage in another
 language. Subtracting each language's mean vector (shrunk towards the global mean when
 a language has few chunks) removes that offset from every inner product (its effect on
-eval/gold.jsonl: README, evaluation). The offsets are kept, so true cosine similarities
+eval/gold.jsonl: docs/evaluation.md). The offsets are kept, so true cosine similarities
 can still be computed.
 """
 
@@ -44,6 +44,7 @@ from .store import (
     INDEX_FORMAT,
     Progress,
     Store,
+    StoreBackend,
     UpdateReport,
     centred,
     language_offsets,
@@ -574,3 +575,18 @@ def update_index(
         lock.release()
     report.seconds = time.perf_counter() - started
     return load_index(index_dir), report
+
+
+def _update_from_settings(settings, embedder, chunking, rebuild=False, progress=None) -> tuple[Index, UpdateReport]:
+    return update_index(
+        settings.docs_dir, settings.index_dir, embedder, chunking, settings.index_type, rebuild, progress
+    )
+
+
+# The default store (rag/backends.py): the index folder named by --index.
+STORE = StoreBackend(
+    exists=lambda settings: exists(settings.index_dir),
+    open=lambda settings: load_index(settings.index_dir),
+    update=_update_from_settings,
+    location=lambda settings: str(settings.index_dir),
+)

@@ -37,6 +37,7 @@ from .store import (
     INDEX_FORMAT,
     Progress,
     Store,
+    StoreBackend,
     UpdateReport,
     centred,
     language_offsets,
@@ -589,3 +590,12 @@ def update_milvus(
     store = _replace_live(client, uri, manifest, plan.chunks, documents, vectors)
     report.seconds = time.perf_counter() - started
     return store, report
+
+
+# The store of `--store milvus` (rag/backends.py); the token never appears in its location.
+STORE = StoreBackend(
+    exists=exists,
+    open=open_milvus,
+    update=update_milvus,
+    location=lambda settings: f"Milvus at {settings.milvus_uri}",
+)

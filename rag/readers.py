@@ -1,6 +1,6 @@
 """Readers: from a file's bytes to its paragraphs, one reader per format, chosen by suffix.
 
-Paragraph rules (README "Formats"):
+Paragraph rules (docs/formats.md):
 - .txt, .md: one non-blank line is one paragraph (lines end at \\n, \\r\\n or \\r).
 - .pdf: per page, text lines joined into blocks; a block ends where the vertical gap to the
   next line is larger than half a line (or the next line starts higher, as in a new
