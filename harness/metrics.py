@@ -232,6 +232,7 @@ def score_question(
         reason=getattr(answer, "reason", None),
         why=getattr(answer, "why", None),
         answerable_probability=getattr(answer, "answerable", None),
+        copy_probability=getattr(answer, "copy_probability", None),
         unsupported=list(getattr(answer, "unsupported", None) or []),
         timings_ms={key: round(value, 1) for key, value in answer.timings_ms.items()},
     )

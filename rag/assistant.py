@@ -6,13 +6,14 @@ touches FAISS, the tokenizer or llama.cpp directly.
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -60,6 +61,7 @@ class Answer:
     truncated: bool = False  # the answer was cut at the token limit (and ends cleanly)
     answerable: float | None = None  # the model's probability that a passage answers
     copied: str | None = None  # the answer as copied from the cited sentence, verbatim
+    copy_probability: float | None = None  # the model's own probability of the copy, per token
     translation: str | None = None  # the copy in the question's language, when they differ
 
     def to_json(self) -> dict:
@@ -72,6 +74,7 @@ class Answer:
             "truncated": self.truncated,
             "answerable_probability": None if self.answerable is None else round(self.answerable, 4),
             "copied": self.copied,
+            "copy_probability": None if self.copy_probability is None else round(self.copy_probability, 4),
             "translation": self.translation,
             "language": self.language,
             "citations": [c.to_json() for c in self.citations],
@@ -331,7 +334,7 @@ class Assistant:
             if answerable is not None and answerable < self.settings.min_answerable:
                 yield not_found(answerable)
                 return
-            copied = None
+            copied, copy_probability = None, None
             for prefix, constraint in self._answer_attempts(passages, probabilities):
                 pieces: list[str] = []
                 grammar, copy_from = (constraint, None) if isinstance(constraint, str) else (None, constraint)
@@ -343,6 +346,9 @@ class Assistant:
                     pieces.append(piece)
                     yield Token(piece)
                 copied = self._copied(prefix + "".join(pieces), question, passages, index)
+                if copied is not None and copy_from is not None and copy_from.logprobs:
+                    # The model's own probability of the copy, per token (geometric mean).
+                    copy_probability = math.exp(sum(copy_from.logprobs) / len(copy_from.logprobs))
                 if copied is None or copied.problem is None:
                     break  # no passage answers, or a usable copy
             if copied is not None and copied.problem is None and copied.needs_translation(language):
@@ -355,6 +361,8 @@ class Assistant:
             yield not_found(answerable)
             return
         truncated = bool(pieces) and self.llm.count_tokens("".join(pieces)) >= max_tokens
+        if copied.problem is None and copy_probability is not None and copy_probability < self.settings.min_copied:
+            copied = replace(copied, problem="the model itself is not sure the copied text answers the question")
         if copied.problem:
             yield finish(
                 text=prompts.unverified(language),
@@ -365,6 +373,7 @@ class Assistant:
                 passage=passages[0],
                 unsupported=[copied.span] if copied.span else [],
                 answerable=answerable,
+                copy_probability=copy_probability,
             )
             return
         source = passages[copied.n - 1]
@@ -379,6 +388,7 @@ class Assistant:
             answerable=answerable,
             copied=copied.span,
             translation=translation,
+            copy_probability=copy_probability,
         )
 
     # Passages tried in turn when a copy from the chosen one is no answer (bounded: each try is

@@ -177,6 +177,8 @@ class LlamaCppLLM:
                     break
             if choice is None:  # nothing likely continues the copy: end it here
                 choice = self.model.token_eos()
+            elif choice not in end_tokens and (generated or piece(choice) != b" "):
+                source.logprobs.append(float(scores[choice] - _logsumexp(scores)))
             allowed = np.full_like(scores, -np.inf)
             allowed[choice] = 0.0
             return allowed
@@ -211,6 +213,13 @@ class LlamaCppLLM:
             chosen = logits[[i[0] for i in ids]].astype(np.float64)
         weights = np.exp(chosen - chosen.max())
         return dict(zip(options, (weights / weights.sum()).tolist()))
+
+
+def _logsumexp(values) -> float:
+    import numpy as np
+
+    top = float(values.max())
+    return top + float(np.log(np.exp(values - top).sum()))
 
 
 class OpenAICompatibleLLM:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .language import language_name
 from .text import units
@@ -127,6 +127,9 @@ class CopySource:
     text: str
     starts: tuple[int, ...]
     ends: tuple[int, ...]
+    # The model's own log-probability of each token it copied, appended by a backend that can
+    # read them (rag.llm.LlamaCppLLM): how far the copy is from what the model would have written.
+    logprobs: list[float] = field(default_factory=list, compare=False)
 
 
 def copy_source(passage: str) -> CopySource:

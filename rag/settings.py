@@ -51,6 +51,8 @@ class Settings:
     # Below this probability (the model's own, that some passage answers) refuse
     # (calibrated on eval/gold.jsonl; see docs/evaluation.md).
     min_answerable: float = 0.5
+    # Below this probability of the copied answer (the model's own, per token) withhold it.
+    min_copied: float = 0.0
     chunk_tokens: int = 128
     chunk_overlap: int = 16
     retrieval: str = "hybrid"
@@ -189,6 +191,14 @@ OPTIONS = (
         help="refuse below this probability (the LLM's) that a passage answers",
         generation=True,
     ),
+    Option(
+        "min_copied",
+        "RAG_MIN_COPIED",
+        "--min-copied",
+        float,
+        help="withhold an answer whose copied words the LLM gives less than this probability per token",
+        generation=True,
+    ),
     Option("threads", "RAG_THREADS", convert=int),
     Option(
         "api_key",
@@ -292,6 +302,8 @@ def validate(settings: Settings) -> None:
         raise RagError(f"temperature must be between 0 and 2, not {settings.temperature}")
     if not 0.0 <= settings.min_answerable <= 1.0:
         raise RagError(f"min answerable must be between 0 and 1, not {settings.min_answerable}")
+    if not 0.0 <= settings.min_copied <= 1.0:
+        raise RagError(f"min copied must be between 0 and 1, not {settings.min_copied}")
     if settings.threads < 1:
         raise RagError(f"threads must be positive, not {settings.threads}")
     if settings.api_key is not None and (len(settings.api_key) < 8 or not settings.api_key.isprintable()):
