@@ -368,7 +368,7 @@ class Assistant:
             )
             return
         source = passages[copied.n - 1]
-        found = self.index.paragraph(source.file, source.paragraph)
+        found = self.index.paragraph(source.file, source.piece)
         citation = Citation(1, source.file, source.paragraph, found.text, copied.quote, found.page, found.ocr)
         text = f"{translation} («{copied.span}» [1])" if translation else f"{copied.span} [1]"
         yield finish(
@@ -407,7 +407,7 @@ class Assistant:
             return None
         n, span = int(chosen.group(1)), " ".join(chosen.group(2).split())
         source = passages[n - 1]
-        paragraph = self.index.paragraph(source.file, source.paragraph).text
+        paragraph = self.index.paragraph(source.file, source.piece).text
         quote = quote_of(span, paragraph) or source.quote
         problem = problem_with_span(span, question) or problem_with_quote(quote)
         return Copied(n, span, quote, detect_language(source.text), problem)
