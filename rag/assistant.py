@@ -185,7 +185,11 @@ class Assistant:
 
     @property
     def index(self) -> Store:
-        """The live store (FAISS folder or Milvus collection, by settings.store)."""
+        """The live store (FAISS folder or Milvus collection, by settings.store). While an update
+        builds the next one, this is still the previous one: the lock is only for loading."""
+        index = self._index
+        if index is not None:
+            return index
         with self._index_lock:
             if self._index is None:
                 if store_exists(self.settings):
@@ -260,7 +264,7 @@ class Assistant:
         self, rebuild: bool = False, progress: Callable[[str, int, int], None] | None = None
     ) -> UpdateReport:
         """Bring the index in line with the documents; `progress(stage, done, total)` as in rag.index."""
-        with self._index_lock:
+        with self._index_lock:  # one update at a time; questions meanwhile use the index they find
             index, report = update_store(self.settings, self.embedder, self.chunking, rebuild, progress)
             self._index = index
             return report
@@ -270,9 +274,11 @@ class Assistant:
         """The k best chunks for the question; mode is dense, keyword or hybrid (default: settings)."""
         return self._retrieve(clean_question(question), k, mode)[0]
 
-    def _retrieve(self, question: str, k: int | None, mode: str | None) -> tuple[list[Hit], np.ndarray]:
+    def _retrieve(
+        self, question: str, k: int | None, mode: str | None, index: Store | None = None
+    ) -> tuple[list[Hit], np.ndarray]:
         query = self.embedder.encode_queries([question])[0]
-        hits = Retriever(self.index, self.embedder).search(
+        hits = Retriever(index or self.index, self.embedder).search(
             question, k or self.settings.k, mode or self.settings.retrieval, query
         )
         return hits, query
@@ -295,7 +301,10 @@ class Assistant:
         elapsed = lambda: (time.perf_counter() - started) * 1000
         question = clean_question(question)
         language = detect_language(question)
-        hits, query = self._retrieve(question, k, None)
+        # One index for the whole question: the folder watcher or the library may swap in a new
+        # one meanwhile, and hits of the old one must be read in the old one.
+        index = self.index
+        hits, query = self._retrieve(question, k, None, index)
         timings = {"retrieve": elapsed()}
         yield Retrieved(hits)
         if retrieve_only:
@@ -303,7 +312,7 @@ class Assistant:
             yield Done(Answer(question, None, False, [], hits, language, timings))
             return
         passages = select_passages(
-            question, query, hits, self.index, self.embedder, self.settings.passages, self.settings.passage_tokens
+            question, query, hits, index, self.embedder, self.settings.passages, self.settings.passage_tokens
         )
         timings["passages"] = elapsed() - timings["retrieve"]
 
@@ -342,12 +351,12 @@ class Assistant:
                     timings.setdefault("first_token", elapsed())
                     pieces.append(piece)
                     yield Token(piece)
-                copied = self._copied(prefix + "".join(pieces), question, passages)
+                copied = self._copied(prefix + "".join(pieces), question, passages, index)
                 if copied is None or copied.problem is None:
                     break  # no passage answers, or a usable copy
             if copied is not None and copied.problem is None and copied.needs_translation(language):
                 started_translation = elapsed()
-                translation = self._translate(copied.span, language)
+                translation = self._translate(messages, copied, language)
                 timings["translate"] = elapsed() - started_translation
             else:
                 translation = None
@@ -368,7 +377,7 @@ class Assistant:
             )
             return
         source = passages[copied.n - 1]
-        found = self.index.paragraph(source.file, source.piece)
+        found = index.paragraph(source.file, source.piece)
         citation = Citation(1, source.file, source.paragraph, found.text, copied.quote, found.page, found.ocr)
         text = f"{translation} («{copied.span}» [1])" if translation else f"{copied.span} [1]"
         yield finish(
@@ -400,29 +409,34 @@ class Assistant:
             # the model's training text.
             yield f"{prompts.CHOICE_PREFIX}{choice}]", prompts.copy_source(passages[int(choice) - 1].text)
 
-    def _copied(self, reply: str, question: str, passages: list[Passage]) -> Copied | None:
+    def _copied(self, reply: str, question: str, passages: list[Passage], index: Store) -> Copied | None:
         """What a reply "[n] copied text" copied, from where, and what is wrong with it; None for "[0]"."""
         chosen = re.match(r"\s*\[\s*(\d+)\s*\]\s*(.*)", reply, re.DOTALL)
         if chosen is None or chosen.group(1) == prompts.NONE or not 1 <= int(chosen.group(1)) <= len(passages):
             return None
         n, span = int(chosen.group(1)), " ".join(chosen.group(2).split())
         source = passages[n - 1]
-        paragraph = self.index.paragraph(source.file, source.piece).text
-        quote = quote_of(span, paragraph) or source.quote
-        problem = problem_with_span(span, question) or problem_with_quote(quote)
-        return Copied(n, span, quote, detect_language(source.text), problem)
+        paragraph = index.paragraph(source.file, source.piece).text
+        quote = quote_of(span, paragraph)
+        # A backend that does not hold the reply to the passage (a server ignoring the grammar)
+        # may write anything: what the paragraph does not hold is not shown.
+        problem = problem_with_span(span, question) or (
+            problem_with_quote(quote) if quote else "the answer is not copied from the cited passage"
+        )
+        return Copied(n, span, quote or source.quote, detect_language(source.text), problem)
 
-    def _translate(self, phrase: str, language: str) -> str | None:
-        """The copied phrase in the question's language (a second, short generation), or None
-        when the model gives back the phrase itself."""
+    def _translate(self, messages: list[dict[str, str]], copied: Copied, language: str) -> str | None:
+        """The copied phrase in the question's language (a second, short generation, a turn after
+        the answer's), or None when the model gives back the phrase itself."""
+        reply = f"{prompts.CHOICE_PREFIX}{copied.n}] {copied.span}"
         pieces = self.llm.stream(
-            prompts.translation_messages(phrase, language),
+            prompts.translation_messages(messages, reply, copied.span, language),
             TRANSLATION_TOKENS,
             0.0,
             grammar=prompts.translation_grammar(),
         )
         translation = " ".join("".join(pieces).split())
-        return translation if translation and translation != phrase else None
+        return translation if translation and translation != copied.span else None
 
     def generate(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> Iterator[str]:
         """The LLM's reply, piece by piece; callers in other threads wait their turn."""

@@ -84,18 +84,46 @@ def _print_answer(answer) -> None:
         )
 
 
-def _ask_one(assistant, question: str, args) -> None:
-    if args.json:
+def _ask_one(assistant, question: str, args, chat=None) -> None:
+    """Answer and print one question; with `chat` (history, conversation), as its next turn."""
+    if chat is None:
         answer = assistant.ask(question, retrieve_only=args.retrieve_only)
+    else:
+        answer, rewrite = _ask_in_chat(assistant, question, *chat)
+        if rewrite.rewritten and not args.json:
+            print(f"↳ understood as “{printable(rewrite.standalone)}”")
+    if args.json:
         print(json_line(answer.to_json()), flush=True)
         return
     # The answer is printed once it is checked: a streamed draft could show a claim the
     # check then withdraws.
-    _print_answer(assistant.ask(question, retrieve_only=args.retrieve_only))
+    _print_answer(answer)
     sys.stdout.flush()
 
 
-def _ask_batch(assistant, args) -> int:
+def _ask_in_chat(assistant, question: str, history, conversation: int):
+    """The question answered as the conversation's next turn, its earlier turns used for a
+    follow-up; recorded before it is answered, so an interrupted one is kept too."""
+    from .assistant import clean_question
+    from .history import FAILED, STOPPED
+
+    question = clean_question(question)
+    earlier = history.history(conversation)
+    n = history.ask(conversation, question, question)
+    try:
+        rewrite = assistant.standalone_question(earlier, question)
+        answer = assistant.ask(rewrite.standalone)
+    except RagError as error:
+        history.end(conversation, n, FAILED, str(error))
+        raise
+    except KeyboardInterrupt:
+        history.end(conversation, n, STOPPED, None)
+        raise
+    history.answer(conversation, n, answer, assistant.index.files, rewrite.standalone)
+    return answer, rewrite
+
+
+def _ask_batch(assistant, args, chat=None) -> int:
     """One question per input line, one JSON object per output line; errors don't stop the batch."""
     failures = 0
     if hasattr(sys.stdin, "reconfigure"):  # bytes that are not UTF-8 become U+FFFD, not a traceback
@@ -104,7 +132,7 @@ def _ask_batch(assistant, args) -> int:
         if not line.strip():
             continue
         try:
-            _ask_one(assistant, line.rstrip("\n"), args)
+            _ask_one(assistant, line.rstrip("\n"), args, chat)
         except RagError as error:
             failures += 1
             print(json_line({"question": line.rstrip("\n"), "error": str(error)}), flush=True)
@@ -120,6 +148,12 @@ def ask_main(argv: list[str] | None = None) -> int:
     parser.add_argument("question", help='the question, or "-" to read one question per line from stdin')
     parser.add_argument("--json", action="store_true", help="print one JSON object per question")
     parser.add_argument("--retrieve-only", action="store_true", help="only retrieve passages; no LLM")
+    parser.add_argument(
+        "--chat",
+        metavar="NAME",
+        help="ask as the next turn of this conversation (its title or number; created if there is none), "
+        "so a follow-up can lean on its earlier answers; `rag chats` lists and exports them",
+    )
     add_settings_flags(parser, generation=True)
     args = parser.parse_args(argv)
 
@@ -129,15 +163,26 @@ def ask_main(argv: list[str] | None = None) -> int:
 
         if args.question != "-":
             clean_question(args.question)  # fail fast, before any model loads
+        if args.chat is not None and args.retrieve_only:
+            raise RagError("--chat keeps answers; --retrieve-only gives none: use one or the other")
         _quiet_libraries()
         assistant = Assistant(settings_from_args(args))
+        chat = None
+        if args.chat is not None:
+            from .history import History
+
+            history = History(assistant.settings.chats_path)
+            name = " ".join(args.chat.split())
+            chat = (history, history.find_or_create(name).id) if name else None
+            if chat is None:
+                raise RagError("--chat needs a name")
         preloading = None
         if not args.retrieve_only and store_exists(assistant.settings):  # a build logs progress
             preloading = assistant.preload_llm()
         try:
             if args.question == "-":
-                return _ask_batch(assistant, args)
-            _ask_one(assistant, args.question, args)
+                return _ask_batch(assistant, args, chat)
+            _ask_one(assistant, args.question, args, chat)
         finally:  # an error is printed after the load (see Assistant.preload_llm)
             if preloading is not None:
                 preloading.join()
@@ -175,8 +220,8 @@ def _index_command(args) -> int:
     if bar is not None:
         bar.close()
     if args.json:
-        print(json_line(report.to_json()))
-        return 0
+        print(json_line(report.to_json()), flush=True)
+        return _watch(assistant, args.json) if args.watch else 0
     if report.rebuilt_reason:
         print(f"Full build ({report.rebuilt_reason}).")
     print(
@@ -190,12 +235,40 @@ def _index_command(args) -> int:
         print(
             f"{'note' if skipped.file in indexed else 'skipped'} {printable(skipped.file)}: {printable(skipped.reason)}"
         )
+    return _watch(assistant, args.json) if args.watch else 0
+
+
+def _watch(assistant, as_json: bool) -> int:
+    """Index the documents folder's changes as they happen, one line each, until Ctrl+C."""
+    import threading
+
+    from .watch import FolderWatcher, announcer, describe
+
+    if as_json:  # one JSON object per update, as for the first
+        show = announcer(lambda line: print(line, flush=True), lambda report: json_line(report.to_json()), starts=False)
+    else:
+        show = announcer(lambda line: print(printable(line), flush=True), describe)
+    sys.stdout.flush()  # the first build's lines, before the watcher's
+    folder = assistant.settings.docs_dir
+    watcher = FolderWatcher(assistant, on_change=show).start()
+    print(f"Watching {printable(str(folder))} ({watcher.how}); Ctrl+C stops.", file=sys.stderr, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        watcher.stop()
+        print(f"Stopped watching {printable(str(folder))}.", file=sys.stderr, flush=True)
     return 0
 
 
 def _index_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rebuild", action="store_true", help="re-embed every document")
     parser.add_argument("--json", action="store_true", help="print what was done as JSON")
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="then keep watching the documents folder, indexing files as they are added, changed or removed "
+        "(Ctrl+C stops)",
+    )
 
 
 index_command = Command("build or update the index from the documents", _index_arguments, _index_command)
@@ -245,6 +318,56 @@ models_command = Command(
     "provision the models in use (the defaults, or --llm/--embedder names) and list the catalogue",
     _models_arguments,
     _models_command,
+)
+
+
+def _chats_command(args) -> int:
+    from .history import History, conversations_json, folder_sha256
+
+    settings = settings_from_args(args)
+    history = History(settings.chats_path)
+    owner = args.user or ""
+    if args.action == "list":
+        conversations = history.conversations(owner)
+        if args.json:
+            print(json_line(conversations_json(conversations)))
+        for c in [] if args.json else conversations:
+            print(f"#{c.id}  {printable(c.label)}  ({c.turns} question{'s' if c.turns != 1 else ''})")
+        if not conversations and not args.json:
+            print(f"No conversations yet in {printable(str(settings.chats_path))}.", file=sys.stderr)
+        return 0
+    if args.name is None:
+        raise RagError(f"`rag chats {args.action}` needs the conversation's title or #number")
+    conversation = history.find(args.name, owner)
+    if args.action == "export":
+        current = folder_sha256(settings.docs_dir)
+        if args.json:
+            print(json_line(history.export_json(conversation.id, current, owner)))
+        else:
+            print(history.export_markdown(conversation.id, current, owner), end="")
+    elif args.action == "rename":
+        if not args.title:
+            raise RagError("`rag chats rename NAME NEW_TITLE` needs the new title")
+        renamed = history.rename(conversation.id, args.title, owner)
+        print(f"#{renamed.id} is now {printable(renamed.title)!r}")
+    else:
+        history.delete(conversation.id, owner)
+        print(f"Deleted #{conversation.id} {printable(conversation.title)!r}")
+    return 0
+
+
+def _chats_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("list", "export", "rename", "delete"), help="what to do")
+    parser.add_argument("name", nargs="?", help="the conversation: its title or #number (`rag chats list`)")
+    parser.add_argument("title", nargs="?", help="rename: the new title")
+    parser.add_argument("--json", action="store_true", help="list or export as JSON (export: Markdown otherwise)")
+    parser.add_argument("--user", help="the signed-in user whose conversations these are (default: the local ones)")
+
+
+chats_command = Command(
+    "list, export (Markdown or JSON), rename or delete saved conversations",
+    _chats_arguments,
+    _chats_command,
 )
 
 

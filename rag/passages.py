@@ -39,13 +39,15 @@ NEIGHBOUR_PENALTY = 0.02
 class Passage:
     file: str
     paragraph: int  # its number in the file (¶), as rag.documents.Paragraph.number
-    piece: int  # which piece of the file it is, for looking it up (rag.documents.Paragraph.piece)
     text: str  # what the LLM reads: the paragraph, trimmed around `quote` when long
     quote: str  # the paragraph's sentence that best matches the question
     score: float  # ranking score (centred, see rag/index.py)
     cosine: float  # cosine similarity of `quote` to the question
     page: int | None = None  # from 1 for PDFs, None for formats without pages
     ocr: bool = False  # read by OCR from a scanned page
+    # Which piece of the file it is, for looking it up (rag.documents.Paragraph.piece); None
+    # when only shown, not looked up (an answer shown again from a saved conversation).
+    piece: int | None = None
 
     @property
     def location(self) -> str:
@@ -140,13 +142,13 @@ def select_passages(
             Passage(
                 paragraph.file,
                 paragraph.number,
-                paragraph.piece,
                 trimmed,
                 sentences[key][i],
                 CHUNK_WEIGHT * prior[key] + (1 - CHUNK_WEIGHT) * centred,
                 cosine,
                 paragraph.page,
                 paragraph.ocr,
+                paragraph.piece,
             )
         )
         if len(passages) == count:

@@ -48,8 +48,9 @@ EXAMPLES = [
 
 USER = "Passages:\n{passages}\n\nQuestion: {question}"
 
-# The second call, for a question in another language than the copied answer.
-TRANSLATE = "Translate the phrase into {language}. Keep names and numbers as they are. Reply with the translation only."
+# The second call, for a question in another language than the copied answer: a turn after the
+# answer's own, so the passages stay in the model's view (and in its KV cache).
+TRANSLATE = "Write «{phrase}» in {language}. Keep names and numbers as they are. Reply with the translation only."
 
 PASSAGE = "[{n}] «{text}»"
 
@@ -182,11 +183,14 @@ def _user(question: str, passages: list[str]) -> str:
     return USER.format(passages=numbered, question=fence(question))
 
 
-def translation_messages(phrase: str, language: str) -> list[dict[str, str]]:
-    """Messages asking for `phrase` in `language` (the question's), nothing else."""
+def translation_messages(
+    messages: list[dict[str, str]], reply: str, phrase: str, language: str
+) -> list[dict[str, str]]:
+    """The answer's messages and reply, then a turn asking for `phrase` in `language` (the question's)."""
     return [
-        {"role": "system", "content": TRANSLATE.format(language=language_name(language))},
-        {"role": "user", "content": fence(phrase)},
+        *messages,
+        {"role": "assistant", "content": reply},
+        {"role": "user", "content": TRANSLATE.format(phrase=fence(phrase), language=language_name(language))},
     ]
 
 

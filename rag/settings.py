@@ -62,6 +62,17 @@ class Settings:
     temperature: float = 0.0
     context_tokens: int = 2048
     threads: int = field(default_factory=physical_cores)
+    # The key a client of the OpenAI-compatible API must send (`Authorization: Bearer KEY`);
+    # without one, the API is served to this machine only.
+    api_key: str | None = None
+    chats: Path | None = None  # the conversations file; None: beside the index folder
+
+    @property
+    def chats_path(self) -> Path:
+        """Where conversations are kept (rag/history.py says why beside the index, not in it)."""
+        return (
+            self.chats if self.chats is not None else self.index_dir.with_name(self.index_dir.name + ".chats.sqlite3")
+        )
 
     @property
     def llm_model(self) -> Model | None:
@@ -110,6 +121,7 @@ class Option:
     choices: tuple[str, ...] | None = None
     help: str = ""
     generation: bool = False  # a flag only commands that generate answers offer
+    serving: bool = False  # a flag only commands that serve (`rag ui`, `rag serve`) offer
     secret: bool = False  # never echoed back (reports list the flags given)
 
     @property
@@ -177,6 +189,22 @@ OPTIONS = (
         generation=True,
     ),
     Option("threads", "RAG_THREADS", convert=int),
+    Option(
+        "api_key",
+        "RAG_API_KEY",
+        "--api-key",
+        secret=True,
+        serving=True,
+        help="the key clients of the OpenAI-compatible API must send; needed off this machine "
+        "(the environment keeps it out of the process list)",
+    ),
+    Option(
+        "chats",
+        "RAG_CHATS",
+        "--chats",
+        Path,
+        help="conversations file (SQLite), default beside the index folder: INDEX.chats.sqlite3",
+    ),
 )
 
 
@@ -184,7 +212,7 @@ def add_settings_flags(parser: argparse.ArgumentParser, generation: bool = False
     """Add the settings flags every command shares, or with `generation` those of answer generation."""
     llm_choice = parser if generation else parser.add_mutually_exclusive_group()
     for option in OPTIONS:
-        if option.flag and option.generation == generation:
+        if option.flag and option.generation == generation and not option.serving:
             (llm_choice if option.field == "llm" else parser).add_argument(
                 option.flag, type=option.convert, choices=option.choices, help=f"{option.help} (env {option.env})"
             )
@@ -196,6 +224,13 @@ def add_settings_flags(parser: argparse.ArgumentParser, generation: bool = False
             const=Path(catalogue.FAST_LLM),
             help=f"the small, faster LLM: --llm {catalogue.FAST_LLM}",
         )
+
+
+def add_serving_flags(parser: argparse.ArgumentParser) -> None:
+    """Add the settings flags of commands that serve (the chat, the API)."""
+    for option in OPTIONS:
+        if option.flag and option.serving:
+            parser.add_argument(option.flag, type=option.convert, help=f"{option.help} (env {option.env})")
 
 
 def settings_options() -> argparse.ArgumentParser:
@@ -258,6 +293,8 @@ def validate(settings: Settings) -> None:
         raise RagError(f"min answerable must be between 0 and 1, not {settings.min_answerable}")
     if settings.threads < 1:
         raise RagError(f"threads must be positive, not {settings.threads}")
+    if settings.api_key is not None and (len(settings.api_key) < 8 or not settings.api_key.isprintable()):
+        raise RagError("the API key must be at least 8 printable characters")
 
 
 def is_local_host(host: str) -> bool:

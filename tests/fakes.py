@@ -57,6 +57,9 @@ class FakeLLM:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
+    def choose(self, messages: list[dict], prefix: str, options: list[str]) -> None:
+        return None  # as a chat server: the whole reply is written, "[n] …" or "[0]"
+
     def stream(
         self,
         messages: list[dict],

@@ -44,3 +44,20 @@ def test_terminal_escape_sequences_leave_a_question_whole():
         "Which\x07 company did\x1b[31m Calvin\u200b French-Owen\u202e co-found\x7f before\x1b]0;t\x07 joining OpenAI?"
     )
     assert clean_question(pasted) == "Which company did Calvin French-Owen co-found before joining OpenAI?"
+
+
+def test_an_answer_copied_from_its_passage_is_shown_with_the_sentence_it_stands_in(tmp_path):
+    assistant = fake_assistant(tmp_path, reply="[2] Dewi Kartika", min_similarity=-1.0)
+    answer = assistant.ask("Who founded Zorblax Analytics?")
+    assert not answer.abstained and answer.text == "Dewi Kartika [1]" and answer.copied == "Dewi Kartika"
+    assert answer.citations[0].quote == "The company was founded in Bandung in 2031 by Dewi Kartika."
+    assert "p1" in assistant.llm.calls[0]["grammar"]  # the reply was held to the passages' text
+
+
+def test_a_reply_not_copied_from_the_passage_is_never_shown(tmp_path):
+    """A backend that ignores the grammar may write anything, the system prompt included."""
+    from rag import prompts
+
+    for reply in (f"[2] {prompts.SYSTEM}", "[2] Bandung in 2032", "[2] Zorblax Analytics"):
+        answer = fake_assistant(tmp_path, reply=reply, min_similarity=-1.0).ask("Who founded Zorblax Analytics?")
+        assert answer.abstained and answer.citations == [] and prompts.SYSTEM not in answer.text, reply

@@ -148,3 +148,27 @@ def test_rag_models_reports_both_models():
     assert DEFAULT_LLM_FILE in in_use[0] and "sha256 verified" in in_use[0]
     assert "multilingual-e5-small" in in_use[1]
     assert "qwen-1.5b" in stdout and "gemma-300m" in stdout  # the catalogue is listed
+
+
+@pytest.mark.slow
+def test_ask_chat_appends_to_a_conversation_and_a_follow_up_leans_on_its_first_turn(seeds_index, tmp_path):
+    from rag.history import ANSWERED, History
+
+    where = ["--index", str(seeds_index), "--chats", str(tmp_path / "chats.sqlite3")]
+    first = "Sebelum bekerja di OpenAI, perusahaan apa yang pernah ikut didirikan Calvin French-Owen?"
+    follow_up = "Berapa bulan dia bekerja di OpenAI?"
+    # One process for both (each run loads the models): each line is the conversation's next
+    # turn, its earlier turns read back from the file, as a later shell session would.
+    status, stdout, stderr = run("ask", *where, "--chat", "calvin", "-", stdin=f"{first}\n{follow_up}\n")
+    assert status == 0 and "Segment" in stdout, stderr
+    understood = next(line for line in stdout.splitlines() if line.startswith("↳ understood as"))
+    assert understood.startswith("↳ understood as “Berapa bulan ") and " dia " not in understood, stdout
+
+    (conversation,) = History(tmp_path / "chats.sqlite3").conversations()
+    turns = History(tmp_path / "chats.sqlite3").turns(conversation.id)
+    assert conversation.title == "calvin" and [t.question for t in turns] == [first, follow_up]
+    assert all(t.status == ANSWERED for t in turns) and turns[0].citations
+    assert turns[1].standalone != follow_up and turns[1].standalone in understood
+
+    status, stdout, stderr = run("ask", *where, "--chat", "#99", follow_up)
+    assert_one_line_error(status, stderr, "there is no conversation named '#99'")

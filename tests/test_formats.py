@@ -326,7 +326,7 @@ def test_ask_and_the_chat_reply_cite_a_pdf_paragraph_with_its_page(capsys):
     ]
     reply = render.answer_message(answer, 1)
     assert "— report.pdf p.3 ¶12" in reply and "— notes.txt ¶4" in reply
-    scanned = Passage("scan.pdf", 2, 2, "The keeper counted ships.", "The keeper counted ships.", 0.5, 0.5, 1, True)
+    scanned = Passage("scan.pdf", 2, "The keeper counted ships.", "The keeper counted ships.", 0.5, 0.5, 1, True)
     unverified = Answer("How many ships?", "Not confirmed.", True, [], [], "en", passage=scanned)
     _print_answer(unverified)
     assert "  scan.pdf p.1 ¶2 (OCR): “The keeper counted ships.”" in capsys.readouterr().out

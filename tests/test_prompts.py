@@ -38,8 +38,10 @@ def test_every_worked_example_copies_its_answer_from_the_passage_it_names():
 
 
 def test_a_translation_is_asked_in_the_questions_language():
-    turns = prompts.translation_messages("30 menit", "ko")
-    assert "Korean" in turns[0]["content"] and turns[1]["content"] == "30 menit"
+    asked = prompts.messages("몇 분?", ["Tes butuh 30 menit."])
+    turns = prompts.translation_messages(asked, "[1] 30 menit", "30 menit", "ko")
+    assert turns[: len(asked)] == asked and turns[-2] == {"role": "assistant", "content": "[1] 30 menit"}
+    assert "«30 menit»" in turns[-1]["content"] and "Korean" in turns[-1]["content"]
 
 
 def test_the_copy_source_starts_at_words_and_ends_after_any_unit():

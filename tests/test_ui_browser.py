@@ -7,6 +7,7 @@ script show as text and never run. Screenshots go to tests/artifacts/ (gitignore
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -228,6 +229,63 @@ def test_starter_question_then_a_follow_up_shows_its_standalone_form(page, seeds
     page.wait_for_function("() => !document.querySelector('#sources section[data-turn=\"1\"]').hidden")
     assert page.locator('#sources section[data-turn="2"]').is_hidden()
     assert page.locator("#sources details.src-card[open]").count() == 1
+
+
+def test_a_conversation_outlasts_a_reload_and_is_reopened_and_exported(page, seeds_app):
+    from playwright.sync_api import expect
+
+    question = "Calvin French-Owen ikut mendirikan perusahaan apa?"
+    page.goto(seeds_app)
+    page.wait_for_selector("#question textarea")
+    ask(page, question, 1)
+    answered = page.locator("#chat").inner_text()
+    assert page.locator('#chat a[href^="#src-1-"]').count() >= 1, answered
+
+    page.reload()  # the page forgets; the history does not
+    entry = page.locator("#chat-list label", has_text=question)
+    entry.wait_for()
+    assert question not in page.locator("#chat").inner_text()
+    titles = page.locator("#chat-list label").all_inner_texts()
+    assert titles[0].startswith(question)  # newest first
+    screenshot(page, "ui-conversations.png")
+    page.locator("#conversations").screenshot(path=str(ARTIFACTS / "ui-sidebar-light.png"))
+
+    entry.click()
+    page.wait_for_selector('#sources section.src-turn[data-turn="1"]', state="attached")
+    assert question in page.locator("#chat").inner_text()
+    assert page.locator('#chat a[href^="#src-1-"]').count() >= 1  # its citations work as before
+    assert page.locator("#chat .stale").count() == 0  # the seeds have not changed
+    expect(page.locator("#chat-title input")).to_have_value(question)  # the sidebar follows the open one
+
+    with page.expect_download() as markdown:
+        page.click("#export-md")
+    exported = Path(markdown.value.path()).read_text(encoding="utf-8")
+    assert exported.startswith(f"# {question}\n") and f"## 1. {question}" in exported
+    with page.expect_download() as data:
+        page.click("#export-json")
+    (turn,) = json.loads(Path(data.value.path()).read_text(encoding="utf-8"))["turns"]
+    assert turn["question"] == question and turn["status"] == "answered" and turn["citations"]
+    for citation in turn["citations"]:
+        assert citation["quote"] in citation["text"]
+        assert f"> [{citation['n']}] “{citation['quote']}”" in exported
+        assert f"> — {citation['file']} ¶{citation['paragraph']}" in exported
+
+    page.fill("#chat-title input", "Calvin")
+    page.click("#rename-chat")
+    page.locator("#chat-list label", has_text="Calvin · ").wait_for()
+    page.goto(seeds_app + "?__theme=dark")
+    renamed = page.locator("#chat-list label", has_text="Calvin · ")
+    renamed.wait_for()
+    page.locator("#conversations").screenshot(path=str(ARTIFACTS / "ui-sidebar-dark.png"))
+
+    renamed.click()
+    expect(page.locator("#chat-title input")).to_have_value("Calvin")
+    page.click("#delete-chat")  # asks first
+    page.click("#confirm-delete-chat")
+    page.wait_for_selector("#confirm-delete-chat", state="hidden")
+    page.locator("#chat-list label", has_text="Calvin · ").wait_for(state="detached")
+    assert question not in page.locator("#chat").inner_text()
+    assert not page.dialogs
 
 
 class UnsupportedLLM:

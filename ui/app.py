@@ -2,24 +2,28 @@
 
 The page streams answers, links each [n] marker to the passage it cites (file, paragraph,
 supporting sentence highlighted, context on click), lists and manages the documents, and
-offers the pipeline to scripts as the `/ask` API endpoint (the `ask --json` object).
+offers the pipeline to scripts as the `/ask` API endpoint (the `ask --json` object) and, on
+the same port, as the OpenAI-compatible API of ui/api.py.
 Everything goes through the Assistant's public API; gradio is imported only in here.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
 import sys
+import tempfile
 import time
-import traceback
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from rag.cli import Command
 from rag.errors import RagError
-from rag.settings import add_settings_flags, is_local_host, settings_from_args
+from rag.settings import add_serving_flags, add_settings_flags, is_local_host, settings_from_args
 
 from . import render
 from .signin import SignInGuard
@@ -33,10 +37,7 @@ MAX_UPLOAD_MB = 20  # the documents reader's own limit
 # one generation at a time, and a question should not see the index change under it.
 LLM_QUEUE = "llm"
 QUEUE_SIZE = 64
-# Slider ranges (the server clamps whatever a client sends to these).
-K_RANGE = (1, 20)
-MAX_TOKENS_RANGE = (32, 1024)
-TEMPERATURE_RANGE = (0.0, 1.5)
+WATCH_REFRESH_SECONDS = 1.0  # how often an open page looks at the folder watcher's state
 
 # One starter question per language, answerable from the seed documents.
 EXAMPLES = [
@@ -75,7 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"largest document that can be uploaded, in MB (default {DEFAULT_MAX_UPLOAD_MB})",
     )
     parser.add_argument("--read-only", action="store_true", help="no uploading or removing of documents")
+    parser.add_argument(
+        "--no-watch", action="store_true", help="do not index files added, changed or removed in the documents folder"
+    )
     add_settings_flags(parser, generation=True)
+    add_serving_flags(parser)
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:
@@ -108,22 +113,34 @@ def exposure(host: str, auth: tuple[str, str] | None, no_auth: bool) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from rag.assistant import Assistant
+    from rag.watch import FolderWatcher, announcer
+
+    from .api import PREFIX, api_access
 
     auth = parse_auth(args.auth or os.environ.get("RAG_UI_AUTH"))
     how = exposure(args.host, auth, args.no_auth)
+    settings = settings_from_args(args)
+    api, api_how = api_access(args.host, settings.api_key, chat_auth=auth is not None, no_auth=args.no_auth)
     if not 0 < args.max_upload_mb <= MAX_UPLOAD_MB:
         raise RagError(f"--max-upload-mb must be more than 0 and at most {MAX_UPLOAD_MB}")
     if not 0 < args.port < 65536:
         raise RagError(f"--port must be between 1 and 65535, not {args.port}")
-    assistant = Assistant(settings_from_args(args))
+    assistant = Assistant(settings)
     log = lambda message: print(message, file=sys.stderr, flush=True)
     warm_up(assistant, log)
+    watcher = None if args.no_watch else FolderWatcher(assistant, on_change=announcer(log), log=log).start()
+    log(f"Conversations are saved in {assistant.settings.chats_path} (`rag chats` lists and exports them).")
     options = UiOptions(max_upload_bytes=int(args.max_upload_mb * 2**20), read_only=args.read_only)
-    demo, url = serve(assistant, options, host=args.host, port=args.port, auth=auth)
+    demo, url = serve(assistant, options, host=args.host, port=args.port, auth=auth, api=api, watcher=watcher)
     print(f"Chat running at {url} (listening on {args.host}:{args.port}, {how}). Press Ctrl+C to stop.", flush=True)
+    print(f"OpenAI-compatible API at {url.rstrip('/')}{PREFIX} ({api_how}).", flush=True)
+    if watcher is not None:
+        print(f"Watching {settings.docs_dir} for added, changed and removed files.", flush=True)
     try:
         demo.block_thread()
     finally:
+        if watcher is not None:
+            watcher.stop()
         demo.close()
     return 0
 
@@ -151,10 +168,19 @@ def serve(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     auth: tuple[str, str] | None = None,
+    api=None,
+    watcher=None,
 ):
-    """Build the app and serve it in background threads: (demo, URL). `demo.close()` stops it."""
-    demo = build_app(assistant, options)
-    return demo, launch(demo, host=host, port=port, auth=auth, options=options, prevent_thread_lock=True)
+    """Build the app and serve it in background threads: (demo, URL). `demo.close()` stops it.
+    The OpenAI-compatible API (ui/api.py) is served on the same port, to whom `api` (an
+    ApiAccess) allows: by default this machine, when the chat asks no sign-in. With a
+    FolderWatcher, the page shows its indexing and refreshes the documents list after it."""
+    from .api import ApiAccess, mount_on
+
+    demo = build_app(assistant, options, watcher)
+    url = launch(demo, host=host, port=port, auth=auth, options=options, prevent_thread_lock=True)
+    mount_on(demo.app, assistant, api or ApiAccess(None, open=is_local_host(host) and not auth))
+    return demo, url
 
 
 def launch(
@@ -214,40 +240,15 @@ def launch(
 
 
 # -- the app -------------------------------------------------------------------------------
-def _clamp(value, low, high, kind):
-    try:
-        return min(high, max(low, kind(value)))
-    except (TypeError, ValueError):
-        return low
-
-
-def _message_text(content) -> str:
-    """A chat message's text: Gradio 6 gives a list of parts ({"type": "text", "text": ...})."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, dict):
-        return str(content.get("text") or "")
-    if isinstance(content, list):
-        return " ".join(_message_text(part) for part in content)
-    return ""
-
-
-def _error(message: object) -> str:
-    return f'<span class="error">⚠ {render.md_escape(str(message))}</span>'
-
-
-THINKING = '<span class="thinking">Searching the documents…</span>'
-WRITING = '<span class="thinking">Reading the passages…</span>'
-CURSOR = " ▍"
-
-
-def build_app(assistant, options: UiOptions = UiOptions()):
+def build_app(assistant, options: UiOptions = UiOptions(), watcher=None):
     """The Gradio Blocks app; `launch` serves it."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
-    from rag.assistant import Done, Retrieved, Token, clean_question
+    from rag.history import LOCAL, History
     from rag.library import DOCUMENT_SUFFIXES
+
+    from .chat import K_RANGE, MAX_TOKENS_RANGE, TEMPERATURE_RANGE, Chat, ChatState, View, clamp
 
     kinds = ", ".join(DOCUMENT_SUFFIXES)
 
@@ -283,104 +284,102 @@ def build_app(assistant, options: UiOptions = UiOptions()):
         return view
 
     # -- chat ------------------------------------------------------------------------------
-    # The conversation lives in server-side session state (`messages`, `turns`, `sections`):
+    # The conversation lives in server-side session state (`conversation`, a ChatState):
     # Gradio reads State when an event runs, not when it is triggered, so a question asked
     # while another is still streaming (or being stopped) waits its turn and then sees the
-    # whole conversation; the Chatbot only displays `messages`. Each update names only the
-    # components it changes.
-    def shown(chat: list[dict]) -> dict:
-        return {chatbot: chat, messages: chat}
+    # whole conversation. Each update names only the components it changes. Conversations are
+    # saved as they happen (rag/history.py); each signed-in user has their own (`owner`).
+    chat = Chat(assistant, History(settings.chats_path))
+    exports = Path(tempfile.mkdtemp(prefix="rag-chat-exports-"))
 
-    def idle() -> dict:
-        return {send: gr.update(visible=True), stop: gr.update(visible=False)}
+    def owner(request) -> str:
+        return (getattr(request, "username", None) or LOCAL) if request is not None else LOCAL
 
-    def respond(question, chat, turns_so_far, panel_sections, k_value, max_tokens_value, temperature_value):
+    def shown(view: View) -> dict:
+        update = {chatbot: view.state.messages, conversation: view.state}
+        if view.sources is not None:
+            update[sources] = view.sources
+        if view.answering is not None:
+            update[send] = gr.update(visible=not view.answering)
+            update[stop] = gr.update(visible=view.answering)
+        if view.clear_question:
+            update[box] = ""
+        return update
+
+    def respond(question, state, k_value, max_tokens_value, temperature_value, request: gr.Request):
         """Stream one answer into the chat and its sources into the panel."""
-        chat = [dict(m) for m in (chat or [])]
-        turns_so_far, panel_sections = list(turns_so_far or []), list(panel_sections or [])
-        question = question if isinstance(question, str) else ""
-        chat.append({"role": "user", "content": render.md_escape(" ".join(question.split())) or "…"})
-        try:
-            cleaned = clean_question(question)
-        except RagError as error:
-            chat.append({"role": "assistant", "content": _error(error)})
-            yield {**shown(chat), box: "", **idle()}
-            return
-        chat.append({"role": "assistant", "content": THINKING})
-        yield {
-            **shown(chat),
-            sources: render.sources_panel(panel_sections, render.pending_sources(cleaned, None)),
-            box: "",
-            send: gr.update(visible=False),
-            stop: gr.update(visible=True),
+        answering = chat.respond(state, question, k_value, max_tokens_value, temperature_value, owner(request))
+        # Closed on Stop, so that the Assistant's stream is closed at once (see Chat.respond).
+        with contextlib.closing(answering) as views:
+            for view in views:
+                yield shown(view)
+
+    def stopped(state):
+        return shown(chat.stop(state))
+
+    def new_chat(state):
+        return shown(chat.new(state))
+
+    def sidebar(state, request: gr.Request) -> dict:
+        """The saved conversations, newest first, the open one selected, with its title and exports."""
+        user = owner(request)
+        listed = chat.conversations(user)
+        current = state.conversation if state is not None else None
+        files = chat.export(state, exports, user) if current in {c.id for c in listed} else None
+        return {
+            chat_list: gr.update(choices=[(c.label, str(c.id)) for c in listed], value=str(current) if files else None),
+            chat_title: next((c.title for c in listed if c.id == current), ""),
+            export_md: gr.update(value=files[0] if files else None, interactive=bool(files)),
+            export_json: gr.update(value=files[1] if files else None, interactive=bool(files)),
+            chat_status: "",
+            confirm_delete: gr.update(visible=False),
         }
-        finished = {turns: turns_so_far, sections: panel_sections, **idle()}
-        stream = None
+
+    def sidebar_after_delete(state, request: gr.Request) -> dict:
+        """The sidebar without the conversation just deleted, "Deleted" still said."""
+        return {key: value for key, value in sidebar(state, request).items() if key is not chat_status}
+
+    def open_conversation(choice, state, request: gr.Request):
         try:
-            rewrite = assistant.standalone_question([(t["standalone"], t["answer"]) for t in turns_so_far], cleaned)
-            note = render.rewrite_note(rewrite.standalone) if rewrite.rewritten else ""
-            if note:
-                chat[-1]["content"] = note + THINKING
-                yield {
-                    **shown(chat),
-                    sources: render.sources_panel(panel_sections, render.pending_sources(rewrite.standalone, None)),
-                }
-            stream = assistant.stream(
-                rewrite.standalone,
-                k=_clamp(k_value, *K_RANGE, int),
-                max_tokens=_clamp(max_tokens_value, *MAX_TOKENS_RANGE, int),
-                temperature=_clamp(temperature_value, *TEMPERATURE_RANGE, float),
-            )
-            pieces: list[str] = []
-            for event in stream:
-                if isinstance(event, Retrieved):
-                    chat[-1]["content"] = note + WRITING
-                    yield {
-                        **shown(chat),
-                        sources: render.sources_panel(
-                            panel_sections, render.pending_sources(rewrite.standalone, event.hits)
-                        ),
-                    }
-                elif isinstance(event, Token):
-                    pieces.append(event.text)
-                    chat[-1]["content"] = note + render.draft_markdown("".join(pieces)) + CURSOR
-                    yield shown(chat)
-                elif isinstance(event, Done):
-                    answer = event.answer
-                    turn = len(turns_so_far) + 1
-                    chat[-1]["content"] = note + render.answer_message(answer, turn)
-                    index = assistant.index
-                    languages = {name: info.get("language", "") for name, info in index.files.items()}
-                    cited = {c.file: index.paragraphs_of(c.file) for c in answer.citations}
-                    panel_sections.append(
-                        render.turn_sources(turn, rewrite.standalone, answer, cited, languages, answer.timings_ms)
-                    )
-                    turns_so_far.append(
-                        {"question": cleaned, "standalone": rewrite.standalone, "answer": answer.text or ""}
-                    )
-                    yield {**shown(chat), sources: render.sources_panel(panel_sections), **finished}
+            return shown(chat.open(int(choice), state, owner(request)))
+        except (TypeError, ValueError):
+            return {chat_status: render.status("error", f"there is no conversation {choice!r}")}
         except RagError as error:
-            chat[-1]["content"] = _error(error)
-            yield {**shown(chat), sources: render.sources_panel(panel_sections), **finished}
-        except Exception as error:  # keep serving; the details go to the server log only
-            traceback.print_exc()
-            chat[-1]["content"] = _error(f"unexpected error ({type(error).__name__}); see the server log")
-            yield {**shown(chat), sources: render.sources_panel(panel_sections), **finished}
-        finally:
-            if stream is not None:
-                stream.close()  # on Stop: gives the LLM back as soon as the current step ends
+            return {chat_status: render.status("error", str(error))}
 
-    def stopped(chat, panel_sections):
-        chat = [dict(m) for m in (chat or [])]
-        if chat and chat[-1].get("role") == "assistant":
-            text = _message_text(chat[-1].get("content"))
-            for transient in (CURSOR, THINKING, WRITING):
-                text = text.replace(transient, "")
-            chat[-1]["content"] = text + ' <span class="stopped">(stopped)</span>'
-        return {**shown(chat), sources: render.sources_panel(panel_sections or []), **idle()}
+    def rename_conversation(title, state, request: gr.Request):
+        try:
+            chat.rename(state, title, owner(request))
+        except RagError as error:
+            return {chat_status: render.status("error", str(error))}
+        return sidebar(state, request)
 
-    def new_chat():
-        return {**shown([]), sources: render.sources_panel([]), turns: [], sections: [], box: "", **idle()}
+    def ask_to_delete(state):
+        """Deleting is not undone: it asks first, with a second button."""
+        if state is None or state.conversation is None:
+            return {chat_status: render.status("error", "there is no saved conversation to delete")}
+        return {
+            chat_status: render.status("warning", "Delete this conversation? This cannot be undone."),
+            confirm_delete: gr.update(visible=True),
+        }
+
+    def delete_conversation(state, request: gr.Request):
+        try:
+            view = chat.delete(state, owner(request))
+        except RagError as error:
+            return {chat_status: render.status("error", str(error)), confirm_delete: gr.update(visible=False)}
+        return {**shown(view), chat_status: render.status("ok", "Deleted"), confirm_delete: gr.update(visible=False)}
+
+    # Annotations are strings here (postponed), and gradio is not a module global: resolve them for Gradio.
+    for handler in (
+        respond,
+        sidebar,
+        sidebar_after_delete,
+        open_conversation,
+        rename_conversation,
+        delete_conversation,
+    ):
+        handler.__annotations__["request"] = gr.Request
 
     def pick_example(event: gr.SelectData):
         value = event.value
@@ -444,10 +443,29 @@ def build_app(assistant, options: UiOptions = UiOptions()):
 
     # -- layout --------------------------------------------------------------------------------
     with gr.Blocks(title=options.title, delete_cache=(3600, 3600)) as demo:
-        messages = gr.State([])  # the chat as displayed
-        turns = gr.State([])  # answered questions: question, standalone question, answer text
-        sections = gr.State([])  # Sources panel HTML of each answered question
+        conversation = gr.State(ChatState())
         header = gr.HTML(header_html(), elem_id="app-header", js_on_load=None)
+        with gr.Sidebar(label="Conversations", open=True, width=300, elem_id="conversations"):
+            gr.HTML('<div class="side-title">Conversations</div>', js_on_load=None)
+            chat_list = gr.Radio(
+                choices=[], value=None, show_label=False, container=False, elem_id="chat-list", label="Conversations"
+            )
+            with gr.Group(elem_id="chat-manage"):
+                chat_title = gr.Textbox(label="Title", max_lines=1, elem_id="chat-title", placeholder="Ask first…")
+                with gr.Row():
+                    rename_chat = gr.Button("Rename", size="sm", elem_id="rename-chat", min_width=60)
+                    delete_chat = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-chat", min_width=60)
+                confirm_delete = gr.Button(
+                    "Yes, delete it", size="sm", variant="stop", visible=False, elem_id="confirm-delete-chat"
+                )
+                with gr.Row():
+                    export_md = gr.DownloadButton(
+                        "Markdown", size="sm", elem_id="export-md", interactive=False, min_width=60
+                    )
+                    export_json = gr.DownloadButton(
+                        "JSON", size="sm", elem_id="export-json", interactive=False, min_width=60
+                    )
+            chat_status = gr.HTML("", elem_id="chat-status", js_on_load=None)
         with gr.Row(equal_height=False, elem_id="main-row"):
             with gr.Column(scale=7, min_width=380, elem_id="chat-column"):
                 chatbot = gr.Chatbot(
@@ -488,13 +506,13 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                             *MAX_TOKENS_RANGE,
                             step=16,
                             label="Max answer tokens",
-                            value=_clamp(settings.max_tokens, *MAX_TOKENS_RANGE, int),
+                            value=clamp(settings.max_tokens, *MAX_TOKENS_RANGE, int),
                         )
                         temperature = gr.Slider(
                             *TEMPERATURE_RANGE,
                             step=0.05,
                             label="Temperature",
-                            value=_clamp(settings.temperature, *TEMPERATURE_RANGE, float),
+                            value=clamp(settings.temperature, *TEMPERATURE_RANGE, float),
                         )
                     gr.HTML(
                         render.facts(
@@ -523,6 +541,9 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                     )
                     replace = gr.Checkbox(label="Replace files with the same name", value=False, elem_id="replace")
                     docs_status = gr.HTML("", elem_id="docs-status", js_on_load=None)
+                if watcher is not None:  # the documents folder, indexed as it changes (rag/watch.py)
+                    watch_status = gr.HTML("", elem_id="watch-status", js_on_load=None)
+                    watch_seen = gr.State(watcher.state.version)
                 with gr.Accordion(documents_label(), open=False, elem_id="documents") as documents:
                     docs_table = gr.HTML(render.documents_table(library.files), elem_id="docs-table", js_on_load=None)
                     if not options.read_only:
@@ -540,8 +561,8 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                             )
 
         # -- events --------------------------------------------------------------------------
-        chat_inputs = [box, messages, turns, sections, k, max_tokens, temperature]
-        chat_outputs = [chatbot, messages, sources, turns, sections, box, send, stop]
+        chat_inputs = [box, conversation, k, max_tokens, temperature]
+        chat_outputs = [chatbot, conversation, sources, box, send, stop]
         asking = gr.on(
             [box.submit, send.click],
             respond,
@@ -561,18 +582,37 @@ def build_app(assistant, options: UiOptions = UiOptions()):
             api_visibility="private",
             show_progress="hidden",
         )
-        stop.click(
+        stopping = stop.click(
             stopped,
-            [messages, sections],
-            [chatbot, messages, sources, send, stop],
+            conversation,
+            [chatbot, conversation, sources, send, stop],
             cancels=[asking, asking_example],
             queue=False,
             api_visibility="private",
         )
+        sidebar_outputs = [chat_list, chat_title, export_md, export_json, chat_status, confirm_delete]
+        private = {"queue": False, "api_visibility": "private"}
         for clearing in (clear.click, chatbot.clear):
-            clearing(
-                new_chat, None, chat_outputs, cancels=[asking, asking_example], queue=False, api_visibility="private"
+            clearing(new_chat, conversation, chat_outputs, cancels=[asking, asking_example], **private).then(
+                sidebar, conversation, sidebar_outputs, **private
             )
+        # After an answer (or a stop), the sidebar lists the conversation and offers its exports.
+        for answered in (asking, asking_example, stopping):
+            answered.then(sidebar, conversation, sidebar_outputs, **private)
+        chat_list.input(
+            open_conversation,
+            [chat_list, conversation],
+            [*chat_outputs, chat_status],
+            cancels=[asking, asking_example],
+            **private,
+        ).then(sidebar, conversation, sidebar_outputs, **private)
+        rename_chat.click(rename_conversation, [chat_title, conversation], sidebar_outputs, **private)
+        chat_title.submit(rename_conversation, [chat_title, conversation], sidebar_outputs, **private)
+        delete_chat.click(ask_to_delete, conversation, [chat_status, confirm_delete], **private)
+        confirm_delete.click(
+            delete_conversation, conversation, [*chat_outputs, chat_status, confirm_delete], **private
+        ).then(sidebar_after_delete, conversation, [o for o in sidebar_outputs if o is not chat_status], **private)
+        demo.load(sidebar, conversation, sidebar_outputs, **private)
         docs_outputs = [docs_table, header, documents]
         if not options.read_only:
             docs_outputs.append(to_remove)
@@ -592,5 +632,26 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                 api_name="remove_document",
             )
         demo.load(documents_view, None, docs_outputs, queue=False, api_visibility="private")
+        if watcher is not None:
+
+            def watched(seen):
+                """The watcher's line; the documents list again once an update has finished."""
+                state = watcher.state
+                kind = "error" if state.error else "warning" if state.indexing or state.pending else "ok"
+                view = {
+                    watch_status: render.status(kind, state.message) if state.message else "",
+                    watch_seen: state.version,
+                }
+                return {**view, **documents_view()} if state.version != seen else view
+
+            gr.Timer(WATCH_REFRESH_SECONDS).tick(
+                watched,
+                watch_seen,
+                [watch_status, watch_seen, *docs_outputs],
+                queue=False,
+                api_visibility="private",
+                show_progress="hidden",
+            )
         gr.api(ask, api_name="ask", concurrency_id=LLM_QUEUE, concurrency_limit=1)
+    weakref.finalize(demo, shutil.rmtree, exports, ignore_errors=True)  # the export files made for downloads
     return demo

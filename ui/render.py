@@ -79,11 +79,19 @@ def _quoted(where: str, text: str) -> str:
     return f"> “{md_escape(text)}”  \n> — {md_escape(where)}"
 
 
-def answer_message(answer, turn: int) -> str:
+def stale_note(change: str) -> str:
+    """Said on a reopened citation whose document changed or went since the answer."""
+    return f'<span class="stale">⚠ {md_escape(change)}</span>'
+
+
+def answer_message(answer, turn: int, changes: Mapping[str, str] | None = None) -> str:
     """The settled reply: the checked answer with the sentences it rests on quoted verbatim, or
-    a notice; a claim the check did not confirm is shown as such, never as the answer."""
+    a notice; a claim the check did not confirm is shown as such, never as the answer.
+    `changes` (file -> what happened since) marks the citations of a reopened answer."""
+    changes = changes or {}
     parts = [answer_markdown(answer.text or "", turn, [c.n for c in answer.citations])]
-    parts += [_quoted(c.location, c.quote) for c in answer.citations]
+    for c in answer.citations:
+        parts.append(_quoted(c.location, c.quote) + (f"\n\n{stale_note(changes[c.file])}" if c.file in changes else ""))
     if answer.truncated:
         parts.append(f'<span class="truncated">{md_escape(prompts.truncated(answer.language))}</span>')
     if answer.passage is not None:
@@ -143,10 +151,14 @@ def _place(paragraph: int, page: int | None, ocr: bool) -> str:
     return f'<span class="src-para">{place(paragraph, page)}</span>{mark}'
 
 
-def citation_card(turn: int, citation, paragraphs: Sequence | None, language: str | None) -> str:
+def citation_card(
+    turn: int, citation, paragraphs: Sequence | None, language: str | None, change: str | None = None
+) -> str:
     """One cited passage: number, file, paragraph, text with the quote marked; opens on its
-    context among the file's `paragraphs` (rag.documents.Paragraph, piece by piece)."""
+    context among the file's `paragraphs` (rag.documents.Paragraph, piece by piece).
+    `change`: what happened to its document since (a reopened answer), said on the card."""
     lang = f'<span class="src-lang">{escape(language.upper())}</span>' if language else ""
+    stale = f'<div class="src-stale">⚠ {escape(change)}</div>' if change else ""
     meta = (
         f'<span class="src-n">{citation.n}</span><span class="src-file">{escape(citation.file)}</span>'
         f"{_place(citation.paragraph, citation.page, citation.ocr)}{lang}"
@@ -164,7 +176,7 @@ def citation_card(turn: int, citation, paragraphs: Sequence | None, language: st
     return (
         f'<details class="src-card" id="src-{turn}-{citation.n}" data-n="{citation.n}">'
         f'<summary><div class="src-meta">{meta}<span class="src-toggle" aria-hidden="true"></span></div>'
-        f'<div class="src-text">{_highlight(citation.text, citation.quote)}</div></summary>'
+        f'<div class="src-text">{_highlight(citation.text, citation.quote)}</div>{stale}</summary>'
         f'<div class="src-context" title="¶{citation.paragraph} in its context">{context}</div></details>'
     )
 
@@ -201,9 +213,15 @@ def turn_sources(
     paragraphs: Mapping[str, Sequence],
     languages: Mapping[str, str],
     timings: Mapping[str, float] | None = None,
+    changes: Mapping[str, str] | None = None,
 ) -> str:
-    """The Sources section of one answered question (kept as HTML in the session)."""
-    cards = "".join(citation_card(turn, c, paragraphs.get(c.file), languages.get(c.file)) for c in answer.citations)
+    """The Sources section of one answered question (kept as HTML in the session); `changes`
+    as for `answer_message`."""
+    changes = changes or {}
+    cards = "".join(
+        citation_card(turn, c, paragraphs.get(c.file), languages.get(c.file), changes.get(c.file))
+        for c in answer.citations
+    )
     if cards:
         count = len(answer.citations)
         body = (

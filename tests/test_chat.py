@@ -1,0 +1,165 @@
+"""The chat's logic without Gradio (ui/chat.py), on the fakes: streaming, Stop, follow-ups.
+
+The same logic in a real browser, with the real models: tests/test_ui_browser.py."""
+
+from __future__ import annotations
+
+import re
+
+from rag import conversation
+from rag.history import CHANGED, PENDING, STOPPED, History
+from ui.chat import CURSOR, THINKING, WRITING, Chat, ChatState, message_text
+
+from .fakes import fake_assistant
+
+CLAIM = "The company was founded in Bandung in 2031 by Dewi Kartika."
+
+
+def reply(messages: list[dict]) -> str:
+    """The referent when asked what a follow-up is about; otherwise the claim, citing the
+    passage that holds it."""
+    if messages[0]["content"] == conversation.SYSTEM:
+        return "Zorblax Analytics"
+    n = re.search(r"\[(\d+)\] «[^»]*Dewi Kartika", messages[-1]["content"]).group(1)
+    return f"[{n}] {CLAIM}"
+
+
+def answering_assistant(root):
+    """An Assistant on the fakes that answers rather than refusing (the fake embedder's
+    similarities are not on the real one's scale)."""
+    return fake_assistant(root, reply=reply, min_similarity=0.0)
+
+
+def test_an_answer_streams_into_the_chat_and_settles_with_its_sources(tmp_path):
+    chat = Chat(answering_assistant(tmp_path))
+    before = ChatState()
+    views = list(chat.respond(before, "Who founded Zorblax Analytics?"))
+
+    first, last = views[0], views[-1]
+    assert first.answering is True and first.clear_question and THINKING in first.state.messages[-1]["content"]
+    assert "src-pending" in first.sources
+    assert any(WRITING in v.state.messages[-1]["content"] for v in views if v.sources and "retrieved" in v.sources)
+    drafts = [v for v in views if CURSOR in v.state.messages[-1]["content"]]
+    assert drafts and all(v.sources is None and v.answering is None for v in drafts)  # tokens change the chat only
+    assert last.answering is False
+    state = last.state
+    assert [m["role"] for m in state.messages] == ["user", "assistant"]
+    assert state.messages[-1]["content"].startswith(CLAIM) and re.search(
+        r"\(#src-1-\d\)", state.messages[-1]["content"]
+    )
+    assert "> — tea.txt ¶2" in state.messages[-1]["content"]  # the quoted sentence, where it stands
+    assert state.turns[0]["answer"].startswith(CLAIM)
+    assert 'data-turn="1"' in last.sources and "tea.txt" in last.sources
+    assert state.turns == [
+        {
+            "question": "Who founded Zorblax Analytics?",
+            "standalone": "Who founded Zorblax Analytics?",
+            "answer": state.turns[0]["answer"],
+        }
+    ]
+    assert before == ChatState()  # the session's stored state is replaced, never changed in place
+
+
+def test_an_unusable_question_is_answered_with_a_one_line_error_and_asks_nothing(tmp_path):
+    assistant = answering_assistant(tmp_path)
+    views = list(Chat(assistant).respond(ChatState(), "🙂🙂"))
+    assert len(views) == 1 and views[0].answering is False and views[0].clear_question
+    assert "no words" in views[0].state.messages[-1]["content"] and views[0].state.turns == []
+    assert assistant.llm.calls == []
+
+
+def test_stop_closes_the_stream_and_keeps_the_draft_marked_stopped(tmp_path):
+    assistant = answering_assistant(tmp_path)
+    chat = Chat(assistant)
+    views = chat.respond(ChatState(), "Who founded Zorblax Analytics?")
+    for view in views:
+        if CURSOR in view.state.messages[-1]["content"]:
+            break
+    closed = []
+    generation = assistant._generation_lock
+    views.close()  # what Stop does to the running answer
+    closed.append(generation.acquire(blocking=False))  # the LLM is given back at once
+    generation.release()
+    assert closed == [True]
+
+    stopped = chat.stop(view.state)
+    text = message_text(stopped.state.messages[-1]["content"])
+    assert text.endswith('<span class="stopped">(stopped)</span>') and CURSOR not in text
+    assert "draft" in text and stopped.answering is False
+    assert stopped.state.turns == []  # a stopped answer is not history for follow-ups
+
+
+def test_a_follow_up_is_asked_standalone_and_says_how_it_was_understood(tmp_path):
+    assistant = answering_assistant(tmp_path)
+    chat = Chat(assistant)
+    state = list(chat.respond(ChatState(), "Who founded Zorblax Analytics?"))[-1].state
+    views = list(chat.respond(state, "Where was it founded?"))
+    state = views[-1].state
+    assert state.turns[1]["standalone"] == "Where was Zorblax Analytics founded?"
+    assert "understood as “Where was Zorblax Analytics founded?”" in state.messages[-1]["content"]
+    assert re.search(r"\(#src-2-\d\)", state.messages[-1]["content"]) and len(state.sections) == 2
+    # The referent was asked about the first turn.
+    asked = [c for c in assistant.llm.calls if c["messages"][0]["content"] == conversation.SYSTEM]
+    assert len(asked) == 1 and "Who founded Zorblax Analytics?" in asked[0]["messages"][-1]["content"]
+
+
+def test_new_chat_starts_empty(tmp_path):
+    view = Chat(fake_assistant(tmp_path)).new()
+    assert view.state == ChatState() and view.answering is False and "src-placeholder" in view.sources
+
+
+def test_answers_are_saved_as_they_happen_and_reopen_as_they_were(tmp_path):
+    assistant = answering_assistant(tmp_path)
+    history = History(assistant.settings.chats_path)
+    chat = Chat(assistant, history)
+    state = list(chat.respond(ChatState(), "Who founded Zorblax Analytics?", owner="ana"))[-1].state
+    state = list(chat.respond(state, "Where was it founded?", owner="ana"))[-1].state
+    (conversation,) = history.conversations("ana")
+    assert state.conversation == conversation.id and conversation.title == "Who founded Zorblax Analytics?"
+    assert chat.conversations() == []  # another owner's
+
+    opened = chat.open(conversation.id, owner="ana").state
+    assert opened.messages == state.messages and opened.turns == state.turns and opened.conversation == conversation.id
+    # The reopened conversation goes on: a follow-up leans on its turns, and is saved in it.
+    more = list(chat.respond(opened, "When was it founded?", owner="ana"))[-1].state
+    assert more.turns[-1]["standalone"] == "When was Zorblax Analytics founded?"
+    assert len(history.turns(conversation.id, "ana")) == 3
+
+
+def test_a_reopened_answer_says_when_its_document_changed_since(tmp_path):
+    assistant = answering_assistant(tmp_path)
+    chat = Chat(assistant, History(assistant.settings.chats_path))
+    state = list(chat.respond(ChatState(), "Who founded Zorblax Analytics?"))[-1].state
+    assert "changed since" not in chat.open(state.conversation).state.messages[-1]["content"]
+    (assistant.settings.docs_dir / "tea.txt").write_text("Zorblax Analytics was sold in 2040.\n", encoding="utf-8")
+    view = chat.open(state.conversation)
+    assert f"⚠ {CHANGED}" in view.state.messages[-1]["content"] and f"⚠ {CHANGED}" in view.sources
+    assert CLAIM in view.sources  # the card shows the text as it was cited
+
+
+def test_stop_saves_the_draft_and_a_question_is_kept_even_unanswered(tmp_path):
+    assistant = answering_assistant(tmp_path)
+    history = History(assistant.settings.chats_path)
+    chat = Chat(assistant, history)
+    views = chat.respond(ChatState(), "Who founded Zorblax Analytics?")
+    view = next(views)  # asked: the question is saved before anything is answered
+    (turn,) = history.turns(view.state.conversation)
+    assert (turn.question, turn.status) == ("Who founded Zorblax Analytics?", PENDING)
+    for view in views:
+        if CURSOR in view.state.messages[-1]["content"]:
+            break
+    views.close()
+    chat.stop(view.state)
+    (turn,) = history.turns(view.state.conversation)
+    assert turn.status == STOPPED and turn.answer == view.state.draft != ""
+    assert "(stopped)" in chat.open(view.state.conversation).state.messages[-1]["content"]
+
+
+def test_a_history_that_cannot_be_written_is_said_and_the_question_still_answered(tmp_path):
+    assistant = answering_assistant(tmp_path)
+    (tmp_path / "blocked").write_text("a file, not a folder", encoding="utf-8")
+    chat = Chat(assistant, History(tmp_path / "blocked" / "chats.sqlite3"))
+    state = list(chat.respond(ChatState(), "Who founded Zorblax Analytics?"))[-1].state
+    reply = state.messages[-1]["content"]
+    assert reply.startswith('<span class="error">⚠ this answer is not being saved: ') and CLAIM in reply
+    assert state.conversation is None and len(state.turns) == 1

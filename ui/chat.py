@@ -1,0 +1,277 @@
+"""The chat's logic, without Gradio: one conversation's state, an answer streamed into it,
+Stop, follow-ups, starting over, and the saved conversations (rag/history.py): each question
+recorded as it is asked and completed as it settles, reopened, renamed, deleted, exported.
+
+`Chat` holds the Assistant and no per-user state; each browser session keeps its own
+`ChatState` (the page stores it between events) and hands it to every call. A call gives
+back `View`s: the new state and what else changed on the page (the Sources panel, whether
+an answer is being written). ui/app.py lays the page out and turns Views into component
+updates; everything here is testable with the fakes of tests/fakes.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rag.assistant import Done, Retrieved, Token, clean_question
+from rag.errors import RagError
+from rag.history import ANSWERED, FAILED, LOCAL, PENDING, STOPPED, History, changes, folder_sha256, settled_answer
+
+from . import render
+
+# Slider ranges (whatever a client sends is clamped to these).
+K_RANGE = (1, 20)
+MAX_TOKENS_RANGE = (32, 1024)
+TEMPERATURE_RANGE = (0.0, 1.5)
+
+THINKING = '<span class="thinking">Searching the documents…</span>'
+WRITING = '<span class="thinking">Reading the passages…</span>'
+CURSOR = " ▍"
+STOPPED_MARK = ' <span class="stopped">(stopped)</span>'
+INTERRUPTED_MARK = '<span class="stopped">(interrupted: the server stopped before the answer was settled)</span>'
+
+
+def clamp(value, low, high, kind):
+    try:
+        return min(high, max(low, kind(value)))
+    except (TypeError, ValueError):
+        return low
+
+
+def message_text(content) -> str:
+    """A chat message's text: Gradio 6 gives a list of parts ({"type": "text", "text": ...})."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text") or "")
+    if isinstance(content, list):
+        return " ".join(message_text(part) for part in content)
+    return ""
+
+
+def error_message(message: object) -> str:
+    return f'<span class="error">⚠ {render.md_escape(str(message))}</span>'
+
+
+@dataclass
+class ChatState:
+    """One browser session's conversation."""
+
+    messages: list[dict] = field(default_factory=list)  # the chat as displayed
+    turns: list[dict] = field(default_factory=list)  # answered: question, standalone question, answer text
+    sections: list[str] = field(default_factory=list)  # the Sources panel's HTML of each answered question
+    conversation: int | None = None  # its number in the history, once a question was asked
+    pending: int | None = None  # the history's turn being answered
+    draft: str = ""  # the answer being written, as far as it got
+
+    def copy(self) -> ChatState:
+        return copy.deepcopy(self)
+
+    @property
+    def history(self) -> list[tuple[str, str]]:
+        """The earlier (standalone question, answer) pairs, oldest first, for follow-ups."""
+        return [(turn["standalone"], turn["answer"]) for turn in self.turns]
+
+
+@dataclass(frozen=True)
+class View:
+    """What one step changes on the page; None means unchanged."""
+
+    state: ChatState
+    sources: str | None = None  # the Sources panel's HTML
+    answering: bool | None = None  # True: Stop offered instead of Ask
+    clear_question: bool = False
+
+
+class Chat:
+    """The chat over one Assistant, saving into `history` if given. Each View carries a snapshot
+    of the state, so what the page stores after any step (the last one, when Stop cuts the
+    answer short) is that step's. `owner` is the signed-in user ("" without sign-in)."""
+
+    def __init__(self, assistant, history: History | None = None) -> None:
+        self.assistant = assistant
+        self.history = history
+
+    def respond(
+        self, state: ChatState, question, k=None, max_tokens=None, temperature=None, owner: str = LOCAL
+    ) -> Iterator[View]:
+        """Stream one answer into the conversation and its sources into the panel. Closing the
+        iterator (Stop) gives the LLM back as soon as the current step ends."""
+        state = (state or ChatState()).copy()
+        settings = self.assistant.settings
+        question = question if isinstance(question, str) else ""
+        state.messages.append({"role": "user", "content": render.md_escape(" ".join(question.split())) or "…"})
+        try:
+            cleaned = clean_question(question)
+        except RagError as error:
+            state.messages.append({"role": "assistant", "content": error_message(error)})
+            yield View(state.copy(), answering=False, clear_question=True)
+            return
+        reply = {"role": "assistant", "content": THINKING}
+        state.messages.append(reply)
+        unsaved = ""
+        try:
+            self._record_question(state, cleaned, owner)
+        except RagError as error:  # answer all the same, and say so: the user may want to copy it
+            state.conversation = state.pending = None
+            unsaved = error_message(f"this answer is not being saved: {error}") + "\n\n"
+        yield View(
+            state.copy(),
+            sources=render.sources_panel(state.sections, render.pending_sources(cleaned, None)),
+            answering=True,
+            clear_question=True,
+        )
+        stream = None
+        try:
+            rewrite = self.assistant.standalone_question(state.history, cleaned)
+            note = unsaved + (render.rewrite_note(rewrite.standalone) if rewrite.rewritten else "")
+            if note:
+                reply["content"] = note + THINKING
+                yield View(
+                    state.copy(),
+                    sources=render.sources_panel(state.sections, render.pending_sources(rewrite.standalone, None)),
+                )
+            stream = self.assistant.stream(
+                rewrite.standalone,
+                k=clamp(settings.k if k is None else k, *K_RANGE, int),
+                max_tokens=clamp(settings.max_tokens if max_tokens is None else max_tokens, *MAX_TOKENS_RANGE, int),
+                temperature=clamp(
+                    settings.temperature if temperature is None else temperature, *TEMPERATURE_RANGE, float
+                ),
+            )
+            pieces: list[str] = []
+            for event in stream:
+                if isinstance(event, Retrieved):
+                    reply["content"] = note + WRITING
+                    pending = render.pending_sources(rewrite.standalone, event.hits)
+                    yield View(state.copy(), sources=render.sources_panel(state.sections, pending))
+                elif isinstance(event, Token):
+                    pieces.append(event.text)
+                    state.draft = "".join(pieces)
+                    reply["content"] = note + render.draft_markdown("".join(pieces)) + CURSOR
+                    yield View(state.copy())
+                elif isinstance(event, Done):
+                    self._record_answer(state, rewrite.standalone, event.answer)
+                    self._settle(state, cleaned, rewrite.standalone, event.answer, note)
+                    yield View(state.copy(), sources=render.sources_panel(state.sections), answering=False)
+        except RagError as error:
+            reply["content"] = error_message(error)
+            self._record_end(state, FAILED, str(error))
+            yield View(state.copy(), sources=render.sources_panel(state.sections), answering=False)
+        except Exception as error:  # keep serving; the details go to the server log only
+            traceback.print_exc()
+            reply["content"] = error_message(f"unexpected error ({type(error).__name__}); see the server log")
+            self._record_end(state, FAILED, f"unexpected error ({type(error).__name__})")
+            yield View(state.copy(), sources=render.sources_panel(state.sections), answering=False)
+        finally:
+            if stream is not None:
+                stream.close()
+
+    def _settle(
+        self, state: ChatState, question: str, standalone: str, answer, note: str, stale: dict | None = None
+    ) -> None:
+        """The checked answer replaces the draft; its sources join the panel; the turn is kept for
+        follow-ups. `stale`: cited files changed or gone since (a reopened answer)."""
+        stale = stale or {}
+        turn = len(state.turns) + 1
+        state.messages[-1]["content"] = note + render.answer_message(answer, turn, stale)
+        index = self.assistant.index
+        languages = {name: info.get("language", "") for name, info in index.files.items()}
+        cited = {c.file: index.paragraphs_of(c.file) for c in answer.citations if c.file not in stale}
+        state.sections.append(render.turn_sources(turn, standalone, answer, cited, languages, answer.timings_ms, stale))
+        state.turns.append({"question": question, "standalone": standalone, "answer": answer.text or ""})
+        state.pending, state.draft = None, ""
+
+    # -- saving as it happens ---------------------------------------------------------------
+    def _record_question(self, state: ChatState, question: str, owner: str) -> None:
+        if self.history is None:
+            return
+        if state.conversation is None:
+            state.conversation = self.history.create(question, owner).id
+        state.pending = self.history.ask(state.conversation, question, question, owner)
+
+    def _record_answer(self, state: ChatState, standalone: str, answer) -> None:
+        if self.history is not None and state.pending is not None:
+            self.history.answer(state.conversation, state.pending, answer, self.assistant.index.files, standalone)
+
+    def _record_end(self, state: ChatState, status: str, text: str | None) -> None:
+        if self.history is not None and state.pending is not None:
+            self.history.end(state.conversation, state.pending, status, text)
+        state.pending, state.draft = None, ""
+
+    def stop(self, state: ChatState) -> View:
+        """The answer being written, as far as it got, marked as stopped (and saved so)."""
+        state = (state or ChatState()).copy()
+        if state.messages and state.messages[-1].get("role") == "assistant":
+            text = message_text(state.messages[-1].get("content"))
+            for transient in (CURSOR, THINKING, WRITING):
+                text = text.replace(transient, "")
+            state.messages[-1]["content"] = text + STOPPED_MARK
+        self._record_end(state, STOPPED, state.draft or None)
+        return View(state, sources=render.sources_panel(state.sections), answering=False)
+
+    def new(self, state: ChatState | None = None) -> View:
+        """An empty conversation (an answer being written in the old one is saved as stopped)."""
+        if state is not None:
+            self._record_end(state.copy(), STOPPED, state.draft or None)
+        return View(ChatState(), sources=render.sources_panel([]), answering=False, clear_question=True)
+
+    # -- saved conversations ----------------------------------------------------------------
+    def conversations(self, owner: str = LOCAL) -> list:
+        return [] if self.history is None else self.history.conversations(owner)
+
+    def open(self, conversation_id: int, state: ChatState | None = None, owner: str = LOCAL) -> View:
+        """A saved conversation, shown as it was answered; a citation whose document changed or
+        went since says so, and its card shows the text as it was cited."""
+        if self.history is None:
+            raise RagError("conversations are not saved here")
+        turns = self.history.turns(conversation_id, owner)
+        self.new(state)  # an answer still being written in the current one is kept as stopped
+        opened = ChatState(conversation=conversation_id)
+        current = folder_sha256(self.assistant.settings.docs_dir)
+        for turn in turns:
+            opened.messages.append({"role": "user", "content": render.md_escape(turn.question) or "…"})
+            opened.messages.append({"role": "assistant", "content": ""})
+            note = render.rewrite_note(turn.standalone) if turn.standalone != turn.question else ""
+            if turn.status == ANSWERED:
+                answer = settled_answer(turn)
+                self._settle(opened, turn.question, turn.standalone, answer, note, changes(turn, current))
+            elif turn.status == STOPPED:
+                opened.messages[-1]["content"] = render.md_escape(turn.answer or "") + STOPPED_MARK
+            elif turn.status == PENDING:
+                opened.messages[-1]["content"] = INTERRUPTED_MARK
+            else:
+                opened.messages[-1]["content"] = error_message(turn.answer or "failed")
+        return View(opened, sources=render.sources_panel(opened.sections), answering=False, clear_question=True)
+
+    def rename(self, state: ChatState, title: str, owner: str = LOCAL) -> None:
+        if self.history is None or state is None or state.conversation is None:
+            raise RagError("ask a question first: there is no conversation to rename")
+        self.history.rename(state.conversation, title if isinstance(title, str) else "", owner)
+
+    def delete(self, state: ChatState, owner: str = LOCAL) -> View:
+        """The conversation deleted from the history; an empty one in its place."""
+        if self.history is None or state is None or state.conversation is None:
+            raise RagError("there is no saved conversation to delete")
+        self.history.delete(state.conversation, owner)
+        return self.new()
+
+    def export(self, state: ChatState, folder: Path, owner: str = LOCAL) -> tuple[Path, Path] | None:
+        """The conversation written as Markdown and JSON files in `folder`, or None before any question."""
+        if self.history is None or state is None or state.conversation is None:
+            return None
+        current = folder_sha256(self.assistant.settings.docs_dir)
+        exported = self.history.export_json(state.conversation, current, owner)
+        name = re.sub(r"[^\w-]+", "-", exported["title"]).strip("-")[:60] or "conversation"
+        folder = Path(folder) / str(state.conversation)
+        folder.mkdir(parents=True, exist_ok=True)
+        markdown, data = folder / f"{name}.md", folder / f"{name}.json"
+        markdown.write_text(self.history.export_markdown(state.conversation, current, owner), encoding="utf-8")
+        data.write_text(json.dumps(exported, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        return markdown, data
