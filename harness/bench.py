@@ -45,9 +45,11 @@ from rag.errors import RagError
 from rag.settings import Settings, given_flags, settings_from_args
 from rag.store import EMBED_BATCH
 
+from .bench_render import to_markdown
 from .corpora import SEED, gaussian_vectors, seed_sentences, synthetic_documents, synthetic_paragraphs, write_corpus
+from .figures import figure_values, targets
 from .gold import typical_questions
-from .metrics import p50, p95, ratio
+from .metrics import p50
 from .probes import (
     BARE_LLM_COLD_START,
     COLD_BREAKDOWN,
@@ -64,24 +66,10 @@ from .probes import (
     reference_embedder,
     stop_process,
 )
-from .reports import markdown_table, rounded
+from .reports import rounded
 
 CHUNKS_PER_FILE_LARGE = 1000
 ANN_K = 10
-
-# The issue's targets, on this machine (README, performance).
-TARGETS = {
-    "index_overhead_ratio": ("<=", 1.15),
-    "index_overhead_ratio_synthetic": ("<=", 1.15),
-    "retrieve_ms_p50": ("<=", 40.0),
-    "retrieve_ms_p50_100k": ("<=", 60.0),
-    "ttft_ms_p50": ("<=", 2000.0),
-    "decode_ratio_vs_raw": (">=", 0.95),
-    "cold_start_ratio_vs_bare_llm": ("<=", 1.5),
-    "cold_start_retrieve_only_s": ("<=", 1.5),
-    "peak_rss_mb": ("<=", 1300.0),  # set for the 0.5B LLM (--fast); the 1.5B default needs more (README)
-    "peak_rss_mb_ui": ("<=", 2560.0),
-}
 
 
 @dataclass(frozen=True)
@@ -356,27 +344,6 @@ def bench_indexing(bench: Bench) -> None:
     }
 
 
-def indexing_figures(section: dict) -> dict:
-    chunks, runs = section["chunks"], section["runs"]
-    pipeline = [r["pipeline_s"] for r in runs]
-    bare = [r["raw_encode_s"] for r in runs]
-    return {
-        "chunks": chunks,
-        "pipeline_s_p50": p50(pipeline),
-        "pipeline_s_p95": p95(pipeline),
-        "raw_encode_s_p50": p50(bare),
-        "raw_encode_s_p95": p95(bare),
-        "chunks_per_s": ratio(chunks, p50(pipeline)),
-        "raw_chunks_per_s": ratio(chunks, p50(bare)),
-        # pipeline time / bare encoding time, pair by pair (the pairs ran back to back)
-        "overhead_ratio": p50([r["pipeline_s"] / r["raw_encode_s"] for r in runs]),
-        "encode_share": p50([r["encode_inside_s"] / r["pipeline_s"] for r in runs]),
-        # pipeline time / the time it spent inside SentenceTransformer.encode: the same texts and
-        # batches at the same moment, so the load on the machine cancels out exactly
-        "overhead_ratio_inside": p50([r["pipeline_s"] / r["encode_inside_s"] for r in runs if r["encode_inside_s"]]),
-    }
-
-
 # -- retrieval -----------------------------------------------------------------------------
 def time_retrieval(
     assistant, reference, questions: list[str], reps: int, candidates: int, behind: Callable[[], bool] = lambda: False
@@ -418,19 +385,6 @@ def time_retrieval(
         "raw_ms": bare,
         "raw_embed_ms": embed,
         "raw_search_ms": search,
-    }
-
-
-def retrieval_figures(section: dict) -> dict:
-    ours, bare = section["retrieve_ms"], section["raw_ms"]
-    return {
-        "retrieve_ms_p50": p50(ours),
-        "retrieve_ms_p95": p95(ours),
-        "raw_ms_p50": p50(bare),
-        "raw_ms_p95": p95(bare),
-        "raw_embed_ms_p50": p50(section["raw_embed_ms"]),
-        "raw_search_ms_p50": p50(section["raw_search_ms"]),
-        "overhead_ms_p50": p50([a - b for a, b in zip(ours, bare)]),
     }
 
 
@@ -899,194 +853,32 @@ def _versions() -> dict:
 
 
 def summary(bench: Bench) -> dict:
-    """The headline figures (flat, as the issue names them), then the details they come from."""
+    """The declared figures (harness/figures.py, flat, as the issue names them), then the
+    details they come from."""
+    return summarise(bench.details, bench.settings, bench.plan, _models(bench), _versions())
+
+
+def summarise(details: dict, settings, plan: Plan, models: dict, versions: dict) -> dict:
     from rag.settings import physical_cores
 
-    d, settings = bench.details, bench.settings
-    figures: dict = {}
-    if "indexing" in d:
-        seeds = indexing_figures(d["indexing"]["seeds"])
-        synthetic = indexing_figures(d["indexing"]["synthetic"])
-        d["indexing"]["seeds"]["figures"], d["indexing"]["synthetic"]["figures"] = seeds, synthetic
-        figures.update(
-            {
-                "index_chunks_per_s": seeds["chunks_per_s"],
-                "index_raw_chunks_per_s": seeds["raw_chunks_per_s"],
-                "index_overhead_ratio": seeds["overhead_ratio"],
-                "index_seconds_p50": seeds["pipeline_s_p50"],
-                "index_overhead_ratio_inside": seeds["overhead_ratio_inside"],
-                "index_overhead_ratio_inside_synthetic": synthetic["overhead_ratio_inside"],
-                "index_seconds_p95": seeds["pipeline_s_p95"],
-                "index_chunks": seeds["chunks"],
-                "index_chunks_per_s_synthetic": synthetic["chunks_per_s"],
-                "index_raw_chunks_per_s_synthetic": synthetic["raw_chunks_per_s"],
-                "index_overhead_ratio_synthetic": synthetic["overhead_ratio"],
-                "index_chunks_synthetic": synthetic["chunks"],
-            }
-        )
-    if "retrieval" in d:
-        r = retrieval_figures(d["retrieval"])
-        d["retrieval"]["figures"] = r
-        figures.update(
-            {
-                "retrieve_ms_p50": r["retrieve_ms_p50"],
-                "retrieve_ms_p95": r["retrieve_ms_p95"],
-                "retrieve_raw_ms_p50": r["raw_ms_p50"],
-                "retrieve_raw_ms_p95": r["raw_ms_p95"],
-                "query_embed_ms_p50": r["raw_embed_ms_p50"],
-            }
-        )
-    if "large" in d:
-        large = d["large"]
-        for section in large["by_type"].values():
-            section["figures"] = retrieval_figures(section)
-        default = large["by_type"][settings.index_type]["figures"]
-        flat, hnsw = large["by_type"]["flat"]["figures"], large["by_type"]["hnsw"]["figures"]
-        figures.update(
-            {
-                "large_chunks": large["chunks"],
-                "retrieve_ms_p50_100k": default["retrieve_ms_p50"],
-                "retrieve_ms_p95_100k": default["retrieve_ms_p95"],
-                "retrieve_ms_p50_100k_flat": flat["retrieve_ms_p50"],
-                "retrieve_ms_p50_100k_hnsw": hnsw["retrieve_ms_p50"],
-                "retrieve_raw_ms_p50_100k_flat": flat["raw_ms_p50"],
-                "retrieve_raw_ms_p50_100k_hnsw": hnsw["raw_ms_p50"],
-                "faiss_search_ms_p50_100k_flat": flat["raw_search_ms_p50"],
-                "faiss_search_ms_p50_100k_hnsw": hnsw["raw_search_ms_p50"],
-                "retrieve_raw_ms_p50_100k": default["raw_ms_p50"],
-                "ann_recall_at_10": large["ann_recall_at_10"],
-                "index_load_s_100k": large["by_type"][settings.index_type]["load_s"],
-                "index_write_s_100k_flat": large["by_type"]["flat"]["write_s"],
-                "index_write_s_100k_hnsw": large["by_type"]["hnsw"]["write_s"],
-            }
-        )
-    for corpus, section in d.get("milvus", {}).items():
-        suffix = "" if corpus == "seeds" else "_100k"
-        figures.update(
-            {
-                f"retrieve_ms_p50{suffix}_faiss": p50(section.get("faiss", [])),
-                f"retrieve_ms_p50{suffix}_milvus": p50(section.get("milvus", [])),
-                f"milvus_write_s{suffix}": section.get("write_s"),
-            }
-        )
+    d = details
+    values = figure_values(d, settings.index_type)
+    extras = {}
     if "generation" in d:
-        g = d["generation"]
-        rows = [r for r in g["questions"] if not r["warm_up"]] or g["questions"]
-        ours = [r["llm"] for r in rows if r["llm"]]
-        raws = [r["raw"] for r in rows if r["raw"]]
-
-        def rate(calls, key):
-            tokens = sum(c[key + "_tokens"] or 0 for c in calls if c[key + "_s"])
-            seconds = sum(c[key + "_s"] for c in calls if c[key + "_s"])
-            return tokens / seconds if seconds > 0 and tokens > 0 else None
-
-        def prompt(calls):
-            perfs = [c["perf"] for c in calls if c["perf"] and c["perf"]["n_p_eval"] > 1]
-            seconds = sum(p["t_p_eval_ms"] for p in perfs) / 1000
-            return sum(p["n_p_eval"] for p in perfs) / seconds if seconds > 0 else None
-
-        decode, raw_decode = rate(ours, "decode"), rate(raws, "decode")
-        first = g["questions"][0]["llm"] if g["questions"] else None
-        later = [r["llm"] for r in g["questions"][1:] if r["llm"] and r["llm"]["perf"]]
-        figures.update(
-            {
-                "ttft_ms_p50": p50([r["ttft_ms"] for r in rows if r["ttft_ms"]]),
-                "ttft_ms_p95": p95([r["ttft_ms"] for r in rows if r["ttft_ms"]]),
-                "ttft_llm_ms_p50": p50([c["ttft_ms"] for c in ours if c["ttft_ms"]]),
-                "ttft_raw_ms_p50": p50([c["ttft_ms"] for c in raws if c["ttft_ms"]]),
-                "ttft_llm_ratio_vs_raw": p50(
-                    [
-                        a["ttft_ms"] / b["ttft_ms"]
-                        for a, b in zip([r["llm"] for r in rows], [r["raw"] for r in rows])
-                        if a and b and a["ttft_ms"] and b["ttft_ms"]
-                    ]
-                ),
-                "retrieve_in_answer_ms_p50": p50(
-                    [r["timings_ms"].get("retrieve") for r in rows if r["timings_ms"].get("retrieve") is not None]
-                ),
-                "passages_ms_p50": p50(
-                    [r["timings_ms"].get("passages") for r in rows if r["timings_ms"].get("passages") is not None]
-                ),
-                "decode_tok_s": decode,
-                "decode_raw_tok_s": raw_decode,
-                "decode_ratio_vs_raw": ratio(decode, raw_decode),
-                "prompt_tok_s": prompt(ours),
-                "prompt_raw_tok_s": prompt(raws),
-                "prompt_tokens_p50": p50([c["prompt_tokens"] for c in ours if c["prompt_tokens"]]),
-                "prefix_reuse": {
-                    "system_prompt_tokens": g["system_prompt_tokens"],
-                    "first_question_prompt_tokens": first["prompt_tokens"] if first else None,
-                    "first_question_evaluated": first["perf"]["n_p_eval"] if first and first["perf"] else None,
-                    "next_questions_prompt_tokens_p50": p50([c["prompt_tokens"] for c in later if c["prompt_tokens"]]),
-                    "next_questions_evaluated_p50": p50([c["perf"]["n_p_eval"] for c in later]),
-                    "next_questions_reused_p50": p50(
-                        [c["prompt_tokens"] - c["perf"]["n_p_eval"] for c in later if c["prompt_tokens"]]
-                    ),
-                },
-                "ttft_grid": g["grid"],
-            }
-        )
+        extras["prefix_reuse"] = prefix_reuse(d["generation"])
+        extras["ttft_grid"] = d["generation"]["grid"]
     if "cold_start" in d:
-        runs = d["cold_start"]["runs"]
-
-        def first(kind: str) -> float | None:
-            return p50([r["first_s"] for r in runs.get(kind, []) if r["first_s"]])
-
-        def peak(kind: str) -> float | None:
-            return max((r["peak_rss_mb"] for r in runs.get(kind, []) if r["peak_rss_mb"]), default=None)
-
-        figures.update(
-            {
-                "cold_start_s": first("ask"),
-                "cold_start_bare_llm_s": first("bare_llm"),
-                "cold_start_retrieve_only_s": first("retrieve_only"),
-                "peak_rss_mb": peak("ask"),
-                "peak_rss_mb_bare_llm": peak("bare_llm"),
-                "peak_rss_mb_retrieve_only": peak("retrieve_only"),
-                "cold_start_breakdown_s": d["cold_start"]["breakdown"],
-            }
-        )
-        figures["cold_start_ratio_vs_bare_llm"] = ratio(figures["cold_start_s"], figures["cold_start_bare_llm_s"])
-    if "ui" in d:
-        figures.update(
-            {
-                "peak_rss_mb_ui": d["ui"].get("peak_rss_mb"),
-                "ui_start_s": d["ui"].get("start_s"),
-                "ui_answer_s": d["ui"].get("answer_s"),
-            }
-        )
-    for key in (
-        "ttft_ms_p50",
-        "ttft_ms_p95",
-        "decode_tok_s",
-        "decode_ratio_vs_raw",
-        "prompt_tok_s",
-        "retrieve_ms_p50",
-        "retrieve_ms_p95",
-        "retrieve_ms_p50_100k",
-        "ann_recall_at_10",
-        "index_chunks_per_s",
-        "index_overhead_ratio",
-        "cold_start_s",
-        "peak_rss_mb",
-        "peak_rss_mb_ui",
-    ):
-        figures.setdefault(key, None)
-    targets = {}
-    for key, (op, limit) in TARGETS.items():
-        value = figures.get(key)
-        holds = None if value is None else (value <= limit if op == "<=" else value >= limit)
-        targets[key] = {"value": value, "target": f"{op} {limit:g}", "holds": holds}
-    plan = asdict(bench.plan)
+        extras["cold_start_breakdown_s"] = d["cold_start"]["breakdown"]
     return rounded(
         {
-            **figures,
+            **values,
+            **extras,
             "cpu_cores": physical_cores(),
             "cpu_logical": os.cpu_count(),
             "threads": settings.threads,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-            "models": _models(bench),
-            "versions": _versions(),
+            "models": models,
+            "versions": versions,
             "settings": {
                 "k": settings.k,
                 "passages": settings.passages,
@@ -1098,11 +890,11 @@ def summary(bench: Bench) -> dict:
                 "context_tokens": settings.context_tokens,
                 "docs": str(settings.docs_dir),
             },
-            "plan": {**plan, "quick": bench.plan == QUICK},
+            "plan": {**asdict(plan), "quick": plan == QUICK},
             "load_average_before": d.get("load_average_before"),
             "load_average_after": d.get("load_average_after"),
             "bench_seconds": d.get("bench_seconds"),
-            "targets": targets,
+            "targets": targets(values),
             "details": {
                 k: v for k, v in d.items() if k not in ("load_average_before", "load_average_after", "bench_seconds")
             },
@@ -1110,183 +902,20 @@ def summary(bench: Bench) -> dict:
     )
 
 
-def _figure(value) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}" if abs(value) < 1000 else f"{value:,.0f}"
-    return str(value)
-
-
-def to_markdown(r: dict) -> str:
-    """The figures as markdown tables: each with the raw library's figure and the target."""
-
-    def target(key: str | None) -> list[str]:
-        t = r["targets"].get(key) if key else None
-        if not t:
-            return ["", ""]
-        return [t["target"], "–" if t["holds"] is None else "yes" if t["holds"] else "**no**"]
-
-    big = f"{r['large_chunks']:,}" if r.get("large_chunks") else "100,000"
-    rows = [
-        ("Indexing, seeds (chunks/s)", "index_chunks_per_s", "index_raw_chunks_per_s", None, ""),
-        ("Indexing, seeds: pipeline / bare encode", "index_overhead_ratio", None, None, "index_overhead_ratio"),
-        (
-            f"Indexing, synthetic {r.get('index_chunks_synthetic') or ''} chunks (chunks/s)",
-            "index_chunks_per_s_synthetic",
-            "index_raw_chunks_per_s_synthetic",
-            None,
-            "",
+def prefix_reuse(g: dict) -> dict:
+    """llama.cpp's KV-cache reuse: prompt tokens evaluated by the first question and the next."""
+    first = g["questions"][0]["llm"] if g["questions"] else None
+    later = [r["llm"] for r in g["questions"][1:] if r["llm"] and r["llm"]["perf"]]
+    return {
+        "system_prompt_tokens": g["system_prompt_tokens"],
+        "first_question_prompt_tokens": first["prompt_tokens"] if first else None,
+        "first_question_evaluated": first["perf"]["n_p_eval"] if first and first["perf"] else None,
+        "next_questions_prompt_tokens_p50": p50([c["prompt_tokens"] for c in later if c["prompt_tokens"]]),
+        "next_questions_evaluated_p50": p50([c["perf"]["n_p_eval"] for c in later]),
+        "next_questions_reused_p50": p50(
+            [c["prompt_tokens"] - c["perf"]["n_p_eval"] for c in later if c["prompt_tokens"]]
         ),
-        (
-            "Indexing, synthetic: pipeline / bare encode",
-            "index_overhead_ratio_synthetic",
-            None,
-            None,
-            "index_overhead_ratio_synthetic",
-        ),
-        (
-            "Indexing, seeds / synthetic: pipeline / its own time in encode",
-            "index_overhead_ratio_inside",
-            "index_overhead_ratio_inside_synthetic",
-            None,
-            "",
-        ),
-        ("Retrieve, seeds, p50 (ms)", "retrieve_ms_p50", "retrieve_raw_ms_p50", None, "retrieve_ms_p50"),
-        ("Retrieve, seeds, p95 (ms)", "retrieve_ms_p95", "retrieve_raw_ms_p95", None, ""),
-        (
-            f"Retrieve, {big} chunks, default index ({r['settings']['index_type']}), p50 (ms)",
-            "retrieve_ms_p50_100k",
-            "retrieve_raw_ms_p50_100k",
-            None,
-            "retrieve_ms_p50_100k",
-        ),
-        (
-            f"Retrieve, {big} chunks, flat, p50 (ms)",
-            "retrieve_ms_p50_100k_flat",
-            "retrieve_raw_ms_p50_100k_flat",
-            None,
-            "",
-        ),
-        (
-            f"Retrieve, {big} chunks, HNSW, p50 (ms)",
-            "retrieve_ms_p50_100k_hnsw",
-            "retrieve_raw_ms_p50_100k_hnsw",
-            None,
-            "",
-        ),
-        (
-            "Retrieve, seeds, Milvus store (milvus-lite) p50 (ms); FAISS store, same run",
-            "retrieve_ms_p50_milvus",
-            "retrieve_ms_p50_faiss",
-            None,
-            "",
-        ),
-        (
-            f"Retrieve, {big} chunks, flat, Milvus store (milvus-lite) p50 (ms); FAISS store, same run",
-            "retrieve_ms_p50_100k_milvus",
-            "retrieve_ms_p50_100k_faiss",
-            None,
-            "",
-        ),
-        (f"FAISS search alone, {big} chunks, flat, p50 (ms)", "faiss_search_ms_p50_100k_flat", None, None, ""),
-        (f"FAISS search alone, {big} chunks, HNSW, p50 (ms)", "faiss_search_ms_p50_100k_hnsw", None, None, ""),
-        (f"HNSW recall@10 vs exact search, {big} chunks", "ann_recall_at_10", None, None, ""),
-        ("TTFT, question to first token, p50 (ms)", "ttft_ms_p50", None, None, "ttft_ms_p50"),
-        ("TTFT, question to first token, p95 (ms)", "ttft_ms_p95", None, None, ""),
-        ("TTFT, LLM call to first token, p50 (ms)", "ttft_llm_ms_p50", "ttft_raw_ms_p50", "ttft_llm_ratio_vs_raw", ""),
-        ("Decode (tokens/s)", "decode_tok_s", "decode_raw_tok_s", "decode_ratio_vs_raw", "decode_ratio_vs_raw"),
-        ("Prompt processing (tokens/s)", "prompt_tok_s", "prompt_raw_tok_s", None, ""),
-        (
-            "Cold start `ask` to first token (s)",
-            "cold_start_s",
-            "cold_start_bare_llm_s",
-            "cold_start_ratio_vs_bare_llm",
-            "cold_start_ratio_vs_bare_llm",
-        ),
-        (
-            "Cold start `ask --retrieve-only` to output (s)",
-            "cold_start_retrieve_only_s",
-            None,
-            None,
-            "cold_start_retrieve_only_s",
-        ),
-        ("Peak RSS `ask` (MB)", "peak_rss_mb", "peak_rss_mb_bare_llm", None, "peak_rss_mb"),
-        ("Peak RSS `ask --retrieve-only` (MB)", "peak_rss_mb_retrieve_only", None, None, ""),
-        ("Peak RSS `rag ui` after one question (MB)", "peak_rss_mb_ui", None, None, "peak_rss_mb_ui"),
-    ]
-    table = markdown_table(
-        ["figure", "polyglot-rag", "raw library (same work, same run)", "ratio", "target", "holds"],
-        [
-            [
-                label,
-                _figure(r.get(ours)),
-                _figure(r.get(raw)) if raw else "",
-                _figure(r.get(rat)) if rat else "",
-                *target(tkey),
-            ]
-            for label, ours, raw, rat, tkey in rows
-        ],
-    )
-    reuse = r.get("prefix_reuse") or {}
-    grid = r.get("ttft_grid") or []
-    out = [
-        "## Benchmark",
-        "",
-        f"{r['cpu_cores']} cores ({r['cpu_logical']} logical), {r['threads']} threads, load average "
-        f"{r.get('load_average_before')} before and {r.get('load_average_after')} after; "
-        f"embedder {r['models']['embedder']['id']}, LLM {r['models']['llm']['id']}; "
-        f"{_figure(r.get('bench_seconds'))} s{' (--quick)' if r['plan']['quick'] else ''}.",
-        "",
-        table,
-    ]
-    if reuse:
-        out += [
-            "",
-            f"KV-cache prefix reuse: the first question evaluated {_figure(reuse.get('first_question_evaluated'))} "
-            f"of {_figure(reuse.get('first_question_prompt_tokens'))} prompt tokens; the next ones "
-            f"{_figure(reuse.get('next_questions_evaluated_p50'))} of "
-            f"{_figure(reuse.get('next_questions_prompt_tokens_p50'))} (p50), reusing "
-            f"{_figure(reuse.get('next_questions_reused_p50'))} (system prompt: "
-            f"{_figure(reuse.get('system_prompt_tokens'))} tokens).",
-        ]
-    if grid:
-        out += [
-            "",
-            "TTFT by passages read (system prompt cached):",
-            "",
-            markdown_table(
-                [
-                    "passages",
-                    "tokens each (max)",
-                    "prompt tokens p50",
-                    "evaluated p50",
-                    "LLM TTFT p50 (ms)",
-                    "question to first token p50 (ms)",
-                ],
-                [
-                    [
-                        str(g["passages"]),
-                        str(g["passage_tokens"]),
-                        _figure(g["prompt_tokens_p50"]),
-                        _figure(g["evaluated_tokens_p50"]),
-                        _figure(g["ttft_llm_ms_p50"]),
-                        _figure(g["ttft_ms_p50"]),
-                    ]
-                    for g in grid
-                ],
-                right_from=0,
-            ),
-        ]
-    breakdown = r.get("cold_start_breakdown_s") or {}
-    if breakdown:
-        out += [
-            "",
-            "Where a cold `ask` spends its time (each step in turn, one new process; s):",
-            "",
-            markdown_table(["step", "seconds"], [[name, _figure(value)] for name, value in breakdown.items()]),
-        ]
-    return "\n".join(out) + "\n"
+    }
 
 
 command = Command("measure speed and memory against the raw libraries", add_arguments, run)

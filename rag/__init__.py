@@ -13,7 +13,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 def _limit_malloc_arenas(arenas: int = 2) -> None:
     """Cap glibc's malloc arenas. glibc gives threads that allocate at once arenas of their own
     (up to 8 per core) and seldom returns their memory, so the chat server, answering on
-    Gradio's worker threads, kept growing with every crowd of users (README, Reliability:
+    Gradio's worker threads, kept growing with every crowd of users (docs/reliability.md:
     concurrent users); llama.cpp's lock serialises the work anyway. glibc fixes the limit when
     the first extra arena is made, so this runs at import, before any thread; a
     MALLOC_ARENA_MAX in the environment wins. No-op where libc is not glibc."""

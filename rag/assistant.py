@@ -26,7 +26,7 @@ from .errors import RagError
 from .grounding import problem_with_quote, problem_with_span, quote_of
 from .language import detect_language
 from .library import Library
-from .llm import LLM, LlamaCppLLM
+from .llm import LLM, load_llm
 from .passages import Passage, select_passages
 from .retrieval import Hit, Retriever
 from .scale import E5_SMALL, Scale, measure
@@ -204,16 +204,7 @@ class Assistant:
     def llm(self) -> LLM:
         with self._llm_lock:
             if self._llm is None:
-                if self.settings.llm_url:
-                    from .llm import OpenAICompatibleLLM
-
-                    self._llm = OpenAICompatibleLLM(self.settings.llm_url)
-                else:
-                    if self.settings.llm_model is not None:
-                        from models.provision import provision
-
-                        provision(self.settings.llm_model, self.settings.models_dir, self.log)
-                    self._llm = LlamaCppLLM(self.settings.llm_path, self.settings.context_tokens, self.settings.threads)
+                self._llm = load_llm(self.settings, self.log)
             return self._llm
 
     def preload_llm(self) -> threading.Thread:

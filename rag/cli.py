@@ -38,22 +38,76 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore")
 
 
+class _Output:
+    """Standard output, whose failure to take the result (a full disk, an I/O error) is a
+    one-line error instead of a traceback, or of a status that says nothing was lost."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:  # the reader left (`| head`): not an error
+            raise
+        except OSError as error:
+            raise OutputError(f"cannot write the result to standard output ({error.strerror or error})") from None
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            raise OutputError(f"cannot write the result to standard output ({error.strerror or error})") from None
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+class OutputError(RagError):
+    """Standard output cannot be written."""
+
+
+def _discard_output() -> None:
+    """Point standard output's descriptor at /dev/null, so that what is still buffered for it
+    goes nowhere at exit instead of failing again (as Python's documentation does on SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no descriptor (a StringIO in tests)
+        pass
+
+
 def _run(program: str, main: Callable[[], int], prints: bool = True) -> int:
     """Run a command: user errors become one line on stderr and exit status 1. A command that
     `prints` its result refuses to start when standard output is closed (`>&-`), where Python
-    would discard every print and exit 0 with the result lost."""
+    would discard every print and exit 0 with the result lost, and fails in one line when the
+    result cannot be written (a full disk)."""
+    stdout = sys.stdout
     try:
         if prints and sys.stdout is None:
             raise RagError("standard output is closed; the result would be lost (remove `>&-`)")
-        return main()
+        if prints:
+            sys.stdout = _Output(stdout)
+        status = main()
+        if prints:
+            sys.stdout.flush()  # a write that fails does so here, not after the exit status is set
+        return status
     except RagError as error:
+        if isinstance(error, OutputError):
+            _discard_output()
         print(f"{program}: error: {printable(str(error))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{program}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        _discard_output()
         return 0
+    finally:
+        sys.stdout = stdout
 
 
 # -- ask ----------------------------------------------------------------------------------
@@ -216,9 +270,11 @@ def _index_command(args) -> int:
         bar.update(done - bar.n)
 
     # No bars beside JSON (a disabled tqdm has no `desc` to compare stages by).
-    report = assistant.update_index(rebuild=args.rebuild, progress=None if args.json else progress)
-    if bar is not None:
-        bar.close()
+    try:
+        report = assistant.update_index(rebuild=args.rebuild, progress=None if args.json else progress)
+    finally:  # closed before any error is printed, so that the error is the last line
+        if bar is not None:
+            bar.close()
     if args.json:
         print(json_line(report.to_json()), flush=True)
         return _watch(assistant, args.json) if args.watch else 0

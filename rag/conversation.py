@@ -4,7 +4,7 @@ Retrieval sees one question at a time, so a follow-up that leans on the conversa
 first made standalone. The default LLM is small (0.5B): asked to rewrite a whole question
 it mostly echoes the previous question or returns the follow-up unchanged. Asked only *what
 the follow-up is about*, it names the right person or thing for most of them (measurements:
-README, evaluation). So the work is split:
+docs/evaluation.md). So the work is split:
 
 1. only questions that look like follow-ups (short, with a pronoun or a connective, or
    very short) are touched at all, so standalone questions are never mangled;

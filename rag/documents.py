@@ -114,7 +114,7 @@ def numbered(file: str, blocks: list[Block]) -> tuple[Paragraph, ...]:
 
 def split_paragraphs(file: str, text: str) -> tuple[Paragraph, ...]:
     """The paragraphs of a .txt or .md file's text."""
-    return numbered(file, text_blocks(text))
+    return numbered(file, list(text_blocks(text)))
 
 
 def _shown(name: str) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -90,7 +92,7 @@ class SentenceTransformerEmbedder:
 class UnigramTokenizer:
     """A Unigram (SentencePiece-style) tokenizer that loads in a fraction of the time of the
     `tokenizers` library's. That library builds a trie of all 250,000 XLM-R pieces, which
-    costs several times the CPU and memory of this one (measured in README, "Why the default
+    costs several times the CPU and memory of this one (measured in docs/performance.md, "Why the default
     embedder's tokenizer is not the `tokenizers` library"). Here the pieces are a dict read from a
     plain file, and a word's best split is found by the same Viterbi search as the library's
     (same scores, same order of candidates, same tie-breaking, unknown runs fused into one
@@ -225,13 +227,32 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+@dataclass(frozen=True)
+class EmbedderBackend:
+    """One way to run an embedder, as rag/backends.py registers it."""
+
+    accepts: Callable[[str], bool]  # (name or path): can this backend run that model?
+    load: Callable[[str, int], Embedder]  # (name or path, threads): the loaded model
+
+
 def load_embedder(name_or_path: str, threads: int) -> Embedder:
-    """The ONNX export of a folder when `rag models` made one that is still current, else
-    sentence-transformers."""
+    """The model loaded by the first registered backend that accepts it (rag/backends.py)."""
+    from . import backends
+
+    return backends.first_accepting(backends.EMBEDDERS, name_or_path).load(name_or_path, threads)
+
+
+def _current_export(name_or_path: str) -> Path | None:
     from models.stamps import current_export
 
     folder = Path(name_or_path)
-    exported = current_export(folder) if folder.is_dir() else None
-    if exported is not None:
-        return OnnxEmbedder(folder, exported, threads)
-    return SentenceTransformerEmbedder(name_or_path, threads)
+    return current_export(folder) if folder.is_dir() else None
+
+
+# A folder whose ONNX export `rag models` made and is still current.
+ONNX = EmbedderBackend(
+    accepts=lambda name_or_path: _current_export(name_or_path) is not None,
+    load=lambda name_or_path, threads: OnnxEmbedder(Path(name_or_path), _current_export(name_or_path), threads),
+)
+# Any other model: by hub name (if cached) or folder path.
+SENTENCE_TRANSFORMERS = EmbedderBackend(accepts=lambda name_or_path: True, load=SentenceTransformerEmbedder)

@@ -15,7 +15,7 @@ Vectors are stored centred per language: multilingual-e5 scores a question highe
 against any text in its own language, which buries the right passage in another
 language. Subtracting each language's mean vector (shrunk towards the global mean when
 a language has few chunks) removes that offset from every inner product (its effect on
-eval/gold.jsonl: README, evaluation). The offsets are kept, so true cosine similarities
+eval/gold.jsonl: docs/evaluation.md). The offsets are kept, so true cosine similarities
 can still be computed.
 """
 
@@ -44,6 +44,7 @@ from .store import (
     INDEX_FORMAT,
     Progress,
     Store,
+    StoreBackend,
     UpdateReport,
     centred,
     language_offsets,
@@ -78,6 +79,8 @@ _GENERATION_FILE = re.compile(
 )
 # Seconds a second writer waits for the first before giving up.
 LOCK_TIMEOUT = 600
+# Times a reader loads the live generation when builds keep replacing it meanwhile.
+LOAD_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -279,9 +282,23 @@ def _verify_files(folder: Path, checksums: dict[str, str], rebuild: str) -> None
 
 def load_index(index_dir: Path) -> Index:
     """The live index, verified against its checksums; RagError if missing or corrupt."""
+    folder, manifest_sha = _current_generation(index_dir)
+    attempts = 1
+    while True:
+        try:
+            return _load_generation(index_dir, folder, manifest_sha)
+        except RagError:
+            # A build may have made another generation live and removed this one while it
+            # was being read: then the live one is read instead.
+            live, live_sha = _current_generation(index_dir)
+            if live == folder or attempts == LOAD_ATTEMPTS:
+                raise
+            folder, manifest_sha, attempts = live, live_sha, attempts + 1
+
+
+def _load_generation(index_dir: Path, folder: Path, manifest_sha: str) -> Index:
     import faiss
 
-    folder, manifest_sha = _current_generation(index_dir)
     rebuild = "rebuild with `rag index --rebuild`"
     try:
         if _sha256(folder / MANIFEST) != manifest_sha:
@@ -485,6 +502,14 @@ def _holds_only_built_files(folder: Path) -> bool:
         return False
 
 
+def _unwritable(index_dir: Path, error: OSError) -> RagError:
+    where = f"{Path(error.filename).name}: " if error.filename else ""
+    return RagError(
+        f"cannot write the index in {index_dir} ({where}{error.strerror or error}); "
+        f"make the folder writable or choose another --index"
+    )
+
+
 def _reusable(index_dir: Path, manifest: dict, rebuild: bool) -> tuple[Index | None, str | None]:
     """The current index if its vectors can be reused, else None and why not."""
     if rebuild:
@@ -519,12 +544,20 @@ def update_index(
         raise RagError(
             f"no readable document in {docs_dir} ({len(skipped)} skipped{example}); add documents and run `rag index`"
         )
-    claim_index_folder(index_dir, docs_dir)
+    # Read-only, on a read-only file system, or immutable: said before anything is embedded.
+    if index_dir.is_dir() and not os.access(index_dir, os.W_OK):
+        raise RagError(f"the index folder {index_dir} is read-only; make it writable or choose another --index")
+    try:
+        claim_index_folder(index_dir, docs_dir)
+    except OSError as error:
+        raise _unwritable(index_dir, error) from None
     try:
         lock = FileLock(str(index_dir / ".lock"), timeout=LOCK_TIMEOUT)
         lock.acquire()
     except Timeout:
         raise RagError(f"another process has been writing {index_dir} for {LOCK_TIMEOUT} s; try again later") from None
+    except OSError as error:
+        raise _unwritable(index_dir, error) from None
     try:
         manifest = new_manifest(embedder, chunking, index_type)
         set_aside = _set_aside_broken_pointer(index_dir)
@@ -533,13 +566,34 @@ def update_index(
         plan = plan_update(documents, skipped, manifest, old, reason, chunking, embedder, progress)
         report = plan.report
         if old and not report.changed:
-            _remove_stale(index_dir, keep=old.folder)  # leftovers of builds killed since the last one
+            try:
+                _remove_stale(index_dir, keep=old.folder)  # leftovers of builds killed since the last one
+            except OSError as error:
+                raise _unwritable(index_dir, error) from None
             report.seconds = time.perf_counter() - started
             return old, report
         vectors = plan_vectors(plan, old, embedder, progress)
-        folder = _write_generation(index_dir, manifest, plan.chunks, documents, vectors)
-        _remove_stale(index_dir, keep=folder)
+        try:
+            folder = _write_generation(index_dir, manifest, plan.chunks, documents, vectors)
+            _remove_stale(index_dir, keep=folder)
+        except OSError as error:  # a full disk, a folder made read-only meanwhile
+            raise _unwritable(index_dir, error) from None
     finally:
         lock.release()
     report.seconds = time.perf_counter() - started
     return load_index(index_dir), report
+
+
+def _update_from_settings(settings, embedder, chunking, rebuild=False, progress=None) -> tuple[Index, UpdateReport]:
+    return update_index(
+        settings.docs_dir, settings.index_dir, embedder, chunking, settings.index_type, rebuild, progress
+    )
+
+
+# The default store (rag/backends.py): the index folder named by --index.
+STORE = StoreBackend(
+    exists=lambda settings: exists(settings.index_dir),
+    open=lambda settings: load_index(settings.index_dir),
+    update=_update_from_settings,
+    location=lambda settings: str(settings.index_dir),
+)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -361,6 +362,37 @@ class OpenAICompatibleLLM:
             if isinstance(answer.get("tokens"), list):
                 return len(answer["tokens"])
         raise RagError(f"the LLM server at {self.base_url} cannot count tokens ({problems[-1]})")
+
+
+@dataclass(frozen=True)
+class LLMBackend:
+    """One way to run the LLM, as rag/backends.py registers it."""
+
+    accepts: Callable[..., bool]  # (settings): is this the backend the settings ask for?
+    load: Callable[..., LLM]  # (settings, log): the loaded model
+
+
+def load_llm(settings, log: Callable[[str], None]) -> LLM:
+    """The LLM of the first registered backend that accepts the settings (rag/backends.py)."""
+    from . import backends
+
+    return backends.first_accepting(backends.LLMS, settings).load(settings, log)
+
+
+def _load_llama_cpp(settings, log: Callable[[str], None]) -> LlamaCppLLM:
+    if settings.llm_model is not None:  # a catalogue model, provisioned on first use
+        from models.provision import provision
+
+        provision(settings.llm_model, settings.models_dir, log)
+    return LlamaCppLLM(settings.llm_path, settings.context_tokens, settings.threads)
+
+
+# A server named by --llm-url.
+OPENAI_COMPATIBLE = LLMBackend(
+    accepts=lambda settings: bool(settings.llm_url), load=lambda settings, log: OpenAICompatibleLLM(settings.llm_url)
+)
+# A GGUF in this process: a catalogue name or a path.
+LLAMA_CPP = LLMBackend(accepts=lambda settings: True, load=_load_llama_cpp)
 
 
 def _message_of(error: object) -> str:

@@ -18,6 +18,7 @@ Rows are numbered as in the FAISS store, so both rank alike.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ from .store import (
     INDEX_FORMAT,
     Progress,
     Store,
+    StoreBackend,
     UpdateReport,
     centred,
     language_offsets,
@@ -97,16 +99,20 @@ def milvus_errors(uri: str) -> Iterator[None]:
 def connect(settings):
     """A client for settings.milvus_uri; RagError naming the URI if it cannot be reached."""
     uri = settings.milvus_uri
-    if urlsplit(uri).scheme not in ("http", "https", "tcp", "grpc", "unix"):
+    local = urlsplit(uri).scheme not in ("http", "https", "tcp", "grpc", "unix")
+    if local:
         if not uri.endswith(".db"):
             raise RagError(f"--milvus-uri {uri!r} is neither http(s)://host:port nor a local file ending in .db")
         if not Path(uri).parent.is_dir():
             raise RagError(f"--milvus-uri {uri}: the folder {Path(uri).parent} does not exist")
+        _check_local_database(Path(uri))
     import logging
 
     from pymilvus import MilvusClient
 
-    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # failures become our one-line RagError
+    # Failures become our one-line RagError (milvus-lite logs its own with a traceback).
+    for name in ("pymilvus", "milvus_lite"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     with milvus_errors(uri):
         try:
             return MilvusClient(
@@ -116,7 +122,90 @@ def connect(settings):
             raise
         except Exception as error:  # pymilvus raises several types for a server that is not there
             message = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+            if local:
+                raise RagError(_local_failure(Path(uri), message)) from None
             raise RagError(f"cannot reach Milvus at {shown_uri(uri)} ({message}); is the server running?") from None
+
+
+# milvus-lite keeps a local database in a folder holding this lock file and these folders.
+LITE_LOCK = "LOCK"
+LITE_FOLDER = "collections"
+LITE_SERVER_PORT = 19530
+
+
+def _check_local_database(path: Path) -> None:
+    """Refuse a local path that is something else than milvus-lite's database folder (new, empty
+    or its own): milvus-lite would fail on a file, and write its folders into a user's folder."""
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise RagError(
+            f"--milvus-uri {path} is a file that is not a Milvus database (milvus-lite keeps its data in a "
+            f"folder); name a path that does not exist yet"
+        )
+    try:
+        foreign = any(path.iterdir()) and not (path / LITE_FOLDER).is_dir()
+    except OSError as error:
+        raise RagError(f"cannot open the Milvus database {path} ({error.strerror or error})") from None
+    if foreign:
+        raise RagError(
+            f"--milvus-uri {path} is a folder that holds no Milvus database; name a path that does not exist yet"
+        )
+
+
+def _local_failure(path: Path, message: str) -> str:
+    """Why milvus-lite could not open a local database, said as the user can act on it."""
+    holder = lock_holder(path / LITE_LOCK)
+    if holder is None:
+        return f"cannot open the Milvus database {path} ({message})"
+    pid, command = holder
+    who = f" (pid {pid}: {command})" if pid else ""
+    return (
+        f"the Milvus database {path} is in use by another process{who}, and milvus-lite opens a .db in one "
+        f"process at a time: wait for it to finish, or serve the database to every process with "
+        f"`milvus-lite server --data-dir {path}` and use --milvus-uri http://127.0.0.1:{LITE_SERVER_PORT}"
+    )
+
+
+def lock_holder(lock: Path) -> tuple[int | None, str] | None:
+    """The process holding a flock on `lock` (its pid and command; None and "" when it cannot be
+    told), or None when no process holds it."""
+    import fcntl
+
+    try:
+        info = lock.stat()
+    except OSError:
+        return None
+    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+            for line in locks:
+                fields = line.split()
+                if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == device and fields[4].isdigit():
+                    return int(fields[4]), _command(int(fields[4]))
+    except OSError:  # no /proc: only whether it is held can be told
+        pass
+    try:
+        descriptor = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+        return None
+    except OSError:
+        return None, ""
+    finally:
+        os.close(descriptor)
+
+
+def _command(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            words = handle.read(4096).split(b"\0")
+    except OSError:
+        return ""
+    return " ".join(word.decode(errors="replace") for word in words if word)[:200]
 
 
 def _literal(text: str) -> str:
@@ -521,3 +610,12 @@ def update_milvus(
     store = _replace_live(client, uri, manifest, plan.chunks, documents, vectors)
     report.seconds = time.perf_counter() - started
     return store, report
+
+
+# The store of `--store milvus` (rag/backends.py); the token never appears in its location.
+STORE = StoreBackend(
+    exists=exists,
+    open=open_milvus,
+    update=update_milvus,
+    location=lambda settings: f"Milvus at {settings.milvus_uri}",
+)

@@ -1,6 +1,6 @@
 """Readers: from a file's bytes to its paragraphs, one reader per format, chosen by suffix.
 
-Paragraph rules (README "Formats"):
+Paragraph rules (docs/formats.md):
 - .txt, .md: one non-blank line is one paragraph (lines end at \\n, \\r\\n or \\r).
 - .pdf: per page, text lines joined into blocks; a block ends where the vertical gap to the
   next line is larger than half a line (or the next line starts higher, as in a new
@@ -15,6 +15,10 @@ Paragraph rules (README "Formats"):
 
 A reader raises Unreadable with a one-line reason for a file it cannot read; caveats
 (pages skipped, pages beyond the limit) come back as notes. Libraries are imported on use.
+
+Every reader works in time linear in its file's size, and stops after MAX_READ_SECONDS
+whatever the file holds (a slow disk, OCR, a pathological file): what was read by then is
+kept, and a note says where reading stopped.
 """
 
 from __future__ import annotations
@@ -36,12 +40,15 @@ from .language import detect_language
 MAX_TEXT_BYTES = 20 * 2**20
 MAX_PACKED_BYTES = 100 * 2**20  # .pdf and .docx files
 MAX_PDF_PAGES = 1000  # pages read from one PDF; the rest are reported, not read
-MAX_PDF_SECONDS = 120.0  # reading one PDF stops after this long (OCR included)
+MAX_READ_SECONDS = 120.0  # reading one file stops after this long (a PDF's OCR included)
 MAX_OCR_PAGES = 50  # scanned pages OCR'd in one PDF
 OCR_SECONDS_PER_PAGE = 60
 OCR_DPI = 300
 MAX_OCR_PIXELS = 40_000_000  # a huge page is rendered at a lower resolution instead
 MAX_DOCX_UNPACKED_BYTES = 200 * 2**20  # a zip bomb unpacks to far more
+# Elements nested deeper than this in an HTML page are flattened before parsing (as Chromium's
+# parser caps its tree's depth): the HTML parser's work per tag grows with the depth.
+MAX_HTML_DEPTH = 512
 _LINE_END = re.compile(r"\r\n|\r|\n")
 # Tesseract's language data for the corpus languages, used when installed.
 OCR_LANGUAGES = ("eng", "kor", "chi_sim", "ind")
@@ -87,6 +94,21 @@ def _pdf_version() -> str:
 
 
 # -- shared helpers ------------------------------------------------------------------------
+class Deadline:
+    """The time one file may take to read, checked between the units a reader reads (pages,
+    paragraphs, lines), so that a reader stops with what it has instead of holding up a build."""
+
+    def __init__(self) -> None:
+        self.end = time.monotonic() + MAX_READ_SECONDS
+
+    def passed(self) -> bool:
+        return time.monotonic() > self.end
+
+
+def stopped_note(paragraphs: int) -> str:
+    return f"read in part: stopped after {paragraphs} paragraphs, reading took over {MAX_READ_SECONDS:.0f} s"
+
+
 def looks_like(data: bytes) -> str | None:
     """The kind of file the first bytes show, for files that only look like their suffix."""
     head = data[:1024]
@@ -145,13 +167,25 @@ def read_text(data: bytes) -> Reading:
             else "binary content, not text"
         )
     text, valid = decode(data)
-    return Reading(text_blocks(text), notes=[] if valid else ["not valid UTF-8; undecodable bytes replaced"])
+    notes = [] if valid else ["not valid UTF-8; undecodable bytes replaced"]
+    return Reading(until(Deadline(), text_blocks(text), notes), notes=notes)
 
 
-def text_blocks(text: str) -> list[Block]:
+def text_blocks(text: str) -> Iterator[Block]:
     """One block per non-blank line; lines end at \\n, \\r\\n or \\r only (a form feed, NEL
     or U+2028 inside a line is text)."""
-    return [Block(line) for line in (line.strip() for line in _LINE_END.split(text)) if line]
+    return (Block(line) for line in (line.strip() for line in _LINE_END.split(text)) if line)
+
+
+def until(deadline: Deadline, blocks: Iterable[Block], notes: list[str]) -> list[Block]:
+    """The blocks read before the deadline passed (a note says so if it did)."""
+    read: list[Block] = []
+    for block in blocks:
+        if deadline.passed():
+            notes.append(stopped_note(len(read)))
+            break
+        read.append(block)
+    return read
 
 
 # -- .pdf ----------------------------------------------------------------------------------
@@ -168,16 +202,14 @@ def read_pdf(data: bytes) -> Reading:
         raise Unreadable(f"damaged PDF ({_pdfium_reason(error)})") from None
     blocks: list[Block] = []
     notes: list[str] = []
-    started = time.monotonic()
+    deadline = Deadline()
     try:
         title = _clean(document.get_metadata_dict(skip_empty=True).get("Title", ""))
         pages = len(document)
-        if pages > MAX_PDF_PAGES:
-            notes.append(f"only the first {MAX_PDF_PAGES} of {pages} pages read")
         no_text_layer, ocr_done = [], 0
         for number in range(1, min(pages, MAX_PDF_PAGES) + 1):
-            if time.monotonic() - started > MAX_PDF_SECONDS:
-                notes.append(f"stopped at page {number} of {pages}: reading took over {MAX_PDF_SECONDS:.0f} s")
+            if deadline.passed():
+                notes.append(f"stopped at page {number} of {pages}: reading took over {MAX_READ_SECONDS:.0f} s")
                 break
             page = document[number - 1]
             try:
@@ -195,6 +227,12 @@ def read_pdf(data: bytes) -> Reading:
             pages_named = _pages(no_text_layer)
             why = OCR_MISSING if not ocr_languages() else f"OCR is limited to {MAX_OCR_PAGES} pages per PDF"
             notes.append(f"{pages_named} {'has' if len(no_text_layer) == 1 else 'have'} no text layer; {why}")
+        if pages > MAX_PDF_PAGES:
+            # Blank pages are said to be blank, not only that some were left unread.
+            read = f"the first {MAX_PDF_PAGES} of {pages} pages read"
+            notes.insert(0, f"only {read}" if blocks or no_text_layer else f"no text in {read}")
+        elif not blocks and not no_text_layer:
+            notes.insert(0, "no text")
     finally:
         document.close()
     return Reading(blocks, title or None, notes)
@@ -329,7 +367,7 @@ def _tesseract(png: bytes, languages: tuple[str, ...], number: int, notes: list[
 # -- .docx ---------------------------------------------------------------------------------
 def read_docx(data: bytes) -> Reading:
     import docx
-    from docx.table import Table
+    from docx.enum.style import WD_STYLE_TYPE
 
     if not data.startswith(b"PK\x03\x04"):
         raise Unreadable(f"not a Word file ({_kind(data)})")
@@ -346,34 +384,63 @@ def read_docx(data: bytes) -> Reading:
             f"unpacks to {unpacked / 2**20:.0f} MB, more than the {MAX_DOCX_UNPACKED_BYTES // 2**20} MB "
             f"allowed (a zip bomb?)"
         )
+    deadline = Deadline()
     try:
         document = docx.Document(BytesIO(data))
+        # Style names looked up once (python-docx looks a paragraph's style up among all styles).
+        style_names = {style.style_id: style.name or "" for style in document.styles}
+        default = document.styles.default(WD_STYLE_TYPE.PARAGRAPH)
     except Exception as error:  # python-docx raises many kinds (KeyError, lxml errors, ValueError) for damage
         raise Unreadable(f"damaged Word file ({type(error).__name__}: {str(error)[:100]})") from None
-    blocks, title = [], None
-    for item in document.iter_inner_content():
-        if isinstance(item, Table):
-            blocks.extend(Block(text) for text in _cells(item))
+    default_name = (default.name if default is not None else "") or ""
+    body = document.element.body
+    blocks: list[Block] = []
+    title, notes = None, []
+    # The body's XML read directly: python-docx's objects compile an XPath query per paragraph
+    # and per run, and find a merged cell's row among all rows of its table.
+    for element in body.iterchildren(_W + "p", _W + "tbl") if body is not None else ():
+        if deadline.passed():
+            notes.append(stopped_note(len(blocks)))
+            break
+        if element.tag == _W + "tbl":
+            blocks.extend(Block(text) for text in _cells(element))
             continue
-        text = _clean(item.text)
+        text = _clean(_paragraph_text(element))
         if not text:
             continue
         blocks.append(Block(text))
-        style = (item.style.name if item.style is not None else "") or ""
-        if title is None and (style == "Title" or style.startswith("Heading")):
-            title = text
-    return Reading(blocks, title)
+        if title is None:
+            style = element.find(f"{_W}pPr/{_W}pStyle")
+            style_id = style.get(_W + "val") if style is not None else None
+            # A style the file does not define is known by its id ("Heading1").
+            name = style_names.get(style_id, style_id) if style_id else default_name
+            if name == "Title" or name.startswith("Heading"):
+                title = text
+    return Reading(blocks, title, notes)
+
+
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+# What a run's elements other than text read as; a break of any kind (line, page, column)
+# parts the words on either side.
+_RUN_TEXT = {_W + "tab": "\t", _W + "ptab": "\t", _W + "br": "\n", _W + "cr": "\n", _W + "noBreakHyphen": "-"}
+
+
+def _paragraph_text(paragraph) -> str:
+    """The text of a w:p: its runs' and its hyperlinks' runs' text, tabs and line breaks."""
+    parts = []
+    for child in paragraph.iterchildren(_W + "r", _W + "hyperlink"):
+        for run in child.iterchildren(_W + "r") if child.tag == _W + "hyperlink" else (child,):
+            for item in run.iterchildren(_W + "t", *_RUN_TEXT):
+                parts.append(item.text or "" if item.tag == _W + "t" else _RUN_TEXT[item.tag])
+    return "".join(parts)
 
 
 def _cells(table) -> Iterator[str]:
-    """Each cell's text once (a merged cell appears in every row and column it spans)."""
-    seen = set()
-    for row in table.rows:
-        for cell in row.cells:
-            if id(cell._tc) in seen:
-                continue
-            seen.add(id(cell._tc))
-            text = _clean(cell.text)
+    """Each cell's text once, row by row: a cell merged across columns is one element, and the
+    rows a vertically merged cell spans hold empty continuation cells."""
+    for row in table.iterchildren(_W + "tr"):
+        for cell in row.iterchildren(_W + "tc"):
+            text = _clean("\n".join(_paragraph_text(p) for p in cell.iterchildren(_W + "p")))
             if text:
                 yield text
 
@@ -425,6 +492,65 @@ _BLOCKS = frozenset(
     ]
 )
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_-]+)""", re.IGNORECASE)
+# For flattening deep nesting: a tag, as far as its depth is concerned. Searched only up to
+# the last ">", so that a "<x" never scans to the end of the page for one.
+_TAG = re.compile(r"<(/?)([A-Za-z][^\s/>]*)[^>]*>")
+# Tags that never hold others open (void), that the parser closes by itself when a sibling
+# starts (optional end tags), and whose content is text up to their end tag (raw text).
+_VOID = frozenset(
+    [
+        "area",
+        "base",
+        "basefont",
+        "bgsound",
+        "br",
+        "col",
+        "embed",
+        "frame",
+        "hr",
+        "img",
+        "input",
+        "keygen",
+        "link",
+        "meta",
+        "param",
+        "source",
+        "track",
+        "wbr",
+    ]
+)
+_OPTIONAL_END = frozenset(
+    [
+        "body",
+        "caption",
+        "colgroup",
+        "dd",
+        "dt",
+        "head",
+        "html",
+        "li",
+        "optgroup",
+        "option",
+        "p",
+        "rb",
+        "rp",
+        "rt",
+        "rtc",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+    ]
+)
+# (noscript is not among them: with scripts off, its content is parsed as elements.)
+_RAW_TEXT_END = {
+    name: re.compile(f"</{name}", re.IGNORECASE)
+    for name in ("iframe", "noembed", "noframes", "plaintext", "script", "style", "textarea", "title", "xmp")
+}
+# Inside these, the tags above are elements like any other (and a <div> leaves them again).
+_FOREIGN = frozenset(["svg", "math"])
 
 
 def read_html(data: bytes) -> Reading:
@@ -433,17 +559,67 @@ def read_html(data: bytes) -> Reading:
     kind = looks_like(data)
     if kind:
         raise Unreadable("binary content, not HTML" + (f" (looks like {kind})" if kind != "binary" else ""))
+    deadline = Deadline()
     text, notes = _decode_html(data)
+    text, flattened = flatten_html(text)
+    if flattened:
+        notes.append(f"elements nested deeper than {MAX_HTML_DEPTH} levels read as plain paragraphs")
     tree = LexborHTMLParser(text)
     title_node = tree.css_first("title")
     for node in tree.css(_DROPPED):
         node.decompose()
     root = tree.body or tree.root
-    blocks = [Block(p) for p in _html_paragraphs(root)] if root is not None else []
+    blocks = until(deadline, map(Block, _html_paragraphs(root)), notes) if root is not None else []
     heading = tree.css_first("h1")
     title = _clean(title_node.text()) if title_node is not None else None
     title = title or (_clean(heading.text()) if heading is not None else None)
     return Reading(blocks, title or None, notes)
+
+
+def flatten_html(text: str) -> tuple[str, bool]:
+    """The page with its elements nested deeper than MAX_HTML_DEPTH taken out of the nesting,
+    and whether any were. An HTML parser checks the open elements at each tag, so a page of
+    50,000 nested <div>s takes it minutes; flattened, its work per tag is bounded by the depth
+    kept. Below the limit the page is returned as it is. Deeper, a block element's tags become
+    <br> (its text stays a paragraph of its own) and other tags are dropped (their text stays).
+    The depth is counted from the tags alone, conservatively: every start tag of an element
+    that stays open until its end tag counts, closed or not."""
+    if text.count("<") <= MAX_HTML_DEPTH:
+        return text, False
+    end = text.rfind(">") + 1
+    pieces: list[str] = []
+    copied = depth = 0  # text[:copied] is in pieces
+    dropped: dict[str, int] = {}  # name -> start tags taken out and not yet closed
+    foreign = position = 0  # foreign: <svg> and <math> elements open
+    while match := _TAG.search(text, position, end):
+        position = match.end()
+        closing, name = match.group(1), match.group(2).lower()
+        if name in _FOREIGN and not match.group(0).endswith("/>"):
+            foreign = max(foreign + (-1 if closing else 1), 0)
+        elif name in _RAW_TEXT_END and not foreign:  # its content is text up to its end tag
+            if not closing:
+                close = _RAW_TEXT_END[name].search(text, position)
+                position = close.start() if close else len(text)
+            continue
+        if name in _VOID or name in _OPTIONAL_END or match.group(0).endswith("/>"):
+            continue
+        if closing:
+            out = depth > MAX_HTML_DEPTH and dropped.get(name, 0) > 0
+            if out:
+                dropped[name] -= 1
+            depth = max(depth - 1, 0)
+        else:
+            depth += 1
+            out = depth > MAX_HTML_DEPTH
+            if out:
+                dropped[name] = dropped.get(name, 0) + 1
+        if out:
+            pieces += (text[copied : match.start()], "<br>" if name in _BLOCKS else "")
+            copied = match.end()
+    if not pieces:
+        return text, False
+    pieces.append(text[copied:])
+    return "".join(pieces), True
 
 
 def _decode_html(data: bytes) -> tuple[str, list[str]]:
@@ -460,22 +636,21 @@ def _decode_html(data: bytes) -> tuple[str, list[str]]:
     return data.decode("utf-8", errors="replace"), ["not valid UTF-8; undecodable bytes replaced"]
 
 
-def _html_paragraphs(root) -> list[str]:
+def _html_paragraphs(root) -> Iterator[str]:
     """Block elements' text in document order, walked without recursion (deep pages)."""
-    paragraphs: list[str] = []
     current: list[str] = []
 
-    def flush() -> None:
+    def flush() -> str | None:
         text = _clean("".join(current))
-        if text:
-            paragraphs.append(text)
         current.clear()
+        return text or None
 
     stack: list[tuple[object, bool]] = [(root, False)]  # (node, in <pre>)
     while stack:
         node, in_pre = stack.pop()
         if node is None:  # the end of a block
-            flush()
+            if text := flush():
+                yield text
             continue
         tag = node.tag
         if tag == "-text":
@@ -484,16 +659,17 @@ def _html_paragraphs(root) -> list[str]:
                 *whole, rest = value.split("\n")
                 for line in whole:
                     current.append(line)
-                    flush()
+                    if text := flush():
+                        yield text
                 current.append(rest)
             else:
                 current.append(value)
             continue
-        if tag == "br":
-            flush()
-            continue
-        if tag in _BLOCKS:
-            flush()
+        if tag == "br" or tag in _BLOCKS:
+            if text := flush():
+                yield text
+            if tag == "br":
+                continue
             stack.append((None, in_pre))
         children = []
         child = node.child
@@ -501,8 +677,8 @@ def _html_paragraphs(root) -> list[str]:
             children.append(child)
             child = child.next
         stack.extend((c, in_pre or tag == "pre") for c in reversed(children))
-    flush()
-    return paragraphs
+    if text := flush():
+        yield text
 
 
 READERS: dict[str, Reader] = {

@@ -1,12 +1,12 @@
 """From a question to ranked chunks: dense (vectors), keyword (BM25) or both, from either store.
 
-Scores, measured on eval/gold.jsonl (see README, evaluation):
+Scores, measured on eval/gold.jsonl (see docs/evaluation.md):
 - dense: inner product with language-centred chunk vectors (see rag/index.py, rag/store.py);
 - a question that names a source language ("according to the Korean article") lifts
   chunks in that language by NAMED_LANGUAGE_BOOST;
 - hybrid adds BM25, max-normalised, with a small weight: keywords decide between close
   dense candidates but can never bury a strong dense hit (reciprocal rank fusion, which
-  gives both sides equal say, did worse: README, evaluation).
+  gives both sides equal say, did worse: docs/evaluation.md).
 """
 
 from __future__ import annotations

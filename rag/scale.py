@@ -2,7 +2,7 @@
 
 Cosine similarities live on a different scale for every embedder: multilingual-e5-small
 puts unrelated sentences near 0.77, other models near 0.1. The thresholds in Settings
-are written on e5-small's scale (where they were calibrated, see README); for another
+are written on e5-small's scale (where they were calibrated, see docs/evaluation.md); for another
 embedder they are carried over by standard score: measured once per process on a fixed
 set of unrelated sentences in the four languages, a threshold keeps the same distance,
 in standard deviations, above the typical similarity of unrelated text.

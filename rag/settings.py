@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from models import catalogue
 from models.catalogue import Model
 
+from . import backends
 from .errors import RagError
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ class Settings:
     # best passage, refuse without asking the LLM.
     min_similarity: float = 0.80
     # Below this probability (the model's own, that some passage answers) refuse
-    # (calibrated on eval/gold.jsonl; see README, evaluation).
+    # (calibrated on eval/gold.jsonl; see docs/evaluation.md).
     min_answerable: float = 0.5
     chunk_tokens: int = 128
     chunk_overlap: int = 16
@@ -98,7 +99,7 @@ class Settings:
     @property
     def index_location(self) -> str:
         """Where the index lives, for messages (never with the Milvus token)."""
-        return f"Milvus at {self.milvus_uri}" if self.store == "milvus" else str(self.index_dir)
+        return backends.store(self.store).location(self)
 
     def replace(self, **changes: object) -> Settings:
         """A copy with the given fields changed; None values are ignored (an unset CLI flag)."""
@@ -107,7 +108,7 @@ class Settings:
 
 RETRIEVAL_MODES = ("dense", "keyword", "hybrid")
 INDEX_TYPES = ("flat", "hnsw")
-STORES = ("faiss", "milvus")
+STORES = tuple(backends.STORES)
 
 
 @dataclass(frozen=True)
@@ -281,8 +282,8 @@ def validate(settings: Settings) -> None:
         raise RagError(f"retrieval must be dense, keyword or hybrid, not {settings.retrieval!r}")
     if settings.index_type not in INDEX_TYPES:
         raise RagError(f"index type must be flat or hnsw, not {settings.index_type!r}")
-    if settings.store not in STORES:
-        raise RagError(f"store must be faiss or milvus, not {settings.store!r}")
+    if settings.store not in backends.STORES:
+        raise RagError(f"store must be {' or '.join(backends.STORES)}, not {settings.store!r}")
     if settings.store == "milvus" and not settings.milvus_uri:
         raise RagError("--store milvus needs --milvus-uri (a local file like milvus.db, or http://host:19530)")
     if settings.max_tokens < 1:

@@ -109,6 +109,18 @@ class UpdateReport:
         return data
 
 
+@dataclass(frozen=True)
+class StoreBackend:
+    """One kind of store, as rag/backends.py registers it; each function takes the settings."""
+
+    exists: Callable[..., bool]  # (settings): is there a live index to open?
+    open: Callable[..., Store]  # (settings): the live index; RagError if missing or corrupt
+    # (settings, embedder, chunking, rebuild, progress): the index brought in line with the
+    # documents folder, re-embedding only changed files, and what changed
+    update: Callable[..., tuple[Store, UpdateReport]]
+    location: Callable[..., str]  # (settings): where it lives, for messages (never a secret)
+
+
 @dataclass
 class UpdatePlan:
     """The next generation's rows: which come from the old store, which must be embedded."""

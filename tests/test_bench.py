@@ -1,5 +1,7 @@
-"""`rag bench`: every figure is there and sane. Speed targets are the benchmark's business
-(it reports whether they hold); tests only check that it measures, not how fast things are."""
+"""`rag bench`: every declared figure is measured, and the few that betray a regression on any
+machine (ratios to the bare library, memory) are within bounds such a regression crosses.
+Whether the speed targets hold is the benchmark's own report; the derivation and rendering of
+the figures is tested fast in test_bench_figures.py."""
 
 from __future__ import annotations
 
@@ -11,34 +13,14 @@ import sys
 import numpy as np
 import pytest
 
-from harness import bench, corpora, metrics, probes
+from harness import corpora, probes
+from harness.figures import BY_KEY, FIGURES
 from models.catalogue import FAST_LLM, find
 from rag.documents import read_documents
 from rag.keywords import top_positive
 
 from .conftest import ROOT, SEEDS
-
-REQUIRED = [
-    "ttft_ms_p50",
-    "ttft_ms_p95",
-    "decode_tok_s",
-    "decode_ratio_vs_raw",
-    "prompt_tok_s",
-    "retrieve_ms_p50",
-    "retrieve_ms_p95",
-    "retrieve_ms_p50_100k",
-    "ann_recall_at_10",
-    "index_chunks_per_s",
-    "index_overhead_ratio",
-    "cold_start_s",
-    "cold_start_bare_llm_s",
-    "cold_start_ratio_vs_bare_llm",
-    "cold_start_retrieve_only_s",
-    "peak_rss_mb",
-    "peak_rss_mb_ui",
-    "retrieve_ms_p50_milvus",
-    "retrieve_ms_p50_100k_milvus",
-]
+from .test_bench_figures import table_rows
 
 
 def test_synthetic_corpus_is_deterministic_and_in_four_languages(tmp_path):
@@ -65,13 +47,6 @@ def test_synthetic_vectors_are_unit_length_and_shaped_like_the_real_ones():
     # anisotropic like the real vectors: they share a mean direction
     assert float(vectors.mean(axis=0) @ (real.mean(axis=0) / np.linalg.norm(real.mean(axis=0)))) > 0.8
     assert np.array_equal(vectors, corpora.gaussian_vectors(real, languages, 500, ["en"] * 250 + ["ko"] * 250))
-
-
-def test_statistics():
-    assert metrics.p50([3.0, 1.0, 2.0]) == 2.0
-    assert metrics.p95([]) is None
-    assert metrics.p95(list(map(float, range(101)))) == pytest.approx(95.0)
-    assert metrics.ratio(1.0, 0.0) is None and metrics.ratio(3.0, 2.0) == 1.5
 
 
 def test_keyword_top_rows_match_a_stable_sort():
@@ -104,51 +79,6 @@ def test_child_peak_memory_is_the_childs_own():
     assert result["first_s"] is not None and 0 < result["first_s"] <= result["total_s"]
     assert result["peak_rss_mb"] is not None and 60 < result["peak_rss_mb"] < 200
     del ballast
-
-
-def test_markdown_lists_every_figure_and_marks_targets():
-    figures = {key: 1.0 for key in REQUIRED}
-    results = {
-        **figures,
-        "targets": {
-            "ttft_ms_p50": {"value": 2500.0, "target": "<= 2000", "holds": False},
-            "peak_rss_mb": {"value": 1.0, "target": "<= 1300", "holds": True},
-        },
-        "cold_start_breakdown_s": {"import rag (faiss, the pipeline's modules)": 0.25},
-        "cpu_cores": 2,
-        "cpu_logical": 2,
-        "threads": 2,
-        "plan": {"quick": True},
-        "settings": {"index_type": "flat"},
-        "models": {"embedder": {"id": "e5"}, "llm": {"id": "qwen"}},
-        "ttft_grid": [
-            {
-                "passages": 3,
-                "passage_tokens": 96,
-                "prompt_tokens_p50": 300.0,
-                "evaluated_tokens_p50": 250.0,
-                "ttft_llm_ms_p50": 900.0,
-                "ttft_ms_p50": 1200.0,
-            }
-        ],
-    }
-    text = bench.to_markdown(results)
-    rows = {cells[0]: cells[1:] for cells in table_rows(text)}
-    assert rows["TTFT, question to first token, p50 (ms)"][:1] == ["1.000"]
-    assert any("default index (flat)" in label for label in rows)
-    assert rows["TTFT, question to first token, p50 (ms)"][-2:] == ["<= 2000", "**no**"]
-    assert rows["Peak RSS `ask` (MB)"][-2:] == ["<= 1300", "yes"]
-    assert rows["import rag (faiss, the pipeline's modules)"] == ["0.250"]
-    assert rows["3"] == ["96", "300.0", "250.0", "900.0", "1,200"]
-
-
-def table_rows(markdown: str) -> list[list[str]]:
-    """The cells of every Markdown table row (rules left out), stripped of their padding."""
-    return [
-        [cell.strip() for cell in line.strip().strip("|").split("|")]
-        for line in markdown.splitlines()
-        if line.startswith("|") and not set(line) <= set("|-: ")
-    ]
 
 
 @pytest.mark.full
@@ -187,25 +117,30 @@ def test_quick_bench_reports_every_figure(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout)
-    for key in REQUIRED:
-        value = figures.get(key)
-        assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (key, value)
+    for figure in FIGURES:  # every declared figure measured: the quick bench runs every section
+        value = figures.get(figure.key)
+        assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (figure.key, value)
     assert figures["ttft_ms_p95"] >= figures["ttft_ms_p50"]
     assert figures["retrieve_ms_p95"] >= figures["retrieve_ms_p50"]
     assert 0 < figures["ann_recall_at_10"] <= 1
-    assert 0.2 < figures["decode_ratio_vs_raw"] < 5
-    assert 0.2 < figures["index_overhead_ratio"] < 5
-    for key in ("peak_rss_mb", "peak_rss_mb_ui"):
-        assert 100 < figures[key] < 16_000, (key, figures[key])
+    # Gates a real regression crosses, with the small LLM (--fast) this test runs:
+    # - decoding through the Assistant at under 0.6 of the bare library's rate: OpenMP threads
+    #   spinning against each other (0.9 instead of 7 tokens/s) or a halved thread count;
+    #   over 1.6, the bare call is what is broken.
+    assert 0.6 <= figures["decode_ratio_vs_raw"] <= 1.6, figures["decode_ratio_vs_raw"]
+    # - indexing at over twice the bare encoder's time: embedding twice, or batches of one;
+    #   under 0.25, not every chunk was embedded.
+    assert 0.25 <= figures["index_overhead_ratio"] <= 2.0, figures["index_overhead_ratio"]
+    # - `ask` over 1,700 MB: torch and sentence-transformers loaded at question time again
+    #   (2,064 MB with the 0.5B LLM, against ~1,230 MB without); under 400 MB, no LLM loaded
+    #   (its GGUF alone is 469 MB).
+    assert 400 <= figures["peak_rss_mb"] <= 1700, figures["peak_rss_mb"]
+    # - `rag ui` over its declared target (set for the larger default LLM): the same, or a
+    #   leak per question; under 400 MB, as above.
+    assert 400 <= figures["peak_rss_mb_ui"] <= BY_KEY["peak_rss_mb_ui"].target[1], figures["peak_rss_mb_ui"]
     assert isinstance(figures["cpu_cores"], int) and figures["cpu_cores"] >= 1
     assert figures["models"]["embedder"]["id"] and figures["models"]["llm"]["id"] == find(FAST_LLM, "llm").target
-    assert set(figures["targets"]) >= {
-        "ttft_ms_p50",
-        "cold_start_ratio_vs_bare_llm",
-        "cold_start_retrieve_only_s",
-        "peak_rss_mb",
-        "retrieve_ms_p50",
-    }
+    assert set(figures["targets"]) == {f.key for f in FIGURES if f.target}
     breakdown = figures["cold_start_breakdown_s"]
     assert (
         breakdown["embedder load (tokenizer, ONNX Runtime session)"] > 0

@@ -40,8 +40,8 @@ SEEDS = ROOT / "seeds"
 GOLD = ROOT / "eval" / "gold.jsonl"
 CI_SAMPLE = ROOT / "eval" / "ci-sample.txt"
 
-# The CI gate. Floors: just under what the default models measure today (README,
-# evaluation), so a regression fails; raise them as quality improves, never lower them.
+# The CI gate. Floors: just under what the default models measure today (docs/evaluation.md),
+# so a regression fails; raise them as quality improves, never lower them.
 # Targets: what issue 3 asks for and the default models do not reach yet; the tests
 # holding them are strict xfails, so reaching a target fails loudly until its floor is
 # raised to it.
@@ -320,7 +320,7 @@ def test_gate_retrieval_hit_at_5(retrieval_gate, seeds_retrieval):
     assert whole["hit@5"] >= FLOOR_HIT_AT_5_ALL, f"hit@5 on the whole gold set = {whole['hit@5']:.3f}"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 3 target not reached by multilingual-e5-small (README, evaluation)")
+@pytest.mark.xfail(strict=True, reason="issue 3 target not reached by multilingual-e5-small (docs/evaluation.md)")
 def test_target_retrieval_hit_at_5(retrieval_gate):
     assert retrieval_gate["hit@5"] >= TARGET_HIT_AT_5
 
@@ -367,7 +367,7 @@ def test_gate_answers_on_the_fixed_sample(answer_gate):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 3 target not reached by the default LLM (README, evaluation)")
+@pytest.mark.xfail(strict=True, reason="issue 3 target not reached by the default LLM (docs/evaluation.md)")
 def test_target_answer_accuracy_on_the_fixed_sample(answer_gate):
     assert answer_gate[0]["answer"]["accuracy"] >= TARGET_ANSWER_ACCURACY
 

@@ -36,9 +36,11 @@ from rag.language import detect_language
 )
 def test_question_finds_its_paragraph_in_another_language(assistant, question, file, evidence):
     hits = assistant.retrieve(question, k=5)
-    ranks = [rank for rank, hit in enumerate(hits, 1) if hit.chunk.file == file and evidence in hit.chunk.text]
-    assert ranks, [(h.chunk.file, h.chunk.first) for h in hits]
-    assert detect_language(question) != assistant.index.files[file]["language"] or file.startswith("002")
+    found = [hit.chunk for hit in hits if hit.chunk.file == file and evidence in hit.chunk.text]
+    assert found, [(h.chunk.file, h.chunk.first) for h in hits]
+    # Across languages: the chunk holding the evidence (not its file, which may open with a
+    # title in another language) is in another language than the question.
+    assert detect_language(question) not in {chunk.language for chunk in found}
 
 
 def test_modes_rank_differently_and_report_their_scores(assistant):
