@@ -99,8 +99,8 @@ def synthetic_documents(paragraphs: list[tuple[str, str]], per_file: int) -> tup
     for start in range(0, len(paragraphs), per_file):
         name = f"synthetic/{start // per_file:04d}.txt"
         part = paragraphs[start : start + per_file]
-        document_paragraphs = tuple(Paragraph(name, n, text) for n, (_, text) in enumerate(part, 1))
-        chunks += [Chunk(name, n, n, text, language) for n, (language, text) in enumerate(part, 1)]
+        document_paragraphs = tuple(Paragraph(name, n, n, text) for n, (_, text) in enumerate(part, 1))
+        chunks += [Chunk(name, n, n, text, language, n, n) for n, (language, text) in enumerate(part, 1)]
         sha = hashlib.sha256("\n".join(p.text for p in document_paragraphs).encode()).hexdigest()
         documents.append(Document(name, sha, part[0][0], document_paragraphs))
     return documents, chunks

@@ -13,9 +13,13 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag.errors import RagError
 from rag.settings import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from rag.documents import Paragraph
 
 DEFAULT_GOLD = PROJECT_ROOT / "eval" / "gold.jsonl"
 KEYS = ("id", "question", "lang", "file", "evidence", "answers", "kind")
@@ -33,7 +37,7 @@ class GoldItem:
     evidence: str | None
     answers: tuple[str, ...]
     line: int
-    evidence_paragraphs: tuple[int, ...] = ()  # paragraphs of `file` holding the evidence
+    evidence_paragraphs: tuple[int, ...] = ()  # numbers (¶) of the paragraphs of `file` holding the evidence
     follows: str | None = None  # id of the item this follow-up question is asked after
 
     @property
@@ -65,7 +69,9 @@ def shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _problems_of(row: object, paragraphs: dict[str, list[str]], docs_dir: Path) -> tuple[list[str], GoldItem | None]:
+def _problems_of(
+    row: object, paragraphs: dict[str, Sequence[Paragraph]], docs_dir: Path
+) -> tuple[list[str], GoldItem | None]:
     """What is wrong with one parsed gold line (empty if nothing), and the item if usable."""
     from rag.assistant import clean_question
 
@@ -111,12 +117,13 @@ def _problems_of(row: object, paragraphs: dict[str, list[str]], docs_dir: Path) 
         file = same_document(file, paragraphs)
         if file not in paragraphs:
             return [f"file {file!r} is not in the documents folder {docs_dir}"], None
-        texts = paragraphs[file]
-        found = tuple(n for n, text in enumerate(texts, 1) if holds(text, evidence))
-        if not found:  # a PDF paragraph broken by a page end is two paragraphs
-            found = next(((n, n + 1) for n in range(1, len(texts)) if holds(texts[n - 1] + texts[n], evidence)), ())
-        if not found:
+        texts = [p.text for p in paragraphs[file]]
+        at = [i for i, text in enumerate(texts) if holds(text, evidence)]
+        if not at:  # a PDF paragraph broken by a page end is two, a long one cut is two pieces
+            at = next(([i, i + 1] for i in range(len(texts) - 1) if holds(texts[i] + texts[i + 1], evidence)), [])
+        if not at:
             return [f'evidence not found in any paragraph of {file}: "{shorten(evidence)}"'], None
+        found = tuple(dict.fromkeys(paragraphs[file][i].number for i in at))
     item = GoldItem(
         row["id"].strip(),
         row["question"],
@@ -146,7 +153,7 @@ def load_gold(path: Path, docs_dir: Path) -> list[GoldItem]:
     except OSError as error:
         raise RagError(f"cannot read gold file {path}: {error.strerror or error}") from None
     documents, _ = read_documents(Path(docs_dir))
-    paragraphs = {d.file: [p.text for p in d.paragraphs] for d in documents}
+    paragraphs = {d.file: d.paragraphs for d in documents}
     items: list[GoldItem] = []
     problems: list[str] = []
     first_line: dict[str, int] = {}

@@ -377,7 +377,7 @@ class Assistant:
             )
             return
         source = passages[copied.n - 1]
-        found = index.paragraph(source.file, source.paragraph)
+        found = index.paragraph(source.file, source.piece)
         citation = Citation(1, source.file, source.paragraph, found.text, copied.quote, found.page, found.ocr)
         text = f"{translation} («{copied.span}» [1])" if translation else f"{copied.span} [1]"
         yield finish(
@@ -417,7 +417,7 @@ class Assistant:
             return None
         n, span = int(chosen.group(1)), " ".join(chosen.group(2).split())
         source = passages[n - 1]
-        paragraph = index.paragraph(source.file, source.paragraph).text
+        paragraph = index.paragraph(source.file, source.piece).text
         quote = quote_of(span, paragraph)
         # A backend that does not hold the reply to the passage (a server ignoring the grammar)
         # may write anything: what the paragraph does not hold is not shown.

@@ -23,10 +23,14 @@ SECTION_CHARS = 1 << 16
 @dataclass(frozen=True)
 class Chunk:
     file: str
-    first: int  # first paragraph number it covers
-    last: int  # last paragraph number it covers
+    first: int  # number (¶) of the first paragraph it covers
+    last: int  # number (¶) of the last paragraph it covers
     text: str
     language: str  # detected per chunk: a document may mix languages
+    # The first and last paragraph pieces it covers (rag.documents.Paragraph.piece): how its
+    # paragraphs are looked up, a long paragraph being several pieces under one number.
+    first_piece: int
+    last_piece: int
 
 
 @dataclass(frozen=True)
@@ -81,20 +85,15 @@ def chunk_document(
         for paragraph in section:
             starts.append(offset)
             offset += len(paragraph.text) + 1
-        first, start = section[0].number - 1, -1
-        for piece in splitter.split_text(text):
+        start = -1
+        for part in splitter.split_text(text):
             # Chunks come in order, so each starts after the previous one. (The splitter's own
             # add_start_index subtracts the overlap in tokens from character offsets: wrong here.)
-            start = text.find(piece, start + 1)
-            end = start + len(piece) - 1
+            start = text.find(part, start + 1)
+            end = start + len(part) - 1
+            first, last = section[bisect_right(starts, start) - 1], section[bisect_right(starts, end) - 1]
             chunks.append(
-                Chunk(
-                    document.file,
-                    first + bisect_right(starts, start),
-                    first + bisect_right(starts, end),
-                    piece,
-                    detect_language(piece),
-                )
+                Chunk(document.file, first.number, last.number, part, detect_language(part), first.piece, last.piece)
             )
         if progress:
             progress(offset)

@@ -47,8 +47,8 @@ def location(file: str, paragraph: int, page: int | None = None, ocr: bool = Fal
 class Citation:
     n: int  # the marker number in the answer text
     file: str
-    paragraph: int
-    text: str  # the paragraph's exact text
+    paragraph: int  # its number in the file (¶); a paragraph cut for length keeps one number
+    text: str  # the paragraph's exact text (of the piece of it cited, when it was cut)
     quote: str  # the sentence of the paragraph the answer rests on, verbatim
     page: int | None = None  # from 1 for PDFs, None for formats without pages
     ocr: bool = False  # the paragraph was read by OCR from a scanned page

@@ -6,8 +6,10 @@ means nothing but whitespace, non-breaking spaces included), with its surroundin
 whitespace removed. In every format, a paragraph longer than MAX_PARAGRAPH_CHARS is cut
 into several, at the last sentence end before the limit, else the last space, else at the
 limit: one paragraph can then not make every question that touches it slow. Paragraphs are
-numbered from 1 within their file, counting the pieces of long ones; a PDF paragraph also
-knows its page, and whether it was read by OCR.
+numbered from 1 within their file as its reader counts them, and the pieces of a cut one
+share its number, so a citation's ¶N is the paragraph a reader finds in the file; each piece
+also has its own place among the file's pieces, the key the stores look it up by. A PDF
+paragraph also knows its page, and whether it was read by OCR.
 
 The folder is walked from open folder descriptors downwards and every file is opened once,
 relative to its folder and without following symlinks (O_NOFOLLOW); what is read is what
@@ -50,7 +52,8 @@ _OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 @dataclass(frozen=True)
 class Paragraph:
     file: str  # path relative to the documents folder, with forward slashes
-    number: int  # from 1 within its file
+    number: int  # from 1 within its file, as its reader counts (¶N): shared by the pieces of a cut one
+    piece: int  # from 1 within its file, counting every piece: the key chunks and stores use
     text: str
     page: int | None = None  # from 1, for formats with pages (PDF)
     ocr: bool = False  # read by OCR from an image of the page
@@ -96,10 +99,16 @@ def _cut(line: str) -> Iterator[str]:
 
 
 def numbered(file: str, blocks: list[Block]) -> tuple[Paragraph, ...]:
-    """A reader's blocks as the file's paragraphs, long ones cut, numbered from 1."""
-    pieces = ((piece, block) for block in blocks for piece in _cut(block.text))
+    """A reader's blocks as the file's paragraphs, numbered from 1; a long one is cut into
+    pieces that keep its number."""
+    pieces = (
+        (number, text, block)
+        for number, block in enumerate((b for b in blocks if b.text), 1)
+        for text in _cut(block.text)
+    )
     return tuple(
-        Paragraph(file, number, piece, block.page, block.ocr) for number, (piece, block) in enumerate(pieces, 1)
+        Paragraph(file, number, piece, text, block.page, block.ocr)
+        for piece, (number, text, block) in enumerate(pieces, 1)
     )
 
 

@@ -90,9 +90,11 @@ class Index(Store):
     folder: Path  # the generation folder it was loaded from
     manifest: dict
     chunks: list[Chunk]
-    paragraphs: dict[str, list[str]]  # file -> paragraph texts; paragraph n is [n - 1]
-    # file -> (page, read by OCR) of each paragraph, for files with pages (PDF) only
+    paragraphs: dict[str, list[str]]  # file -> texts of its paragraph pieces; piece n is [n - 1]
+    # file -> (page, read by OCR) of each piece, for files with pages (PDF) only
     places: dict[str, list[tuple[int | None, bool]]]
+    # file -> the paragraph number (¶) of each piece, for files with a cut paragraph only
+    numbers: dict[str, list[int]]
     vectors: object  # faiss.Index of language-centred vectors
     keywords: KeywordIndex
     offsets: dict[str, np.ndarray]  # language -> vector subtracted from its chunks' vectors
@@ -119,13 +121,14 @@ class Index(Store):
             by_file.setdefault(chunk.file, []).append((row, chunk))
         return by_file
 
-    def paragraph(self, file: str, number: int) -> Paragraph:
-        text = self.paragraphs[file][number - 1]
-        page, ocr = self.places[file][number - 1] if file in self.places else (None, False)
-        return Paragraph(file, number, text, page, ocr)
+    def paragraph(self, file: str, piece: int) -> Paragraph:
+        text = self.paragraphs[file][piece - 1]
+        page, ocr = self.places[file][piece - 1] if file in self.places else (None, False)
+        number = self.numbers[file][piece - 1] if file in self.numbers else piece
+        return Paragraph(file, number, piece, text, page, ocr)
 
-    def paragraphs_of(self, file: str) -> list[str]:
-        return self.paragraphs.get(file, [])
+    def paragraphs_of(self, file: str) -> list[Paragraph]:
+        return [self.paragraph(file, piece) for piece in range(1, len(self.paragraphs.get(file, [])) + 1)]
 
     def search(self, query: np.ndarray, k: int, language: str | None = None) -> list[tuple[int, float]]:
         import faiss
@@ -313,10 +316,14 @@ def _load_generation(index_dir: Path, folder: Path, manifest_sha: str) -> Index:
         chunks = [Chunk(**row) for row in _read_jsonl(folder / CHUNKS)]
         paragraphs: dict[str, list[str]] = {}
         places: dict[str, list[tuple[int | None, bool]]] = {}
+        numbers: dict[str, list[int]] = {}
         for row in _read_jsonl(folder / PARAGRAPHS):
             paragraphs.setdefault(row["file"], []).append(row["text"])
+            numbers.setdefault(row["file"], []).append(int(row["number"]))
             if row.get("page") is not None:
                 places.setdefault(row["file"], []).append((row["page"], bool(row.get("ocr"))))
+        # Only files with a cut paragraph keep their numbers: elsewhere a piece's number is its place.
+        numbers = {file: values for file, values in numbers.items() if values[-1] != len(values)}
         vectors = faiss.read_index(str(folder / VECTORS))
         keywords = KeywordIndex.load(folder / KEYWORDS)
         with np.load(folder / OFFSETS) as stored:
@@ -331,7 +338,7 @@ def _load_generation(index_dir: Path, folder: Path, manifest_sha: str) -> Index:
         raise RagError(f"index in {folder} has {vectors.ntotal} vectors for {len(chunks)} chunks; {rebuild}")
     if any(len(places[file]) != len(paragraphs[file]) for file in places):
         raise RagError(f"index in {folder} has paragraphs without a page in a paged file; {rebuild}")
-    return Index(folder, manifest, chunks, paragraphs, places, vectors, keywords, offsets)
+    return Index(folder, manifest, chunks, paragraphs, places, numbers, vectors, keywords, offsets)
 
 
 def _new_vector_index(dim: int, index_type: str):

@@ -6,9 +6,9 @@ Distributed cluster: the same client calls).
 
 A generation is two collections, `polyglot_rag_<stamp>` (one row per chunk: the
 language-centred vector, the BM25 weights as a sparse vector, file, paragraphs, language,
-text) and `<that>_meta` (paragraph texts with their page and OCR flag, per-file hashes, the
-manifest and language offsets; Milvus wants a vector field in every collection, so it
-carries a 2-d marker).
+text) and `<that>_meta` (paragraph pieces with their number, page and OCR flag, per-file
+hashes, the manifest and language offsets; Milvus wants a vector field in every
+collection, so it carries a 2-d marker).
 A build writes a whole new generation, then points the alias `polyglot_rag` at it: readers
 always see a complete generation, and a build killed half way leaves the alias on the old
 one. Each build drops the generations that are neither live nor the one just replaced
@@ -62,7 +62,8 @@ BATCH = 1000  # rows per insert or fetch
 GRPC_OPTIONS = {"grpc.keepalive_time_ms": 360_000, "grpc.keepalive_permit_without_calls": False}
 MAX_TEXT_BYTES = 60000  # VARCHAR holds 65,535 bytes: longer paragraphs are stored in parts
 MAX_FILE_BYTES = 4096
-CHUNK_FIELDS = ["id", "file", "first", "last", "language", "text"]
+PARAGRAPH_FIELDS = ["number", "piece", "part", "text", "data"]
+CHUNK_FIELDS = ["id", "file", "first", "last", "language", "text", "first_piece", "last_piece"]
 HNSW = {"M": 32, "efConstruction": 40}  # as FAISS's IndexHNSWFlat(dim, 32)
 HNSW_EF = 64
 
@@ -328,29 +329,25 @@ class MilvusStore(Store):
             )
         return {int(hit["id"]): float(hit["distance"]) for hit in found[0] if hit["distance"] > 0}
 
-    def paragraph(self, file: str, number: int) -> Paragraph:
-        key = (file, number)
+    def paragraph(self, file: str, piece: int) -> Paragraph:
+        key = (file, piece)
         if key not in self._paragraphs:
-            expression = f'kind == "paragraph" and file == {_literal(file)} and number == {int(number)}'
+            expression = f'kind == "paragraph" and file == {_literal(file)} and piece == {int(piece)}'
             with milvus_errors(self.uri):
                 parts = self.client.query(
-                    self.meta, filter=expression, output_fields=["part", "text", "data"], timeout=READ_TIMEOUT
+                    self.meta, filter=expression, output_fields=PARAGRAPH_FIELDS, timeout=READ_TIMEOUT
                 )
             if not parts:
-                raise RagError(f"{file} has no paragraph {number} in the index")
-            parts.sort(key=lambda p: p["part"])
-            place = parts[0]["data"] or {}
-            self._paragraphs[key] = Paragraph(
-                file, number, "".join(p["text"] for p in parts), place.get("page"), bool(place.get("ocr"))
-            )
+                raise RagError(f"{file} has no paragraph piece {piece} in the index")
+            self._paragraphs[key] = _paragraph(file, parts)
         return self._paragraphs[key]
 
-    def paragraphs_of(self, file: str) -> list[str]:
-        parts: dict[int, list[tuple[int, str]]] = {}
+    def paragraphs_of(self, file: str) -> list[Paragraph]:
+        parts: dict[int, list[dict]] = {}
         expression = f'kind == "paragraph" and file == {_literal(file)}'
-        for row in self._iterate(self.meta, expression, ["number", "part", "text"]):
-            parts.setdefault(row["number"], []).append((row["part"], row["text"]))
-        return ["".join(text for _, text in sorted(parts[n])) for n in sorted(parts)]
+        for row in self._iterate(self.meta, expression, PARAGRAPH_FIELDS):
+            parts.setdefault(row["piece"], []).append(row)
+        return [_paragraph(file, parts[piece]) for piece in sorted(parts)]
 
     def raw_vectors(self, rows: list[int]) -> np.ndarray:
         found = self._get(list(rows), ["id", "vector", "language"])
@@ -361,7 +358,24 @@ class MilvusStore(Store):
 
 
 def _chunk(row: dict) -> Chunk:
-    return Chunk(row["file"], int(row["first"]), int(row["last"]), row["text"], row["language"])
+    return Chunk(
+        row["file"],
+        int(row["first"]),
+        int(row["last"]),
+        row["text"],
+        row["language"],
+        int(row["first_piece"]),
+        int(row["last_piece"]),
+    )
+
+
+def _paragraph(file: str, parts: list[dict]) -> Paragraph:
+    """One paragraph piece from its rows (a long text is stored in several parts)."""
+    parts = sorted(parts, key=lambda p: p["part"])
+    place = parts[0]["data"] or {}
+    text = "".join(p["text"] for p in parts)
+    number, piece = int(parts[0]["number"]), int(parts[0]["piece"])
+    return Paragraph(file, number, piece, text, place.get("page"), bool(place.get("ocr")))
 
 
 def exists(settings) -> bool:
@@ -390,6 +404,8 @@ def _schemas(dim: int):
     chunks.add_field("file", DataType.VARCHAR, max_length=MAX_FILE_BYTES)
     chunks.add_field("first", DataType.INT64)
     chunks.add_field("last", DataType.INT64)
+    chunks.add_field("first_piece", DataType.INT64)
+    chunks.add_field("last_piece", DataType.INT64)
     chunks.add_field("language", DataType.VARCHAR, max_length=16)
     chunks.add_field("text", DataType.VARCHAR, max_length=65535)
     meta = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -397,6 +413,7 @@ def _schemas(dim: int):
     meta.add_field("kind", DataType.VARCHAR, max_length=16)
     meta.add_field("file", DataType.VARCHAR, max_length=MAX_FILE_BYTES)
     meta.add_field("number", DataType.INT64)
+    meta.add_field("piece", DataType.INT64)
     meta.add_field("part", DataType.INT64)
     meta.add_field("text", DataType.VARCHAR, max_length=65535)
     meta.add_field("data", DataType.JSON)
@@ -435,7 +452,7 @@ def _meta_rows(
 ) -> Iterator[dict]:
     about = {key: manifest[key] for key in ("format", "embedder", "chunking", "index_type")}
     about.update(offsets={language: v.tolist() for language, v in offsets.items()}, replaces=replaces)
-    blank = {"file": "", "number": 0, "part": 0, "text": "", "data": {}, "marker": [1.0, 0.0]}
+    blank = {"file": "", "number": 0, "piece": 0, "part": 0, "text": "", "data": {}, "marker": [1.0, 0.0]}
     yield {**blank, "kind": "about", "data": about}
     for file, info in manifest["files"].items():
         yield {**blank, "kind": "file", "file": file, "data": info}
@@ -450,6 +467,7 @@ def _meta_rows(
                     "kind": "paragraph",
                     "file": paragraph.file,
                     "number": paragraph.number,
+                    "piece": paragraph.piece,
                     "part": part,
                     "text": piece,
                     "data": place,
@@ -501,6 +519,8 @@ def _write_generation(
                 "file": chunk.file,
                 "first": chunk.first,
                 "last": chunk.last,
+                "first_piece": chunk.first_piece,
+                "last_piece": chunk.last_piece,
                 "language": chunk.language,
                 "text": chunk.text,
             }

@@ -5,7 +5,8 @@ prompt length drives the time to the first token. So the paragraphs of the retri
 chunks, and their neighbours (a list item's heading, the sentence after a colon), are
 ranked by how well their best sentence matches the question, and the best few are
 passed on, long ones trimmed around that sentence. Because a passage is exactly one
-paragraph, a citation [n] names its file and paragraph without guessing.
+paragraph (one piece of a cut one), a citation [n] names its file and paragraph without
+guessing.
 """
 
 from __future__ import annotations
@@ -37,13 +38,16 @@ NEIGHBOUR_PENALTY = 0.02
 @dataclass(frozen=True)
 class Passage:
     file: str
-    paragraph: int
+    paragraph: int  # its number in the file (¶), as rag.documents.Paragraph.number
     text: str  # what the LLM reads: the paragraph, trimmed around `quote` when long
     quote: str  # the paragraph's sentence that best matches the question
     score: float  # ranking score (centred, see rag/index.py)
     cosine: float  # cosine similarity of `quote` to the question
     page: int | None = None  # from 1 for PDFs, None for formats without pages
     ocr: bool = False  # read by OCR from a scanned page
+    # Which piece of the file it is, for looking it up (rag.documents.Paragraph.piece); None
+    # when only shown, not looked up (an answer shown again from a saved conversation).
+    piece: int | None = None
 
     @property
     def location(self) -> str:
@@ -98,14 +102,14 @@ def select_passages(
     question: str, query: np.ndarray, hits: list[Hit], index: Store, embedder: Embedder, count: int, budget_tokens: int
 ) -> list[Passage]:
     """The `count` paragraphs around the hits that best answer the question, best first."""
-    prior: dict[tuple[str, int], float] = {}
+    prior: dict[tuple[str, int], float] = {}  # (file, piece) -> score
     for hit in hits:
         chunk = hit.chunk
-        total = index.files[chunk.file]["paragraphs"]
-        for number in range(max(1, chunk.first - 1), min(total, chunk.last + 1) + 1):
-            inside = chunk.first <= number <= chunk.last
+        total = index.files[chunk.file]["pieces"]
+        for piece in range(max(1, chunk.first_piece - 1), min(total, chunk.last_piece + 1) + 1):
+            inside = chunk.first_piece <= piece <= chunk.last_piece
             score = hit.score - (0.0 if inside else NEIGHBOUR_PENALTY)
-            prior[(chunk.file, number)] = max(score, prior.get((chunk.file, number), -1.0))
+            prior[(chunk.file, piece)] = max(score, prior.get((chunk.file, piece), -1.0))
     if not prior:
         return []
     keys = list(prior)
@@ -136,14 +140,15 @@ def select_passages(
         trimmed = trim_around(sentences[key], i, budget_tokens, embedder.count_tokens)
         passages.append(
             Passage(
-                key[0],
-                key[1],
+                paragraph.file,
+                paragraph.number,
                 trimmed,
                 sentences[key][i],
                 CHUNK_WEIGHT * prior[key] + (1 - CHUNK_WEIGHT) * centred,
                 cosine,
                 paragraph.page,
                 paragraph.ocr,
+                paragraph.piece,
             )
         )
         if len(passages) == count:

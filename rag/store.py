@@ -25,7 +25,8 @@ from .errors import RagError
 
 # Bumped when what a store holds changes meaning: an older store is then rebuilt.
 # 3: lines split only at \n, \r\n, \r, and lines over 2,000 characters cut into paragraphs.
-INDEX_FORMAT = 3
+# 4: the pieces of a cut paragraph keep its number; chunks and paragraphs know their pieces.
+INDEX_FORMAT = 4
 # Passages embedded per batch (sorted by length, so a batch pads little).
 EMBED_BATCH = 32
 
@@ -42,7 +43,7 @@ class Store:
 
     @property
     def files(self) -> dict[str, dict]:
-        """file -> {"sha256", "language", "reader", "title", "paragraphs", "chunks"}."""
+        """file -> {"sha256", "language", "reader", "title", "paragraphs", "pieces", "chunks"}."""
         return self.manifest["files"]
 
     def cosine(self, query: np.ndarray, chunk: Chunk, centred_score: float) -> float:
@@ -72,11 +73,12 @@ class Store:
         """Row -> BM25 score of the n best chunks with a positive score."""
         raise NotImplementedError
 
-    def paragraph(self, file: str, number: int) -> Paragraph:
+    def paragraph(self, file: str, piece: int) -> Paragraph:
+        """A file's paragraph piece by its `piece` (see rag.documents.Paragraph)."""
         raise NotImplementedError
 
-    def paragraphs_of(self, file: str) -> list[str]:
-        """The texts of a file's paragraphs; paragraph n is [n - 1]."""
+    def paragraphs_of(self, file: str) -> list[Paragraph]:
+        """A file's paragraph pieces in order; piece n is [n - 1]."""
         raise NotImplementedError
 
     def raw_vectors(self, rows: list[int]) -> np.ndarray:
@@ -147,7 +149,8 @@ def file_entry(document: Document, chunks: int) -> dict:
         "language": document.language,
         "reader": document.reader,
         "title": document.title,
-        "paragraphs": len(document.paragraphs),
+        "paragraphs": document.paragraphs[-1].number if document.paragraphs else 0,
+        "pieces": len(document.paragraphs),
         "chunks": chunks,
     }
 

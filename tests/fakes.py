@@ -86,8 +86,9 @@ SMALL_DOCUMENTS = {
 
 
 def paged_documents():
-    """A PDF as its reader gives it (two pages, the second read by OCR) beside a text file: the
-    paragraphs a store must give back with their pages, without a PDF to read."""
+    """A PDF as its reader gives it (two pages, the second read by OCR, a paragraph cut in two)
+    beside a text file: the paragraphs a store must give back with their pages and numbers,
+    without a PDF to read."""
     from rag.documents import Document, Paragraph
 
     pdf = Document(
@@ -95,14 +96,17 @@ def paged_documents():
         "a" * 64,
         "en",
         (
-            Paragraph("report.pdf", 1, "The harbour of Quillport opened in 1932.", 1),
-            Paragraph("report.pdf", 2, "It handles 412 container ships a year.", 1),
-            Paragraph("report.pdf", 3, "The lighthouse keeper counted 4,180 ships.", 2, True),
+            Paragraph("report.pdf", 1, 1, "The harbour of Quillport opened in 1932.", 1),
+            Paragraph("report.pdf", 2, 2, "It handles 412 container ships a year.", 1),
+            Paragraph("report.pdf", 3, 3, "The lighthouse keeper counted 4,180 ships.", 2, True),
+            # A paragraph cut for length: two pieces under one number.
+            Paragraph("report.pdf", 4, 4, "The harbour master kept a log of every ship.", 2),
+            Paragraph("report.pdf", 4, 5, "The log filled nine volumes by 1990.", 2),
         ),
         "Harbour report",
         "pdf 1",
     )
-    text = Document("notes.txt", "b" * 64, "en", (Paragraph("notes.txt", 1, "Tea farmers buy forecasts."),))
+    text = Document("notes.txt", "b" * 64, "en", (Paragraph("notes.txt", 1, 1, "Tea farmers buy forecasts."),))
     return [pdf, text]
 
 

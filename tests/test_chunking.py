@@ -24,21 +24,24 @@ def test_chunks_stay_within_size_and_their_file(seed_chunks, count_tokens):
         assert chunks
         for chunk in chunks:
             assert chunk.file == file
-            assert 1 <= chunk.first <= chunk.last <= len(document.paragraphs)
+            assert 1 <= chunk.first_piece <= chunk.last_piece <= len(document.paragraphs)
+            pieces = document.paragraphs[chunk.first_piece - 1], document.paragraphs[chunk.last_piece - 1]
+            assert (chunk.first, chunk.last) == (pieces[0].number, pieces[1].number)
             assert count_tokens(chunk.text) <= 128
 
 
 def test_chunk_text_comes_from_the_paragraphs_it_names(seed_chunks):
     for document, chunks in seed_chunks.values():
         for chunk in chunks:
-            covered = "\n".join(p.text for p in document.paragraphs[chunk.first - 1 : chunk.last])
+            covered = "\n".join(p.text for p in document.paragraphs[chunk.first_piece - 1 : chunk.last_piece])
             assert chunk.text in covered
-            assert covered.startswith(chunk.text[:20]) or chunk.text[:20] in document.paragraphs[chunk.first - 1].text
+            first = document.paragraphs[chunk.first_piece - 1]
+            assert covered.startswith(chunk.text[:20]) or chunk.text[:20] in first.text
 
 
 def test_every_paragraph_is_in_some_chunk(seed_chunks):
     for document, chunks in seed_chunks.values():
-        covered = {n for c in chunks for n in range(c.first, c.last + 1)}
+        covered = {n for c in chunks for n in range(c.first_piece, c.last_piece + 1)}
         assert covered == set(range(1, len(document.paragraphs) + 1))
 
 

@@ -68,7 +68,7 @@ def _on_seeds(index: Path) -> list[str]:
 
 
 def _hit(file: str, text: str, first: int = 1, last: int = 1) -> Hit:
-    return Hit(Chunk(file, first, last, text, "id"), 0.5)
+    return Hit(Chunk(file, first, last, text, "id", first, last), 0.5)
 
 
 # -- metrics, by hand ---------------------------------------------------------------------------

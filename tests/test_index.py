@@ -41,8 +41,8 @@ def test_build_then_reload_gives_the_same_index(docs_copy, tmp_path, embedder):
     assert set(loaded.files) == {p.name for p in docs_copy.iterdir()}
     first = loaded.chunks[0]
     assert (
-        loaded.paragraph(first.file, first.first).text in first.text
-        or first.text in loaded.paragraph(first.file, first.first).text
+        loaded.paragraph(first.file, first.first_piece).text in first.text
+        or first.text in loaded.paragraph(first.file, first.first_piece).text
     )
     # A search with a chunk's own embedding finds that chunk first, at cosine 1.
     vector = loaded.raw_vectors()[3]
@@ -355,9 +355,10 @@ def test_paragraphs_come_back_with_their_page_and_ocr_flag(tmp_path, embedder):
         tmp_path / "index", documents, chunks, embedder.encode_passages([c.text for c in chunks]), embedder, CHUNKING
     )
     index = load_index(tmp_path / "index")
-    assert [index.paragraph(p.file, p.number) for d in documents for p in d.paragraphs] == [
+    assert [index.paragraph(p.file, p.piece) for d in documents for p in d.paragraphs] == [
         p for d in documents for p in d.paragraphs
     ]
     assert index.paragraph("report.pdf", 3).page == 2 and index.paragraph("report.pdf", 3).ocr
+    assert [(p.number, p.piece) for p in index.paragraphs_of("report.pdf")][-2:] == [(4, 4), (4, 5)]
     assert index.paragraph("notes.txt", 1).page is None
     assert index.files["report.pdf"]["title"] == "Harbour report" and index.files["report.pdf"]["reader"] == "pdf 1"

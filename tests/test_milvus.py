@@ -130,7 +130,7 @@ def test_build_reload_update_and_delete_over_grpc_match_the_faiss_store(milvus_s
     assert store.files == faiss.files and store.chunk_count == faiss.chunk_count
     assert store.chunks_at(list(range(store.chunk_count))) == faiss.chunks
     first = faiss.chunks[7]
-    assert store.paragraph(first.file, first.first) == faiss.paragraph(first.file, first.first)
+    assert store.paragraph(first.file, first.first_piece) == faiss.paragraph(first.file, first.first_piece)
     assert store.paragraphs_of(first.file) == faiss.paragraphs_of(first.file)
     for question in QUESTIONS:
         query = embedder.encode_queries([question])[0]
@@ -154,7 +154,7 @@ def test_build_reload_update_and_delete_over_grpc_match_the_faiss_store(milvus_s
     assert report.chunks_embedded == after.files["003_15cb4250a3f963ee.txt"]["chunks"]
     everything = after.chunks_at(list(range(after.chunk_count)))
     assert "004_0d217c6e9b2bf852.txt" not in {c.file for c in everything}
-    assert after.paragraphs_of("003_15cb4250a3f963ee.txt")[-1] == "추가된 문단: 새로운 사실이 있습니다."
+    assert after.paragraphs_of("003_15cb4250a3f963ee.txt")[-1].text == "추가된 문단: 새로운 사실이 있습니다."
     # Unchanged files keep their embeddings exactly (only the language offsets moved).
     kept = [row for row, c in enumerate(everything) if c.file == "000_25ef5ea761165839.txt"]
     old_rows = [row for row, c in enumerate(faiss.chunks) if c.file == "000_25ef5ea761165839.txt"]
@@ -246,8 +246,10 @@ def test_paragraphs_keep_their_page_and_ocr_flag_as_in_the_faiss_store(tmp_path)
     write_index(tmp_path / "index", documents, chunks, vectors, embedder, CHUNKING)
     store, faiss = open_store(settings), load_index(tmp_path / "index")
     paragraphs = [p for d in documents for p in d.paragraphs]
-    assert [store.paragraph(p.file, p.number) for p in paragraphs] == paragraphs
-    assert [faiss.paragraph(p.file, p.number) for p in paragraphs] == paragraphs
+    assert [store.paragraph(p.file, p.piece) for p in paragraphs] == paragraphs
+    assert [faiss.paragraph(p.file, p.piece) for p in paragraphs] == paragraphs
+    assert store.paragraphs_of("report.pdf") == faiss.paragraphs_of("report.pdf") == list(documents[0].paragraphs)
+    assert store.chunks_by_file() == faiss.chunks_by_file()
     assert store.files == faiss.files
 
 

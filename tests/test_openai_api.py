@@ -349,7 +349,7 @@ def test_openai_client_follow_up_uses_the_earlier_messages(api_url, assistant):
     message = reply.choices[0].message
     assert "Mia" in message.question, message.question  # the follow-up, made standalone from the conversation
     index = assistant.index
-    about_mia = {name for name in index.files if any("Mia" in text for text in index.paragraphs_of(name))}
+    about_mia = {name for name in index.files if any("Mia" in p.text for p in index.paragraphs_of(name))}
     assert message.citations and {c["file"] for c in message.citations} <= about_mia, message.content
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from rag.chunking import Chunk
+from rag.documents import Paragraph
 from ui import render
 
 HOSTILE = [
@@ -89,9 +90,9 @@ def citation(text: str, quote: str, file: str = "<img src=x onerror=alert(1)>.tx
 
 def test_a_citation_card_escapes_file_text_quote_and_context():
     hostile = "<script>alert(1)</script>"
-    card = render.citation_card(
-        3, citation(f"Before {hostile} after.", hostile), ["<b>one</b>", f"Before {hostile} after.", "three"], "en"
-    )
+    texts = ["<b>one</b>", f"Before {hostile} after.", "three"]
+    paragraphs = [Paragraph("x.txt", n, n, text) for n, text in enumerate(texts, 1)]
+    card = render.citation_card(3, citation(f"Before {hostile} after.", hostile), paragraphs, "en")
     parsed = Elements(card)
     assert "script" not in parsed.tags and "img" not in parsed.tags and "b" not in parsed.tags
     assert not [name for name, _ in parsed.attributes if name.startswith("on")]
@@ -107,7 +108,9 @@ def test_the_documents_table_and_passages_escape_names_titles_and_text():
     )
     assert "script" not in table.tags and "img" not in table.tags and "i" not in table.tags
     assert ("title", name) in table.attributes and name in "".join(table.text)
-    hit = SimpleNamespace(chunk=Chunk(name, 1, 2, "<svg onload=alert(1)>", "en"), score=0.5, dense=0.4, keyword=None)
+    hit = SimpleNamespace(
+        chunk=Chunk(name, 1, 2, "<svg onload=alert(1)>", "en", 1, 2), score=0.5, dense=0.4, keyword=None
+    )
     row = Elements(render.passage_row(1, hit))
     assert "svg" not in row.tags and "<svg onload=alert(1)>" in "".join(row.text)
     for html in (

@@ -28,7 +28,7 @@ CHUNKING = ChunkingSettings(128, 16)
 
 
 def document(file: str, sha: str, *texts: str, reader: str = "text 1", language: str = "en") -> Document:
-    paragraphs = tuple(Paragraph(file, n, text) for n, text in enumerate(texts, 1))
+    paragraphs = tuple(Paragraph(file, n, n, text) for n, text in enumerate(texts, 1))
     return Document(file, sha * 64, language, paragraphs, texts[0], reader)
 
 
@@ -144,7 +144,7 @@ def test_language_offsets_are_shrunk_for_small_languages_and_centring_keeps_true
     store = MemoryStore({"files": {}}, [], vectors)
     store.offsets = offsets
     query = rng.standard_normal(8).astype(np.float32)
-    chunk = Chunk("x.txt", 1, 1, "x", "ko")
+    chunk = Chunk("x.txt", 1, 1, "x", "ko", 1, 1)
     assert store.cosine(query, chunk, float(kept[-1] @ query)) == pytest.approx(float(vectors[-1] @ query), abs=1e-4)
     assert language_offsets(np.zeros((0, 8), np.float32), []) == {}
 
@@ -152,7 +152,11 @@ def test_language_offsets_are_shrunk_for_small_languages_and_centring_keeps_true
 def test_a_manifest_for_vectors_embedded_elsewhere_counts_chunks_per_file():
     embedder = FakeEmbedder()
     documents = [document("a.txt", "a", "One.", "Two."), document("b.txt", "b", "Three.")]
-    chunks = [Chunk("a.txt", 1, 1, "One.", "en"), Chunk("a.txt", 2, 2, "Two.", "en"), Chunk("b.txt", 1, 1, "x", "en")]
+    chunks = [
+        Chunk("a.txt", 1, 1, "One.", "en", 1, 1),
+        Chunk("a.txt", 2, 2, "Two.", "en", 2, 2),
+        Chunk("b.txt", 1, 1, "x", "en", 1, 1),
+    ]
     manifest = manifest_of(documents, chunks, np.zeros((3, 64), np.float32), embedder, CHUNKING, "flat")
     assert {f: e["chunks"] for f, e in manifest["files"].items()} == {"a.txt": 2, "b.txt": 1}
     assert manifest["files"]["a.txt"]["paragraphs"] == 2 and manifest["embedder"] == {"id": embedder.id, "dim": 64}

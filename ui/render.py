@@ -10,12 +10,13 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Mapping, Sequence
+from itertools import groupby
 
 from rag import prompts
 from rag.citations import MARKER_GROUP, place
 from rag.language import language_name
 
-# Paragraphs of context shown before and after a cited paragraph.
+# Paragraphs (pieces of a long one counted apart) of context shown before and after a cited one.
 CONTEXT_PARAGRAPHS = 2
 # Characters shown of a retrieved (uncited) passage.
 PASSAGE_CHARS = 600
@@ -122,18 +123,22 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _context(paragraphs: Sequence[str], number: int, quote: str) -> str:
-    first = max(1, number - CONTEXT_PARAGRAPHS)
-    last = min(len(paragraphs), number + CONTEXT_PARAGRAPHS)
+def _context(paragraphs: Sequence, cited: int, quote: str) -> str:
+    """The file's paragraph pieces around the cited one (`paragraphs[cited]`), a row per ¶:
+    the pieces of a paragraph cut for length are read together again."""
+    first = max(0, cited - CONTEXT_PARAGRAPHS)
+    last = min(len(paragraphs), cited + CONTEXT_PARAGRAPHS + 1)
     rows = []
-    for n in range(first, last + 1):
-        cited = n == number
-        body = _highlight(paragraphs[n - 1], quote) if cited else escape(paragraphs[n - 1])
+    for number, run in groupby(range(first, last), key=lambda i: paragraphs[i].number):
+        run = list(run)
+        body = " ".join(
+            _highlight(paragraphs[i].text, quote) if i == cited else escape(paragraphs[i].text) for i in run
+        )
         rows.append(
-            f'<div class="ctx{" ctx-cited" if cited else ""}"><span class="ctx-n">¶{n}</span>'
+            f'<div class="ctx{" ctx-cited" if cited in run else ""}"><span class="ctx-n">¶{number}</span>'
             f'<span class="ctx-text">{body}</span></div>'
         )
-    if first > 1:
+    if first > 0:
         rows.insert(0, '<div class="ctx-gap">⋯</div>')
     if last < len(paragraphs):
         rows.append('<div class="ctx-gap">⋯</div>')
@@ -147,9 +152,10 @@ def _place(paragraph: int, page: int | None, ocr: bool) -> str:
 
 
 def citation_card(
-    turn: int, citation, paragraphs: Sequence[str] | None, language: str | None, change: str | None = None
+    turn: int, citation, paragraphs: Sequence | None, language: str | None, change: str | None = None
 ) -> str:
-    """One cited passage: number, file, paragraph, text with the quote marked; opens on its context.
+    """One cited passage: number, file, paragraph, text with the quote marked; opens on its
+    context among the file's `paragraphs` (rag.documents.Paragraph, piece by piece).
     `change`: what happened to its document since (a reopened answer), said on the card."""
     lang = f'<span class="src-lang">{escape(language.upper())}</span>' if language else ""
     stale = f'<div class="src-stale">⚠ {escape(change)}</div>' if change else ""
@@ -157,8 +163,11 @@ def citation_card(
         f'<span class="src-n">{citation.n}</span><span class="src-file">{escape(citation.file)}</span>'
         f"{_place(citation.paragraph, citation.page, citation.ocr)}{lang}"
     )
-    if paragraphs and 1 <= citation.paragraph <= len(paragraphs):
-        context = _context(paragraphs, citation.paragraph, citation.quote)
+    cited = next(
+        (i for i, p in enumerate(paragraphs or ()) if p.number == citation.paragraph and p.text == citation.text), None
+    )
+    if cited is not None:
+        context = _context(paragraphs, cited, citation.quote)
     else:  # the document changed since: show what was cited
         context = (
             f'<div class="ctx ctx-cited"><span class="ctx-text">{_highlight(citation.text, citation.quote)}'
@@ -201,7 +210,7 @@ def turn_sources(
     turn: int,
     question: str,
     answer,
-    paragraphs: Mapping[str, Sequence[str]],
+    paragraphs: Mapping[str, Sequence],
     languages: Mapping[str, str],
     timings: Mapping[str, float] | None = None,
     changes: Mapping[str, str] | None = None,
