@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .chunking import Chunk, ChunkingSettings
-from .documents import Document, Paragraph, read_documents
+from .documents import Document, Paragraph, document_stats, read_documents
 from .embedding import Embedder
 from .errors import RagError
 from .keywords import KeywordIndex, top_positive
@@ -52,6 +52,8 @@ from .store import (
     plan_update,
     plan_vectors,
     rebuild_reason,
+    record_stats,
+    stats_changed,
 )
 
 CURRENT = "CURRENT"
@@ -68,6 +70,8 @@ OFFSETS = "language_offsets.npz"
 _GENERATION = re.compile(r"gen-[A-Za-z0-9_-]+")
 # Sizes and mtimes of the files the last load hashed and found intact (see _verify_files).
 VERIFIED = "verified.json"
+# A search limited to at most this many rows (a scope) scores them exactly, without FAISS.
+EXACT_ROWS = 20_000
 # Seconds a second writer waits for the first before giving up.
 LOCK_TIMEOUT = 600
 
@@ -86,6 +90,7 @@ class Index(Store):
     keywords: KeywordIndex
     offsets: dict[str, np.ndarray]  # language -> vector subtracted from its chunks' vectors
     rows_by_language: dict[str, np.ndarray] = field(default_factory=dict)
+    rows_by_file: dict[str, np.ndarray] = field(default_factory=dict)
     # language -> FAISS search parameters selecting its rows, built once on first use (building
     # the selector costs more than the filtered search itself).
     _language_filters: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
@@ -94,6 +99,8 @@ class Index(Store):
         languages = np.array([c.language for c in self.chunks])
         for language in set(languages):
             self.rows_by_language[language] = np.flatnonzero(languages == language).astype(np.int64)
+        for file, rows in self.chunks_by_file().items():
+            self.rows_by_file[file] = np.array([row for row, _ in rows], dtype=np.int64)
 
     @property
     def chunk_count(self) -> int:
@@ -116,9 +123,21 @@ class Index(Store):
     def paragraphs_of(self, file: str) -> list[str]:
         return self.paragraphs.get(file, [])
 
-    def search(self, query: np.ndarray, k: int, language: str | None = None) -> list[tuple[int, float]]:
+    def rows_of(self, files: frozenset[str]) -> np.ndarray:
+        """The rows of `files`' chunks, in order."""
+        parts = [self.rows_by_file[file] for file in files if file in self.rows_by_file]
+        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+    def search(
+        self, query: np.ndarray, k: int, language: str | None = None, files: frozenset[str] | None = None
+    ) -> list[tuple[int, float]]:
         import faiss
 
+        if files is not None:
+            rows = self.rows_of(files)
+            if language is not None:
+                rows = np.intersect1d(rows, self.rows_by_language.get(language, rows[:0]))
+            return self._search_rows(query, k, rows)
         params = None
         if language is not None:
             rows = self.rows_by_language.get(language)
@@ -134,11 +153,37 @@ class Index(Store):
         scores, rows = self.vectors.search(query.reshape(1, -1).astype(np.float32), k, params=params)
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
 
+    def _search_rows(self, query: np.ndarray, k: int, rows: np.ndarray) -> list[tuple[int, float]]:
+        """The k best of `rows` only: scored exactly when they are few (an approximate HNSW
+        search filtered to a small part of the graph can miss them), else by FAISS with a
+        selector of those rows."""
+        import faiss
+
+        k = min(k, len(rows))
+        if k == 0:
+            return []
+        if len(rows) <= EXACT_ROWS:
+            scores = self.vectors.reconstruct_batch(rows) @ query
+            best = np.argsort(-scores, kind="stable")[:k]
+            return [(int(rows[i]), float(scores[i])) for i in best]
+        allowed = np.zeros(len(self.chunks), dtype=bool)
+        allowed[rows] = True
+        bitmap = np.packbits(allowed, bitorder="little")  # kept alive until the search returns
+        selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+        found_scores, found_rows = self.vectors.search(
+            query.reshape(1, -1).astype(np.float32), k, params=faiss.SearchParameters(sel=selector)
+        )
+        return [(int(r), float(s)) for r, s in zip(found_rows[0], found_scores[0]) if r >= 0]
+
     def centred_scores(self, query: np.ndarray, rows: list[int]) -> np.ndarray:
         return self.vectors.reconstruct_batch(np.array(rows, dtype=np.int64)) @ query
 
-    def keyword_search(self, question: str, n: int) -> dict[int, float]:
+    def keyword_search(self, question: str, n: int, files: frozenset[str] | None = None) -> dict[int, float]:
         scores = self.keywords.scores(question)
+        if files is not None:  # only the scope's rows can rank
+            allowed = np.zeros(len(scores), dtype=bool)
+            allowed[self.rows_of(files)] = True
+            scores = np.where(allowed, scores, 0.0)
         return {int(row): float(scores[row]) for row in top_positive(scores, n)}
 
     def raw_vectors(self, rows: list[int] | None = None) -> np.ndarray:
@@ -475,6 +520,7 @@ def update_index(
 
     started = time.perf_counter()
     _check_index_type(index_type)
+    stats = document_stats(docs_dir)  # before reading: see record_stats
     documents, skipped = read_documents(docs_dir, progress and (lambda count: progress("Reading", count, 0)))
     if not documents:  # an index of nothing answers nothing, and BM25 cannot be built on it
         example = f", e.g. {skipped[0].file}: {skipped[0].reason}" if skipped else ""
@@ -493,8 +539,9 @@ def update_index(
         old, reason = _reusable(index_dir, manifest, rebuild)
         reason = f"{reason}; {set_aside}" if set_aside and reason else reason
         plan = plan_update(documents, skipped, manifest, old, reason, chunking, embedder, progress)
+        record_stats(manifest, stats)
         report = plan.report
-        if old and not report.changed:
+        if old and not report.changed and not stats_changed(old.manifest, manifest):
             _remove_stale(index_dir, keep=old.folder)  # leftovers of builds killed since the last one
             report.seconds = time.perf_counter() - started
             return old, report

@@ -13,6 +13,7 @@ from models import catalogue
 from models.catalogue import Model
 
 from .errors import RagError
+from .scope import check_languages, language_codes
 
 if TYPE_CHECKING:
     import argparse
@@ -64,6 +65,10 @@ class Settings:
     temperature: float = 0.0
     context_tokens: int = 2048
     threads: int = field(default_factory=physical_cores)
+    # The scope of `ask`'s questions (rag/scope.py): patterns of files or folders, and
+    # document languages; empty means every document.
+    only: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
 
     @property
     def llm_model(self) -> Model | None:
@@ -106,13 +111,15 @@ class Option:
     """One setting that the environment (and, with a flag, the command line) can override."""
 
     field: str  # the Settings field
-    env: str
+    env: str | None  # None: a flag only
     flag: str | None = None  # None: environment only
     convert: Callable[[str], object] = str
     choices: tuple[str, ...] | None = None
     help: str = ""
     generation: bool = False  # a flag only commands that generate answers offer
     secret: bool = False  # never echoed back (reports list the flags given)
+    scope: bool = False  # a flag of `ask` only: which documents a question searches
+    repeat: bool = False  # may be given several times; `convert` gives a tuple, the values add up
 
     @property
     def dest(self) -> str:
@@ -179,18 +186,42 @@ OPTIONS = (
         generation=True,
     ),
     Option("threads", "RAG_THREADS", convert=int),
+    Option(
+        "only",
+        None,
+        "--only",
+        lambda pattern: (pattern,),
+        help="search only these documents: a file name, a path or folder in the documents folder, "
+        "or a glob such as '*.pdf' (repeatable)",
+        scope=True,
+        repeat=True,
+    ),
+    Option(
+        "languages",
+        None,
+        "--lang",
+        language_codes,
+        help="search only documents in these languages: ko, zh, id, en, ja or their names (repeatable, or ko,zh)",
+        scope=True,
+        repeat=True,
+    ),
 )
 
 
-def add_settings_flags(parser: argparse.ArgumentParser, generation: bool = False) -> None:
-    """Add the settings flags every command shares, or with `generation` those of answer generation."""
-    llm_choice = parser if generation else parser.add_mutually_exclusive_group()
+def add_settings_flags(parser: argparse.ArgumentParser, generation: bool = False, scope: bool = False) -> None:
+    """Add the settings flags every command shares, or with `generation` those of answer
+    generation, or with `scope` those choosing the documents a question searches."""
+    llm_choice = parser if generation or scope else parser.add_mutually_exclusive_group()
     for option in OPTIONS:
-        if option.flag and option.generation == generation:
+        if option.flag and option.generation == generation and option.scope == scope:
             (llm_choice if option.field == "llm" else parser).add_argument(
-                option.flag, type=option.convert, choices=option.choices, help=f"{option.help} (env {option.env})"
+                option.flag,
+                type=option.convert,
+                choices=option.choices,
+                action="extend" if option.repeat else "store",
+                help=f"{option.help} (env {option.env})" if option.env else option.help,
             )
-    if not generation:  # an alias, so it travels like --llm (e.g. to the bench's child processes)
+    if not generation and not scope:  # an alias, so it travels like --llm (e.g. to the bench's child processes)
         llm_choice.add_argument(
             "--fast",
             dest="llm",
@@ -220,9 +251,8 @@ def given_flags(args: argparse.Namespace) -> list[tuple[str, object]]:
 
 def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
     """Settings from defaults <- environment <- the flags in `args` (absent or None: unset)."""
-    return load_settings(
-        environ, **{option.field: getattr(args, option.dest, None) for option in OPTIONS if option.flag}
-    )
+    values = {option.field: getattr(args, option.dest, None) for option in OPTIONS if option.flag}
+    return load_settings(environ, **{key: tuple(v) if isinstance(v, list) else v for key, v in values.items()})
 
 
 def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -230,7 +260,7 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     environ = os.environ if environ is None else environ
     from_env: dict[str, object] = {}
     for option in OPTIONS:
-        raw = environ.get(option.env, "").strip()
+        raw = environ.get(option.env, "").strip() if option.env else ""
         if raw:
             try:
                 from_env[option.field] = option.convert(raw)
@@ -260,6 +290,7 @@ def validate(settings: Settings) -> None:
         raise RagError(f"min answerable must be between 0 and 1, not {settings.min_answerable}")
     if settings.threads < 1:
         raise RagError(f"threads must be positive, not {settings.threads}")
+    check_languages(settings.languages)
 
 
 def is_local_host(host: str) -> bool:

@@ -1,0 +1,275 @@
+"""Scoped questions (rag/scope.py) and the stale-index note: patterns, languages and `@file`
+mentions, retrieval that filters before it ranks on FAISS and Milvus, and a documents
+folder that changed since its index was built."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from rag.errors import RagError
+from rag.retrieval import Retriever
+from rag.scope import Scope, folders_of, language_codes, match_pattern, mentions
+from rag.settings import add_settings_flags, load_settings, settings_from_args
+
+from .fakes import FakeEmbedder, FakeLLM
+
+FILES = {
+    "contract.pdf": {"language": "en"},
+    "reports/2024/q1.md": {"language": "ko"},
+    "reports/2024/q2.md": {"language": "ko"},
+    "reports/summary.txt": {"language": "zh"},
+    "notes/contract.pdf": {"language": "id"},
+}
+
+
+# -- patterns, languages, mentions ---------------------------------------------------------
+@pytest.mark.parametrize(
+    "pattern, expected",
+    [
+        ("contract.pdf", {"contract.pdf", "notes/contract.pdf"}),  # a name: in any folder
+        ("notes/contract.pdf", {"notes/contract.pdf"}),  # a path
+        ("./contract.pdf", {"contract.pdf", "notes/contract.pdf"}),
+        ("reports", {"reports/2024/q1.md", "reports/2024/q2.md", "reports/summary.txt"}),  # a folder
+        ("reports/2024/", {"reports/2024/q1.md", "reports/2024/q2.md"}),
+        ("*.md", {"reports/2024/q1.md", "reports/2024/q2.md"}),  # a glob without / matches names
+        ("reports/*.txt", {"reports/summary.txt"}),
+        ("report", set()),  # no prefix matching: a folder is a whole path part
+        ("Contract.pdf", set()),
+    ],
+)
+def test_a_pattern_names_files_folders_or_globs(pattern, expected):
+    assert match_pattern(pattern, FILES) == expected
+
+
+def test_a_scope_joins_its_patterns_and_narrows_to_its_languages():
+    assert Scope().resolve(FILES) is None
+    assert Scope(("contract.pdf", "reports/summary.txt")).resolve(FILES) == {
+        "contract.pdf",
+        "notes/contract.pdf",
+        "reports/summary.txt",
+    }
+    assert Scope(languages=("ko", "zh")).resolve(FILES) == {
+        "reports/2024/q1.md",
+        "reports/2024/q2.md",
+        "reports/summary.txt",
+    }
+    assert Scope(("reports",), ("zh",)).resolve(FILES) == {"reports/summary.txt"}
+    assert Scope(("a",), ("ko",)) | Scope(("b", "a")) == Scope(("a", "b"), ("ko",))
+
+
+@pytest.mark.parametrize(
+    "scope, message",
+    [
+        (Scope(("contrat.pdf",)), "no indexed document matches 'contrat.pdf' (did you mean 'contract.pdf'?)"),
+        (Scope(("*.docx",)), "no indexed document matches '*.docx'"),
+        (Scope(("contract.pdf", "nowhere.txt")), "no indexed document matches 'nowhere.txt'"),
+        (Scope(languages=("ja",)), "no indexed document is in Japanese"),
+        (Scope(("reports",), ("en",)), "matches no indexed document (each part does, not together)"),
+    ],
+)
+def test_a_scope_that_matches_nothing_is_a_one_line_error(scope, message):
+    with pytest.raises(RagError) as raised:
+        scope.resolve(FILES)
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_path_in_the_documents_folder_is_named_relative_to_it(tmp_path, monkeypatch):
+    docs = tmp_path / "docs"
+    (docs / "reports").mkdir(parents=True)
+    (docs / "reports" / "summary.txt").write_text("x", encoding="utf-8")
+    (docs / "new.txt").write_text("not indexed yet", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert Scope(("docs/reports/summary.txt",)).resolve(FILES, docs) == {"reports/summary.txt"}
+    assert Scope((str(docs / "reports"),)).resolve(FILES, docs) == set(match_pattern("reports", FILES))
+    with pytest.raises(RagError, match="'new.txt' is in the documents folder but not in the index; run `rag index`"):
+        Scope(("new.txt",)).resolve(FILES, docs)
+
+
+def test_languages_are_codes_or_names_and_an_unknown_one_is_a_one_line_error():
+    assert language_codes("ko, Chinese,,ID") == ("ko", "zh", "id")
+    with pytest.raises(RagError, match=r"unknown language 'kr'; use one of en \(English\), ko \(Korean\)"):
+        load_settings(environ={}, languages=("ko", "kr"))
+
+
+def test_ask_flags_repeat_and_take_comma_lists():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_settings_flags(parser, scope=True)
+    args = parser.parse_args(["--only", "a,b.txt", "--only", "reports/", "--lang", "ko,zh", "--lang", "Indonesian"])
+    settings = settings_from_args(args, environ={})
+    assert settings.only == ("a,b.txt", "reports/") and settings.languages == ("ko", "zh", "id")
+    assert settings_from_args(parser.parse_args([]), environ={}).only == ()
+
+
+@pytest.mark.parametrize(
+    "question, stripped, only",
+    [
+        ("What does @contract.pdf say about fees?", "What does say about fees?", ("contract.pdf",)),
+        ("Fees in @notes/contract.pdf?", "Fees in ?", ("notes/contract.pdf",)),
+        ('Totals in @"reports/2024" and @reports/summary.txt', "Totals in and", ("reports/2024", "reports/summary.txt")),
+        ("@reports/ 요약은?", "요약은?", ("reports/",)),
+        ("Mail ceo@contract.pdf or ask @openai", "Mail ceo@contract.pdf or ask @openai", ()),  # not mentions
+    ],
+)
+def test_mentions_become_the_scope_and_leave_the_question(question, stripped, only):
+    assert mentions(question, FILES) == (stripped, Scope(only))
+
+
+def test_a_mention_of_an_unknown_document_is_a_one_line_error():
+    with pytest.raises(RagError, match="no indexed document matches '@contrakt.pdf' \\(did you mean 'contract.pdf'\\?\\)"):
+        mentions("What does @contrakt.pdf say?", FILES)
+
+
+def test_folders_of_lists_every_folder_holding_a_file():
+    assert folders_of(FILES) == ["notes/", "reports/", "reports/2024/"]
+
+
+# -- retrieval filters before ranking (FAISS, fakes for the models) -----------------------
+HARBOUR = "The harbour of Quillport handles {n} container ships a year, and its cranes lift containers."
+TEA = "Petani teh di Bandung menjual {n} karung daun teh setiap minggu kepada pembeli di pasar."
+
+
+def corpus(folder: Path) -> Path:
+    """Eight files on the harbour (English) and six on tea (Indonesian), in two folders."""
+    for n in range(8):
+        (folder / "harbour").mkdir(parents=True, exist_ok=True)
+        (folder / "harbour" / f"h{n}.txt").write_text(HARBOUR.format(n=100 + n) + "\n", encoding="utf-8")
+    for n in range(6):
+        (folder / "tea").mkdir(parents=True, exist_ok=True)
+        (folder / "tea" / f"t{n}.md").write_text(TEA.format(n=10 + n) + "\n", encoding="utf-8")
+    return folder
+
+
+def fake_assistant_on(docs: Path, index: Path, **settings):
+    from rag.assistant import Assistant
+
+    return Assistant(
+        load_settings(environ={}, docs_dir=docs, index_dir=index, **settings),
+        log=lambda message: None,
+        embedder=FakeEmbedder(),
+        llm=FakeLLM(""),
+    )
+
+
+QUESTION = "How many container ships does the harbour of Quillport handle?"
+
+
+@pytest.mark.parametrize("mode", ["dense", "keyword", "hybrid"])
+def test_a_scope_gets_its_own_k_best_even_when_the_unscoped_best_hold_none_of_it(tmp_path, mode):
+    assistant = fake_assistant_on(corpus(tmp_path / "docs"), tmp_path / "index")
+    assistant.update_index()
+    unscoped = assistant.retrieve(QUESTION, k=3, mode=mode)
+    assert {h.chunk.file.split("/")[0] for h in unscoped} == {"harbour"}
+    if mode == "keyword":  # keywords rank only what shares a word with the question: "di"? none
+        scoped = assistant.retrieve(QUESTION + " teh", k=3, mode=mode, scope=Scope(("tea",)))
+    else:
+        scoped = assistant.retrieve(QUESTION, k=3, mode=mode, scope=Scope(("tea",)))
+    assert len(scoped) == 3 and {h.chunk.file.split("/")[0] for h in scoped} == {"tea"}
+    by_language = assistant.retrieve(QUESTION + " teh", k=5, mode=mode, scope=Scope(languages=("id",)))
+    assert len(by_language) == 5 and all(h.chunk.file.startswith("tea/") for h in by_language)
+
+
+def test_the_answer_says_which_documents_a_scoped_question_searched(tmp_path):
+    assistant = fake_assistant_on(corpus(tmp_path / "docs"), tmp_path / "index", only=("tea/t1.md",))
+    answer = assistant.ask(QUESTION, retrieve_only=True)  # the settings' --only
+    assert answer.searched == ("tea/t1.md",) and [h.chunk.file for h in answer.hits] == ["tea/t1.md"]
+    answer = assistant.ask(f"{QUESTION} @h3.txt", retrieve_only=True, scope=Scope())  # an explicit scope replaces it
+    assert answer.searched == ("harbour/h3.txt",) and answer.question == QUESTION
+    assert answer.to_json()["searched"] == ["harbour/h3.txt"]
+    assert assistant.ask(QUESTION, retrieve_only=True, scope=Scope()).to_json()["searched"] is None
+
+
+# -- a documents folder that changed since its index was built -----------------------------
+def test_folder_changes_tell_new_changed_and_removed_files(tmp_path):
+    docs = corpus(tmp_path / "docs")
+    (docs / "empty.txt").write_text("", encoding="utf-8")  # skipped when indexing: not "new" later
+    assistant = fake_assistant_on(docs, tmp_path / "index")
+    assistant.update_index()
+    assert not assistant.folder_changes()
+
+    touched = docs / "harbour" / "h0.txt"  # same bytes, new mtime: hashed, unchanged
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
+    same_size = docs / "harbour" / "h1.txt"  # other bytes, same size: only the hash tells
+    same_size.write_text(same_size.read_text(encoding="utf-8").replace("101", "999"), encoding="utf-8")
+    os.utime(same_size, ns=(same_size.stat().st_atime_ns, same_size.stat().st_mtime_ns + 10**9))
+    (docs / "tea" / "t0.md").write_text(TEA.format(n=12345) + "\n", encoding="utf-8")
+    (docs / "tea" / "t1.md").unlink()
+    (docs / "harbour" / "h9.txt").write_text("A new file about cranes.\n", encoding="utf-8")
+    (docs / ".hidden.txt").write_text("never read", encoding="utf-8")
+    changes = assistant.folder_changes()
+    assert changes.new == ("harbour/h9.txt",)
+    assert changes.changed == ("harbour/h1.txt", "tea/t0.md")
+    assert changes.removed == ("tea/t1.md",)
+    assert changes.summary() == "1 new, 2 changed, 1 removed"
+
+    assistant.update_index()
+    assert not assistant.folder_changes()
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
+    (docs / "empty.txt").write_text(" \n", encoding="utf-8")  # still skipped, but edited
+    assert assistant.folder_changes().changed == ("empty.txt",)
+    report = assistant.update_index()  # nothing to embed, yet the new sizes and mtimes are kept
+    assert not report.embedded_files and not assistant.folder_changes()
+    manifest = json.loads((assistant.index.folder / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["skipped"]["empty.txt"][0] == 2 and manifest["files"]["harbour/h0.txt"]["size"] > 0
+
+
+def test_an_index_without_sizes_and_mtimes_is_compared_by_hashes(tmp_path):
+    from rag.store import folder_changes
+
+    docs = corpus(tmp_path / "docs")
+    assistant = fake_assistant_on(docs, tmp_path / "index")
+    assistant.update_index()
+    manifest = json.loads(json.dumps(assistant.index.manifest))
+    for info in manifest["files"].values():
+        del info["size"], info["mtime_ns"]
+    del manifest["skipped"]
+    assert not folder_changes(manifest, docs)
+    (docs / "tea" / "t2.md").write_text("Berubah.\n", encoding="utf-8")
+    assert folder_changes(manifest, docs).changed == ("tea/t2.md",)
+
+
+# -- the real stores and models ----------------------------------------------------------------
+@pytest.mark.full  # milvus-lite runs its server in a process of its own
+def test_milvus_filters_by_scope_before_ranking_as_faiss_does(tmp_path):
+    from rag.chunking import ChunkingSettings
+    from rag.stores import update_store
+
+    docs = corpus(tmp_path / "docs")
+    (docs / "empty.txt").write_text("", encoding="utf-8")
+    embedder, chunking = FakeEmbedder(), ChunkingSettings(128, 16)
+    milvus, _ = update_store(
+        load_settings(environ={}, docs_dir=docs, store="milvus", milvus_uri=str(tmp_path / "scope.db")),
+        embedder,
+        chunking,
+    )
+    faiss, _ = update_store(load_settings(environ={}, docs_dir=docs, index_dir=tmp_path / "index"), embedder, chunking)
+    assert milvus.manifest["skipped"] == faiss.manifest["skipped"] and "empty.txt" in milvus.manifest["skipped"]
+    assert milvus.files == faiss.files
+    tea = Scope(("tea",)).resolve(milvus.files)
+    named = Scope(("tea/t1.md", "harbour/h2.txt")).resolve(milvus.files)
+    query = embedder.encode_queries([QUESTION])[0]
+    questions = (QUESTION + " teh", "Menurut artikel berbahasa Indonesia: " + QUESTION)  # the second names a language
+    for files, question in [(files, question) for files in (tea, named) for question in questions]:
+        for mode in ("dense", "keyword", "hybrid"):
+            on_milvus = Retriever(milvus, embedder).search(question, 3, mode, query, files)
+            on_faiss = Retriever(faiss, embedder).search(question, 3, mode, query, files)
+            assert [h.chunk for h in on_milvus] == [h.chunk for h in on_faiss], (files, mode)
+            assert {h.chunk.file for h in on_milvus} <= files and len(on_milvus) == min(3, len(files))
+    # The scope's rows only, before ranking: the unscoped best are all about the harbour.
+    assert all(h.chunk.file.startswith("harbour/") for h in Retriever(milvus, embedder).search(QUESTION, 3, "dense"))
+
+
+def test_a_scoped_question_on_the_seeds_searches_only_its_documents(assistant):
+    question = "Which outlet were Mark Chen's internal Slack messages leaked to?"
+    unscoped = {h.chunk.file for h in assistant.retrieve(question, k=4)}
+    other = next(f for f in sorted(assistant.index.files) if f not in unscoped)
+    hits = assistant.retrieve(question, k=4, scope=Scope((other,)))
+    assert len(hits) == 4 and {h.chunk.file for h in hits} == {other}
+    korean = {f for f, info in assistant.index.files.items() if info["language"] == "ko"}
+    hits = assistant.retrieve(question, k=4, scope=Scope(languages=("ko",)))
+    assert korean and {h.chunk.file for h in hits} <= korean
