@@ -237,15 +237,19 @@ def record_stats(manifest: dict, stats: dict[str, tuple[int, int]]) -> None:
 
 
 def stats_changed(old_manifest: dict, manifest: dict) -> bool:
-    """Whether a build with nothing to re-embed must still write its manifest: some file's
-    size or mtime differs from the recorded one (a file touched, a skipped file edited), and
-    `folder_changes` would otherwise hash it, or report it, after every build."""
-
-    def stats(m: dict) -> tuple:
-        files = {f: (i.get("size"), i.get("mtime_ns")) for f, i in m["files"].items()}
-        return files, m.get("skipped")
-
-    return stats(old_manifest) != stats(manifest)
+    """Whether a build with nothing to re-embed must still write its manifest: a recorded
+    size or mtime differs (a file touched, a skipped file edited), or a skipped file is not
+    recorded, and `folder_changes` would otherwise hash or report it after every build. A
+    manifest that never had them (an older one, or one of `write_index`) is compared by
+    hashes instead and kept."""
+    if (old_manifest.get("skipped") or {}) != manifest.get("skipped", {}):
+        return True
+    old_files = old_manifest["files"]
+    return any(
+        "size" in old_files.get(file, {})
+        and (old_files[file]["size"], old_files[file].get("mtime_ns")) != (info.get("size"), info.get("mtime_ns"))
+        for file, info in manifest["files"].items()
+    )
 
 
 @dataclass(frozen=True)
