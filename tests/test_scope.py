@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rag.errors import RagError
-from rag.retrieval import Retriever
+from rag.retrieval import CANDIDATES, Retriever
 from rag.scope import Scope, folders_of, language_codes, match_pattern, mentions
 from rag.settings import add_settings_flags, load_settings, settings_from_args
 
@@ -130,13 +130,14 @@ def test_folders_of_lists_every_folder_holding_a_file():
 
 
 # -- retrieval filters before ranking (FAISS, fakes for the models) -----------------------
-HARBOUR = "The harbour of Quillport handles {n} container ships a year, and its cranes lift containers."
+HARBOUR = "The harbour of Quillport handles {n} container ships a year, and its cranes lift containers to the pasar."
 TEA = "Petani teh di Bandung menjual {n} karung daun teh setiap minggu kepada pembeli di pasar."
 
 
 def corpus(folder: Path) -> Path:
-    """Eight files on the harbour (English) and six on tea (Indonesian), in two folders."""
-    for n in range(8):
+    """Files on the harbour (English), more than retrieval's candidates, and six on tea
+    (Indonesian), in two folders: the unscoped candidates hold no tea at all."""
+    for n in range(CANDIDATES + 10):
         (folder / "harbour").mkdir(parents=True, exist_ok=True)
         (folder / "harbour" / f"h{n}.txt").write_text(HARBOUR.format(n=100 + n) + "\n", encoding="utf-8")
     for n in range(6):
@@ -163,12 +164,10 @@ QUESTION = "How many container ships does the harbour of Quillport handle?"
 def test_a_scope_gets_its_own_k_best_even_when_the_unscoped_best_hold_none_of_it(tmp_path, mode):
     assistant = fake_assistant_on(corpus(tmp_path / "docs"), tmp_path / "index")
     assistant.update_index()
-    unscoped = assistant.retrieve(QUESTION, k=3, mode=mode)
+    question = QUESTION + " pasar"  # the one word the tea files share with it; every harbour file has it too
+    unscoped = assistant.retrieve(question, k=CANDIDATES, mode=mode)  # all the candidates either side ranks
     assert {h.chunk.file.split("/")[0] for h in unscoped} == {"harbour"}
-    if mode == "keyword":  # keywords rank only what shares a word with the question: "di"? none
-        scoped = assistant.retrieve(QUESTION + " teh", k=3, mode=mode, scope=Scope(("tea",)))
-    else:
-        scoped = assistant.retrieve(QUESTION, k=3, mode=mode, scope=Scope(("tea",)))
+    scoped = assistant.retrieve(question, k=3, mode=mode, scope=Scope(("tea",)))
     assert len(scoped) == 3 and {h.chunk.file.split("/")[0] for h in scoped} == {"tea"}
     by_language = assistant.retrieve(QUESTION + " teh", k=5, mode=mode, scope=Scope(languages=("id",)))
     assert len(by_language) == 5 and all(h.chunk.file.startswith("tea/") for h in by_language)
@@ -199,10 +198,10 @@ def test_folder_changes_tell_new_changed_and_removed_files(tmp_path):
     os.utime(same_size, ns=(same_size.stat().st_atime_ns, same_size.stat().st_mtime_ns + 10**9))
     (docs / "tea" / "t0.md").write_text(TEA.format(n=12345) + "\n", encoding="utf-8")
     (docs / "tea" / "t1.md").unlink()
-    (docs / "harbour" / "h9.txt").write_text("A new file about cranes.\n", encoding="utf-8")
+    (docs / "harbour" / "new.txt").write_text("A new file about cranes.\n", encoding="utf-8")
     (docs / ".hidden.txt").write_text("never read", encoding="utf-8")
     changes = assistant.folder_changes()
-    assert changes.new == ("harbour/h9.txt",)
+    assert changes.new == ("harbour/new.txt",)
     assert changes.changed == ("harbour/h1.txt", "tea/t0.md")
     assert changes.removed == ("tea/t1.md",)
     assert changes.summary() == "1 new, 2 changed, 1 removed"
@@ -253,15 +252,17 @@ def test_milvus_filters_by_scope_before_ranking_as_faiss_does(tmp_path):
     tea = Scope(("tea",)).resolve(milvus.files)
     named = Scope(("tea/t1.md", "harbour/h2.txt")).resolve(milvus.files)
     query = embedder.encode_queries([QUESTION])[0]
-    questions = (QUESTION + " teh", "Menurut artikel berbahasa Indonesia: " + QUESTION)  # the second names a language
+    question = QUESTION + " pasar"
+    # The scope's rows only, before ranking: the unscoped candidates hold no tea at all.
+    unscoped = Retriever(milvus, embedder).search(question, CANDIDATES, "hybrid", query)
+    assert {h.chunk.file.split("/")[0] for h in unscoped} == {"harbour"}
+    questions = (question, "Menurut artikel berbahasa Indonesia: " + question)  # the second names a language
     for files, question in [(files, question) for files in (tea, named) for question in questions]:
         for mode in ("dense", "keyword", "hybrid"):
             on_milvus = Retriever(milvus, embedder).search(question, 3, mode, query, files)
             on_faiss = Retriever(faiss, embedder).search(question, 3, mode, query, files)
             assert [h.chunk for h in on_milvus] == [h.chunk for h in on_faiss], (files, mode)
             assert {h.chunk.file for h in on_milvus} <= files and len(on_milvus) == min(3, len(files))
-    # The scope's rows only, before ranking: the unscoped best are all about the harbour.
-    assert all(h.chunk.file.startswith("harbour/") for h in Retriever(milvus, embedder).search(QUESTION, 3, "dense"))
 
 
 def test_a_scoped_question_on_the_seeds_searches_only_its_documents(assistant):
