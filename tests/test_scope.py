@@ -251,13 +251,14 @@ def test_milvus_filters_by_scope_before_ranking_as_faiss_does(tmp_path):
     assert milvus.files == faiss.files
     tea = Scope(("tea",)).resolve(milvus.files)
     named = Scope(("tea/t1.md", "harbour/h2.txt")).resolve(milvus.files)
-    query = embedder.encode_queries([QUESTION])[0]
     question = QUESTION + " pasar"
+    query = embedder.encode_queries([question])[0]
     # The scope's rows only, before ranking: the unscoped candidates hold no tea at all.
     unscoped = Retriever(milvus, embedder).search(question, CANDIDATES, "hybrid", query)
     assert {h.chunk.file.split("/")[0] for h in unscoped} == {"harbour"}
     questions = (question, "Menurut artikel berbahasa Indonesia: " + question)  # the second names a language
     for files, question in [(files, question) for files in (tea, named) for question in questions]:
+        query = embedder.encode_queries([question])[0]
         for mode in ("dense", "keyword", "hybrid"):
             on_milvus = Retriever(milvus, embedder).search(question, 3, mode, query, files)
             on_faiss = Retriever(faiss, embedder).search(question, 3, mode, query, files)
