@@ -4,8 +4,8 @@ A Scope is what the user asked for (`ask --only PATTERN --lang ko`, the chat's p
 `@file` in the question); `resolve` turns it into the set of indexed files it names, which
 retrieval searches alone, before ranking (rag/retrieval.py). A pattern is a file name
 (`contract.pdf`, in any folder), a path relative to the documents folder
-(`reports/2024/q1.pdf`), a folder (`reports` or `reports/`: everything under it) or a glob
-(`*.pdf`, `reports/*.md`; `*` also crosses `/`). Languages are the documents' own (the
+(`reports/2024/q1.pdf`: that file alone), a folder (`reports` or `reports/`: everything
+under it) or a glob (`*.pdf` on names, `reports/*.md` on paths; `*` also crosses `/`). Languages are the documents' own (the
 language each file was detected in when indexed), named by ISO 639-1 code or English name.
 
 A pattern or language that matches nothing is an error, not an empty search: a typo must
@@ -114,11 +114,14 @@ def match_pattern(pattern: str, files: dict[str, dict] | list[str], docs_dir: Pa
     relative = _relative(pattern, docs_dir)
     if not relative or relative == ".":
         return set()
+    if relative in files:  # a path names its file alone (even one with `[` or `*` in its name)
+        return {relative}
+    folder = relative.rstrip("/") + "/"
+    matched = {f for f in files if f.rsplit("/", 1)[-1] == relative or f.startswith(folder)}
     if _GLOB.search(relative):
         on_name = "/" not in relative
-        return {f for f in files if fnmatch.fnmatchcase(f.rsplit("/", 1)[-1] if on_name else f, relative)}
-    folder = relative.rstrip("/") + "/"
-    return {f for f in files if f == relative or f.rsplit("/", 1)[-1] == relative or f.startswith(folder)}
+        matched |= {f for f in files if fnmatch.fnmatchcase(f.rsplit("/", 1)[-1] if on_name else f, relative)}
+    return matched
 
 
 def _nothing_matches(pattern: str, files: dict[str, dict], docs_dir: Path | None) -> str:
@@ -134,6 +137,30 @@ def _nothing_matches(pattern: str, files: dict[str, dict], docs_dir: Path | None
 def folders_of(files: list[str] | dict[str, dict]) -> list[str]:
     """Every folder (relative, ending in `/`) that holds an indexed file, for a scope picker."""
     return sorted({"/".join(f.split("/")[:depth]) + "/" for f in files for depth in range(1, f.count("/") + 1)})
+
+
+# A picker's value for a document language: it starts with `/`, so it is never a relative path.
+LANGUAGE_CHOICE = "/language/"
+
+
+def scope_choices(files: dict[str, dict]) -> list[tuple[str, str]]:
+    """(label, value) of each choice a scope picker offers: the documents' languages, then
+    every folder, then every file."""
+    languages = sorted({info.get("language") or "" for info in files.values()} - {""})
+    return [
+        *((f"{language_name(code)} documents ({code})", LANGUAGE_CHOICE + code) for code in languages),
+        *((folder, folder) for folder in folders_of(files)),
+        *((file, file) for file in sorted(files)),
+    ]
+
+
+def scope_of_choices(values: list[str] | None) -> Scope:
+    """The scope a picker's chosen values name (see `scope_choices`)."""
+    values = [v for v in values or [] if isinstance(v, str) and v]
+    return Scope(
+        _unique(tuple(v for v in values if not v.startswith(LANGUAGE_CHOICE))),
+        _unique(tuple(v.removeprefix(LANGUAGE_CHOICE) for v in values if v.startswith(LANGUAGE_CHOICE))),
+    )
 
 
 def mentions(question: str, files: dict[str, dict]) -> tuple[str, Scope]:
@@ -160,4 +187,3 @@ def mentions(question: str, files: dict[str, dict]) -> tuple[str, Scope]:
 
     stripped = _MENTION.sub(take, question)
     return " ".join(stripped.split()), Scope(_unique(tuple(patterns)))
-

@@ -12,7 +12,7 @@ import pytest
 
 from rag.errors import RagError
 from rag.retrieval import CANDIDATES, Retriever
-from rag.scope import Scope, folders_of, language_codes, match_pattern, mentions
+from rag.scope import Scope, folders_of, language_codes, match_pattern, mentions, scope_choices, scope_of_choices
 from rag.settings import add_settings_flags, load_settings, settings_from_args
 
 from .fakes import FakeEmbedder, FakeLLM
@@ -23,6 +23,7 @@ FILES = {
     "reports/2024/q2.md": {"language": "ko"},
     "reports/summary.txt": {"language": "zh"},
     "notes/contract.pdf": {"language": "id"},
+    "draft[1].txt": {"language": "en"},
 }
 
 
@@ -30,9 +31,11 @@ FILES = {
 @pytest.mark.parametrize(
     "pattern, expected",
     [
-        ("contract.pdf", {"contract.pdf", "notes/contract.pdf"}),  # a name: in any folder
-        ("notes/contract.pdf", {"notes/contract.pdf"}),  # a path
-        ("./contract.pdf", {"contract.pdf", "notes/contract.pdf"}),
+        ("q1.md", {"reports/2024/q1.md"}),  # a name: in any folder
+        ("contract.pdf", {"contract.pdf"}),  # a path names its file alone
+        ("notes/contract.pdf", {"notes/contract.pdf"}),
+        ("./contract.pdf", {"contract.pdf"}),
+        ("draft[1].txt", {"draft[1].txt"}),  # a file whose name looks like a glob
         ("reports", {"reports/2024/q1.md", "reports/2024/q2.md", "reports/summary.txt"}),  # a folder
         ("reports/2024/", {"reports/2024/q1.md", "reports/2024/q2.md"}),
         ("*.md", {"reports/2024/q1.md", "reports/2024/q2.md"}),  # a glob without / matches names
@@ -47,10 +50,11 @@ def test_a_pattern_names_files_folders_or_globs(pattern, expected):
 
 def test_a_scope_joins_its_patterns_and_narrows_to_its_languages():
     assert Scope().resolve(FILES) is None
-    assert Scope(("contract.pdf", "reports/summary.txt")).resolve(FILES) == {
+    assert Scope(("contract.pdf", "reports/summary.txt", "q*.md")).resolve(FILES) == {
         "contract.pdf",
-        "notes/contract.pdf",
         "reports/summary.txt",
+        "reports/2024/q1.md",
+        "reports/2024/q2.md",
     }
     assert Scope(languages=("ko", "zh")).resolve(FILES) == {
         "reports/2024/q1.md",
@@ -111,7 +115,11 @@ def test_ask_flags_repeat_and_take_comma_lists():
     [
         ("What does @contract.pdf say about fees?", "What does say about fees?", ("contract.pdf",)),
         ("Fees in @notes/contract.pdf?", "Fees in ?", ("notes/contract.pdf",)),
-        ('Totals in @"reports/2024" and @reports/summary.txt', "Totals in and", ("reports/2024", "reports/summary.txt")),
+        (
+            'Totals in @"reports/2024" and @reports/summary.txt',
+            "Totals in and",
+            ("reports/2024", "reports/summary.txt"),
+        ),
         ("@reports/ 요약은?", "요약은?", ("reports/",)),
         ("Mail ceo@contract.pdf or ask @openai", "Mail ceo@contract.pdf or ask @openai", ()),  # not mentions
     ],
@@ -121,12 +129,21 @@ def test_mentions_become_the_scope_and_leave_the_question(question, stripped, on
 
 
 def test_a_mention_of_an_unknown_document_is_a_one_line_error():
-    with pytest.raises(RagError, match="no indexed document matches '@contrakt.pdf' \\(did you mean 'contract.pdf'\\?\\)"):
+    with pytest.raises(
+        RagError, match="no indexed document matches '@contrakt.pdf' \\(did you mean 'contract.pdf'\\?\\)"
+    ):
         mentions("What does @contrakt.pdf say?", FILES)
 
 
-def test_folders_of_lists_every_folder_holding_a_file():
+def test_a_picker_offers_languages_folders_and_files_and_its_choices_are_a_scope():
     assert folders_of(FILES) == ["notes/", "reports/", "reports/2024/"]
+    choices = scope_choices(FILES)
+    assert choices[:2] == [("English documents (en)", "/language/en"), ("Indonesian documents (id)", "/language/id")]
+    assert ("reports/2024/", "reports/2024/") in choices and ("draft[1].txt", "draft[1].txt") in choices
+    scope = scope_of_choices(["/language/ko", "reports/2024/", "contract.pdf", "/language/ko"])
+    assert scope == Scope(("reports/2024/", "contract.pdf"), ("ko",))
+    assert scope.resolve(FILES) == {"reports/2024/q1.md", "reports/2024/q2.md"}
+    assert not scope_of_choices(None) and not scope_of_choices([])
 
 
 # -- retrieval filters before ranking (FAISS, fakes for the models) -----------------------

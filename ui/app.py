@@ -248,6 +248,7 @@ def build_app(assistant, options: UiOptions = UiOptions()):
 
     from rag.assistant import Done, Retrieved, Token, clean_question
     from rag.library import DOCUMENT_SUFFIXES
+    from rag.scope import Scope, check_languages, language_codes, mentions, scope_choices, scope_of_choices
 
     kinds = ", ".join(DOCUMENT_SUFFIXES)
 
@@ -280,6 +281,7 @@ def build_app(assistant, options: UiOptions = UiOptions()):
         }
         if not options.read_only:
             view[to_remove] = gr.update(choices=sorted(files), value=None)
+        view[scope_picker] = gr.update(choices=scope_choices(files))
         return view
 
     # -- chat ------------------------------------------------------------------------------
@@ -294,8 +296,11 @@ def build_app(assistant, options: UiOptions = UiOptions()):
     def idle() -> dict:
         return {send: gr.update(visible=True), stop: gr.update(visible=False)}
 
-    def respond(question, chat, turns_so_far, panel_sections, k_value, max_tokens_value, temperature_value):
-        """Stream one answer into the chat and its sources into the panel."""
+    def respond(
+        question, chat, turns_so_far, panel_sections, k_value, max_tokens_value, temperature_value, picked=None
+    ):
+        """Stream one answer into the chat and its sources into the panel, from the documents
+        picked beside the question box and those `@mentioned` in it (all when none)."""
         chat = [dict(m) for m in (chat or [])]
         turns_so_far, panel_sections = list(turns_so_far or []), list(panel_sections or [])
         question = question if isinstance(question, str) else ""
@@ -317,7 +322,9 @@ def build_app(assistant, options: UiOptions = UiOptions()):
         finished = {turns: turns_so_far, sections: panel_sections, **idle()}
         stream = None
         try:
-            rewrite = assistant.standalone_question([(t["standalone"], t["answer"]) for t in turns_so_far], cleaned)
+            asked, mentioned = mentions(cleaned, assistant.index.files)  # the rewrite sees no @file
+            scope = scope_of_choices(picked) | mentioned
+            rewrite = assistant.standalone_question([(t["standalone"], t["answer"]) for t in turns_so_far], asked)
             note = render.rewrite_note(rewrite.standalone) if rewrite.rewritten else ""
             if note:
                 chat[-1]["content"] = note + THINKING
@@ -330,6 +337,7 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                 k=_clamp(k_value, *K_RANGE, int),
                 max_tokens=_clamp(max_tokens_value, *MAX_TOKENS_RANGE, int),
                 temperature=_clamp(temperature_value, *TEMPERATURE_RANGE, float),
+                scope=scope,
             )
             pieces: list[str] = []
             for event in stream:
@@ -348,7 +356,9 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                 elif isinstance(event, Done):
                     answer = event.answer
                     turn = len(turns_so_far) + 1
-                    chat[-1]["content"] = note + render.answer_message(answer, turn)
+                    chat[-1]["content"] = (
+                        note + render.scope_note(answer.searched) + render.answer_message(answer, turn)
+                    )
                     index = assistant.index
                     languages = {name: info.get("language", "") for name, info in index.files.items()}
                     cited = {c.file: index.paragraphs_of(c.file) for c in answer.citations}
@@ -435,10 +445,13 @@ def build_app(assistant, options: UiOptions = UiOptions()):
         return {**documents_view(), docs_status: message}
 
     # -- API -----------------------------------------------------------------------------------
-    def ask(question: str) -> dict:
-        """Answer a question from the documents: the `ask --json` object (answer, citations, retrieved, timings_ms)."""
+    def ask(question: str, only: list[str] | None = None, languages: list[str] | None = None) -> dict:
+        """Answer a question from the documents: the `ask --json` object (answer, citations, retrieved,
+        searched, timings_ms); `only` (files, folders, globs) and `languages` (codes) limit the documents searched."""
         try:
-            return assistant.ask(question).to_json()
+            codes = language_codes(",".join(languages or []))
+            check_languages(codes)
+            return assistant.ask(question, scope=Scope(tuple(only or ()), codes)).to_json()
         except RagError as error:
             raise gr.Error(render.escape(str(error)), print_exception=False) from None
 
@@ -479,7 +492,15 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                     )
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="send")
                     stop = gr.Button("Stop", variant="stop", scale=1, min_width=90, visible=False, elem_id="stop")
-                with gr.Row(elem_id="chat-tools"):
+                with gr.Row(elem_id="chat-tools", equal_height=False):
+                    scope_picker = gr.Dropdown(
+                        choices=scope_choices(library.files),
+                        value=[],
+                        multiselect=True,
+                        label="Search only (all documents when empty; or @file in the question)",
+                        scale=4,
+                        elem_id="scope",
+                    )
                     clear = gr.Button("New chat", size="sm", variant="secondary", elem_id="new-chat")
                 with gr.Accordion("Settings", open=False, elem_id="settings"):
                     with gr.Row():
@@ -540,7 +561,7 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                             )
 
         # -- events --------------------------------------------------------------------------
-        chat_inputs = [box, messages, turns, sections, k, max_tokens, temperature]
+        chat_inputs = [box, messages, turns, sections, k, max_tokens, temperature, scope_picker]
         chat_outputs = [chatbot, messages, sources, turns, sections, box, send, stop]
         asking = gr.on(
             [box.submit, send.click],
@@ -573,7 +594,7 @@ def build_app(assistant, options: UiOptions = UiOptions()):
             clearing(
                 new_chat, None, chat_outputs, cancels=[asking, asking_example], queue=False, api_visibility="private"
             )
-        docs_outputs = [docs_table, header, documents]
+        docs_outputs = [docs_table, header, documents, scope_picker]
         if not options.read_only:
             docs_outputs.append(to_remove)
             upload.upload(
