@@ -292,3 +292,49 @@ def test_a_scoped_question_on_the_seeds_searches_only_its_documents(assistant):
     korean = {f for f, info in assistant.index.files.items() if info["language"] == "ko"}
     hits = assistant.retrieve(question, k=4, scope=Scope(languages=("ko",)))
     assert korean and {h.chunk.file for h in hits} <= korean
+
+
+@pytest.mark.full  # runs `ask` in child processes, as from a shell
+def test_ask_only_on_a_folder_changed_since_its_index(seeds_index, docs_copy):
+    from rag.index import load_index
+
+    from .test_cli import assert_one_line_error, run
+
+    # The session's index of seeds/, asked about a copy of the folder that has changed since.
+    (docs_copy / "notes.txt").write_text("A new note about the harbour.\n", encoding="utf-8")
+    changed = docs_copy / "001_4708e06e0a8d51e4.txt"
+    changed.write_text(changed.read_text(encoding="utf-8") + "One more line.\n", encoding="utf-8")
+    (docs_copy / "004_0d217c6e9b2bf852.txt").unlink()
+    where = ["--index", str(seeds_index), "--docs", str(docs_copy)]
+    note = (
+        "ask: note: the documents folder changed since the index was built (1 new, 1 changed, 1 removed); "
+        "answering from the index as it is; run `rag index` to update it"
+    )
+    korean = "Which outlet were Mark Chen's internal Slack messages leaked to?"
+    only = ["--only", "003_15cb4250a3f963ee.txt", "--only", "000_25ef5ea761165839.txt"]
+    status, stdout, stderr = run("ask", *where, "--retrieve-only", "--json", "--k", "6", *only, korean)
+    assert status == 0, stderr
+    answer = json.loads(stdout)
+    assert answer["searched"] == ["000_25ef5ea761165839.txt", "003_15cb4250a3f963ee.txt"]
+    assert len(answer["retrieved"]) == 6 and {h["file"] for h in answer["retrieved"]} <= set(answer["searched"])
+    assert [line for line in stderr.splitlines() if "note:" in line] == [note]
+
+    # An answer from the LLM, scoped by --lang; the note is shown though the LLM loads meanwhile.
+    status, stdout, stderr = run("ask", *where, "--lang", "ko", korean)
+    assert status == 0, stderr
+    languages = {file: info["language"] for file, info in load_index(seeds_index).files.items()}
+    korean_files = sorted(file for file, language in languages.items() if language == "ko")
+    first_line = stdout.splitlines()[0]
+    assert first_line.startswith(f"Searched only {len(korean_files)} document") and korean_files[0] in first_line
+    assert note in stderr.splitlines()
+    other = sorted({"en", "id", "zh", "ko"} - {languages["004_0d217c6e9b2bf852.txt"]})
+
+    for args, message in [
+        (["--only", "nowhere.txt"], "no indexed document matches 'nowhere.txt'"),
+        (["--only", "notes.txt"], "'notes.txt' is in the documents folder but not in the index; run `rag index`"),
+        (["--lang", "kr"], "unknown language 'kr'"),
+        (["--only", "004_0d217c6e9b2bf852.txt", "--lang", ",".join(other)], "matches no indexed document"),
+    ]:
+        status, stdout, stderr = run("ask", *where, "--retrieve-only", *args, korean)
+        assert_one_line_error(status, stderr, message)
+        assert stdout == ""
