@@ -16,6 +16,7 @@ from rag.scope import Scope, folders_of, language_codes, match_pattern, mentions
 from rag.settings import add_settings_flags, load_settings, settings_from_args
 
 from .fakes import FakeEmbedder, FakeLLM
+from .test_ui_browser import browser, page  # noqa: F401 -- the browser fixtures
 
 FILES = {
     "contract.pdf": {"language": "en"},
@@ -338,3 +339,26 @@ def test_ask_only_on_a_folder_changed_since_its_index(seeds_index, docs_copy):
         status, stdout, stderr = run("ask", *where, "--retrieve-only", *args, korean)
         assert_one_line_error(status, stderr, message)
         assert stdout == ""
+
+
+def test_the_chat_searches_what_the_picker_and_mentions_name(seeds_app, page, assistant):  # noqa: F811 -- fixture
+    """In a real browser: a mention of an unknown document is a one-line error in the chat;
+    the picker's "Korean documents" limits the answer's search to them, and the answer says so."""
+    from .test_ui_browser import KOREAN_QUESTION, ask, screenshot
+
+    files = assistant.index.files
+    korean = sorted(file for file, info in files.items() if info["language"] == "ko")
+    page.goto(seeds_app)
+    page.wait_for_selector("#scope input")
+    page.fill("#question textarea", "What does @nowhere.txt say?")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#chat >> text=no indexed document matches '@nowhere.txt'")
+
+    page.click("#scope input")
+    page.click('[role=option][aria-label="Korean documents (ko)"]')
+    ask(page, KOREAN_QUESTION, turn=1)
+    screenshot(page, "scope-picker.png")
+    assert f"searched only {len(korean)} document" in page.inner_text("#chat")
+    sources = page.inner_html('#sources section.src-turn[data-turn="1"]')
+    assert any(file in sources for file in korean)
+    assert not any(file in sources for file in files if file not in korean), sources

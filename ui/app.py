@@ -488,7 +488,7 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                         max_lines=6,
                         autofocus=True,
                         elem_id="question",
-                        placeholder="Ask a question…",
+                        placeholder="Ask a question… (@file.pdf in it searches that document only)",
                     )
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="send")
                     stop = gr.Button("Stop", variant="stop", scale=1, min_width=90, visible=False, elem_id="stop")
@@ -497,7 +497,7 @@ def build_app(assistant, options: UiOptions = UiOptions()):
                         choices=scope_choices(library.files),
                         value=[],
                         multiselect=True,
-                        label="Search only (all documents when empty; or @file in the question)",
+                        label="Search only (empty: all documents)",
                         scale=4,
                         elem_id="scope",
                     )
