@@ -4,6 +4,7 @@ folder that changed since its index was built."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 from pathlib import Path
@@ -362,3 +363,17 @@ def test_the_chat_searches_what_the_picker_and_mentions_name(seeds_app, page, as
     sources = page.inner_html('#sources section.src-turn[data-turn="1"]')
     assert any(file in sources for file in korean)
     assert not any(file in sources for file in files if file not in korean), sources
+
+
+@pytest.mark.parametrize(
+    "only, languages, message",
+    [(["nowhere.txt"], [], "no indexed document matches 'nowhere.txt'"), ([], ["kr"], "unknown language 'kr'")],
+)
+def test_the_ask_api_takes_a_scope_and_says_what_is_wrong_with_it(seeds_app, only, languages, message):
+    from gradio_client.exceptions import AppError
+
+    from .test_ui_api import client
+
+    with pytest.raises(AppError) as raised:
+        client(seeds_app).predict("What happened?", only, languages, api_name="/ask")
+    assert message in html.unescape(str(raised.value))  # the app escapes its error messages
