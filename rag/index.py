@@ -90,7 +90,8 @@ class Index(Store):
     keywords: KeywordIndex
     offsets: dict[str, np.ndarray]  # language -> vector subtracted from its chunks' vectors
     rows_by_language: dict[str, np.ndarray] = field(default_factory=dict)
-    rows_by_file: dict[str, np.ndarray] = field(default_factory=dict)
+    # file -> its rows, built on the first scoped search (a cold question needs none)
+    _rows_by_file: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     # language -> FAISS search parameters selecting its rows, built once on first use (building
     # the selector costs more than the filtered search itself).
     _language_filters: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
@@ -99,8 +100,6 @@ class Index(Store):
         languages = np.array([c.language for c in self.chunks])
         for language in set(languages):
             self.rows_by_language[language] = np.flatnonzero(languages == language).astype(np.int64)
-        for file, rows in self.chunks_by_file().items():
-            self.rows_by_file[file] = np.array([row for row, _ in rows], dtype=np.int64)
 
     @property
     def chunk_count(self) -> int:
@@ -125,7 +124,14 @@ class Index(Store):
 
     def rows_of(self, files: frozenset[str]) -> np.ndarray:
         """The rows of `files`' chunks, in order."""
-        parts = [self.rows_by_file[file] for file in files if file in self.rows_by_file]
+        if not self._rows_by_file:  # filled in one step: another thread sees all of it or none
+            self._rows_by_file.update(
+                {
+                    file: np.array([row for row, _ in rows], dtype=np.int64)
+                    for file, rows in self.chunks_by_file().items()
+                }
+            )
+        parts = [self._rows_by_file[file] for file in files if file in self._rows_by_file]
         return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
 
     def search(
