@@ -42,10 +42,6 @@ class Scope:
         """Both scopes' patterns and languages (what one of them names is searched)."""
         return Scope(_unique(self.only + other.only), _unique(self.languages + other.languages))
 
-    def described(self) -> str:
-        parts = [f"{p!r}" for p in self.only] + [language_name(code) for code in self.languages]
-        return ", ".join(parts)
-
     def resolve(self, files: dict[str, dict], docs_dir: Path | None = None) -> frozenset[str] | None:
         """The indexed files (of `files`, the store's manifest entries) the scope names, or None
         for no scope (everything). Patterns are joined (any of them), then narrowed to the
@@ -68,7 +64,9 @@ class Scope:
                 )
             chosen = chosen & in_languages if self.only else in_languages
         if not chosen:
-            raise RagError(f"the scope {self.described()} matches no indexed document (each part does, not together)")
+            named = " or ".join(repr(p) for p in self.only)
+            languages = " or ".join(map(language_name, self.languages))
+            raise RagError(f"the scope matches nothing: no document {named} names is in {languages}")
         return frozenset(chosen)
 
 

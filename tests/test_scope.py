@@ -74,7 +74,7 @@ def test_a_scope_joins_its_patterns_and_narrows_to_its_languages():
         (Scope(("*.docx",)), "no indexed document matches '*.docx'"),
         (Scope(("contract.pdf", "nowhere.txt")), "no indexed document matches 'nowhere.txt'"),
         (Scope(languages=("ja",)), "no indexed document is in Japanese"),
-        (Scope(("reports",), ("en",)), "matches no indexed document (each part does, not together)"),
+        (Scope(("reports",), ("en",)), "the scope matches nothing: no document 'reports' names is in English"),
     ],
 )
 def test_a_scope_that_matches_nothing_is_a_one_line_error(scope, message):
@@ -335,7 +335,7 @@ def test_ask_only_on_a_folder_changed_since_its_index(seeds_index, docs_copy):
         (["--only", "nowhere.txt"], "no indexed document matches 'nowhere.txt'"),
         (["--only", "notes.txt"], "'notes.txt' is in the documents folder but not in the index; run `rag index`"),
         (["--lang", "kr"], "unknown language 'kr'"),
-        (["--only", "004_0d217c6e9b2bf852.txt", "--lang", ",".join(other)], "matches no indexed document"),
+        (["--only", "004_0d217c6e9b2bf852.txt", "--lang", ",".join(other)], "the scope matches nothing"),
     ]:
         status, stdout, stderr = run("ask", *where, "--retrieve-only", *args, korean)
         assert_one_line_error(status, stderr, message)
