@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from . import prompts
 from .errors import RagError
-from .settings import add_settings_flags, settings_from_args, settings_options
+from .settings import add_scope_flags, add_settings_flags, settings_from_args, settings_options
 from .terminal import json_line, printable
 
 # The `rag` subcommands: `name = "module:attribute"` entry points naming a Command, so that a
@@ -147,7 +147,7 @@ def ask_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object per question")
     parser.add_argument("--retrieve-only", action="store_true", help="only retrieve passages; no LLM")
     add_settings_flags(parser, generation=True)
-    add_settings_flags(parser, scope=True)
+    add_scope_flags(parser)
     args = parser.parse_args(argv)
 
     def main() -> int:

@@ -208,20 +208,15 @@ OPTIONS = (
 )
 
 
-def add_settings_flags(parser: argparse.ArgumentParser, generation: bool = False, scope: bool = False) -> None:
-    """Add the settings flags every command shares, or with `generation` those of answer
-    generation, or with `scope` those choosing the documents a question searches."""
-    llm_choice = parser if generation or scope else parser.add_mutually_exclusive_group()
+def add_settings_flags(parser: argparse.ArgumentParser, generation: bool = False) -> None:
+    """Add the settings flags every command shares, or with `generation` those of answer generation."""
+    llm_choice = parser if generation else parser.add_mutually_exclusive_group()
     for option in OPTIONS:
-        if option.flag and option.generation == generation and option.scope == scope:
+        if option.flag and option.generation == generation and not option.scope:
             (llm_choice if option.field == "llm" else parser).add_argument(
-                option.flag,
-                type=option.convert,
-                choices=option.choices,
-                action="extend" if option.repeat else "store",
-                help=f"{option.help} (env {option.env})" if option.env else option.help,
+                option.flag, type=option.convert, choices=option.choices, help=f"{option.help} (env {option.env})"
             )
-    if not generation and not scope:  # an alias, so it travels like --llm (e.g. to the bench's child processes)
+    if not generation:  # an alias, so it travels like --llm (e.g. to the bench's child processes)
         llm_choice.add_argument(
             "--fast",
             dest="llm",
@@ -229,6 +224,15 @@ def add_settings_flags(parser: argparse.ArgumentParser, generation: bool = False
             const=Path(catalogue.FAST_LLM),
             help=f"the small, faster LLM: --llm {catalogue.FAST_LLM}",
         )
+
+
+def add_scope_flags(parser: argparse.ArgumentParser) -> None:
+    """Add the flags choosing which documents a question searches (`ask`)."""
+    for option in OPTIONS:
+        if option.flag and option.scope:
+            parser.add_argument(
+                option.flag, type=option.convert, action="extend" if option.repeat else "store", help=option.help
+            )
 
 
 def settings_options() -> argparse.ArgumentParser:

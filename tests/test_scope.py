@@ -14,7 +14,7 @@ import pytest
 from rag.errors import RagError
 from rag.retrieval import CANDIDATES, Retriever
 from rag.scope import Scope, folders_of, language_codes, match_pattern, mentions, scope_choices, scope_of_choices
-from rag.settings import add_settings_flags, load_settings, settings_from_args
+from rag.settings import add_scope_flags, load_settings, settings_from_args
 
 from .fakes import FakeEmbedder, FakeLLM
 from .test_ui_browser import browser, page  # noqa: F401 -- the browser fixtures
@@ -105,7 +105,7 @@ def test_ask_flags_repeat_and_take_comma_lists():
     import argparse
 
     parser = argparse.ArgumentParser()
-    add_settings_flags(parser, scope=True)
+    add_scope_flags(parser)
     args = parser.parse_args(["--only", "a,b.txt", "--only", "reports/", "--lang", "ko,zh", "--lang", "Indonesian"])
     settings = settings_from_args(args, environ={})
     assert settings.only == ("a,b.txt", "reports/") and settings.languages == ("ko", "zh", "id")
