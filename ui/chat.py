@@ -142,7 +142,9 @@ class Chat:
             asked, mentioned = mentions(cleaned, self.assistant.index.files)  # the rewrite sees no @file
             scope = scope_of_choices(picked) | mentioned
             rewrite = self.assistant.standalone_question(state.history, asked)
-            note = unsaved + (render.rewrite_note(rewrite.standalone) if rewrite.rewritten else "")
+            # Said whenever the question searched is not the one typed (a follow-up made standalone,
+            # a mention taken out), as `open` says it of a saved turn.
+            note = unsaved + (render.rewrite_note(rewrite.standalone) if rewrite.standalone != cleaned else "")
             if note:
                 reply["content"] = note + THINKING
                 yield View(
