@@ -31,8 +31,9 @@ from .llm import LLM, load_llm
 from .passages import Passage, select_passages
 from .retrieval import Hit, Retriever
 from .scale import E5_SMALL, Scale, measure
+from .scope import Scope, mentions
 from .settings import Settings
-from .store import Store, UpdateReport
+from .store import FolderChanges, Store, UpdateReport, folder_changes
 from .stores import open_store, store_exists, update_store
 
 MAX_QUESTION_CHARS = 2000
@@ -63,6 +64,7 @@ class Answer:
     copied: str | None = None  # the answer as copied from the cited sentence, verbatim
     copy_probability: float | None = None  # the model's own probability of the copy, per token
     translation: str | None = None  # the copy in the question's language, when they differ
+    searched: tuple[str, ...] | None = None  # the files a scoped question searched; None: all
 
     def to_json(self) -> dict:
         return {
@@ -80,6 +82,7 @@ class Answer:
             "citations": [c.to_json() for c in self.citations],
             "unsupported": self.unsupported,
             "passage": None if self.passage is None else self.passage.to_json(),
+            "searched": None if self.searched is None else list(self.searched),
             "retrieved": [h.to_json() for h in self.hits],
             "passages": [p.to_json() for p in self.passages],
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
@@ -263,17 +266,46 @@ class Assistant:
             self._index = index
             return report
 
+    def folder_changes(self) -> FolderChanges:
+        """What changed in the documents folder since the live index was built (cheaply: see
+        rag.store.folder_changes); questions are answered from the index as it is meanwhile."""
+        return folder_changes(self.index.manifest, self.settings.docs_dir)
+
     # -- answering ---------------------------------------------------------------------
-    def retrieve(self, question: str, k: int | None = None, mode: str | None = None) -> list[Hit]:
-        """The k best chunks for the question; mode is dense, keyword or hybrid (default: settings)."""
-        return self._retrieve(clean_question(question), k, mode)[0]
+    def scoped(
+        self, question: str, scope: Scope | None = None, index: Store | None = None
+    ) -> tuple[str, frozenset[str] | None]:
+        """The cleaned question without its `@file` mentions, and the files of `index` (default:
+        the live one) it may search: those of `scope` (None: the settings' --only/--lang) and of
+        the mentions, or None for all. RagError for a pattern, language or mention that matches
+        nothing."""
+        question = clean_question(question)  # before the index loads: a bad question fails fast
+        files = (index or self.index).files
+        question, mentioned = mentions(question, files)
+        scope = (Scope(self.settings.only, self.settings.languages) if scope is None else scope) | mentioned
+        return clean_question(question), scope.resolve(files, self.settings.docs_dir)
+
+    def retrieve(
+        self, question: str, k: int | None = None, mode: str | None = None, scope: Scope | None = None
+    ) -> list[Hit]:
+        """The k best chunks for the question, within `scope` (see `scoped`); mode is dense,
+        keyword or hybrid (default: settings)."""
+        question = clean_question(question)  # before the index loads: a bad question fails fast
+        index = self.index  # the scope's files and the hits of one index
+        question, files = self.scoped(question, scope, index)
+        return self._retrieve(question, k, mode, index, files)[0]
 
     def _retrieve(
-        self, question: str, k: int | None, mode: str | None, index: Store | None = None
+        self,
+        question: str,
+        k: int | None,
+        mode: str | None,
+        index: Store | None = None,
+        files: frozenset[str] | None = None,
     ) -> tuple[list[Hit], np.ndarray]:
         query = self.embedder.encode_queries([question])[0]
         hits = Retriever(index or self.index, self.embedder).search(
-            question, k or self.settings.k, mode or self.settings.retrieval, query
+            question, k or self.settings.k, mode or self.settings.retrieval, query, files
         )
         return hits, query
 
@@ -290,20 +322,24 @@ class Assistant:
         retrieve_only: bool = False,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        scope: Scope | None = None,
     ) -> Iterator[Event]:
+        """The answer's events; `scope` limits the documents searched (see `scoped`)."""
         started = time.perf_counter()
         elapsed = lambda: (time.perf_counter() - started) * 1000
-        question = clean_question(question)
-        language = detect_language(question)
+        question = clean_question(question)  # before the index loads: a bad question fails fast
         # One index for the whole question: the folder watcher or the library may swap in a new
-        # one meanwhile, and hits of the old one must be read in the old one.
+        # one meanwhile, and hits of the old one must be read in the old one (the scope too).
         index = self.index
-        hits, query = self._retrieve(question, k, None, index)
+        question, files = self.scoped(question, scope, index)
+        searched = None if files is None else tuple(sorted(files))
+        language = detect_language(question)
+        hits, query = self._retrieve(question, k, None, index, files)
         timings = {"retrieve": elapsed()}
         yield Retrieved(hits)
         if retrieve_only:
             timings["total"] = timings["retrieve"]
-            yield Done(Answer(question, None, False, [], hits, language, timings))
+            yield Done(Answer(question, None, False, [], hits, language, timings, searched=searched))
             return
         passages = select_passages(
             question, query, hits, index, self.embedder, self.settings.passages, self.settings.passage_tokens
@@ -314,7 +350,15 @@ class Assistant:
             timings.setdefault("first_token", elapsed())
             timings["total"] = elapsed()
             return Done(
-                Answer(question=question, hits=hits, language=language, timings_ms=timings, passages=passages, **fields)
+                Answer(
+                    question=question,
+                    hits=hits,
+                    language=language,
+                    timings_ms=timings,
+                    passages=passages,
+                    searched=searched,
+                    **fields,
+                )
             )
 
         def not_found(answerable: float | None = None) -> Done:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from . import prompts
 from .errors import RagError
-from .settings import add_settings_flags, settings_from_args, settings_options
+from .settings import add_scope_flags, add_settings_flags, settings_from_args, settings_options
 from .terminal import json_line, printable
 
 # The `rag` subcommands: `name = "module:attribute"` entry points naming a Command, so that a
@@ -111,10 +111,36 @@ def _run(program: str, main: Callable[[], int], prints: bool = True) -> int:
 
 
 # -- ask ----------------------------------------------------------------------------------
+SEARCHED_SHOWN = 5  # files named in the "Searched only" line; the rest are counted
+
+
+def searched(files: tuple[str, ...]) -> str:
+    """The documents a scoped question searched, for one line: a few named, the rest counted."""
+    named = ", ".join(printable(file) for file in files[:SEARCHED_SHOWN])
+    more = f" and {len(files) - SEARCHED_SHOWN} more" if len(files) > SEARCHED_SHOWN else ""
+    return f"{len(files)} document{'s' if len(files) != 1 else ''}: {named}{more}"
+
+
+def _stale_note(assistant) -> str | None:
+    """One line when the documents folder changed since the index was built, else None."""
+    try:
+        changes = assistant.folder_changes()
+    except RagError as error:  # a folder gone or unreadable: the index still answers
+        return f"ask: note: cannot compare the documents with the index ({error}); answering from the index as it is"
+    if not changes:
+        return None
+    return (
+        f"ask: note: the documents folder changed since the index was built ({changes.summary()}); "
+        f"answering from the index as it is; run `rag index` to update it"
+    )
+
+
 def _print_answer(answer) -> None:
     """The answer, then the sentence each citation rests on, verbatim; an unchecked claim only
     as such, beside the passage the reader can judge it by. Document text and file names are
     printed through `printable` (terminal escapes shown, never run)."""
+    if answer.searched is not None:
+        print(f"Searched only {searched(answer.searched)}.")
     if answer.text is None:  # retrieve-only
         print("Retrieved:")
         for n, h in enumerate(answer.hits, 1):
@@ -209,6 +235,7 @@ def ask_main(argv: list[str] | None = None) -> int:
         "so a follow-up can lean on its earlier answers; `rag chats` lists and exports them",
     )
     add_settings_flags(parser, generation=True)
+    add_scope_flags(parser)
     args = parser.parse_args(argv)
 
     def main() -> int:
@@ -234,6 +261,11 @@ def ask_main(argv: list[str] | None = None) -> int:
         if not args.retrieve_only and store_exists(assistant.settings):  # a build logs progress
             preloading = assistant.preload_llm()
         try:
+            note = _stale_note(assistant)  # loads the index, as the question would
+            if note:
+                if preloading is not None:  # the LLM's load silences stderr meanwhile
+                    preloading.join()
+                print(printable(note), file=sys.stderr, flush=True)
             if args.question == "-":
                 return _ask_batch(assistant, args, chat)
             _ask_one(assistant, args.question, args, chat)

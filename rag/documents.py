@@ -259,6 +259,32 @@ def _document(name: str, data: bytes) -> tuple[Document | None, Skipped | None]:
     return document, caveat
 
 
+def document_stats(folder: Path) -> dict[str, tuple[int, int]]:
+    """(size, modification time in ns) of every file `read_documents` would read, without
+    reading any: what tells cheaply whether the folder changed since it was indexed."""
+    if not folder.is_dir():
+        raise RagError(f"documents folder not found: {folder}")
+    stats = {}
+    for name, descriptor in _open_files(folder, []):
+        try:
+            info = os.fstat(descriptor)
+        finally:
+            os.close(descriptor)
+        stats[name] = (info.st_size, info.st_mtime_ns)
+    return stats
+
+
+def file_sha256(folder: Path, name: str) -> str | None:
+    """The sha256 of a document's bytes, as `read_documents` computes it; None if it cannot be
+    read (gone, replaced by a symlink)."""
+    try:
+        descriptor = os.open(folder / name, _OPEN_FILE)
+        with os.fdopen(descriptor, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
 def read_documents(folder: Path, progress: Callable[[int], None] | None = None) -> tuple[list[Document], list[Skipped]]:
     """Every document under `folder` in name order, and every file skipped or read with a
     caveat; `progress` gets the number of files read so far."""

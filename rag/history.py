@@ -143,6 +143,7 @@ def settled_answer(turn: Turn):
         why=details.get("why"),
         passage=None if passage is None else Passage(**{**passage, "quote": "", "score": 0.0}),
         truncated=bool(details.get("truncated")),
+        searched=None if details.get("searched") is None else tuple(details["searched"]),
     )
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .chunking import Chunk, ChunkingSettings
-from .documents import Document, Paragraph, read_documents
+from .documents import Document, Paragraph, document_stats, read_documents
 from .embedding import Embedder
 from .errors import RagError
 from .keywords import KeywordIndex, top_positive
@@ -53,6 +53,8 @@ from .store import (
     plan_update,
     plan_vectors,
     rebuild_reason,
+    record_stats,
+    stats_changed,
 )
 
 CURRENT = "CURRENT"
@@ -77,6 +79,8 @@ _GENERATION_FILE = re.compile(
     "|".join(re.escape(name) for name in (MANIFEST, VECTORS, CHUNKS, PARAGRAPHS, KEYWORDS, OFFSETS, VERIFIED))
     + rf"|{re.escape(VERIFIED)}\.tmp-\d+"
 )
+# A search limited to at most this many rows (a scope) scores them exactly, without FAISS.
+EXACT_ROWS = 20_000
 # Seconds a second writer waits for the first before giving up.
 LOCK_TIMEOUT = 600
 # Times a reader loads the live generation when builds keep replacing it meanwhile.
@@ -99,6 +103,8 @@ class Index(Store):
     keywords: KeywordIndex
     offsets: dict[str, np.ndarray]  # language -> vector subtracted from its chunks' vectors
     rows_by_language: dict[str, np.ndarray] = field(default_factory=dict)
+    # file -> its rows, built on the first scoped search (a cold question needs none)
+    _rows_by_file: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     # language -> FAISS search parameters selecting its rows, built once on first use (building
     # the selector costs more than the filtered search itself).
     _language_filters: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
@@ -130,9 +136,28 @@ class Index(Store):
     def paragraphs_of(self, file: str) -> list[Paragraph]:
         return [self.paragraph(file, piece) for piece in range(1, len(self.paragraphs.get(file, [])) + 1)]
 
-    def search(self, query: np.ndarray, k: int, language: str | None = None) -> list[tuple[int, float]]:
+    def rows_of(self, files: frozenset[str]) -> np.ndarray:
+        """The rows of `files`' chunks, in order."""
+        if not self._rows_by_file:  # filled in one step: another thread sees all of it or none
+            self._rows_by_file.update(
+                {
+                    file: np.array([row for row, _ in rows], dtype=np.int64)
+                    for file, rows in self.chunks_by_file().items()
+                }
+            )
+        parts = [self._rows_by_file[file] for file in files if file in self._rows_by_file]
+        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+    def search(
+        self, query: np.ndarray, k: int, language: str | None = None, files: frozenset[str] | None = None
+    ) -> list[tuple[int, float]]:
         import faiss
 
+        if files is not None:
+            rows = self.rows_of(files)
+            if language is not None:
+                rows = np.intersect1d(rows, self.rows_by_language.get(language, rows[:0]))
+            return self._search_rows(query, k, rows)
         params = None
         if language is not None:
             rows = self.rows_by_language.get(language)
@@ -148,11 +173,37 @@ class Index(Store):
         scores, rows = self.vectors.search(query.reshape(1, -1).astype(np.float32), k, params=params)
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
 
+    def _search_rows(self, query: np.ndarray, k: int, rows: np.ndarray) -> list[tuple[int, float]]:
+        """The k best of `rows` only: scored exactly when they are few (an approximate HNSW
+        search filtered to a small part of the graph can miss them), else by FAISS with a
+        selector of those rows."""
+        import faiss
+
+        k = min(k, len(rows))
+        if k == 0:
+            return []
+        if len(rows) <= EXACT_ROWS:
+            scores = self.vectors.reconstruct_batch(rows) @ query
+            best = np.argsort(-scores, kind="stable")[:k]
+            return [(int(rows[i]), float(scores[i])) for i in best]
+        allowed = np.zeros(len(self.chunks), dtype=bool)
+        allowed[rows] = True
+        bitmap = np.packbits(allowed, bitorder="little")  # kept alive until the search returns
+        selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+        found_scores, found_rows = self.vectors.search(
+            query.reshape(1, -1).astype(np.float32), k, params=faiss.SearchParameters(sel=selector)
+        )
+        return [(int(r), float(s)) for r, s in zip(found_rows[0], found_scores[0]) if r >= 0]
+
     def centred_scores(self, query: np.ndarray, rows: list[int]) -> np.ndarray:
         return self.vectors.reconstruct_batch(np.array(rows, dtype=np.int64)) @ query
 
-    def keyword_search(self, question: str, n: int) -> dict[int, float]:
+    def keyword_search(self, question: str, n: int, files: frozenset[str] | None = None) -> dict[int, float]:
         scores = self.keywords.scores(question)
+        if files is not None:  # only the scope's rows can rank
+            allowed = np.zeros(len(scores), dtype=bool)
+            allowed[self.rows_of(files)] = True
+            scores = np.where(allowed, scores, 0.0)
         return {int(row): float(scores[row]) for row in top_positive(scores, n)}
 
     def raw_vectors(self, rows: list[int] | None = None) -> np.ndarray:
@@ -538,6 +589,7 @@ def update_index(
 
     started = time.perf_counter()
     _check_index_type(index_type)
+    stats = document_stats(docs_dir)  # before reading: see record_stats
     documents, skipped = read_documents(docs_dir, progress and (lambda count: progress("Reading", count, 0)))
     if not documents:  # an index of nothing answers nothing, and BM25 cannot be built on it
         example = f", e.g. {skipped[0].file}: {skipped[0].reason}" if skipped else ""
@@ -564,8 +616,9 @@ def update_index(
         old, reason = _reusable(index_dir, manifest, rebuild)
         reason = f"{reason}; {set_aside}" if set_aside and reason else reason
         plan = plan_update(documents, skipped, manifest, old, reason, chunking, embedder, progress)
+        record_stats(manifest, stats)
         report = plan.report
-        if old and not report.changed:
+        if old and not report.changed and not stats_changed(old.manifest, manifest):
             try:
                 _remove_stale(index_dir, keep=old.folder)  # leftovers of builds killed since the last one
             except OSError as error:

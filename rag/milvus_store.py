@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from .chunking import Chunk, ChunkingSettings
-from .documents import Document, Paragraph, read_documents
+from .documents import Document, Paragraph, document_stats, read_documents
 from .embedding import Embedder
 from .errors import RagError
 from .keywords import KeywordIndex, query_vector
@@ -46,6 +46,8 @@ from .store import (
     plan_update,
     plan_vectors,
     rebuild_reason,
+    record_stats,
+    stats_changed,
 )
 
 ALIAS = "polyglot_rag"
@@ -214,6 +216,15 @@ def _literal(text: str) -> str:
     return f'"{escaped}"'
 
 
+def _filter(language: str | None, files: frozenset[str] | None) -> str:
+    """The filter expression on the chunk fields `language` and `file`: Milvus applies it
+    before ranking, so a scope gets its own best rows."""
+    parts = [f"language == {_literal(language)}"] if language else []
+    if files is not None:
+        parts.append(f"file in [{', '.join(_literal(file) for file in sorted(files))}]")
+    return " and ".join(parts)
+
+
 def _live(client, uri: str) -> str | None:
     """The collection the alias points to, or None if there is none yet."""
     with milvus_errors(uri):
@@ -247,6 +258,9 @@ class MilvusStore(Store):
         self.manifest = {key: data[key] for key in ("format", "embedder", "chunking", "index_type")}
         self.manifest["files"] = {
             row["file"]: row["data"] for row in self._iterate(self.meta, 'kind == "file"', ["file", "data"])
+        }
+        self.manifest["skipped"] = {
+            row["file"]: row["data"]["stat"] for row in self._iterate(self.meta, 'kind == "skipped"', ["file", "data"])
         }
         self._paragraphs: dict[tuple[str, int], Paragraph] = {}
 
@@ -293,9 +307,11 @@ class MilvusStore(Store):
             chunks.sort(key=lambda pair: pair[0])
         return by_file
 
-    def search(self, query: np.ndarray, k: int, language: str | None = None) -> list[tuple[int, float]]:
+    def search(
+        self, query: np.ndarray, k: int, language: str | None = None, files: frozenset[str] | None = None
+    ) -> list[tuple[int, float]]:
         k = min(k, self.chunk_count)
-        if k == 0:
+        if k == 0 or files is not None and not files:
             return []
         params = {"metric_type": "IP", "params": {"ef": max(HNSW_EF, k)}}
         with milvus_errors(self.uri):
@@ -305,7 +321,7 @@ class MilvusStore(Store):
                 anns_field="vector",
                 limit=k,
                 search_params=params,
-                filter=f"language == {_literal(language)}" if language else "",
+                filter=_filter(language, files),
                 timeout=READ_TIMEOUT,
             )
         return [(int(hit["id"]), float(hit["distance"])) for hit in found[0]]
@@ -314,9 +330,9 @@ class MilvusStore(Store):
         found = self._get(list(rows), ["id", "vector"])
         return np.array([found[row]["vector"] for row in rows], dtype=np.float32) @ query
 
-    def keyword_search(self, question: str, n: int) -> dict[int, float]:
+    def keyword_search(self, question: str, n: int, files: frozenset[str] | None = None) -> dict[int, float]:
         vector = query_vector(question)
-        if not vector:
+        if not vector or files is not None and not files:
             return {}
         with milvus_errors(self.uri):
             found = self.client.search(
@@ -325,6 +341,7 @@ class MilvusStore(Store):
                 anns_field="keywords",
                 limit=n,
                 search_params={"metric_type": "IP"},
+                filter=_filter(None, files),
                 timeout=READ_TIMEOUT,
             )
         return {int(hit["id"]): float(hit["distance"]) for hit in found[0] if hit["distance"] > 0}
@@ -456,6 +473,8 @@ def _meta_rows(
     yield {**blank, "kind": "about", "data": about}
     for file, info in manifest["files"].items():
         yield {**blank, "kind": "file", "file": file, "data": info}
+    for file, stat in (manifest.get("skipped") or {}).items():  # one row each: a JSON value has a size limit
+        yield {**blank, "kind": "skipped", "file": file, "data": {"stat": stat}}
     for document in documents:
         for paragraph in document.paragraphs:
             text = paragraph.text
@@ -582,6 +601,7 @@ def update_milvus(
     started = time.perf_counter()
     if settings.index_type not in ("flat", "hnsw"):
         raise RagError(f"index type must be flat or hnsw, not {settings.index_type!r}")
+    stats = document_stats(settings.docs_dir)  # before reading: see record_stats
     documents, skipped = read_documents(settings.docs_dir, progress and (lambda count: progress("Reading", count, 0)))
     too_long = [d.file for d in documents if len(d.file.encode("utf-8")) > MAX_FILE_BYTES]
     if too_long:
@@ -600,8 +620,9 @@ def update_milvus(
             reason = str(error).split(";")[0]
         old = None if reason else old
     plan = plan_update(documents, skipped, manifest, old, reason, chunking, embedder, progress)
+    record_stats(manifest, stats)
     report = plan.report
-    if old and not report.changed:
+    if old and not report.changed and not stats_changed(old.manifest, manifest):
         with milvus_errors(uri):
             _drop_leftovers(client, keep={live, old.replaces})
         report.seconds = time.perf_counter() - started

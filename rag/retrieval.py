@@ -48,12 +48,21 @@ class Retriever:
         self.store = store
         self.embedder = embedder
 
-    def search(self, question: str, k: int, mode: str = "hybrid", query: np.ndarray | None = None) -> list[Hit]:
-        """The k best chunks; `query` is the question's embedding, if the caller has it already."""
+    def search(
+        self,
+        question: str,
+        k: int,
+        mode: str = "hybrid",
+        query: np.ndarray | None = None,
+        files: frozenset[str] | None = None,
+    ) -> list[Hit]:
+        """The k best chunks, of `files` only when given (a resolved scope, rag/scope.py: both
+        sides search only those, so the scope's own best are ranked); `query` is the
+        question's embedding, if the caller has it already."""
         if not self.store.chunk_count:
             return []
         pool = max(k, CANDIDATES)
-        keyword = self.store.keyword_search(question, pool) if mode != "dense" else {}
+        keyword = self.store.keyword_search(question, pool, files) if mode != "dense" else {}
         if mode == "keyword":
             ranked = sorted(keyword.items(), key=lambda item: (-item[1], item[0]))[:k]
             chunks = self.store.chunks_at([row for row, _ in ranked])
@@ -62,9 +71,9 @@ class Retriever:
         if query is None:
             query = self.embedder.encode_queries([question])[0]
         named = named_language(question)
-        candidates = dict(self.store.search(query, pool))
+        candidates = dict(self.store.search(query, pool, files=files))
         if named:
-            candidates.update(self.store.search(query, pool, language=named))
+            candidates.update(self.store.search(query, pool, language=named, files=files))
         missing = [row for row in keyword if row not in candidates]
         if missing:
             candidates.update(zip(missing, self.store.centred_scores(query, missing).tolist()))

@@ -14,6 +14,7 @@ from models.catalogue import Model
 
 from . import backends
 from .errors import RagError
+from .scope import check_languages, language_codes
 
 if TYPE_CHECKING:
     import argparse
@@ -69,6 +70,10 @@ class Settings:
     # without one, the API is served to this machine only.
     api_key: str | None = None
     chats: Path | None = None  # the conversations file; None: beside the index folder
+    # The scope of `ask`'s questions (rag/scope.py): patterns of files or folders, and
+    # document languages; empty means every document.
+    only: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
 
     @property
     def chats_path(self) -> Path:
@@ -118,7 +123,7 @@ class Option:
     """One setting that the environment (and, with a flag, the command line) can override."""
 
     field: str  # the Settings field
-    env: str
+    env: str | None  # None: a flag only
     flag: str | None = None  # None: environment only
     convert: Callable[[str], object] = str
     choices: tuple[str, ...] | None = None
@@ -126,6 +131,8 @@ class Option:
     generation: bool = False  # a flag only commands that generate answers offer
     serving: bool = False  # a flag only commands that serve (`rag ui`, `rag serve`) offer
     secret: bool = False  # never echoed back (reports list the flags given)
+    scope: bool = False  # a flag of `ask` only: which documents a question searches
+    repeat: bool = False  # may be given several times; `convert` gives a tuple, the values add up
 
     @property
     def dest(self) -> str:
@@ -216,6 +223,25 @@ OPTIONS = (
         Path,
         help="conversations file (SQLite), default beside the index folder: INDEX.chats.sqlite3",
     ),
+    Option(
+        "only",
+        None,
+        "--only",
+        lambda pattern: (pattern,),
+        help="search only these documents: a file name, a path or folder in the documents folder, "
+        "or a glob such as '*.pdf' (repeatable)",
+        scope=True,
+        repeat=True,
+    ),
+    Option(
+        "languages",
+        None,
+        "--lang",
+        language_codes,
+        help="search only documents in these languages: ko, zh, id, en, ja or their names (repeatable, or ko,zh)",
+        scope=True,
+        repeat=True,
+    ),
 )
 
 
@@ -223,7 +249,7 @@ def add_settings_flags(parser: argparse.ArgumentParser, generation: bool = False
     """Add the settings flags every command shares, or with `generation` those of answer generation."""
     llm_choice = parser if generation else parser.add_mutually_exclusive_group()
     for option in OPTIONS:
-        if option.flag and option.generation == generation and not option.serving:
+        if option.flag and option.generation == generation and not option.serving and not option.scope:
             (llm_choice if option.field == "llm" else parser).add_argument(
                 option.flag, type=option.convert, choices=option.choices, help=f"{option.help} (env {option.env})"
             )
@@ -242,6 +268,15 @@ def add_serving_flags(parser: argparse.ArgumentParser) -> None:
     for option in OPTIONS:
         if option.flag and option.serving:
             parser.add_argument(option.flag, type=option.convert, help=f"{option.help} (env {option.env})")
+
+
+def add_scope_flags(parser: argparse.ArgumentParser) -> None:
+    """Add the flags choosing which documents a question searches (`ask`)."""
+    for option in OPTIONS:
+        if option.flag and option.scope:
+            parser.add_argument(
+                option.flag, type=option.convert, action="extend" if option.repeat else "store", help=option.help
+            )
 
 
 def settings_options() -> argparse.ArgumentParser:
@@ -264,9 +299,8 @@ def given_flags(args: argparse.Namespace) -> list[tuple[str, object]]:
 
 def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
     """Settings from defaults <- environment <- the flags in `args` (absent or None: unset)."""
-    return load_settings(
-        environ, **{option.field: getattr(args, option.dest, None) for option in OPTIONS if option.flag}
-    )
+    values = {option.field: getattr(args, option.dest, None) for option in OPTIONS if option.flag}
+    return load_settings(environ, **{key: tuple(v) if isinstance(v, list) else v for key, v in values.items()})
 
 
 def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -274,7 +308,7 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     environ = os.environ if environ is None else environ
     from_env: dict[str, object] = {}
     for option in OPTIONS:
-        raw = environ.get(option.env, "").strip()
+        raw = environ.get(option.env, "").strip() if option.env else ""
         if raw:
             try:
                 from_env[option.field] = option.convert(raw)
@@ -308,6 +342,7 @@ def validate(settings: Settings) -> None:
         raise RagError(f"threads must be positive, not {settings.threads}")
     if settings.api_key is not None and (len(settings.api_key) < 8 or not settings.api_key.isprintable()):
         raise RagError("the API key must be at least 8 printable characters")
+    check_languages(settings.languages)
 
 
 def is_local_host(host: str) -> bool:

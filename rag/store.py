@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from .chunking import Chunk, ChunkingSettings, chunk_document
-from .documents import Document, Paragraph, Skipped
+from .documents import Document, Paragraph, Skipped, document_stats, file_sha256
 from .embedding import Embedder
 from .errors import RagError
 
@@ -61,16 +62,19 @@ class Store:
         """Every chunk with its row, by file: what an update may reuse."""
         raise NotImplementedError
 
-    def search(self, query: np.ndarray, k: int, language: str | None = None) -> list[tuple[int, float]]:
+    def search(
+        self, query: np.ndarray, k: int, language: str | None = None, files: frozenset[str] | None = None
+    ) -> list[tuple[int, float]]:
         """(row, centred score) of the k best chunks for a normalised query vector, best
-        first, among all chunks or only those in `language`."""
+        first, among all chunks or only those in `language` and of `files` (a scope,
+        rag/scope.py): the filter applies before the ranking, so a scope gets its own k best."""
         raise NotImplementedError
 
     def centred_scores(self, query: np.ndarray, rows: list[int]) -> np.ndarray:
         raise NotImplementedError
 
-    def keyword_search(self, question: str, n: int) -> dict[int, float]:
-        """Row -> BM25 score of the n best chunks with a positive score."""
+    def keyword_search(self, question: str, n: int, files: frozenset[str] | None = None) -> dict[int, float]:
+        """Row -> BM25 score of the n best chunks with a positive score (of `files` only, if given)."""
         raise NotImplementedError
 
     def paragraph(self, file: str, piece: int) -> Paragraph:
@@ -232,6 +236,75 @@ def plan_update(
     report.chunks_total = len(chunks)
     report.chunks_embedded = len(to_embed)
     return UpdatePlan(manifest, chunks, reused, to_embed, report)
+
+
+def record_stats(manifest: dict, stats: dict[str, tuple[int, int]]) -> None:
+    """Note each file's size and mtime, taken before the folder was read (rag.documents.
+    document_stats), in its manifest entry, or under "skipped" for a file that was not
+    indexed: `folder_changes` compares them later without reading the files. Taken before
+    the reading, a file written meanwhile differs from them and is hashed, never missed."""
+    manifest["skipped"] = {}
+    for file, (size, mtime_ns) in stats.items():
+        if file in manifest["files"]:
+            manifest["files"][file].update(size=size, mtime_ns=mtime_ns)
+        else:
+            manifest["skipped"][file] = [size, mtime_ns]
+
+
+def stats_changed(old_manifest: dict, manifest: dict) -> bool:
+    """Whether a build with nothing to re-embed must still write its manifest: a recorded
+    size or mtime differs (a file touched, a skipped file edited), or a skipped file is not
+    recorded, and `folder_changes` would otherwise hash or report it after every build. A
+    manifest that never had them (an older one, or one of `write_index`) is compared by
+    hashes instead and kept."""
+    if (old_manifest.get("skipped") or {}) != manifest.get("skipped", {}):
+        return True
+    old_files = old_manifest["files"]
+    return any(
+        "size" in old_files.get(file, {})
+        and (old_files[file]["size"], old_files[file].get("mtime_ns")) != (info.get("size"), info.get("mtime_ns"))
+        for file, info in manifest["files"].items()
+    )
+
+
+@dataclass(frozen=True)
+class FolderChanges:
+    """How the documents folder differs from what a store was built from."""
+
+    new: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.new or self.changed or self.removed)
+
+    def summary(self) -> str:
+        return f"{len(self.new)} new, {len(self.changed)} changed, {len(self.removed)} removed"
+
+
+def folder_changes(manifest: dict, docs_dir: Path) -> FolderChanges:
+    """The files added, changed and removed in `docs_dir` since the store of `manifest` was
+    built: by size and mtime where the manifest has them, by content hash when those cannot
+    tell (same size, other mtime; a manifest without them). A file skipped when indexing
+    (empty, unreadable, a duplicate) is new only if it was not there then."""
+    now = document_stats(docs_dir)
+    indexed: dict[str, dict] = manifest["files"]
+    skipped: dict[str, list[int]] = manifest.get("skipped") or {}
+    new = sorted(set(now) - set(indexed) - set(skipped))
+    removed = sorted(set(indexed) - set(now))
+    changed = []
+    for file in sorted(set(now) & (set(indexed) | set(skipped))):
+        size, mtime_ns = now[file]
+        info = indexed.get(file)
+        if info is None:  # skipped then: changed if it is not the same file now
+            if skipped[file] != [size, mtime_ns]:
+                changed.append(file)
+            continue
+        if info.get("size") == size and info.get("mtime_ns") == mtime_ns:
+            continue
+        if info.get("size") not in (None, size) or file_sha256(docs_dir, file) != info.get("sha256"):
+            changed.append(file)
+    return FolderChanges(tuple(new), tuple(changed), tuple(removed))
 
 
 def plan_vectors(plan: UpdatePlan, old: Store | None, embedder: Embedder, progress: Progress | None) -> np.ndarray:

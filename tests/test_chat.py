@@ -163,3 +163,20 @@ def test_a_history_that_cannot_be_written_is_said_and_the_question_still_answere
     reply = state.messages[-1]["content"]
     assert reply.startswith('<span class="error">⚠ this answer is not being saved: ') and CLAIM in reply
     assert state.conversation is None and len(state.turns) == 1
+
+
+def test_the_picker_and_mentions_scope_the_answer_which_says_so_also_when_reopened(tmp_path):
+    assistant = answering_assistant(tmp_path)
+    chat = Chat(assistant, History(assistant.settings.chats_path))
+    views = list(chat.respond(ChatState(), "Who founded @tea.txt Zorblax Analytics?", picked=["ships.txt"]))
+    state = views[-1].state
+    shown = state.messages[-1]["content"]
+    # What was searched, and the question as searched (the mention taken out), above the answer.
+    assert '<span class="scope">searched only 2 documents: ' in shown and CLAIM in shown
+    assert "understood as “Who founded Zorblax Analytics?”" in shown
+    assert "rice.md" not in views[-1].sources and "ships.txt" in shown and "tea.txt" in shown
+    # The mention is no part of the question searched (nor of what a follow-up is rewritten from).
+    assert state.turns[0]["standalone"] == "Who founded Zorblax Analytics?"
+    assert chat.open(state.conversation).state.messages == state.messages
+    unknown = list(chat.respond(state, "And @founders.pdf?"))[-1].state.messages[-1]["content"]
+    assert "no indexed document matches '@founders.pdf'" in unknown

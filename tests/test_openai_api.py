@@ -11,6 +11,7 @@ scripted stand-in for the Assistant and starlette's in-process client.
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -19,6 +20,7 @@ from rag.citations import Citation
 from rag.conversation import Rewrite
 from rag.errors import RagError
 from rag.passages import Passage
+from rag.scope import Scope
 from ui.api import (
     MODEL_ID,
     SOURCES_BREAK,
@@ -62,6 +64,8 @@ class ScriptedAssistant:
 
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
+        self.index = SimpleNamespace(files={"report.pdf": {"language": "en"}, "notes/plan.md": {"language": "ko"}})
+        self.settings = SimpleNamespace(docs_dir=None)
         self.asked: list[tuple[str, dict]] = []
         self.histories: list[list[tuple[str, str]]] = []
 
@@ -121,6 +125,10 @@ def test_the_last_user_message_is_the_question_and_earlier_ones_the_conversation
         ({"messages": [{"role": "user", "content": "hi"}], "temperature": 7}, "between 0 and 2"),
         ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": "many"}, "must be a number"),
         ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, "between 1 and"),
+        ({"messages": [{"role": "user", "content": "hi"}], "scope": ["a.pdf"]}, "scope must be an object"),
+        ({"messages": [{"role": "user", "content": "hi"}], "scope": {"files": ["a.pdf"]}}, "scope must be an object"),
+        ({"messages": [{"role": "user", "content": "hi"}], "scope": {"only": "a.pdf"}}, "scope.only must be a list"),
+        ({"messages": [{"role": "user", "content": "hi"}], "scope": {"languages": ["kr"]}}, "unknown language 'kr'"),
     ],
 )
 def test_a_request_that_cannot_be_used_says_why(body, message):
@@ -166,7 +174,9 @@ def test_an_answer_carries_its_citations_as_text_and_as_data():
     )
     assert message["citations"] == [citation().to_json()]
     assert message["abstained"] is False and message["reason"] is None and message["unsupported"] == []
-    assert assistant.asked == [("When did the harbour open?", {"max_tokens": 50, "temperature": None})]
+    assert assistant.asked == [
+        ("When did the harbour open?", {"max_tokens": 50, "temperature": None, "scope": Scope()})
+    ]
 
 
 def test_a_refusal_and_an_unverified_claim_are_marked_as_in_ask_json():
@@ -198,6 +208,35 @@ def test_a_follow_up_is_asked_as_the_standalone_question():
     assert assistant.histories == [[("When did the harbour open?", "It opened in 1932. [1]")]]
     assert assistant.asked[0][0] == "Who built it? (the harbour)"
     assert message["choices"][0]["message"]["question"] == "Who built it? (the harbour)"
+
+
+def test_a_scope_and_mentions_limit_the_documents_and_one_matching_nothing_is_a_400():
+    assistant = ScriptedAssistant(ANSWERED)
+    client = api_client(assistant)
+    body = {
+        "messages": [{"role": "user", "content": "What does @notes/plan.md say?"}],
+        "scope": {"only": ["*.pdf"], "languages": ["Korean"]},
+    }
+    assert client.post("/v1/chat/completions", json=body).status_code == 200
+    # The mention is taken out of the question and added to the request's scope.
+    assert assistant.asked == [
+        (
+            "What does say?",
+            {"max_tokens": None, "temperature": None, "scope": Scope(("*.pdf", "notes/plan.md"), ("ko",))},
+        )
+    ]
+    for scope, message in [
+        ({"only": ["contrat.pdf"]}, "no indexed document matches 'contrat.pdf'"),
+        ({"languages": ["zh"]}, "no indexed document is in Chinese"),
+    ]:
+        for stream in (False, True):  # a stream's 400 comes before it starts
+            sent = {"messages": [{"role": "user", "content": "When?"}], "scope": scope, "stream": stream}
+            response = client.post("/v1/chat/completions", json=sent)
+            assert response.status_code == 400, response.text
+            assert message in response.json()["error"]["message"]
+    response = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "Is @x.pdf new?"}]})
+    assert response.status_code == 400 and "'@x.pdf'" in response.json()["error"]["message"]
+    assert len(assistant.asked) == 1
 
 
 def test_a_stream_sends_the_checked_text_then_a_last_chunk_with_the_citations():

@@ -33,12 +33,13 @@ def help_text(main, *argv) -> str:
 def test_every_command_offers_the_shared_flags(command):
     text = help_text(*command)
     for option in OPTIONS:
-        if option.flag and not option.generation and not option.serving:
+        if option.flag and not option.generation and not option.serving and not option.scope:
             assert option.flag in text and option.env in text, (option.flag, command)
     generates = command in ((ask_main,), (rag_main, "ui"), (rag_main, "serve"))
     assert ("--max-tokens" in text) == generates and ("--temperature" in text) == generates
     serves = command in ((rag_main, "ui"), (rag_main, "serve"))
     assert ("--api-key" in text) == serves and ("RAG_API_KEY" in text) == serves
+    assert ("--only" in text) == ("--lang" in text) == (command == (ask_main,))
 
 
 def test_flags_override_the_environment_which_overrides_the_defaults(tmp_path):

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from rag.errors import RagError
+from rag.scope import Scope, check_languages, language_codes, mentions
 from rag.settings import is_local_host
 
 from .signin import SignInGuard
@@ -106,6 +107,7 @@ class ChatRequest:
     model: str = MODEL_ID
     max_tokens: int | None = None
     temperature: float | None = None
+    scope: Scope | None = None  # the documents searched (docs/scope.md); None: all
 
 
 def message_text(content: object) -> str:
@@ -130,6 +132,27 @@ def _number(body: dict, names: tuple[str, ...], kind: type, low: float, high: fl
             raise ApiError(400, f"{name} must be between {low:g} and {high:g}, not {value}", param=name)
         return kind(value)
     return None
+
+
+def _scope(body: dict) -> Scope | None:
+    """The request's `"scope": {"only": [patterns], "languages": [codes or names]}`, if any."""
+    scope = body.get("scope")
+    if scope is None:
+        return None
+    if not isinstance(scope, dict) or not set(scope) <= {"only", "languages"}:
+        raise ApiError(400, 'scope must be an object with "only" and "languages" lists', param="scope")
+    lists = {}
+    for key in ("only", "languages"):
+        value = scope.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ApiError(400, f"scope.{key} must be a list of strings", param="scope")
+        lists[key] = value
+    codes = language_codes(",".join(lists["languages"]))
+    try:
+        check_languages(codes)
+    except RagError as error:
+        raise ApiError(400, str(error), param="scope") from None
+    return Scope(tuple(lists["only"]), codes)
 
 
 def parse_request(body: object) -> ChatRequest:
@@ -164,6 +187,7 @@ def parse_request(body: object) -> ChatRequest:
         model=model if isinstance(model, str) and model else MODEL_ID,
         max_tokens=_number(body, ("max_completion_tokens", "max_tokens"), int, 1, MAX_TOKENS_LIMIT),
         temperature=_number(body, ("temperature",), float, 0.0, 2.0),
+        scope=_scope(body),
     )
 
 
@@ -288,13 +312,10 @@ def api_mount(assistant, access: ApiAccess):
 
     guard = access.guard()
 
-    def answer(request: ChatRequest) -> tuple[object, str]:
-        """(Answer, the question as searched); ApiError for what the client must change."""
+    def answering(step):
+        """`step`'s result; ApiError for what the client must change, and a 500 for the unexpected."""
         try:
-            question = clean_question(request.question)
-            rewrite = assistant.standalone_question(request.history, question)
-            options = {"max_tokens": request.max_tokens, "temperature": request.temperature}
-            return assistant.ask(rewrite.standalone, **options), rewrite.standalone
+            return step()
         except RagError as error:
             raise ApiError(400, str(error)) from None
         except Exception as error:  # keep serving; the details go to the server log only
@@ -302,6 +323,30 @@ def api_mount(assistant, access: ApiAccess):
             raise ApiError(
                 500, f"unexpected error ({type(error).__name__}); see the server log", "server_error"
             ) from None
+
+    def scoped(request: ChatRequest) -> tuple[str, Scope]:
+        """The question without its `@file` mentions, and what it searches: the request's scope
+        and the mentions, taken out before a follow-up is rewritten, as in the chat. Checked
+        here, so that a scope matching nothing is a 400 before a stream starts."""
+
+        def step():
+            files = assistant.index.files
+            question, mentioned = mentions(clean_question(request.question), files)
+            scope = (request.scope or Scope()) | mentioned
+            scope.resolve(files, assistant.settings.docs_dir)
+            return question, scope
+
+        return answering(step)
+
+    def answer(request: ChatRequest, question: str, scope: Scope) -> tuple[object, str]:
+        """(Answer, the question as searched)."""
+
+        def step():
+            rewrite = assistant.standalone_question(request.history, question)
+            options = {"max_tokens": request.max_tokens, "temperature": request.temperature, "scope": scope}
+            return assistant.ask(rewrite.standalone, **options), rewrite.standalone
+
+        return answering(step)
 
     async def chat_completions(http_request):
         try:
@@ -320,13 +365,14 @@ def api_mount(assistant, access: ApiAccess):
                 clean_question(request.question)  # before a stream starts: a bad question is a 400
             except RagError as error:
                 raise ApiError(400, str(error), param="messages") from None
+            question, scope = await run_in_threadpool(scoped, request)
             if request.stream:
                 return StreamingResponse(
-                    stream_events(lambda: answer(request), request),
+                    stream_events(lambda: answer(request, question, scope), request),
                     media_type="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
                 )
-            found, question = await run_in_threadpool(answer, request)
+            found, question = await run_in_threadpool(answer, request, question, scope)
             return JSONResponse(completion(found, request, question, f"chatcmpl-{uuid.uuid4().hex}", int(time.time())))
         except ApiError as error:
             return _error_response(error)

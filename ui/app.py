@@ -247,6 +247,7 @@ def build_app(assistant, options: UiOptions = UiOptions(), watcher=None):
 
     from rag.history import LOCAL, History
     from rag.library import DOCUMENT_SUFFIXES
+    from rag.scope import Scope, check_languages, language_codes, scope_choices
 
     from .chat import K_RANGE, MAX_TOKENS_RANGE, TEMPERATURE_RANGE, Chat, ChatState, View, clamp
 
@@ -281,6 +282,7 @@ def build_app(assistant, options: UiOptions = UiOptions(), watcher=None):
         }
         if not options.read_only:
             view[to_remove] = gr.update(choices=sorted(files), value=None)
+        view[scope_picker] = gr.update(choices=scope_choices(files))
         return view
 
     # -- chat ------------------------------------------------------------------------------
@@ -306,9 +308,10 @@ def build_app(assistant, options: UiOptions = UiOptions(), watcher=None):
             update[box] = ""
         return update
 
-    def respond(question, state, k_value, max_tokens_value, temperature_value, request: gr.Request):
-        """Stream one answer into the chat and its sources into the panel."""
-        answering = chat.respond(state, question, k_value, max_tokens_value, temperature_value, owner(request))
+    def respond(question, state, k_value, max_tokens_value, temperature_value, picked, request: gr.Request):
+        """Stream one answer into the chat and its sources into the panel, from the documents
+        picked beside the question box and those `@mentioned` in it (all when none)."""
+        answering = chat.respond(state, question, k_value, max_tokens_value, temperature_value, owner(request), picked)
         # Closed on Stop, so that the Assistant's stream is closed at once (see Chat.respond).
         with contextlib.closing(answering) as views:
             for view in views:
@@ -434,10 +437,13 @@ def build_app(assistant, options: UiOptions = UiOptions(), watcher=None):
         return {**documents_view(), docs_status: message}
 
     # -- API -----------------------------------------------------------------------------------
-    def ask(question: str) -> dict:
-        """Answer a question from the documents: the `ask --json` object (answer, citations, retrieved, timings_ms)."""
+    def ask(question: str, only: list[str] | None = None, languages: list[str] | None = None) -> dict:
+        """Answer a question from the documents: the `ask --json` object (answer, citations, retrieved,
+        searched, timings_ms); `only` (files, folders, globs) and `languages` (codes) limit the documents searched."""
         try:
-            return assistant.ask(question).to_json()
+            codes = language_codes(",".join(languages or []))
+            check_languages(codes)
+            return assistant.ask(question, scope=Scope(tuple(only or ()), codes)).to_json()
         except RagError as error:
             raise gr.Error(render.escape(str(error)), print_exception=False) from None
 
@@ -493,11 +499,19 @@ def build_app(assistant, options: UiOptions = UiOptions(), watcher=None):
                         max_lines=6,
                         autofocus=True,
                         elem_id="question",
-                        placeholder="Ask a question…",
+                        placeholder="Ask a question… (@file.pdf in it searches that document only)",
                     )
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="send")
                     stop = gr.Button("Stop", variant="stop", scale=1, min_width=90, visible=False, elem_id="stop")
-                with gr.Row(elem_id="chat-tools"):
+                with gr.Row(elem_id="chat-tools", equal_height=False):
+                    scope_picker = gr.Dropdown(
+                        choices=scope_choices(library.files),
+                        value=[],
+                        multiselect=True,
+                        label="Search only (empty: all documents)",
+                        scale=4,
+                        elem_id="scope",
+                    )
                     clear = gr.Button("New chat", size="sm", variant="secondary", elem_id="new-chat")
                 with gr.Accordion("Settings", open=False, elem_id="settings"):
                     with gr.Row():
@@ -561,7 +575,7 @@ def build_app(assistant, options: UiOptions = UiOptions(), watcher=None):
                             )
 
         # -- events --------------------------------------------------------------------------
-        chat_inputs = [box, conversation, k, max_tokens, temperature]
+        chat_inputs = [box, conversation, k, max_tokens, temperature, scope_picker]
         chat_outputs = [chatbot, conversation, sources, box, send, stop]
         asking = gr.on(
             [box.submit, send.click],
@@ -613,7 +627,7 @@ def build_app(assistant, options: UiOptions = UiOptions(), watcher=None):
             delete_conversation, conversation, [*chat_outputs, chat_status, confirm_delete], **private
         ).then(sidebar_after_delete, conversation, [o for o in sidebar_outputs if o is not chat_status], **private)
         demo.load(sidebar, conversation, sidebar_outputs, **private)
-        docs_outputs = [docs_table, header, documents]
+        docs_outputs = [docs_table, header, documents, scope_picker]
         if not options.read_only:
             docs_outputs.append(to_remove)
             upload.upload(

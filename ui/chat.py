@@ -22,6 +22,7 @@ from pathlib import Path
 from rag.assistant import Done, Retrieved, Token, clean_question
 from rag.errors import RagError
 from rag.history import ANSWERED, FAILED, LOCAL, PENDING, STOPPED, History, changes, folder_sha256, settled_answer
+from rag.scope import mentions, scope_of_choices
 
 from . import render
 
@@ -99,10 +100,19 @@ class Chat:
         self.history = history
 
     def respond(
-        self, state: ChatState, question, k=None, max_tokens=None, temperature=None, owner: str = LOCAL
+        self,
+        state: ChatState,
+        question,
+        k=None,
+        max_tokens=None,
+        temperature=None,
+        owner: str = LOCAL,
+        picked=None,
     ) -> Iterator[View]:
-        """Stream one answer into the conversation and its sources into the panel. Closing the
-        iterator (Stop) gives the LLM back as soon as the current step ends."""
+        """Stream one answer into the conversation and its sources into the panel, searching the
+        documents `picked` beside the question box (rag.scope.scope_choices' values) and those
+        `@mentioned` in it, or all when none. Closing the iterator (Stop) gives the LLM back as
+        soon as the current step ends."""
         state = (state or ChatState()).copy()
         settings = self.assistant.settings
         question = question if isinstance(question, str) else ""
@@ -129,8 +139,12 @@ class Chat:
         )
         stream = None
         try:
-            rewrite = self.assistant.standalone_question(state.history, cleaned)
-            note = unsaved + (render.rewrite_note(rewrite.standalone) if rewrite.rewritten else "")
+            asked, mentioned = mentions(cleaned, self.assistant.index.files)  # the rewrite sees no @file
+            scope = scope_of_choices(picked) | mentioned
+            rewrite = self.assistant.standalone_question(state.history, asked)
+            # Said whenever the question searched is not the one typed (a follow-up made standalone,
+            # a mention taken out), as `open` says it of a saved turn.
+            note = unsaved + (render.rewrite_note(rewrite.standalone) if rewrite.standalone != cleaned else "")
             if note:
                 reply["content"] = note + THINKING
                 yield View(
@@ -144,6 +158,7 @@ class Chat:
                 temperature=clamp(
                     settings.temperature if temperature is None else temperature, *TEMPERATURE_RANGE, float
                 ),
+                scope=scope,
             )
             pieces: list[str] = []
             for event in stream:
@@ -180,7 +195,9 @@ class Chat:
         follow-ups. `stale`: cited files changed or gone since (a reopened answer)."""
         stale = stale or {}
         turn = len(state.turns) + 1
-        state.messages[-1]["content"] = note + render.answer_message(answer, turn, stale)
+        state.messages[-1]["content"] = (
+            note + render.scope_note(answer.searched) + render.answer_message(answer, turn, stale)
+        )
         index = self.assistant.index
         languages = {name: info.get("language", "") for name, info in index.files.items()}
         cited = {c.file: index.paragraphs_of(c.file) for c in answer.citations if c.file not in stale}

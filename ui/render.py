@@ -109,6 +109,16 @@ def rewrite_note(standalone: str) -> str:
     return f'<span class="rewrite">↳ understood as “{md_escape(standalone)}”</span>\n\n'
 
 
+def scope_note(searched: tuple[str, ...] | None) -> str:
+    """The documents a scoped question searched, above its answer; nothing when it searched all."""
+    if searched is None:
+        return ""
+    names = ", ".join(md_escape(name) for name in searched[:5]) + (
+        f" and {len(searched) - 5} more" if len(searched) > 5 else ""
+    )
+    return f'<span class="scope">searched only {plural(len(searched), "document")}: {names}</span>\n\n'
+
+
 def _highlight(text: str, quote: str | None) -> str:
     if quote:
         start = text.find(quote)
