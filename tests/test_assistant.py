@@ -44,3 +44,17 @@ def test_terminal_escape_sequences_leave_a_question_whole():
         "Which\x07 company did\x1b[31m Calvin\u200b French-Owen\u202e co-found\x7f before\x1b]0;t\x07 joining OpenAI?"
     )
     assert clean_question(pasted) == "Which company did Calvin French-Owen co-found before joining OpenAI?"
+
+
+def test_an_index_built_with_another_embedder_is_refused_then_rebuilt(tmp_path):
+    import pytest
+
+    from rag.errors import RagError
+
+    fake_assistant(tmp_path).index  # noqa: B018 -- built with the 64-dimension stand-in
+    other = fake_assistant(tmp_path, embedder=FakeEmbedder(dim=32))
+    with pytest.raises(RagError, match=r"built with embedder fake-embedder-64, not fake-embedder-32; run `rag index`"):
+        other.retrieve("Who founded Zorblax Analytics?")
+    report = other.update_index()
+    assert report.rebuilt_reason == "embedder changed from fake-embedder-64 to fake-embedder-32"
+    assert other.retrieve("Who founded Zorblax Analytics?")[0].chunk.file == "tea.txt"
