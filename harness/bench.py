@@ -100,6 +100,7 @@ class Plan:
     grid: tuple[tuple[int, int], ...] = ((1, 96), (3, 96), (5, 96), (3, 48), (3, 192))  # (passages, tokens)
     grid_questions: int = 1
     cold_runs: int = 2  # of each: `ask`, `ask --retrieve-only`, the bare LLM
+    embedders: bool = True  # every catalogue embedder side by side (bench_embedders)
     # Repetitions beyond the first are dropped when the bench runs behind this many seconds
     # (scaled by each section's share), so a busy machine still finishes in under 10 minutes.
     budget_s: float | None = 540
@@ -117,9 +118,10 @@ QUICK = Plan(
     grid=((1, 96), (3, 96)),
     grid_questions=1,
     cold_runs=1,
+    embedders=False,
     budget_s=None,
 )
-SECTIONS = ("indexing", "retrieval", "large", "generation", "startup", "ui")
+SECTIONS = ("indexing", "retrieval", "large", "generation", "startup", "ui", "embedders")
 
 
 # -- command line --------------------------------------------------------------------------
@@ -255,6 +257,8 @@ def run_bench(
             bench_cold_start(bench)
         if "ui" not in skip:
             bench_ui(bench)
+        if "embedders" not in skip and plan.embedders:
+            bench_embedders(bench)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     bench.details["load_average_before"] = [round(x, 2) for x in load_before]
@@ -1073,7 +1077,9 @@ def summary(bench: Bench) -> dict:
     ):
         figures.setdefault(key, None)
     targets = {}
-    for key, (op, limit) in TARGETS.items():
+    if "embedders" in d:
+        figures.update(embedder_figures(d["embedders"]))
+    for key, (op, limit) in (TARGETS | EMBEDDER_TARGETS).items():
         value = figures.get(key)
         holds = None if value is None else (value <= limit if op == "<=" else value >= limit)
         targets[key] = {"value": value, "target": f"{op} {limit:g}", "holds": holds}
@@ -1240,6 +1246,7 @@ def to_markdown(r: dict) -> str:
         "",
         table,
     ]
+    out += embedders_markdown(r)
     if reuse:
         out += [
             "",
@@ -1287,6 +1294,158 @@ def to_markdown(r: dict) -> str:
             markdown_table(["step", "seconds"], [[name, _figure(value)] for name, value in breakdown.items()]),
         ]
     return "\n".join(out) + "\n"
+
+
+# -- embedders side by side (issue: the better embedder by default) --------------------------
+# Kept apart from the sections above: each catalogue embedder in its own processes, so that
+# its peak RSS is its own, with the bare library (sentence-transformers) beside it.
+EMBEDDER_TARGETS = {
+    "embedder_index_time_ratio": ("<=", 2.0),  # the other embedder's seeds index time / e5-small's
+    "embedder_question_ms_p50": ("<=", 30.0),
+    "embedder_peak_rss_mb_ask": ("<=", 2560.0),  # with the default (1.5B) LLM
+}
+
+
+def bench_embedders(bench: Bench) -> None:
+    """For each catalogue embedder: `rag index --rebuild` of the documents and `ask` (with and
+    without the LLM) in new processes, their time and peak RSS; in this process, a question's
+    embedding (p50) and the bare library's encoding of the same chunks and questions."""
+    from models.catalogue import find, names
+    from models.provision import provision
+    from rag.embedding import load_embedder
+    from rag.index import load_index
+
+    settings, env = bench.settings, _child_env(bench.settings)
+    questions = bench.questions[: bench.plan.retrieval_questions]
+    rows = {}
+    for name in names("embedder"):
+        bench.say(f"embedders: {name}: `rag index`, `ask --retrieve-only`, `ask` in new processes")
+        folder = provision(find(name, "embedder"), settings.models_dir, bench.log)
+        index_dir = bench.root / f"embedder-{name}"
+        common = ["--docs", str(settings.docs_dir), "--index", str(index_dir), "--embedder", name]
+        built = first_output(_venv_script("rag") + ["index", "--rebuild", "--json", *common], env, timeout=1800)
+        if built["status"] != 0:
+            raise RagError(f"bench: rag index --embedder {name} failed: {built['stderr'].strip()[-300:]}")
+        report = json.loads(built["stdout"].strip().splitlines()[-1])
+        runs = {}
+        for kind, extra in (("retrieve_only", ["--retrieve-only"]), ("ask", [])):
+            command = _venv_script("ask") + [*common, *_without_embedder(bench.passthrough), *extra, questions[0]]
+            result = first_output(command, env, timeout=900)
+            if result["status"] != 0:
+                raise RagError(f"bench: ask --embedder {name} failed: {result['stderr'].strip()[-300:]}")
+            runs[kind] = {k: result[k] for k in ("total_s", "peak_rss_mb")}
+        embedder = load_embedder(str(folder), settings.threads)
+        chunks = [c.text for c in load_index(index_dir).chunks]
+        embedder.encode_queries(questions[:2])  # warm-up
+        question_ms = []
+        for question in questions:
+            started = now()
+            embedder.encode_queries([question])
+            question_ms.append((now() - started) * 1000)
+        del embedder
+        reference = reference_embedder(str(folder), settings.threads)
+        raw_encode(reference, chunks[:8], "passage")  # warm-up
+        started = now()
+        raw_encode(reference, chunks, "passage")
+        raw_index_s = now() - started
+        raw_ms = []
+        for question in questions:
+            started = now()
+            raw_encode(reference, [question], "query", batch_size=1)
+            raw_ms.append((now() - started) * 1000)
+        del reference
+        rows[name] = {
+            "chunks": report["chunks_embedded"],
+            "index_s": report["seconds"],
+            "index_process_s": built["total_s"],
+            "raw_index_s": raw_index_s,
+            "peak_rss_mb_index": built["peak_rss_mb"],
+            "question_ms": question_ms,
+            "raw_question_ms": raw_ms,
+            "runs": runs,
+        }
+    bench.details["embedders"] = rows
+
+
+def _without_embedder(arguments: list[str]) -> list[str]:
+    """Flags passed on to child processes, less any --embedder (each run names its own)."""
+    out, skip = [], False
+    for argument in arguments:
+        if skip:
+            skip = False
+        elif argument == "--embedder":
+            skip = True
+        else:
+            out.append(argument)
+    return out
+
+
+def embedder_figures(rows: dict) -> dict:
+    """Flat figures per embedder (`embedder_<figure>_<name>`), and the targets' figures for
+    the embedder that is not e5-small against e5-small."""
+    figures = {}
+    for name, row in rows.items():
+        key = name.replace("-", "_")
+        figures |= {
+            f"embedder_chunks_per_s_{key}": ratio(row["chunks"], row["index_s"]),
+            f"embedder_raw_chunks_per_s_{key}": ratio(row["chunks"], row["raw_index_s"]),
+            f"embedder_question_ms_p50_{key}": p50(row["question_ms"]),
+            f"embedder_raw_question_ms_p50_{key}": p50(row["raw_question_ms"]),
+            f"embedder_peak_rss_mb_index_{key}": row["peak_rss_mb_index"],
+            f"embedder_peak_rss_mb_retrieve_only_{key}": row["runs"]["retrieve_only"]["peak_rss_mb"],
+            f"embedder_peak_rss_mb_ask_{key}": row["runs"]["ask"]["peak_rss_mb"],
+        }
+    other = next((name for name in rows if name != "e5-small"), None)
+    if other and "e5-small" in rows:
+        figures |= {
+            "embedder_index_time_ratio": ratio(rows[other]["index_s"], rows["e5-small"]["index_s"]),
+            "embedder_question_ms_p50": p50(rows[other]["question_ms"]),
+            "embedder_peak_rss_mb_ask": rows[other]["runs"]["ask"]["peak_rss_mb"],
+        }
+    return figures
+
+
+def embedders_markdown(r: dict) -> list[str]:
+    """The embedders' table, one row per embedder, when the section ran."""
+    names = [key.removeprefix("embedder_chunks_per_s_") for key in r if key.startswith("embedder_chunks_per_s_")]
+    if not names:
+        return []
+    rows = [
+        [
+            name.replace("_", "-"),
+            _figure(r.get(f"embedder_chunks_per_s_{name}")),
+            _figure(r.get(f"embedder_raw_chunks_per_s_{name}")),
+            _figure(r.get(f"embedder_question_ms_p50_{name}")),
+            _figure(r.get(f"embedder_raw_question_ms_p50_{name}")),
+            _figure(r.get(f"embedder_peak_rss_mb_index_{name}")),
+            _figure(r.get(f"embedder_peak_rss_mb_retrieve_only_{name}")),
+            _figure(r.get(f"embedder_peak_rss_mb_ask_{name}")),
+        ]
+        for name in names
+    ]
+    targets = [
+        f"{key} = {_figure(r.get(key))} (target {op} {limit:g})" for key, (op, limit) in EMBEDDER_TARGETS.items()
+    ]
+    return [
+        "",
+        "Embedders side by side (seeds; each in new processes; bare library: sentence-transformers):",
+        "",
+        markdown_table(
+            [
+                "embedder",
+                "index chunks/s",
+                "bare chunks/s",
+                "question ms p50",
+                "bare question ms p50",
+                "peak RSS `rag index` (MB)",
+                "peak RSS `ask --retrieve-only` (MB)",
+                "peak RSS `ask` (MB)",
+            ],
+            rows,
+        ),
+        "",
+        "; ".join(targets) + ".",
+    ]
 
 
 command = Command("measure speed and memory against the raw libraries", add_arguments, run)
