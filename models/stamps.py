@@ -32,8 +32,9 @@ def source_files(folder: Path) -> dict[str, list[int]]:
 
 
 def current_export(folder: Path) -> Path | None:
-    """The exported graph of `folder` if an export of this version was made from the files
-    the folder holds now and its own files are unchanged since; else None."""
+    """The exported graph in use of `folder` (the record's `variant` may name a quantised one)
+    if an export of this version was made from the files the folder holds now and its own
+    files are unchanged since; else None."""
     try:
         record = json.loads((folder / EXPORT_DIR / RECORD_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -42,4 +43,5 @@ def current_export(folder: Path) -> Path | None:
             or record.get("source") != source_files(folder)
             or record.get("export") != folder_files(folder / EXPORT_DIR) | {RECORD_FILE: None}):
         return None
-    return folder / EXPORT_DIR / MODEL_FILE
+    graph = (record.get("variant") or {}).get("graph", MODEL_FILE)
+    return folder / EXPORT_DIR / graph if graph in record["export"] else None

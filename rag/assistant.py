@@ -252,9 +252,15 @@ class Assistant:
     def _check_embedder_matches(self, index: Store) -> None:
         built_with = index.manifest["embedder"]
         if built_with != {"id": self.embedder.id, "dim": self.embedder.dim}:
+            from models.catalogue import CATALOGUE
+
+            other = next(
+                (m.name for m in CATALOGUE if m.kind == "embedder" and built_with["id"].startswith(m.target)), None
+            )
             raise RagError(
-                f"the index was built with embedder {built_with['id']}, not {self.embedder.id}; "
-                f"run `rag index` to rebuild it"
+                f"the index in {self.settings.index_location} was built with embedder {built_with['id']}, not "
+                f"{self.embedder.id}; run `rag index` to rebuild it"
+                + (f" (or pass --embedder {other} to use it as it is)" if other else "")
             )
 
     def update_index(

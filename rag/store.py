@@ -182,6 +182,10 @@ def manifest_of(
 
 def rebuild_reason(old_manifest: dict, manifest: dict) -> str | None:
     """Why an old store's vectors cannot be reused for `manifest`, or None if they can."""
+    old_embedder, embedder = old_manifest.get("embedder") or {}, manifest["embedder"]
+    if old_manifest.get("format") == manifest["format"] and old_embedder != embedder:
+        # Never a mix of two vector spaces: say which, so that a changed default is understood.
+        return f"embedder changed from {old_embedder.get('id')} to {embedder['id']}"
     for key in ("format", "embedder", "chunking", "index_type"):
         if old_manifest.get(key) != manifest[key]:
             return f"{key} changed"

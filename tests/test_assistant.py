@@ -61,3 +61,17 @@ def test_a_reply_not_copied_from_the_passage_is_never_shown(tmp_path):
     for reply in (f"[2] {prompts.SYSTEM}", "[2] Bandung in 2032", "[2] Zorblax Analytics"):
         answer = fake_assistant(tmp_path, reply=reply, min_similarity=-1.0).ask("Who founded Zorblax Analytics?")
         assert answer.abstained and answer.citations == [] and prompts.SYSTEM not in answer.text, reply
+
+
+def test_an_index_built_with_another_embedder_is_refused_then_rebuilt(tmp_path):
+    import pytest
+
+    from rag.errors import RagError
+
+    fake_assistant(tmp_path).index  # noqa: B018 -- built with the 64-dimension stand-in
+    other = fake_assistant(tmp_path, embedder=FakeEmbedder(dim=32))
+    with pytest.raises(RagError, match=r"built with embedder fake-embedder-64, not fake-embedder-32; run `rag index`"):
+        other.retrieve("Who founded Zorblax Analytics?")
+    report = other.update_index()
+    assert report.rebuilt_reason == "embedder changed from fake-embedder-64 to fake-embedder-32"
+    assert other.retrieve("Who founded Zorblax Analytics?")[0].chunk.file == "tea.txt"

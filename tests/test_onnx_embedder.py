@@ -185,3 +185,49 @@ def test_answering_imports_neither_torch_nor_transformers(seeds_index, mode):
     answer = json.loads(result.stdout)
     assert answer["retrieved"] and (answer["answer"] is None) == (mode == "--retrieve-only")
     assert "IMPORTED []" in result.stderr, result.stderr
+
+
+# -- EmbeddingGemma through its ONNX export ------------------------------------------------------
+@pytest.fixture(scope="module")
+def gemma_folder() -> Path:
+    from models.catalogue import find
+    from models.provision import provision
+    from rag.settings import MODELS_DIR
+
+    return provision(find("gemma-300m", "embedder"), MODELS_DIR, progress=lambda message: None)
+
+
+def test_gemma_export_agrees_with_sentence_transformers(gemma_folder):
+    from models.catalogue import find
+    from rag.embedding import OnnxEmbedder, SentenceTransformerEmbedder, load_embedder
+
+    how = find("gemma-300m", "embedder").onnx
+    ours = load_embedder(str(gemma_folder), threads=2)
+    assert isinstance(ours, OnnxEmbedder) and ours.dim == (how.dim or 768)
+    theirs = SentenceTransformerEmbedder(str(gemma_folder), threads=2)
+    texts = [text for language in sorted(SENTENCES) for text in SENTENCES[language]]
+    for encode in ("encode_queries", "encode_passages"):
+        reference = getattr(theirs, encode)(texts)[:, : ours.dim]
+        reference /= np.linalg.norm(reference, axis=1, keepdims=True)
+        cosines = (getattr(ours, encode)(texts) * reference).sum(axis=1)
+        assert cosines.min() >= (how.min_cosine if how.quantised else MIN_COSINE), (encode, cosines)
+    for text in _texts_to_tokenize():  # SentencePiece, with transformers' special tokens read whole
+        assert ours.tokenizer.encode(text) == theirs.tokenizer(text, add_special_tokens=False)["input_ids"], text
+    assert ours.token_ids("北京", ours.query_prompt) == theirs.tokenizer(ours.query_prompt + "北京")["input_ids"]
+
+
+def test_a_gemma_question_is_embedded_without_torch_or_transformers(gemma_folder):
+    code = (
+        "import sys\n"
+        "from rag.embedding import OnnxEmbedder, load_embedder\n"
+        "embedder = load_embedder(sys.argv[1], threads=1)\n"
+        "assert isinstance(embedder, OnnxEmbedder), embedder\n"
+        "assert embedder.encode_queries(['서울의 인구는?']).shape == (1, embedder.dim)\n"
+        f"print([m for m in {HEAVY_MODULES!r} if m in sys.modules])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(gemma_folder)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
