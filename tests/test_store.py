@@ -106,7 +106,10 @@ def test_a_changed_build_setting_is_a_reason_to_rebuild():
     manifest = new_manifest(embedder, CHUNKING, "flat")
     assert rebuild_reason(manifest, new_manifest(embedder, CHUNKING, "flat")) is None
     assert rebuild_reason(manifest, new_manifest(embedder, CHUNKING, "hnsw")) == "index_type changed"
-    assert rebuild_reason(manifest, new_manifest(FakeEmbedder(32), CHUNKING, "flat")) == "embedder changed from fake-embedder-64 to fake-embedder-32"
+    assert (
+        rebuild_reason(manifest, new_manifest(FakeEmbedder(32), CHUNKING, "flat"))
+        == "embedder changed from fake-embedder-64 to fake-embedder-32"
+    )
     assert rebuild_reason(manifest, new_manifest(embedder, ChunkingSettings(64, 8), "flat")) == "chunking changed"
     assert rebuild_reason({**manifest, "format": 0}, manifest) == "format changed"
 
