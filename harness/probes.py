@@ -139,14 +139,16 @@ class LlmProbe:
         self._chosen_at = now()
         return self.llm.choose(messages, prefix, options)
 
-    def stream(self, messages, max_tokens, temperature, grammar=None, prefix="") -> Iterator[str]:
+    def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None) -> Iterator[str]:
         """Timed from the choice of passage before it, if any: both are the call's prompt processing."""
         call = LlmCall(messages, max_tokens, temperature, grammar)
         if self.llama is not None and self._chosen_at is None:
             llama_perf_reset(self.llama)
         call.started, self._chosen_at = self._chosen_at or now(), None
         pieces = []
-        for piece in self.llm.stream(messages, max_tokens, temperature, grammar=grammar, prefix=prefix):
+        for piece in self.llm.stream(
+            messages, max_tokens, temperature, grammar=grammar, prefix=prefix, copy_from=copy_from
+        ):
             if call.first is None:
                 call.first = now()
             pieces.append(piece)
