@@ -126,7 +126,11 @@ class LlmProbe:
         self.llm = llm
         self.id = llm.id
         self.calls: list[LlmCall] = []
+        # Calls that continue an answer already written (a second try, a translation): kept
+        # apart, so that `calls` holds one answer's call per question as the bench reads it.
+        self.follow_ons: list[LlmCall] = []
         self._chosen_at: float | None = None  # when the call's choice of passage began
+        self._answered = False  # a call has answered since the last choice of passage
         model = getattr(llm, "model", None)
         self.llama = model if hasattr(model, "ctx") else None
 
@@ -136,7 +140,7 @@ class LlmProbe:
     def choose(self, messages, prefix, options):
         if self.llama is not None:
             llama_perf_reset(self.llama)
-        self._chosen_at = now()
+        self._chosen_at, self._answered = now(), False
         return self.llm.choose(messages, prefix, options)
 
     def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None) -> Iterator[str]:
@@ -144,6 +148,7 @@ class LlmProbe:
         call = LlmCall(messages, max_tokens, temperature, grammar)
         if self.llama is not None and self._chosen_at is None:
             llama_perf_reset(self.llama)
+        after_choice = self._chosen_at is not None
         call.started, self._chosen_at = self._chosen_at or now(), None
         pieces = []
         for piece in self.llm.stream(
@@ -158,7 +163,8 @@ class LlmProbe:
         if self.llama is not None:
             call.perf = llama_perf(self.llama)
             call.context_tokens = int(self.llama.n_tokens)
-        self.calls.append(call)
+        (self.follow_ons if self._answered else self.calls).append(call)
+        self._answered = after_choice
 
 
 def raw_chat(llama, call: LlmCall, grammars: dict) -> LlmCall:
