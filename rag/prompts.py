@@ -135,8 +135,13 @@ class CopySource:
 def copy_source(passage: str) -> CopySource:
     text = fence(passage)
     spans = units(text)
-    starts = tuple(start for start, end in spans if any(c.isalnum() for c in text[start:end])) or (0,)
+    starts = tuple(spans[i][0] for i in _start_units(text, spans)) if spans else (0,)
     return CopySource(text, starts, tuple(end for _, end in spans))
+
+
+def _start_units(text: str, spans: list[tuple[int, int]]) -> list[int]:
+    """The copy units a copy may start at: those holding a letter or digit (else the first)."""
+    return [i for i, (start, end) in enumerate(spans) if any(c.isalnum() for c in text[start:end])] or [0]
 
 
 def span_grammar(passage: str) -> str:
@@ -174,7 +179,7 @@ def _span_rules(passage: str, name: str) -> str:
     if not spans:  # a passage of white space alone: nothing to copy
         raise ValueError("an empty passage has no answer to copy")
     pieces = [(" " if i and start > spans[i - 1][1] else "") + text[start:end] for i, (start, end) in enumerate(spans)]
-    starts = [i for i, (start, end) in enumerate(spans) if any(c.isalnum() for c in text[start:end])] or [0]
+    starts = _start_units(text, spans)
     rules = [f'{name} ::= " "? ({" | ".join(f"{_literal(text[slice(*spans[i])])} {name}-{i}" for i in starts)})']
     rules += [f"{name}-{i} ::= ({_literal(pieces[i + 1])} {name}-{i + 1})?" for i in range(len(spans) - 1)]
     rules.append(f'{name}-{len(spans) - 1} ::= ""')
