@@ -88,6 +88,7 @@ class Plan:
     grid: tuple[tuple[int, int], ...] = ((1, 96), (3, 96), (5, 96), (3, 48), (3, 192))  # (passages, tokens)
     grid_questions: int = 1
     cold_runs: int = 2  # of each: `ask`, `ask --retrieve-only`, the bare LLM
+    ui_memory_questions: int = 100  # asked of one `rag ui`, uploads among them; RSS after a tenth and at the end
     # Repetitions beyond the first are dropped when the bench runs behind this many seconds
     # (scaled by each section's share), so a busy machine still finishes in under 10 minutes.
     budget_s: float | None = 540
@@ -105,9 +106,10 @@ QUICK = Plan(
     grid=((1, 96), (3, 96)),
     grid_questions=1,
     cold_runs=1,
+    ui_memory_questions=10,
     budget_s=None,
 )
-SECTIONS = ("indexing", "retrieval", "large", "generation", "startup", "ui")
+SECTIONS = ("indexing", "retrieval", "large", "generation", "startup", "ui", "ui_memory")
 
 
 # -- command line --------------------------------------------------------------------------
@@ -243,6 +245,8 @@ def run_bench(
             bench_cold_start(bench)
         if "ui" not in skip:
             bench_ui(bench)
+        if "ui_memory" not in skip:
+            bench_ui_memory(bench)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     bench.details["load_average_before"] = [round(x, 2) for x in load_before]
@@ -815,6 +819,65 @@ def bench_ui(bench: Bench) -> None:
     bench.details["ui"] = out
 
 
+def bench_ui_memory(bench: Bench) -> None:
+    """One `rag ui` on a writable copy of the documents answers many questions through
+    gradio_client (the languages taking turns), with two uploads among them: its peak RSS after
+    the first tenth and after all. A server that keeps nothing per question stays flat."""
+    count = bench.plan.ui_memory_questions
+    docs, index = bench.root / "ui-memory-docs", bench.root / "ui-memory-index"
+    shutil.copytree(bench.settings.docs_dir, docs)
+    shutil.copytree(bench.seeds_index, index)
+    port = free_port()
+    command = _venv_script("rag") + ["ui", "--port", str(port), "--docs", str(docs), "--index", str(index)]
+    bench.say(f"`rag ui` on port {port}: {count} questions and 2 uploads through gradio_client, peak RSS")
+    process = subprocess.Popen(
+        [*command, *bench.passthrough],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        env=_child_env(bench.settings),
+        text=True,
+    )
+    out: dict = {"questions": count, "rss_mb": {}}
+    try:
+        url = _wait_for_chat(process)
+        from gradio_client import Client, handle_file
+
+        client = Client(url, verbose=False)
+        # One upload within the first tenth (its re-indexing peak is in the early figure), one later.
+        uploads = {max(1, count // 10): "one", 2 * count // 3: "two"}
+        for n in range(1, count + 1):
+            client.predict(bench.questions[(n - 1) % len(bench.questions)], api_name="/ask")
+            if n in uploads:  # a new document, re-indexed by the server
+                upload = bench.root / f"ui-memory-upload-{uploads[n]}.txt"
+                upload.write_text("\n".join(bench.questions[: 20 * (1 + len(uploads[n]))]) + "\n", encoding="utf-8")
+                client.predict([handle_file(str(upload))], False, api_name="/upload_documents")
+            if n in (max(1, count // 10), count):
+                out["rss_mb"][str(n)] = peak_rss_mb(process.pid)  # keys as JSON has them
+    finally:
+        stop_process(process)
+    bench.details["ui_memory"] = out
+
+
+def _wait_for_chat(process: subprocess.Popen, timeout: float = 600) -> str:
+    """The URL a `rag ui` child prints once it serves; RagError if it exits or never does."""
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        for line in process.stdout:
+            lines.append(line)
+            if "Chat running at" in line:
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not ready.wait(timeout) or process.poll() is not None:
+        raise RagError(f"bench: `rag ui` did not start (exit {process.poll()}): {''.join(lines)[-300:]}")
+    url = re.search(r"https?://\S+", next(line for line in lines if "Chat running at" in line)).group(0)
+    return url.rstrip("/").rstrip(".").rstrip(")")
+
+
 # -- results ---------------------------------------------------------------------------------
 def _models(bench: Bench) -> dict:
     settings = bench.settings
@@ -869,6 +932,8 @@ def summarise(details: dict, settings, plan: Plan, models: dict, versions: dict)
         extras["ttft_grid"] = d["generation"]["grid"]
     if "cold_start" in d:
         extras["cold_start_breakdown_s"] = d["cold_start"]["breakdown"]
+    if d.get("ui_memory", {}).get("rss_mb"):  # after how many questions the two RSS figures were taken
+        extras["ui_memory_questions"] = sorted(map(int, d["ui_memory"]["rss_mb"]))
     return rounded(
         {
             **values,

@@ -147,6 +147,10 @@ def views(details: dict, index_type: str) -> dict[str, dict]:
         out["cold_start"] = _cold_start_view(details["cold_start"]["runs"])
     if "ui" in details:
         out["ui"] = details["ui"]
+    if details.get("ui_memory", {}).get("rss_mb"):
+        rss = details["ui_memory"]["rss_mb"]  # after n questions (as text, a JSON key) -> MB
+        ordered = [rss[n] for n in sorted(rss, key=int)]
+        out["ui_memory"] = {"early": ordered[0], "late": ordered[-1]}
     return out
 
 
@@ -618,6 +622,32 @@ FIGURES: tuple[Figure, ...] = (
         "s",
         "one question through gradio_client's /ask",
         lambda v: v["ui"].get("answer_s"),
+    ),
+    # ui_memory: one `rag ui` answering many questions, two uploads among them (bench_ui_memory)
+    Figure(
+        "ui_rss_mb_late",
+        "Peak RSS `rag ui` after many questions and two uploads",
+        "MB",
+        "its VmHWM after the last question; beside it, after the first tenth (the first upload among them)",
+        lambda v: v["ui_memory"]["late"],
+        beside="ui_rss_mb_early",
+        ratio="ui_memory_growth",
+        row=True,
+    ),
+    Figure(
+        "ui_rss_mb_early",
+        "Peak RSS `rag ui` after a tenth of the questions",
+        "MB",
+        "its VmHWM after the first tenth of the questions and the first upload",
+        lambda v: v["ui_memory"]["early"],
+    ),
+    Figure(
+        "ui_memory_growth",
+        "`rag ui` peak RSS, after all / after a tenth",
+        "",
+        "the two figures' ratio: what a session keeps per question",
+        lambda v: ratio(v["ui_memory"]["late"], v["ui_memory"]["early"]),
+        target=("<=", 1.10),
     ),
 )
 BY_KEY: dict[str, Figure] = {figure.key: figure for figure in FIGURES}

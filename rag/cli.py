@@ -302,8 +302,12 @@ def _index_command(args) -> int:
         bar.update(done - bar.n)
 
     # No bars beside JSON (a disabled tqdm has no `desc` to compare stages by).
+    shown = None if args.json else progress
     try:
-        report = assistant.update_index(rebuild=args.rebuild, progress=None if args.json else progress)
+        if args.include:
+            report = assistant.library.include(args.include, rebuild=args.rebuild, progress=shown)
+        else:
+            report = assistant.update_index(rebuild=args.rebuild, progress=shown)
     finally:  # closed before any error is printed, so that the error is the last line
         if bar is not None:
             bar.close()
@@ -350,6 +354,13 @@ def _watch(assistant, as_json: bool) -> int:
 
 def _index_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rebuild", action="store_true", help="re-embed every document")
+    parser.add_argument(
+        "--include",
+        action="append",
+        metavar="NAME",
+        default=[],
+        help="bring back a document removed from the index in the chat (listed as skipped by `rag index`)",
+    )
     parser.add_argument("--json", action="store_true", help="print what was done as JSON")
     parser.add_argument(
         "--watch",

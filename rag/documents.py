@@ -24,7 +24,7 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +38,17 @@ DOCUMENT_SUFFIXES = tuple(READERS)
 MAX_PARAGRAPH_CHARS = 2000
 # A title longer than this is cut (it is shown in a list).
 MAX_TITLE_CHARS = 120
+# Paragraphs a title may be taken from, when the first one is a poor title.
+TITLE_PARAGRAPHS = 5
+# Where a long title may be cut: after a clause or sentence end, else between words.
+_CLAUSE_END = re.compile(r"(?<=[,;:.!?，、；：。！？])\s*")
+_WORD_END = re.compile(r"\s+")
+# A single word joined by `_`, or in camelCase (a capital between lower-case letters).
+_IDENTIFIER = re.compile(r"\w_\w|[a-z][A-Z][a-z]")
+# Eight or more hex digits with a digit among them: a hash or generated id, not a word.
+_HASH_LIKE = re.compile(r"(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}")
+# Why an excluded file is not read (see rag/library_records.py).
+EXCLUDED = "removed from the index (the file stays)"
 # PATH_MAX (4096) less the terminating NUL: a longer path cannot be opened by name, so a
 # document there could be indexed but never opened or removed by name again.
 MAX_PATH_BYTES = 4095
@@ -131,10 +142,10 @@ def _listing(folder: int) -> list[os.DirEntry]:
         return sorted(entries, key=lambda entry: entry.name)
 
 
-def _open_files(folder: Path, skipped: list[Skipped]) -> Iterator[tuple[str, int]]:
+def _open_files(folder: Path, skipped: list[Skipped], excluded: Collection[str] = ()) -> Iterator[tuple[str, int]]:
     """(relative name, open descriptor of a regular file) for every document under `folder`;
     the caller closes each descriptor. Hidden names are passed over; symlinks, other kinds
-    of file, folders that cannot be read and paths too long to open are reported."""
+    of file, folders that cannot be read, paths too long to open and `excluded` names are reported."""
     try:
         root = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the folder itself was named by the user
         listing = _listing(root)
@@ -186,6 +197,8 @@ def _open_files(folder: Path, skipped: list[Skipped]) -> Iterator[tuple[str, int
                 skipped.append(Skipped(shown, "not a regular file"))  # a FIFO or device would block or never end
             elif shown != relative:  # the index stores names as UTF-8 text
                 skipped.append(Skipped(shown, "file name is not valid UTF-8; rename the file"))
+            elif relative in excluded:
+                skipped.append(Skipped(shown, f"{EXCLUDED}; `rag index --include {relative}` brings it back"))
             else:
                 try:
                     descriptor = os.open(name, _OPEN_FILE, dir_fd=parent)
@@ -251,12 +264,57 @@ def _document(name: str, data: bytes) -> tuple[Document | None, Skipped | None]:
     if not paragraphs:
         return None, Skipped(name, "; ".join(reading.notes) or "empty")
     sample = " ".join(p.text for p in paragraphs[:40])
-    title = (reading.title or paragraphs[0].text).lstrip("# ")
-    title = title if len(title) <= MAX_TITLE_CHARS else title[: MAX_TITLE_CHARS - 1] + "…"
+    title = document_title(name, reading.title, [p.text for p in paragraphs[:TITLE_PARAGRAPHS]])
     document = Document(
         name, hashlib.sha256(data).hexdigest(), detect_language(sample), paragraphs, title, reader.version()
     )
     return document, caveat
+
+
+def _shortened(text: str) -> str:
+    """A title of at most MAX_TITLE_CHARS, cut at a clause or word end, never inside a word."""
+    text = " ".join(text.lstrip("#").split())
+    if len(text) <= MAX_TITLE_CHARS:
+        return text
+    window = text[: MAX_TITLE_CHARS - 1]
+    for breaks in (_CLAUSE_END, _WORD_END):
+        cuts = [m.start() for m in breaks.finditer(window) if m.start() >= MAX_TITLE_CHARS // 3]
+        if cuts:
+            return window[: cuts[-1]].rstrip(" ,;:、，") + "…"
+    return window + "…"  # one long word or unspaced script: cut where it must be
+
+
+def _poor_title(text: str) -> bool:
+    """An identifier (`share_log`, `draftV2`), a hash-like or numeric name, a link, or no words."""
+    words = text.split()
+    if not any(c.isalpha() for c in text) or text.startswith(("http://", "https://", "www.")):
+        return True
+    return len(words) == 1 and bool(_IDENTIFIER.search(text) or _HASH_LIKE.search(text))
+
+
+def _cleaned_name(name: str) -> str:
+    """A file name as words: folder and suffix dropped, `_` and `-` as spaces, hash-like parts left out."""
+    stem = os.path.splitext(name.rsplit("/", 1)[-1])[0]
+    words = [w for w in re.split(r"[\s_\-.]+", stem) if w and not _HASH_LIKE.fullmatch(w)]
+    return " ".join(words)
+
+
+def document_title(name: str, own_title: str | None, first_paragraphs: list[str]) -> str:
+    """The title shown for a document: its own (a DOCX title, the HTML <title>, PDF metadata),
+    else its first paragraph; when that is poor (an identifier, a hash, a link), the file
+    name as words, else the first good title among the next paragraphs, else the file name."""
+    candidates = [own_title] if own_title else []
+    candidates += first_paragraphs[:1]
+    for text in candidates:
+        if not _poor_title(" ".join(text.lstrip("#").split())):
+            return _shortened(text)
+    cleaned = _cleaned_name(name)
+    if cleaned and not _poor_title(cleaned):
+        return _shortened(cleaned)
+    for text in first_paragraphs[1:]:
+        if not _poor_title(" ".join(text.lstrip("#").split())):
+            return _shortened(text)
+    return name
 
 
 def document_stats(folder: Path) -> dict[str, tuple[int, int]]:
@@ -285,14 +343,17 @@ def file_sha256(folder: Path, name: str) -> str | None:
         return None
 
 
-def read_documents(folder: Path, progress: Callable[[int], None] | None = None) -> tuple[list[Document], list[Skipped]]:
-    """Every document under `folder` in name order, and every file skipped or read with a
-    caveat; `progress` gets the number of files read so far."""
+def read_documents(
+    folder: Path, progress: Callable[[int], None] | None = None, excluded: Collection[str] = ()
+) -> tuple[list[Document], list[Skipped]]:
+    """Every document under `folder` in name order but the `excluded` names (relative, with
+    forward slashes), and every file skipped or read with a caveat; `progress` gets the number
+    of files read so far."""
     if not folder.is_dir():
         raise RagError(f"documents folder not found: {folder}")
     read: list[Document] = []
     skipped: list[Skipped] = []
-    for count, (name, descriptor) in enumerate(_open_files(folder, skipped), 1):
+    for count, (name, descriptor) in enumerate(_open_files(folder, skipped, frozenset(excluded)), 1):
         try:
             data = _read(descriptor, _reader(name).max_bytes)
         except OSError as error:

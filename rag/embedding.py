@@ -231,6 +231,11 @@ class OnnxEmbedder:
             # Threads that spin between calls take the cores llama.cpp is decoding on.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+            # Inputs change shape with every text: the arena keeps the largest batch's buffers
+            # (re-indexing an upload left the chat server ~125 MB larger, ~60 MB without it) and
+            # the memory patterns are cached per shape. Both would grow a long-running server.
+            options.enable_cpu_mem_arena = False
+            options.enable_mem_pattern = False
             self._session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # a damaged file: ORT, tokenizers, numpy and json raise many types
             raise RagError(

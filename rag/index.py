@@ -29,6 +29,7 @@ import shutil
 import stat
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from .documents import Document, Paragraph, document_stats, read_documents
 from .embedding import Embedder
 from .errors import RagError
 from .keywords import KeywordIndex, top_positive
+from .library_records import RECORDS
 from .settings import INDEX_TYPES
 from .store import (
     INDEX_FORMAT,
@@ -508,7 +510,9 @@ def claim_index_folder(index_dir: Path, docs_dir: Path) -> None:
     except OSError as error:
         raise RagError(f"cannot use the index folder {index_dir} ({error.strerror or error})") from None
     legacy = _legacy_generation(index_dir)
-    if entries - {".lock"} and not legacy:
+    # The lock, and the library's records (rag/library_records.py), which `rag index --include`
+    # or a chat's removal may write before any build, as Milvus keeps them here too.
+    if entries - {".lock", RECORDS} and not legacy:
         raise RagError(
             f"the index folder {index_dir} is not empty and holds no index; choose an empty or new folder for --index"
         )
@@ -583,14 +587,16 @@ def update_index(
     index_type: str = "flat",
     rebuild: bool = False,
     progress: Progress | None = None,
+    excluded: Collection[str] = (),
 ) -> tuple[Index, UpdateReport]:
-    """Bring the index in line with the documents folder, re-embedding only changed files."""
+    """Bring the index in line with the documents folder (but the `excluded` names),
+    re-embedding only changed files."""
     from filelock import FileLock, Timeout
 
     started = time.perf_counter()
     _check_index_type(index_type)
     stats = document_stats(docs_dir)  # before reading: see record_stats
-    documents, skipped = read_documents(docs_dir, progress and (lambda count: progress("Reading", count, 0)))
+    documents, skipped = read_documents(docs_dir, progress and (lambda count: progress("Reading", count, 0)), excluded)
     if not documents:  # an index of nothing answers nothing, and BM25 cannot be built on it
         example = f", e.g. {skipped[0].file}: {skipped[0].reason}" if skipped else ""
         raise RagError(
@@ -637,9 +643,11 @@ def update_index(
     return load_index(index_dir), report
 
 
-def _update_from_settings(settings, embedder, chunking, rebuild=False, progress=None) -> tuple[Index, UpdateReport]:
+def _update_from_settings(
+    settings, embedder, chunking, rebuild=False, progress=None, excluded=()
+) -> tuple[Index, UpdateReport]:
     return update_index(
-        settings.docs_dir, settings.index_dir, embedder, chunking, settings.index_type, rebuild, progress
+        settings.docs_dir, settings.index_dir, embedder, chunking, settings.index_type, rebuild, progress, excluded
     )
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from .documents import DOCUMENT_SUFFIXES, split_paragraphs
 from .errors import RagError
+from .library_records import LibraryRecords, read_records, write_records
 from .readers import READERS, Unreadable, decode
 
 if TYPE_CHECKING:
@@ -280,7 +281,13 @@ class Added:
 
 
 class Library:
-    """The documents folder of an Assistant, changed only together with its index."""
+    """The documents folder of an Assistant, changed only together with its index.
+
+    Removing a document takes it out of the index and leaves its file where it is (the folder
+    is the user's); the removal is remembered in the index folder (rag/library_records.py)
+    and can be undone. Only a file the chat itself uploaded, unchanged since, can be deleted,
+    and only when the caller names it again as confirmation.
+    """
 
     def __init__(self, owner: Indexed) -> None:
         self.owner = owner
@@ -289,6 +296,15 @@ class Library:
     def files(self) -> dict[str, dict]:
         """The indexed documents: name -> {"sha256", "language", "paragraphs", "chunks"}."""
         return self.owner.index.files
+
+    @property
+    def _index_dir(self) -> Path:
+        return self.owner.settings.index_dir
+
+    @property
+    def excluded(self) -> tuple[str, ...]:
+        """The documents taken out of the index, oldest first; their files stay in the folder."""
+        return read_records(self._index_dir).excluded
 
     def add(
         self,
@@ -299,7 +315,8 @@ class Library:
         progress: Callable[[str, int, int], None] | None = None,
     ) -> Added:
         """Store each (name, file or bytes) that passes the checks, then re-index once
-        (`progress(stage, done, total)` as in rag.index)."""
+        (`progress(stage, done, total)` as in rag.index). An added name that had been removed
+        from the index is included again; each stored file is recorded as the chat's upload."""
         docs_dir = self.owner.settings.docs_dir
         result = Added()
         for name, source in uploads:
@@ -311,7 +328,12 @@ class Library:
                 result.rejected.append((name, str(error)))
         if not result.added:
             return result
+        before = read_records(self._index_dir)
+        records = before.including(set(result.added))
+        for name in result.added:
+            records = records.with_upload(name, _sha256(_documents_folder(docs_dir) / name))
         try:
+            write_records(self._index_dir, records)
             report = self.owner.update_index(progress=progress)
         except Exception as error:
             for name in result.added:  # leave the folder as the index knows it, whatever went wrong
@@ -319,6 +341,7 @@ class Library:
                     remove_document(docs_dir, name)
                 except RagError:
                     pass
+            _restore(self._index_dir, before)
             if not isinstance(error, RagError):
                 raise
             result.added, result.failed = [], str(error)
@@ -328,6 +351,78 @@ class Library:
         return result
 
     def remove(self, name: str) -> UpdateReport:
-        """Delete one indexed document and re-index; RagError if it cannot be removed."""
-        with removing(self.owner.settings.docs_dir, name or "", known=set(self.files)):
-            return self.owner.update_index()  # if this fails, the file is put back
+        """Take one indexed document out of the index, for good (re-indexing leaves it out), and
+        leave its file where it is; RagError if it is not indexed. `include` undoes it."""
+        if not isinstance(name, str) or not name:
+            raise RagError("no document chosen")
+        if name not in self.files:
+            raise RagError(f"{name} is not in the index")
+        before = read_records(self._index_dir)
+        write_records(self._index_dir, before.excluding(name))
+        return self._update_or_restore(before)
+
+    def include(
+        self,
+        names: Sequence[str],
+        rebuild: bool = False,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> UpdateReport:
+        """Bring documents removed from the index back into it (undo a removal)."""
+        if not names:
+            raise RagError("no removed document named")
+        before = read_records(self._index_dir)
+        unknown = [name for name in names if name not in before.excluded]
+        if unknown:
+            listed = ", ".join(before.excluded) or "none"
+            raise RagError(f"{unknown[0]} was not removed from the index (removed: {listed})")
+        write_records(self._index_dir, before.including(set(names)))
+        return self._update_or_restore(before, rebuild, progress)
+
+    def uploaded_by_chat(self, name: str) -> bool:
+        """True if the chat wrote this file and it is unchanged since: only then may it be deleted."""
+        recorded = read_records(self._index_dir).uploaded.get(name) if isinstance(name, str) else None
+        if recorded is None:
+            return False
+        try:
+            path = _document_path(self.owner.settings.docs_dir, name, None)
+        except RagError:
+            return False
+        return not path.is_symlink() and _sha256(path) == recorded
+
+    def delete(self, name: str, *, confirm: str) -> None:
+        """Delete a file the chat uploaded from the documents folder (and the index), when
+        `confirm` repeats its name; RagError for any other file: the folder is the user's."""
+        if not isinstance(name, str) or not name or confirm != name:
+            raise RagError("deleting a file needs a confirmation naming it")
+        if not self.uploaded_by_chat(name):
+            raise RagError(f"{name} was not uploaded in the chat (or has changed since); only you can delete it")
+        before = read_records(self._index_dir)
+        indexed = name in self.files
+        with removing(self.owner.settings.docs_dir, name):
+            if indexed:  # if re-indexing fails, the file is put back
+                self.owner.update_index()
+        write_records(self._index_dir, before.including({name}).without_upload(name))
+
+    def _update_or_restore(
+        self,
+        before: LibraryRecords,
+        rebuild: bool = False,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> UpdateReport:
+        try:
+            return self.owner.update_index(rebuild=rebuild, progress=progress)
+        except BaseException:
+            _restore(self._index_dir, before)
+            raise
+
+
+def _restore(index_dir: Path, records: LibraryRecords) -> None:
+    try:
+        write_records(index_dir, records)
+    except RagError:
+        pass
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -594,7 +594,12 @@ def write_milvus(
 
 
 def update_milvus(
-    settings, embedder: Embedder, chunking: ChunkingSettings, rebuild: bool = False, progress: Progress | None = None
+    settings,
+    embedder: Embedder,
+    chunking: ChunkingSettings,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+    excluded: Collection[str] = (),
 ) -> tuple[MilvusStore, UpdateReport]:
     """Bring the Milvus index in line with the documents folder, re-embedding only changed files.
     One writer at a time: a second concurrent build could drop the first one's collections."""
@@ -602,7 +607,9 @@ def update_milvus(
     if settings.index_type not in ("flat", "hnsw"):
         raise RagError(f"index type must be flat or hnsw, not {settings.index_type!r}")
     stats = document_stats(settings.docs_dir)  # before reading: see record_stats
-    documents, skipped = read_documents(settings.docs_dir, progress and (lambda count: progress("Reading", count, 0)))
+    documents, skipped = read_documents(
+        settings.docs_dir, progress and (lambda count: progress("Reading", count, 0)), excluded
+    )
     too_long = [d.file for d in documents if len(d.file.encode("utf-8")) > MAX_FILE_BYTES]
     if too_long:
         raise RagError(f"file name {too_long[0]!r} is longer than {MAX_FILE_BYTES} bytes, Milvus's limit here")

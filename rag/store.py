@@ -98,6 +98,7 @@ class UpdateReport:
     embedded_files: list[str] = field(default_factory=list)
     unchanged_files: list[str] = field(default_factory=list)
     removed_files: list[str] = field(default_factory=list)
+    retitled_files: list[str] = field(default_factory=list)  # unchanged, but their title is made anew
     skipped: list[Skipped] = field(default_factory=list)
     chunks_embedded: int = 0
     chunks_total: int = 0
@@ -105,7 +106,7 @@ class UpdateReport:
 
     @property
     def changed(self) -> bool:
-        return bool(self.rebuilt_reason or self.embedded_files or self.removed_files)
+        return bool(self.rebuilt_reason or self.embedded_files or self.removed_files or self.retitled_files)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -119,8 +120,8 @@ class StoreBackend:
 
     exists: Callable[..., bool]  # (settings): is there a live index to open?
     open: Callable[..., Store]  # (settings): the live index; RagError if missing or corrupt
-    # (settings, embedder, chunking, rebuild, progress): the index brought in line with the
-    # documents folder, re-embedding only changed files, and what changed
+    # (settings, embedder, chunking, rebuild, progress, excluded): the index brought in line with
+    # the documents folder but the excluded names, re-embedding only changed files, and what changed
     update: Callable[..., tuple[Store, UpdateReport]]
     location: Callable[..., str]  # (settings): where it lives, for messages (never a secret)
 
@@ -231,6 +232,8 @@ def plan_update(
                 reused.append((len(chunks), old_row))
                 chunks.append(chunk)
             report.unchanged_files.append(document.file)
+            if old.files[document.file].get("title") != document.title:  # titles made by an older rule
+                report.retitled_files.append(document.file)
         else:
             new_chunks = chunk_document(document, chunking, embedder.count_tokens, progress and chunked)
             to_embed.extend(range(len(chunks), len(chunks) + len(new_chunks)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from . import backends
 from .chunking import ChunkingSettings
 from .embedding import Embedder
+from .library_records import read_records
 from .store import Progress, Store, UpdateReport
 
 
@@ -24,5 +25,7 @@ def open_store(settings) -> Store:
 def update_store(
     settings, embedder: Embedder, chunking: ChunkingSettings, rebuild: bool = False, progress: Progress | None = None
 ) -> tuple[Store, UpdateReport]:
-    """Bring the chosen store in line with the documents folder, re-embedding only changed files."""
-    return backends.store(settings.store).update(settings, embedder, chunking, rebuild, progress)
+    """Bring the chosen store in line with the documents folder, re-embedding only changed files;
+    documents removed from the library (rag/library_records.py) stay out."""
+    excluded = read_records(settings.index_dir).excluded
+    return backends.store(settings.store).update(settings, embedder, chunking, rebuild, progress, excluded)

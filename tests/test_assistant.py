@@ -75,3 +75,33 @@ def test_an_index_built_with_another_embedder_is_refused_then_rebuilt(tmp_path):
     report = other.update_index()
     assert report.rebuilt_reason == "embedder changed from fake-embedder-64 to fake-embedder-32"
     assert other.retrieve("Who founded Zorblax Analytics?")[0].chunk.file == "tea.txt"
+
+
+class SecondPassageLLM:
+    """Chooses the last passage it is offered, then copies the name both documents state."""
+
+    id = "scripted"
+
+    def choose(self, messages, prefix, options):
+        return {option: (0.9 if option == options[-1] else 0.1 / (len(options) - 1)) for option in options}
+
+    def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None):
+        yield " Dewi Kartika"  # as copied from either passage
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+
+def test_a_single_citation_is_numbered_one_in_text_and_citations(tmp_path):
+    from rag.assistant import Assistant
+    from rag.settings import load_settings
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Dewi Kartika founded Zorblax Analytics in Bandung.\n", encoding="utf-8")
+    (docs / "b.txt").write_text("Zorblax Analytics was founded by Dewi Kartika in 2031.\n", encoding="utf-8")
+    settings = load_settings(environ={}, docs_dir=docs, index_dir=tmp_path / "index", min_similarity=-1.0)
+    assistant = Assistant(settings, log=lambda m: None, embedder=FakeEmbedder(), llm=SecondPassageLLM())
+    answer = assistant.ask("Who founded Zorblax Analytics?")
+    assert len(answer.passages) >= 2 and not answer.abstained, (answer.why, answer.unsupported)
+    assert answer.text.endswith("[1]") and [c.n for c in answer.citations] == [1], answer.text

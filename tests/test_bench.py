@@ -138,6 +138,10 @@ def test_quick_bench_reports_every_figure(tmp_path):
     # - `rag ui` over its declared target (set for the larger default LLM): the same, or a
     #   leak per question; under 400 MB, as above.
     assert 400 <= figures["peak_rss_mb_ui"] <= BY_KEY["peak_rss_mb_ui"].target[1], figures["peak_rss_mb_ui"]
+    # - `rag ui` after its questions and two uploads: as above; a high-water mark never falls,
+    #   and over three times its early figure is a server keeping every turn.
+    assert 400 <= figures["ui_rss_mb_late"] <= BY_KEY["peak_rss_mb_ui"].target[1], figures["ui_rss_mb_late"]
+    assert 1.0 <= figures["ui_memory_growth"] < 3, figures["ui_memory_growth"]
     assert isinstance(figures["cpu_cores"], int) and figures["cpu_cores"] >= 1
     assert figures["models"]["embedder"]["id"] and figures["models"]["llm"]["id"] == find(FAST_LLM, "llm").target
     assert set(figures["targets"]) == {f.key for f in FIGURES if f.target}

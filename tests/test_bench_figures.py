@@ -100,6 +100,7 @@ def measurements() -> dict:
             "breakdown": {"LLM load (GGUF memory-mapped)": 1.44},
         },
         "ui": {"start_s": 12.0, "answer_s": 4.0, "peak_rss_mb": 2400.0},
+        "ui_memory": {"questions": 100, "rss_mb": {"10": 2000.0, "100": 2100.0}},
         "bench_seconds": 280.0,
     }
 
@@ -142,6 +143,8 @@ def test_every_declared_figure_is_derived_from_the_measurements():
     assert results["prefix_reuse"]["next_questions_reused_p50"] == 310
     assert results["targets"]["peak_rss_mb"] == {"value": 2200.0, "target": "<= 3000", "holds": True}
     assert results["targets"]["cold_start_ratio_vs_bare_llm"]["holds"] is True
+    assert results["ui_memory_growth"] == pytest.approx(1.05)
+    assert results["ui_memory_questions"] == [10, 100]
 
 
 def test_a_skipped_section_leaves_its_figures_null_and_the_others_measured():
@@ -169,6 +172,14 @@ def test_markdown_has_a_row_per_declared_row_with_its_comparison_and_target():
     details["ui"]["peak_rss_mb"] = 2600.0
     rows = {cells[0]: cells[1:] for cells in table_rows(to_markdown(summarise(details)))}
     assert rows["Peak RSS `rag ui` after one question (MB)"][-2:] == ["<= 2560", "**no**"]
+    # the ui_memory row: after all, after a tenth beside it, their ratio against its target
+    assert rows["Peak RSS `rag ui` after many questions and two uploads (MB)"] == [
+        "2,100",
+        "2,000",
+        "1.050",
+        "<= 1.1",
+        "yes",
+    ]
 
 
 def test_the_readme_names_bench_figures_and_targets_as_declared():

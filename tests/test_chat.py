@@ -44,14 +44,17 @@ def test_an_answer_streams_into_the_chat_and_settles_with_its_sources(tmp_path):
     assert last.answering is False
     state = last.state
     assert [m["role"] for m in state.messages] == ["user", "assistant"]
-    assert state.messages[-1]["content"].startswith(CLAIM) and re.search(
+    assert state.messages[-1]["content"].startswith(f'<span lang="en">{CLAIM}') and re.search(
         r"\(#src-1-\d\)", state.messages[-1]["content"]
     )
-    assert "> — tea.txt ¶2" in state.messages[-1]["content"]  # the quoted sentence, where it stands
+    # the quoted sentence, where it stands: the document's title, its file on hover
+    assert '> — <span class="quote-source" title="tea.txt"' in state.messages[-1]["content"]
+    assert "tea farmers.</span> ¶2" in state.messages[-1]["content"]
     assert state.turns[0]["answer"].startswith(CLAIM)
     assert 'data-turn="1"' in last.sources and "tea.txt" in last.sources
     assert state.turns == [
         {
+            "turn": 1,
             "question": "Who founded Zorblax Analytics?",
             "standalone": "Who founded Zorblax Analytics?",
             "answer": state.turns[0]["answer"],

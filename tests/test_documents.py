@@ -184,3 +184,36 @@ def test_lines_end_only_at_line_breaks_and_long_lines_are_cut_at_sentence_ends()
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(RagError, match="documents folder not found"):
         read_documents(tmp_path / "nope")
+
+
+def test_titles_are_readable_never_cut_mid_word_nor_identifiers_or_hashes():
+    from rag.documents import MAX_TITLE_CHARS, document_title
+
+    titles = {d.file[:3]: d.title for d in read_documents(SEEDS)[0]}
+    # A long first sentence is cut after a clause, not inside a word.
+    assert titles["000"].endswith("operasi internal perusahaan…"), titles["000"]
+    # "share_log" (the page's first line) is no title; the headline after it is.
+    assert titles["002"] == "创始团队出走殆尽、Altman孤家寡人,高光时刻,OpenAI为何却“分崩离析”"
+    assert titles["004"] == "我为什么加入 OpenAI"
+    assert document_title("meeting_notes-2024.txt", None, ["share_log", "A line"]) == "meeting notes 2024"
+    assert document_title("a1b2c3d4e5f6a7b8.txt", "draftVersion2", ["0x1f2e3d4c5b6a", "Harbour report"]) == (
+        "Harbour report"
+    )
+    assert document_title("7f3e9a0b12c4d5e6.txt", None, ["https://example.com/x"]) == "7f3e9a0b12c4d5e6.txt"
+    long = document_title("x.txt", None, ["word " * 60])
+    assert len(long) <= MAX_TITLE_CHARS and long.endswith("word…")
+
+
+def test_titles_made_by_an_older_rule_are_made_anew_without_re_embedding(tmp_path, monkeypatch):
+    from rag import documents
+
+    from .fakes import fake_assistant
+
+    assistant = fake_assistant(tmp_path)
+    assistant.update_index()
+    assert not assistant.update_index().changed
+    made = documents.document_title
+    monkeypatch.setattr(documents, "document_title", lambda *args: "New: " + made(*args))
+    report = assistant.update_index()
+    assert sorted(report.retitled_files) == sorted(assistant.index.files) and report.chunks_embedded == 0
+    assert all(info["title"].startswith("New: ") for info in assistant.index.files.values())

@@ -302,11 +302,14 @@ def test_source_card_shows_the_page_and_the_documents_list_a_title():
 
     pdf = Citation(1, "report.pdf", 12, "Ships were counted.", "Ships were counted.", page=3, ocr=True)
     text = Citation(2, "notes.txt", 4, "A line.", "A line.")
-    pdf_card, text_card = render.citation_card(1, pdf, None, "en"), render.citation_card(1, text, None, "en")
+    pdf_card, text_card = (
+        render.citation_card(1, pdf, None, {"language": "en"}),
+        render.citation_card(1, text, None, {"language": "en"}),
+    )
     assert '<span class="src-para">p.3 ¶12</span>' in pdf_card and ">OCR<" in pdf_card
     assert '<span class="src-para">¶4</span>' in text_card and ">OCR<" not in text_card
     table = render.documents_table({"report.pdf": {"title": "Annual <report>", "language": "en"}})
-    assert '<span class="doc-title">Annual &lt;report&gt;</span>report.pdf' in table
+    assert '<span class="doc-title" lang="en">Annual &lt;report&gt;</span>report.pdf' in table
 
 
 def test_ask_and_the_chat_reply_cite_a_pdf_paragraph_with_its_page(capsys):

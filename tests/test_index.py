@@ -150,6 +150,18 @@ def test_a_folder_that_is_not_an_index_is_refused_and_left_untouched(docs_copy, 
     assert sorted(p.relative_to(notes) for p in notes.rglob("*")) == before
 
 
+def test_a_folder_holding_only_the_library_records_is_built_into(docs_copy, tmp_path, embedder):
+    """With Milvus, or after `rag index --include` before any build, library.json is written
+    into the index folder first: a FAISS build there is no build into a stranger's folder."""
+    index_dir = tmp_path / "index"
+    index_dir.mkdir()
+    (index_dir / ".lock").touch()
+    (index_dir / "library.json").write_text('{"excluded": [], "uploaded": {}}')
+    index, _ = update_index(docs_copy, index_dir, embedder, CHUNKING)
+    assert index.manifest["files"]
+    assert (index_dir / "library.json").read_text() == '{"excluded": [], "uploaded": {}}'
+
+
 @pytest.mark.parametrize("where", ["same", "index inside docs", "docs inside index"])
 def test_index_and_documents_folders_must_be_separate(tmp_path, embedder, where):
     docs = tmp_path / "notes"

@@ -11,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
+from rag.assistant import Answer
 from rag.chunking import Chunk
+from rag.citations import Citation
 from rag.documents import Paragraph
 from ui import render
 
@@ -92,7 +94,7 @@ def test_a_citation_card_escapes_file_text_quote_and_context():
     hostile = "<script>alert(1)</script>"
     texts = ["<b>one</b>", f"Before {hostile} after.", "three"]
     paragraphs = [Paragraph("x.txt", n, n, text) for n, text in enumerate(texts, 1)]
-    card = render.citation_card(3, citation(f"Before {hostile} after.", hostile), paragraphs, "en")
+    card = render.citation_card(3, citation(f"Before {hostile} after.", hostile), paragraphs, {"language": "en"})
     parsed = Elements(card)
     assert "script" not in parsed.tags and "img" not in parsed.tags and "b" not in parsed.tags
     assert not [name for name, _ in parsed.attributes if name.startswith("on")]
@@ -119,3 +121,45 @@ def test_the_documents_table_and_passages_escape_names_titles_and_text():
         render.header("<u>", ["<s>"]),
     ):
         assert not {"script", "b", "i", "u", "s"} & set(Elements(html).tags)
+
+
+# -- what the page says about an answer: names, times, languages ----------------------------
+KOREAN = "오픈AI의 사내 문화는 매우 빠르게 움직인다."
+CITATION = Citation(1, "000_25ef5ea761165839.txt", 3, KOREAN, KOREAN)
+FILES = {"000_25ef5ea761165839.txt": {"title": "오픈AI 사내 문화", "language": "ko"}}
+
+
+def test_the_time_shown_is_the_wait_with_a_follow_ups_rewriting_as_its_own_step():
+    shown = render.wait_times({"rewrite": 5500.0, "total": 9600.0, "waited": 15400.0})
+    assert ">rewrote the question 5.5 s · answered in 9.6 s · waited 15.4 s<" in shown
+    assert "rewrote" not in render.wait_times({"rewrite": 0.0, "total": 9600.0, "waited": 9700.0})
+
+
+def test_sources_name_a_document_by_its_title_with_the_file_name_on_hover():
+    card = render.citation_card(1, CITATION, None, FILES[CITATION.file])
+    assert '<span class="src-file" title="000_25ef5ea761165839.txt"' in card
+    assert ">오픈AI 사내 문화</span>" in card
+    answer = Answer("OpenAI 문화는?", "빠르게 움직인다 [1]", False, [CITATION], [], "ko")
+    message = render.answer_message(answer, 1, FILES)
+    assert "오픈AI 사내 문화</span> ¶3" in message and "000_25ef5ea761165839.txt ¶3" not in message
+    assert 'title="000_25ef5ea761165839.txt"' in message
+    # Without the index's titles, the file name, as before.
+    assert "000_25ef5ea761165839.txt ¶3" in render.answer_message(answer, 1)
+
+
+def test_quoted_document_text_carries_its_language():
+    answer = Answer("Which culture?", "It moves fast [1]", False, [CITATION], [], "en")
+    message = render.answer_message(answer, 1, FILES)
+    assert f'<span lang="ko">“{KOREAN}”</span>' in message and message.startswith('<span lang="en">')
+    texts = ["Plain English context.", "Another line of it.", KOREAN]
+    paragraphs = [Paragraph(CITATION.file, n, n, text) for n, text in enumerate(texts, 1)]
+    card = render.citation_card(1, CITATION, paragraphs, FILES[CITATION.file])
+    assert f'<mark lang="ko">{KOREAN}</mark>' in card and 'class="ctx-text" lang="en"' in card
+
+
+def test_a_reopened_citation_says_its_document_changed_beside_its_title():
+    answer = Answer("Which culture?", "It moves fast [1]", False, [CITATION], [], "en")
+    message = render.answer_message(answer, 1, FILES, {CITATION.file: "changed since"})
+    assert "오픈AI 사내 문화</span> ¶3" in message and "⚠ changed since" in message
+    card = render.citation_card(1, CITATION, None, FILES[CITATION.file], "changed since")
+    assert "⚠ changed since" in card and ">오픈AI 사내 문화</span>" in card

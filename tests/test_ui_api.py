@@ -69,6 +69,11 @@ def remove(url: str, name: str) -> str:
     return status_of(client(url).predict(name, api_name="/remove_document"))
 
 
+def delete(url: str, name: str, confirmation: str) -> str:
+    """Delete a file through the app's endpoint, `confirmation` naming it; the status message (HTML)."""
+    return status_of(client(url).predict(name, confirmation, api_name="/delete_document"))
+
+
 def status_of(outputs) -> str:
     """The documents panel's status line among an endpoint's outputs."""
     return next(o for o in outputs if isinstance(o, str) and 'class="status' in o)
@@ -141,9 +146,21 @@ def test_uploaded_file_makes_its_fact_answerable_and_can_be_removed(library_app,
     )
     assert "Dewi Kartika" in result["answer"]
 
-    assert "Removed zorblax.txt" in remove(library_app.url, "zorblax.txt")
-    assert not (library_app.docs / "zorblax.txt").exists()
+    assert "Removed zorblax.txt from the index" in remove(library_app.url, "zorblax.txt")
+    assert (library_app.docs / "zorblax.txt").read_text(encoding="utf-8") == NEW_FACT  # removal keeps files
     assert "zorblax.txt" not in library_app.assistant.index.files
+    # The chat uploaded it: it may be deleted, when the confirmation names it.
+    assert "status-error" in delete(library_app.url, "zorblax.txt", "other.txt")
+    assert (library_app.docs / "zorblax.txt").exists()
+    assert "Deleted the file zorblax.txt" in delete(library_app.url, "zorblax.txt", "zorblax.txt")
+    assert not (library_app.docs / "zorblax.txt").exists()
+    # A seed is the user's own file: removed from the index, never deleted.
+    seed = "003_15cb4250a3f963ee.txt"
+    assert "Removed" in remove(library_app.url, seed)
+    assert "status-error" in delete(library_app.url, seed, seed)
+    assert (library_app.docs / seed).exists()
+    assert "back in the index" in status_of(client(library_app.url).predict(seed, api_name="/undo_remove"))
+    assert seed in library_app.assistant.index.files
 
 
 @pytest.mark.parametrize(
@@ -204,6 +221,7 @@ def test_uploads_cannot_escape_the_documents_folder(library_app, tmp_path):
     if "Added" in status:
         assert (library_app.docs / "escape.txt").is_file()
         assert "Removed" in remove(library_app.url, "escape.txt")
+        assert "Deleted" in delete(library_app.url, "escape.txt", "escape.txt")
 
     # A server path instead of an upload: refused, nothing copied.
     secret = tmp_path / "secret.txt"

@@ -114,6 +114,49 @@ def saw(page, selector: str) -> bool:
     return page.evaluate("selector => window.__seen[selector]", selector)
 
 
+# Every visible text element's colour against its effective background (its ancestors' colours
+# composited, opacity included), by the WCAG 2 formula; the ones below AA (4.5:1, or 3:1 for
+# text of 24 px, or 18.66 px bold). Visually hidden text (a 1 px box) and disabled controls are exempt.
+LOW_CONTRAST_JS = """() => {
+  const parse = (c) => { const p = c.match(/rgba?\\(([^)]+)\\)/)[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
+  const over = (top, under) => [0, 1, 2].map((i) => top[i] * top[3] + under[i] * (1 - top[3])).concat([1]);
+  const luminance = (c) => { const l = c.slice(0, 3).map((v) => { v /= 255;
+    return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * l[0] + 0.7152 * l[1] + 0.0722 * l[2]; };
+  const background = (element) => { const layers = [];
+    for (let e = element; e; e = e.parentElement) { const colour = parse(getComputedStyle(e).backgroundColor);
+      if (colour[3] > 0) { layers.push(colour); if (colour[3] >= 1) break; } }
+    return layers.reduceRight((under, layer) => over(layer, under), [255, 255, 255, 1]); };
+  const opacity = (element) => { let o = 1;
+    for (let e = element; e; e = e.parentElement) o *= Number(getComputedStyle(e).opacity); return o; };
+  const low = [], seen = new Set();
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const element = node.parentElement;
+    if (!node.textContent.trim() || !element || seen.has(element)) continue;
+    seen.add(element);
+    if (element.closest("script, style, svg, [hidden], button:disabled")) continue;
+    const box = element.getBoundingClientRect(), style = getComputedStyle(element);
+    if (box.width <= 1 || box.height <= 1 || style.visibility !== "visible" || opacity(element) < 0.1) continue;
+    if (element.closest("details:not([open])") && !element.closest("summary")) continue;
+    const under = background(element), ink = parse(style.color);
+    const shown = over([ink[0], ink[1], ink[2], ink[3] * opacity(element)], under);
+    const [high, lowest] = [luminance(shown), luminance(under)].sort((a, b) => b - a);
+    const ratio = (high + 0.05) / (lowest + 0.05), size = parseFloat(style.fontSize);
+    const large = size >= 24 || (Number(style.fontWeight) >= 700 && size >= 18.66);
+    if (ratio < (large ? 3 : 4.5)) low.push(`${element.tagName.toLowerCase()}.${element.className}: `
+      + `"${node.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}:1 (${style.color} on rgb(${under.slice(0, 3)}))`);
+  }
+  return low;
+}"""
+
+
+def low_contrast(page) -> list[str]:
+    """The visible texts below WCAG AA contrast on the page as it is now."""
+    return page.evaluate(LOW_CONTRAST_JS)
+
+
 def screenshot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
@@ -139,14 +182,17 @@ def test_answer_streams_and_a_citation_opens_its_paragraph_in_context(page, seed
     assert links.count() >= 1, f"no citation in the answer: {page.locator('#chat').inner_text()!r}"
     marker = links.first
     n = int(marker.get_attribute("href").rsplit("-", 1)[1])
-    assert marker.inner_text() == f"[{n}]"
+    assert marker.inner_text() == "[1]" and n == 1  # numbered from [1] in the order shown
 
     marker.click()
     card = page.locator(f"#sources details#src-1-{n}")
     page.wait_for_function(f"() => document.querySelector('#sources details#src-1-{n}')?.open === true")
     context = card.locator(".src-context")
     assert context.is_visible()
-    file = card.locator(".src-meta .src-file").inner_text()
+    # The document by its title, its file name on hover.
+    name = card.locator(".src-meta .src-file")
+    file, title = name.get_attribute("title"), name.inner_text()
+    assert title == assistant.index.files[file]["title"] and title != file
     paragraph = int(card.locator(".src-meta .src-para").inner_text().lstrip("¶"))
     cited = context.locator(".ctx-cited .ctx-text")
     assert cited.inner_text() == assistant.index.paragraph(file, paragraph).text
@@ -155,11 +201,26 @@ def test_answer_streams_and_a_citation_opens_its_paragraph_in_context(page, seed
     evidence = page.locator("#chat blockquote").last.inner_text()
     quote = evidence.split("“", 1)[1].rsplit("”", 1)[0]
     assert quote and quote in cited.inner_text()
-    assert f"{file} ¶{paragraph}" in evidence
+    assert f"{title} ¶{paragraph}" in evidence and file not in evidence
+    # Quoted text is marked with its language (screen readers, font fallback).
+    from rag.language import detect_language
+
+    quoted = page.locator("#chat blockquote").last.locator("span[lang]").first
+    assert quoted.get_attribute("lang") == detect_language(quote) == "ko"
     numbers = [int(t.lstrip("¶")) for t in context.locator(".ctx .ctx-n").all_inner_texts()]
     assert paragraph in numbers and len(numbers) >= 2
     assert min(numbers) < paragraph or max(numbers) > paragraph  # with its neighbours
     screenshot(page, "ui-citation.png")
+
+    # Every text at WCAG AA in both themes, with an answer, its sources and the documents shown.
+    page.evaluate("() => document.querySelectorAll('#sources details').forEach(d => d.open = true)")
+    page.click("#documents button, #documents .label-wrap")
+    page.wait_for_selector("#docs-table table.docs", state="visible")
+    for theme in ("light", "dark"):  # ?__theme=dark sets the body's `dark` class; toggled here
+        page.evaluate(f"() => document.body.classList.toggle('dark', {'true' if theme == 'dark' else 'false'})")
+        page.wait_for_timeout(300)  # colour transitions
+        screenshot(page, f"ui-contrast-{theme}.png")
+        assert low_contrast(page) == [], theme
 
     # Clicking the source itself folds and unfolds it.
     card.locator("summary").click()
@@ -197,7 +258,9 @@ def test_hostile_document_is_shown_as_text_and_never_runs(page, hostile_app):
     sources = page.locator("#sources").inner_text()
     assert "<script>window.__pwned_script = 1</script>" in sources
     assert '<img src=x onerror="window.__pwned_img = 1">' in sources
-    assert HOSTILE_NAME in sources
+    # sources name a document by its title, its file name on hover (as text, never markup)
+    hovered = page.locator("#sources .src-file").evaluate_all("els => els.map(e => e.getAttribute('data-file'))")
+    assert HOSTILE_NAME in hovered
     assert HOSTILE_NAME in page.locator("#docs-table").inner_text()
     assert page.locator("#sources img, #docs-table img, #sources script").count() == 0
     assert page.locator("#chat .message-content img[onerror], #chat .message-content script").count() == 0
@@ -214,6 +277,12 @@ def test_starter_question_then_a_follow_up_shows_its_standalone_form(page, seeds
     assert "Calvin French-Owen" in page.locator("#chat").inner_text()
 
     ask(page, "Berapa bulan dia bekerja di OpenAI?", 2)
+    # The time shown is the wait, the rewriting of the follow-up a step of its own.
+    steps = page.locator('#sources section[data-turn="2"] .src-time').inner_text()
+    times = re.fullmatch(r"rewrote the question (\d+\.\d) s · answered in (\d+\.\d) s · waited (\d+\.\d) s", steps)
+    assert times, steps
+    rewriting, answering, waited = map(float, times.groups())
+    assert waited >= rewriting + answering - 0.2, steps
     rewrite = page.locator("#chat .rewrite")
     assert rewrite.count() == 1, "the follow-up was not rewritten"
     # "dia" replaced by what the conversation was about (the small LLM picks the person or the company).
@@ -377,10 +446,14 @@ def test_mixed_formats_in_the_chat_cite_pdf_pages_and_stay_readable(page, mixed_
     ask(page, PDF_QUESTION, 1)
     cards = page.locator("#sources .src-card")
     assert cards.count() >= 1
-    metas = [cards.nth(i).locator(".src-meta").inner_text() for i in range(cards.count())]
-    pdf_cards = [m for m in metas if ".pdf" in m]
+    # (file name, as on hover; what the card shows)
+    metas = [
+        (cards.nth(i).locator(".src-file").get_attribute("title"), cards.nth(i).locator(".src-meta").inner_text())
+        for i in range(cards.count())
+    ]
+    pdf_cards = [m for file, m in metas if file.endswith(".pdf")]
     assert pdf_cards and all(re.search(r"p\.\d+ ¶\d+", m) for m in pdf_cards), metas
-    assert all("p." not in m for m in metas if ".pdf" not in m)
+    assert all("p." not in m for file, m in metas if not file.endswith(".pdf"))
 
     page.click("#documents button, #documents .label-wrap")
     page.wait_for_selector("#docs-table table.docs", state="visible")
@@ -396,3 +469,73 @@ def test_mixed_formats_in_the_chat_cite_pdf_pages_and_stay_readable(page, mixed_
         colours = mark.evaluate("e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor]")
         assert contrast(*colours) >= 4.5, (theme, colours)
     screenshot(page, "ui-mixed-dark.png")
+
+
+# -- removing documents ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def library_app(tmp_path_factory, seeds_index, shared_assistant):
+    """The app on a writable copy of the seeds and their index, uploads and removal allowed."""
+    from ui.app import UiOptions, serve
+
+    root = tmp_path_factory.mktemp("ui-remove")
+    docs, index = root / "docs", root / "index"
+    shutil.copytree(SEEDS, docs)
+    shutil.copytree(seeds_index, index)
+    assistant = shared_assistant(docs_dir=docs, index_dir=index)
+    demo, url = serve(assistant, UiOptions(), port=free_port())
+    yield url, docs, assistant
+    demo.close()
+
+
+def choose_to_remove(page, name: str) -> None:
+    page.locator("#remove-choice input").fill(name)
+    page.locator("#remove-choice input").press("Enter")
+    page.click("#remove")
+
+
+def test_remove_keeps_the_file_undo_brings_it_back_and_only_an_upload_is_deleted_after_confirming(
+    page, library_app, tmp_path
+):
+    url, docs, assistant = library_app
+    seed = "003_15cb4250a3f963ee.txt"
+    upload = tmp_path / "kettle.txt"
+    upload.write_text("The kettle of Quillport whistles in B flat.\n", encoding="utf-8")
+    page.goto(url)
+    page.wait_for_selector("#upload input[type=file]", state="attached")
+    # The upload's progress shows on the upload box, never over the page title.
+    progress_over_title = "#app-header .wrap:not(.hide) .progress-text"
+    watch_for(page, progress_over_title)
+    page.set_input_files("#upload input[type=file]", str(upload))
+    page.wait_for_selector("#docs-status .status-ok", timeout=ANSWER_TIMEOUT_MS)
+    assert not saw(page, progress_over_title)
+    page.click("#documents button, #documents .label-wrap")
+
+    # A document of the user's: out of the index, the file untouched, no offer to delete it.
+    original = (docs / seed).read_bytes()
+    choose_to_remove(page, seed)
+    page.wait_for_selector("#removed-row", state="visible", timeout=ANSWER_TIMEOUT_MS)
+    status = page.locator("#docs-status").inner_text()
+    assert f"Removed {seed} from the index; the file stays" in status, status
+    assert (docs / seed).read_bytes() == original and seed not in assistant.index.files
+    assert page.locator("#delete-file").is_hidden()
+    screenshot(page, "ui-removed.png")
+    page.click("#undo-remove")
+    page.wait_for_selector("#removed-row", state="hidden", timeout=ANSWER_TIMEOUT_MS)
+    assert f"{seed} is back in the index" in page.locator("#docs-status").inner_text()
+    assert seed in assistant.index.files
+
+    # The chat's own upload: deleted only after a second, separate confirmation that names it.
+    choose_to_remove(page, "kettle.txt")
+    page.wait_for_selector("#delete-file", state="visible", timeout=ANSWER_TIMEOUT_MS)
+    page.click("#delete-file")
+    page.wait_for_selector("#confirm-row", state="visible")
+    assert "kettle.txt" in page.locator("#confirm-text").inner_text()
+    assert page.locator("#confirm-delete").inner_text() == "Delete kettle.txt"
+    assert (docs / "kettle.txt").exists()  # asking is not deleting
+    screenshot(page, "ui-confirm-delete.png")
+    assert low_contrast(page) == []
+    page.click("#confirm-delete")
+    page.wait_for_selector("#confirm-row", state="hidden", timeout=ANSWER_TIMEOUT_MS)
+    assert "Deleted the file kettle.txt" in page.locator("#docs-status").inner_text()
+    assert not (docs / "kettle.txt").exists() and "kettle.txt" not in assistant.index.files
+    assert (docs / seed).read_bytes() == original

@@ -48,6 +48,22 @@ EXAMPLES = [
 ]
 
 
+# The Soft theme's grey text (slate-400), indigo labels and its primary button (white on
+# indigo-500) are below WCAG AA's 4.5:1; these are the darker (lighter, in dark mode) steps
+# of the same hues. ui/style.css follows the same rule for the page's own elements.
+AA_COLOURS = {
+    "body_text_color_subdued": "*neutral_600",
+    "body_text_color_subdued_dark": "*neutral_300",
+    "block_label_text_color": "*primary_700",
+    "block_title_text_color": "*primary_700",
+    "button_primary_background_fill": "*primary_600",
+    "button_primary_background_fill_hover": "*primary_700",
+    "color_accent": "*primary_600",
+    "input_placeholder_color": "*neutral_500",
+    "input_placeholder_color_dark": "*neutral_400",
+}
+
+
 @dataclass(frozen=True)
 class UiOptions:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 2**20
@@ -213,7 +229,7 @@ def launch(
             "sans-serif",
         ],
         font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
-    )
+    ).set(**AA_COLOURS)
     try:
         demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
         _, url, _ = demo.launch(
@@ -428,13 +444,48 @@ def build_app(assistant, options: UiOptions = UiOptions(), watcher=None):
         return {**documents_view(), docs_status: "".join(lines), upload: None}
 
     def remove_file(name):
-        """Remove one indexed document from the documents folder and the index."""
+        """Take one indexed document out of the index; its file stays in the documents folder."""
         try:
             library.remove(name)
-            message = render.status("ok", f"Removed {name}")
+        except RagError as error:
+            return {**documents_view(), docs_status: render.status("error", str(error)), **removal_offer(None)}
+        message = render.status("ok", f"Removed {name} from the index; the file stays in the documents folder")
+        return {**documents_view(), docs_status: message, **removal_offer(name)}
+
+    def removal_offer(name) -> dict:
+        """After a removal: Undo, and for a file the chat uploaded, deleting it (after a confirmation)."""
+        deletable = bool(name) and library.uploaded_by_chat(name)
+        return {
+            removed: name or "",
+            removed_row: gr.update(visible=bool(name)),
+            delete_ask: gr.update(visible=deletable),
+            confirm_file_row: gr.update(visible=False),
+        }
+
+    def undo_remove(name):
+        """Bring the last removed document back into the index."""
+        try:
+            library.include([name] if name and isinstance(name, str) else [])
+            message = render.status("ok", f"{name} is back in the index")
         except RagError as error:
             message = render.status("error", str(error))
-        return {**documents_view(), docs_status: message}
+        return {**documents_view(), docs_status: message, **removal_offer(None)}
+
+    def ask_delete(name):
+        return {
+            confirm_file_row: gr.update(visible=True),
+            confirm_file_text: render.delete_question(name or ""),
+            confirm_file_delete: gr.update(value=f"Delete {name}"),
+        }
+
+    def delete_file(name, confirmation):
+        """Delete a file the chat uploaded from the documents folder; `confirmation` repeats its name."""
+        try:
+            library.delete(name, confirm=confirmation)
+            message = render.status("ok", f"Deleted the file {name}")
+        except RagError as error:
+            message = render.status("error", str(error))
+        return {**documents_view(), docs_status: message, **removal_offer(None)}
 
     # -- API -----------------------------------------------------------------------------------
     def ask(question: str, only: list[str] | None = None, languages: list[str] | None = None) -> dict:
@@ -573,6 +624,22 @@ def build_app(assistant, options: UiOptions = UiOptions(), watcher=None):
                             remove = gr.Button(
                                 "Remove", variant="stop", size="sm", scale=1, min_width=80, elem_id="remove"
                             )
+                        # The last document removed, for Undo; a (hidden) component, so the API takes it too.
+                        removed = gr.Textbox(visible=False, elem_id="removed-name")
+                        with gr.Row(visible=False, elem_id="removed-row") as removed_row:
+                            undo = gr.Button("Undo", size="sm", variant="secondary", elem_id="undo-remove")
+                            delete_ask = gr.Button(
+                                "Delete the file…", size="sm", variant="secondary", elem_id="delete-file"
+                            )
+                        with gr.Column(visible=False, elem_id="confirm-row") as confirm_file_row:
+                            confirm_file_text = gr.HTML("", elem_id="confirm-text", js_on_load=None)
+                            with gr.Row():
+                                confirm_file_delete = gr.Button(
+                                    "Delete", variant="stop", size="sm", elem_id="confirm-delete"
+                                )
+                                cancel_file_delete = gr.Button(
+                                    "Cancel", size="sm", variant="secondary", elem_id="cancel-delete"
+                                )
 
         # -- events --------------------------------------------------------------------------
         chat_inputs = [box, conversation, k, max_tokens, temperature, scope_picker]
@@ -637,15 +704,36 @@ def build_app(assistant, options: UiOptions = UiOptions(), watcher=None):
                 concurrency_id=LLM_QUEUE,
                 api_name="upload_documents",
                 show_progress="full",
+                show_progress_on=upload,  # on every output, its bar covered the page title
             )
+            offer = [removed, removed_row, delete_ask, confirm_file_row]
             remove.click(
                 remove_file,
                 to_remove,
-                [*docs_outputs, docs_status],
+                [*docs_outputs, docs_status, *offer],
                 concurrency_id=LLM_QUEUE,
                 api_name="remove_document",
             )
-        demo.load(documents_view, None, docs_outputs, queue=False, api_visibility="private")
+            undo.click(undo_remove, removed, [*docs_outputs, docs_status, *offer], concurrency_id=LLM_QUEUE)
+            delete_ask.click(
+                ask_delete,
+                removed,
+                [confirm_file_row, confirm_file_text, confirm_file_delete],
+                queue=False,
+                api_visibility="private",
+            )
+            cancel_file_delete.click(
+                lambda: gr.update(visible=False), None, confirm_file_row, queue=False, api_visibility="private"
+            )
+            # The API asks for the name twice, as the confirmation names the file.
+            confirm_file_delete.click(
+                delete_file,
+                [removed, removed],
+                [*docs_outputs, docs_status, *offer],
+                concurrency_id=LLM_QUEUE,
+                api_name="delete_document",
+            )
+        demo.load(documents_view, None, docs_outputs, queue=False, api_visibility="private", show_progress="hidden")
         if watcher is not None:
 
             def watched(seen):

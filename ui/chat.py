@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,11 @@ WRITING = '<span class="thinking">Reading the passages…</span>'
 CURSOR = " ▍"
 STOPPED_MARK = ' <span class="stopped">(stopped)</span>'
 INTERRUPTED_MARK = '<span class="stopped">(interrupted: the server stopped before the answer was settled)</span>'
+
+# What a session keeps: the turns a follow-up may read (only the last is), and the turns shown in
+# the chat (the Sources panel keeps render.KEPT_TURNS sections); not every turn ever.
+KEPT_TURNS = 4
+KEPT_CHAT_TURNS = 50
 
 
 def clamp(value, low, high, kind):
@@ -65,7 +71,7 @@ class ChatState:
     """One browser session's conversation."""
 
     messages: list[dict] = field(default_factory=list)  # the chat as displayed
-    turns: list[dict] = field(default_factory=list)  # answered: question, standalone question, answer text
+    turns: list[dict] = field(default_factory=list)  # the last answered: turn number, question, standalone, answer
     sections: list[str] = field(default_factory=list)  # the Sources panel's HTML of each answered question
     conversation: int | None = None  # its number in the history, once a question was asked
     pending: int | None = None  # the history's turn being answered
@@ -113,6 +119,7 @@ class Chat:
         documents `picked` beside the question box (rag.scope.scope_choices' values) and those
         `@mentioned` in it, or all when none. Closing the iterator (Stop) gives the LLM back as
         soon as the current step ends."""
+        started = time.perf_counter()  # the user's wait, a follow-up's rewriting included
         state = (state or ChatState()).copy()
         settings = self.assistant.settings
         question = question if isinstance(question, str) else ""
@@ -142,6 +149,9 @@ class Chat:
             asked, mentioned = mentions(cleaned, self.assistant.index.files)  # the rewrite sees no @file
             scope = scope_of_choices(picked) | mentioned
             rewrite = self.assistant.standalone_question(state.history, asked)
+            # The LLM was asked (a follow-up): a step of the wait of its own, also when it kept the question.
+            asked_llm = rewrite.reason not in ("no history", "not a follow-up")
+            rewrite_ms = (time.perf_counter() - started) * 1000 if asked_llm else 0.0
             # Said whenever the question searched is not the one typed (a follow-up made standalone,
             # a mention taken out), as `open` says it of a saved turn.
             note = unsaved + (render.rewrite_note(rewrite.standalone) if rewrite.standalone != cleaned else "")
@@ -164,7 +174,7 @@ class Chat:
             for event in stream:
                 if isinstance(event, Retrieved):
                     reply["content"] = note + WRITING
-                    pending = render.pending_sources(rewrite.standalone, event.hits)
+                    pending = render.pending_sources(rewrite.standalone, event.hits, self.assistant.index.files)
                     yield View(state.copy(), sources=render.sources_panel(state.sections, pending))
                 elif isinstance(event, Token):
                     pieces.append(event.text)
@@ -173,7 +183,12 @@ class Chat:
                     yield View(state.copy())
                 elif isinstance(event, Done):
                     self._record_answer(state, rewrite.standalone, event.answer)
-                    self._settle(state, cleaned, rewrite.standalone, event.answer, note)
+                    waits = {
+                        "rewrite": rewrite_ms,
+                        "total": event.answer.timings_ms.get("total", 0.0),
+                        "waited": (time.perf_counter() - started) * 1000,
+                    }
+                    self._settle(state, cleaned, rewrite.standalone, event.answer, note, waits=waits)
                     yield View(state.copy(), sources=render.sources_panel(state.sections), answering=False)
         except RagError as error:
             reply["content"] = error_message(error)
@@ -189,21 +204,32 @@ class Chat:
                 stream.close()
 
     def _settle(
-        self, state: ChatState, question: str, standalone: str, answer, note: str, stale: dict | None = None
+        self,
+        state: ChatState,
+        question: str,
+        standalone: str,
+        answer,
+        note: str,
+        stale: dict | None = None,
+        waits: dict | None = None,
     ) -> None:
         """The checked answer replaces the draft; its sources join the panel; the turn is kept for
-        follow-ups. `stale`: cited files changed or gone since (a reopened answer)."""
+        follow-ups. `stale`: cited files changed or gone since (a reopened answer); `waits`: the
+        user's wait step by step (render.wait_times), else the answer's own timings."""
         stale = stale or {}
-        turn = len(state.turns) + 1
-        state.messages[-1]["content"] = (
-            note + render.scope_note(answer.searched) + render.answer_message(answer, turn, stale)
-        )
+        turn = (state.turns[-1]["turn"] if state.turns else 0) + 1  # counted on past the turns let go
         index = self.assistant.index
-        languages = {name: info.get("language", "") for name, info in index.files.items()}
+        state.messages[-1]["content"] = (
+            note + render.scope_note(answer.searched) + render.answer_message(answer, turn, index.files, stale)
+        )
         cited = {c.file: index.paragraphs_of(c.file) for c in answer.citations if c.file not in stale}
-        state.sections.append(render.turn_sources(turn, standalone, answer, cited, languages, answer.timings_ms, stale))
-        state.turns.append({"question": question, "standalone": standalone, "answer": answer.text or ""})
+        state.sections.append(
+            render.turn_sources(turn, standalone, answer, cited, index.files, waits or answer.timings_ms, stale)
+        )
+        state.turns.append({"turn": turn, "question": question, "standalone": standalone, "answer": answer.text or ""})
         state.pending, state.draft = None, ""
+        # A session keeps what it shows and what a follow-up reads, not every turn ever.
+        del state.turns[:-KEPT_TURNS], state.sections[: -render.KEPT_TURNS], state.messages[: -2 * KEPT_CHAT_TURNS]
 
     # -- saving as it happens ---------------------------------------------------------------
     def _record_question(self, state: ChatState, question: str, owner: str) -> None:

@@ -14,7 +14,7 @@ from itertools import groupby
 
 from rag import prompts
 from rag.citations import MARKER_GROUP, place
-from rag.language import language_name
+from rag.language import detect_language, language_name
 
 # Paragraphs (pieces of a long one counted apart) of context shown before and after a cited one.
 CONTEXT_PARAGRAPHS = 2
@@ -74,9 +74,10 @@ def draft_markdown(text: str) -> str:
     )
 
 
-def _quoted(where: str, text: str) -> str:
-    """`text` quoted, with where it stands (`file ¶N`, or `file p.PAGE ¶N` for a PDF)."""
-    return f"> “{md_escape(text)}”  \n> — {md_escape(where)}"
+def lang(text: str) -> str:
+    """The `lang` attribute of a piece of document text, in the language it is written in
+    (screen readers pronounce it so, browsers pick its fonts by it)."""
+    return f' lang="{detect_language(text)}"'
 
 
 def stale_note(change: str) -> str:
@@ -84,19 +85,38 @@ def stale_note(change: str) -> str:
     return f'<span class="stale">⚠ {md_escape(change)}</span>'
 
 
-def answer_message(answer, turn: int, changes: Mapping[str, str] | None = None) -> str:
+def _quoted(source, text: str, files: Mapping[str, Mapping]) -> str:
+    """`text` quoted, with where it stands: the document's title (its file name on hover) and
+    paragraph (`¶N`, or `p.PAGE ¶N` for a PDF), or `file ¶N` where the title is unknown."""
+    quote = f"> <span{lang(text)}>“{md_escape(text)}”</span>  \n"
+    title = (files.get(source.file) or {}).get("title")
+    if not title:
+        return f"{quote}> — {md_escape(source.location)}"
+    where = place(source.paragraph, source.page) + (" (OCR)" if source.ocr else "")
+    return (
+        f'{quote}> — <span class="quote-source" title="{escape(source.file)}"{lang(title)}>{md_escape(title)}</span> '
+        f"{md_escape(where)}"
+    )
+
+
+def answer_message(
+    answer, turn: int, files: Mapping[str, Mapping] | None = None, changes: Mapping[str, str] | None = None
+) -> str:
     """The settled reply: the checked answer with the sentences it rests on quoted verbatim, or
-    a notice; a claim the check did not confirm is shown as such, never as the answer.
-    `changes` (file -> what happened since) marks the citations of a reopened answer."""
-    changes = changes or {}
-    parts = [answer_markdown(answer.text or "", turn, [c.n for c in answer.citations])]
+    a notice; a claim the check did not confirm is shown as such, never as the answer. `files`
+    is the index's file table (titles, languages); `changes` (file -> what happened since)
+    marks the citations of a reopened answer."""
+    files, changes = files or {}, changes or {}
+    parts = [
+        f'<span lang="{answer.language}">{answer_markdown(answer.text or "", turn, [c.n for c in answer.citations])}</span>'
+    ]
     for c in answer.citations:
-        parts.append(_quoted(c.location, c.quote) + (f"\n\n{stale_note(changes[c.file])}" if c.file in changes else ""))
+        parts.append(_quoted(c, c.quote, files) + (f"\n\n{stale_note(changes[c.file])}" if c.file in changes else ""))
     if answer.truncated:
         parts.append(f'<span class="truncated">{md_escape(prompts.truncated(answer.language))}</span>')
     if answer.passage is not None:
         passage = answer.passage
-        parts.append(_quoted(passage.location, passage.text))
+        parts.append(_quoted(passage, passage.text, files))
     for claim in answer.unsupported:
         parts.append(
             f'<span class="unverified">Not confirmed by the documents, so not given as the answer: '
@@ -124,7 +144,7 @@ def _highlight(text: str, quote: str | None) -> str:
         start = text.find(quote)
         if start >= 0:
             end = start + len(quote)
-            return f"{escape(text[:start])}<mark>{escape(quote)}</mark>{escape(text[end:])}"
+            return f"{escape(text[:start])}<mark{lang(quote)}>{escape(quote)}</mark>{escape(text[end:])}"
     return escape(text)
 
 
@@ -146,7 +166,7 @@ def _context(paragraphs: Sequence, cited: int, quote: str) -> str:
         )
         rows.append(
             f'<div class="ctx{" ctx-cited" if cited in run else ""}"><span class="ctx-n">¶{number}</span>'
-            f'<span class="ctx-text">{body}</span></div>'
+            f'<span class="ctx-text"{lang(paragraphs[run[0]].text)}>{body}</span></div>'
         )
     if first > 0:
         rows.insert(0, '<div class="ctx-gap">⋯</div>')
@@ -161,17 +181,27 @@ def _place(paragraph: int, page: int | None, ocr: bool) -> str:
     return f'<span class="src-para">{place(paragraph, page)}</span>{mark}'
 
 
+def source_name(file: str, info: Mapping | None) -> str:
+    """A document as sources name it: its title, with the file name on hover (`data-file` too)."""
+    title = (info or {}).get("title") or file
+    return (
+        f'<span class="src-file" title="{escape(file)}" data-file="{escape(file)}"{lang(title)}>{escape(title)}</span>'
+    )
+
+
 def citation_card(
-    turn: int, citation, paragraphs: Sequence | None, language: str | None, change: str | None = None
+    turn: int, citation, paragraphs: Sequence | None, info: Mapping | None, change: str | None = None
 ) -> str:
-    """One cited passage: number, file, paragraph, text with the quote marked; opens on its
-    context among the file's `paragraphs` (rag.documents.Paragraph, piece by piece).
-    `change`: what happened to its document since (a reopened answer), said on the card."""
-    lang = f'<span class="src-lang">{escape(language.upper())}</span>' if language else ""
+    """One cited passage: number, document, paragraph, text with the quote marked; opens on its
+    context among the file's `paragraphs` (rag.documents.Paragraph, piece by piece). `info` is
+    the document's entry in the index's file table (title, language); `change`: what happened
+    to its document since (a reopened answer), said on the card."""
+    language = (info or {}).get("language")
+    badge = f'<span class="src-lang">{escape(language.upper())}</span>' if language else ""
     stale = f'<div class="src-stale">⚠ {escape(change)}</div>' if change else ""
     meta = (
-        f'<span class="src-n">{citation.n}</span><span class="src-file">{escape(citation.file)}</span>'
-        f"{_place(citation.paragraph, citation.page, citation.ocr)}{lang}"
+        f'<span class="src-n">{citation.n}</span>{source_name(citation.file, info)}'
+        f"{_place(citation.paragraph, citation.page, citation.ocr)}{badge}"
     )
     cited = next(
         (i for i, p in enumerate(paragraphs or ()) if p.number == citation.paragraph and p.text == citation.text), None
@@ -180,13 +210,14 @@ def citation_card(
         context = _context(paragraphs, cited, citation.quote)
     else:  # the document changed since: show what was cited
         context = (
-            f'<div class="ctx ctx-cited"><span class="ctx-text">{_highlight(citation.text, citation.quote)}'
+            f'<div class="ctx ctx-cited"><span class="ctx-text"{lang(citation.text)}>'
+            f"{_highlight(citation.text, citation.quote)}"
             f"</span></div>"
         )
     return (
         f'<details class="src-card" id="src-{turn}-{citation.n}" data-n="{citation.n}">'
         f'<summary><div class="src-meta">{meta}<span class="src-toggle" aria-hidden="true"></span></div>'
-        f'<div class="src-text">{_highlight(citation.text, citation.quote)}</div>{stale}</summary>'
+        f'<div class="src-text"{lang(citation.text)}>{_highlight(citation.text, citation.quote)}</div>{stale}</summary>'
         f'<div class="src-context" title="¶{citation.paragraph} in its context">{context}</div></details>'
     )
 
@@ -200,20 +231,28 @@ def _scores(hit) -> str:
     return " · ".join(parts)
 
 
-def passage_row(rank: int, hit) -> str:
+def passage_row(rank: int, hit, files: Mapping[str, Mapping] | None = None) -> str:
     chunk = hit.chunk
     span = f"¶{chunk.first}" if chunk.first == chunk.last else f"¶{chunk.first}–{chunk.last}"
     return (
         f'<div class="hit"><div class="hit-meta"><span class="hit-n" title="rank {rank}">#{rank}</span>'
-        f'<span class="src-file">{escape(chunk.file)}</span><span class="src-para">{span}</span>'
+        f'{source_name(chunk.file, (files or {}).get(chunk.file))}<span class="src-para">{span}</span>'
         f'<span class="hit-score">{escape(_scores(hit))}</span></div>'
-        f'<div class="hit-text">{escape(_short(chunk.text, PASSAGE_CHARS))}</div></div>'
+        f'<div class="hit-text"{lang(chunk.text)}>{escape(_short(chunk.text, PASSAGE_CHARS))}</div></div>'
     )
 
 
-def _seconds(timings: Mapping[str, float] | None) -> str:
-    total = (timings or {}).get("total")
-    return f'<span class="src-time">answered in {total / 1000:.1f} s</span>' if total else ""
+def wait_times(timings: Mapping[str, float] | None) -> str:
+    """How long the user waited, step by step: a follow-up's rewriting is a step of its own
+    (`rewrite`), then the answer (`total`), then the whole wait (`waited`), in milliseconds."""
+    timings = timings or {}
+    steps = [
+        ("rewrite", "rewrote the question {:.1f} s"),
+        ("total", "answered in {:.1f} s"),
+        ("waited", "waited {:.1f} s"),
+    ]
+    parts = [label.format(timings[key] / 1000) for key, label in steps if timings.get(key)]
+    return f'<span class="src-time">{" · ".join(parts)}</span>' if parts else ""
 
 
 def turn_sources(
@@ -221,16 +260,15 @@ def turn_sources(
     question: str,
     answer,
     paragraphs: Mapping[str, Sequence],
-    languages: Mapping[str, str],
+    files: Mapping[str, Mapping],
     timings: Mapping[str, float] | None = None,
     changes: Mapping[str, str] | None = None,
 ) -> str:
-    """The Sources section of one answered question (kept as HTML in the session); `changes`
-    as for `answer_message`."""
+    """The Sources section of one answered question (kept as HTML in the session); `files` is
+    the index's file table (titles, languages); `changes` as for `answer_message`."""
     changes = changes or {}
     cards = "".join(
-        citation_card(turn, c, paragraphs.get(c.file), languages.get(c.file), changes.get(c.file))
-        for c in answer.citations
+        citation_card(turn, c, paragraphs.get(c.file), files.get(c.file), changes.get(c.file)) for c in answer.citations
     )
     if cards:
         count = len(answer.citations)
@@ -241,8 +279,8 @@ def turn_sources(
     elif answer.passage is not None:
         body = (
             '<div class="src-heading">Most relevant passage<span class="src-hint">no checked answer could be '
-            f'written from it</span></div><div class="src-text">{escape(answer.passage.text)}</div>'
-            f'<div class="src-meta"><span class="src-file">{escape(answer.passage.file)}</span>'
+            f'written from it</span></div><div class="src-text"{lang(answer.passage.text)}>{escape(answer.passage.text)}</div>'
+            f'<div class="src-meta">{source_name(answer.passage.file, files.get(answer.passage.file))}'
             f"{_place(answer.passage.paragraph, answer.passage.page, answer.passage.ocr)}</div>"
         )
     elif answer.abstained:
@@ -258,7 +296,7 @@ def turn_sources(
         if not any((h.chunk.file, p) in cited_paragraphs for p in range(h.chunk.first, h.chunk.last + 1))
     ]
     if others:
-        rows = "".join(passage_row(n, h) for n, h in others)
+        rows = "".join(passage_row(n, h, files) for n, h in others)
         label = "Other retrieved passages" if answer.citations else "Retrieved passages"
         body += (
             f'<details class="src-others"><summary>{label} ({len(others)})</summary>'
@@ -267,18 +305,18 @@ def turn_sources(
     return (
         f'<section class="src-turn" data-turn="{turn}"><div class="src-question">'
         f'<span class="src-q-label">Q{turn}</span><span>{escape(_short(question, 160))}</span>'
-        f"{_seconds(timings)}</div>{body}</section>"
+        f"{wait_times(timings)}</div>{body}</section>"
     )
 
 
-def pending_sources(question: str, hits: Sequence | None) -> str:
+def pending_sources(question: str, hits: Sequence | None, files: Mapping[str, Mapping] | None = None) -> str:
     """The panel while an answer is being written: what was retrieved so far."""
     if hits is None:
         status = "Searching the documents…"
         rows = ""
     else:
         status = f"{plural(len(hits), 'passage')} retrieved; writing the answer…"
-        rows = "".join(passage_row(n, h) for n, h in enumerate(hits, 1))
+        rows = "".join(passage_row(n, h, files) for n, h in enumerate(hits, 1))
         rows = (
             (
                 f'<details class="src-others"><summary>Retrieved passages ({len(hits)})</summary>'
@@ -330,7 +368,7 @@ def documents_table(files: Mapping[str, Mapping]) -> str:
 def _title(info: Mapping) -> str:
     """The document's readable title above its file name (an index built before titles has none)."""
     title = info.get("title")
-    return f'<span class="doc-title">{escape(_short(title, 90))}</span>' if title else ""
+    return f'<span class="doc-title"{lang(title)}>{escape(title)}</span>' if title else ""
 
 
 def facts(pairs: Sequence[tuple[str, str]]) -> str:
@@ -358,3 +396,11 @@ STATUS_ICONS = {"ok": "✓", "warning": "⚠", "error": "✗"}
 def status(kind: str, message: str) -> str:
     """One line of the documents panel's status (upload or removal result)."""
     return f'<div class="status status-{kind}">{STATUS_ICONS.get(kind, "")} {escape(message)}</div>'
+
+
+def delete_question(name: str) -> str:
+    """The confirmation asked before a file is deleted from the documents folder, naming it."""
+    return (
+        f'<div class="status status-warning">Delete the file <b>{escape(name)}</b> from the documents folder? '
+        "This cannot be undone.</div>"
+    )
