@@ -233,6 +233,9 @@ def score_question(
         why=getattr(answer, "why", None),
         answerable_probability=getattr(answer, "answerable", None),
         copy_probability=getattr(answer, "copy_probability", None),
+        confirmed_probability=getattr(answer, "confirmed", None),
+        # The best passage's cosine, before the similarity floor (rag.assistant.Assistant.threshold).
+        similarity=answer.passages[0].cosine if getattr(answer, "passages", None) else None,
         unsupported=list(getattr(answer, "unsupported", None) or []),
         timings_ms={key: round(value, 1) for key, value in answer.timings_ms.items()},
     )
@@ -326,10 +329,10 @@ def answer_metrics(rows: Sequence[dict]) -> dict:
     }
 
 
-def refused_below(rows: Sequence[dict], threshold: float) -> list[dict]:
-    """The rows as they would be with Settings.min_answerable = threshold: a question whose
-    probability of being answerable is lower is refused before anything is generated. Exact for
-    thresholds at or above the one of the run (below it, the refused rows were never answered)."""
+def refused_below(rows: Sequence[dict], threshold: float, signal: str = "answerable_probability") -> list[dict]:
+    """The rows as they would be with the gate on `signal` at `threshold` (by default
+    Settings.min_answerable): a question whose signal is lower is refused. Exact for thresholds
+    at or above the one of the run (below it, the refused rows were never answered)."""
 
     def refused(row: dict) -> dict:
         answerable = row["answerable"]
@@ -345,12 +348,7 @@ def refused_below(rows: Sequence[dict], threshold: float) -> list[dict]:
         }
 
     return [
-        refused(r)
-        if (
-            r.get("answerable_probability") is not None and "error" not in r and r["answerable_probability"] < threshold
-        )
-        else r
-        for r in rows
+        refused(r) if (r.get(signal) is not None and "error" not in r and r[signal] < threshold) else r for r in rows
     ]
 
 

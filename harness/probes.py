@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag import prompts
 from rag.llm import LLM
 from rag.store import EMBED_BATCH
 
@@ -138,9 +139,12 @@ class LlmProbe:
         return self.llm.count_tokens(text)
 
     def choose(self, messages, prefix, options):
-        if self.llama is not None:
-            llama_perf_reset(self.llama)
-        self._chosen_at, self._answered = now(), False
+        # The check of a copy after it is written continues that answer; any other choice
+        # begins a question's call.
+        if options != prompts.CONFIRM_OPTIONS:
+            if self.llama is not None:
+                llama_perf_reset(self.llama)
+            self._chosen_at, self._answered = now(), False
         return self.llm.choose(messages, prefix, options)
 
     def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None) -> Iterator[str]:
@@ -164,7 +168,7 @@ class LlmProbe:
             call.perf = llama_perf(self.llama)
             call.context_tokens = int(self.llama.n_tokens)
         (self.follow_ons if self._answered else self.calls).append(call)
-        self._answered = after_choice
+        self._answered = self._answered or after_choice
 
 
 def raw_chat(llama, call: LlmCall, grammars: dict) -> LlmCall:

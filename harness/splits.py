@@ -1,8 +1,12 @@
-"""Answer figures of one `rag eval` run, per split of the gold, at several answerability
-thresholds: the run is made once with RAG_MIN_ANSWERABLE=0 over dev and test together, a
-threshold is chosen on dev, and test is read at that threshold.
+"""Answer figures of one `rag eval` run, per split of the gold, with each refusal gate swept:
+the run is made once with every gate open (RAG_MIN_SIMILARITY=-1 RAG_MIN_ANSWERABLE=0
+RAG_MIN_CONFIRMED=0 RAG_MIN_COPIED=0) over dev and test together, thresholds are chosen on
+dev, and test is read at them.
 
-    python -m harness.splits RESULTS.jsonl --split dev=eval/public/dev.jsonl --split test=eval/public/test.jsonl
+    python -m harness.splits RESULTS.jsonl --split dev=eval/public/dev.jsonl --split test=eval/public/test.jsonl \\
+        [--at answerable_probability=0.5 --at confirmed_probability=0.6]
+
+Each gate is swept with the others at the `--at` values (default: the settings' defaults).
 """
 
 from __future__ import annotations
@@ -11,56 +15,60 @@ import argparse
 import json
 from pathlib import Path
 
-from .metrics import answer_metrics
+from rag.settings import Settings
 
-THRESHOLDS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9)
+from .metrics import answer_metrics, refused_below
+
+# The recorded signal of each gate, the setting it stands for, and the thresholds swept.
+GATES = {
+    "similarity": ("min_similarity", (-1.0, 0.7, 0.75, 0.78, 0.8, 0.82, 0.84)),
+    "answerable_probability": ("min_answerable", (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9)),
+    "copy_probability": ("min_copied", (0.0, 0.1, 0.2, 0.3, 0.5)),
+    "confirmed_probability": ("min_confirmed", (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)),
+}
+NAMES = (
+    "n",
+    "accuracy",
+    "right when answered",
+    "answerable refused",
+    "unanswerable refused",
+    "cross-language accuracy",
+)
 
 
-def at_threshold(row: dict, threshold: float) -> dict:
-    """The row as a run with --min-answerable `threshold` would have scored it."""
-    probability = row.get("answerable_probability")
-    if row.get("abstained") or probability is None or probability >= threshold:
-        return row
-    refused = dict(row, abstained=True, citations=[])
-    if row["answerable"]:
-        refused.update(correct=False, cites_evidence=False)
-    return refused
+def gated(rows: list[dict], thresholds: dict[str, float]) -> list[dict]:
+    """The rows as a run with these gate thresholds would have scored them."""
+    for signal, threshold in thresholds.items():
+        rows = refused_below(rows, threshold, signal)
+    return rows
 
 
 def figures(rows: list[dict]) -> dict:
     m = answer_metrics(rows)
     cross = [r for r in rows if r["answerable"] and r["kind"] == "cross"]
+    given = [r for r in rows if not r.get("abstained") and "error" not in r]
     return {
         "n": m["n"],
         "accuracy": m["accuracy"],
-        "right when answered": _right(rows),
+        "right when answered": sum(bool(r["correct"]) for r in given) / len(given) if given else float("nan"),
         "answerable refused": 1 - m["refusal_answerable"],
         "unanswerable refused": m["refusal_unanswerable"],
         "cross-language accuracy": sum(bool(r["correct"]) for r in cross) / len(cross) if cross else float("nan"),
     }
 
 
-def _right(rows: list[dict]) -> float:
-    given = [r for r in rows if not r.get("abstained") and "error" not in r]
-    return sum(bool(r["correct"]) for r in given) / len(given) if given else float("nan")
-
-
-def table(rows: list[dict], splits: dict[str, set[str]]) -> str:
-    names = [
-        "n",
-        "accuracy",
-        "right when answered",
-        "answerable refused",
-        "unanswerable refused",
-        "cross-language accuracy",
+def table(rows: list[dict], splits: dict[str, set[str]], at: dict[str, float]) -> str:
+    lines = [
+        "| split | gate | threshold | " + " | ".join(NAMES) + " |",
+        "|" + "---|" * (len(NAMES) + 3),
     ]
-    lines = ["| split | min answerable | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 2)]
     for name, ids in splits.items():
         chosen = [r for r in rows if r["id"] in ids]
-        for threshold in THRESHOLDS:
-            values = figures([at_threshold(r, threshold) for r in chosen])
-            cells = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in values.values()]
-            lines.append(f"| {name} | {threshold:g} | " + " | ".join(cells) + " |")
+        for signal, (setting, thresholds) in GATES.items():
+            for threshold in thresholds:
+                values = figures(gated(chosen, {**at, signal: threshold}))
+                cells = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in values.values()]
+                lines.append(f"| {name} | {setting} | {threshold:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -68,13 +76,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", type=Path, help="results.jsonl of a rag eval run")
     parser.add_argument("--split", action="append", default=[], metavar="NAME=GOLD.jsonl")
+    parser.add_argument("--at", action="append", default=[], metavar="SIGNAL=THRESHOLD")
     args = parser.parse_args(argv)
     rows = [json.loads(line) for line in args.results.read_text(encoding="utf-8").splitlines() if line.strip()]
     splits = {}
     for spec in args.split or [f"all={args.results}"]:
         name, _, gold = spec.partition("=")
         splits[name] = {json.loads(line)["id"] for line in Path(gold).read_text(encoding="utf-8").splitlines() if line}
-    print(table(rows, splits))
+    defaults = Settings()
+    at = {signal: getattr(defaults, setting) for signal, (setting, _) in GATES.items()}
+    for spec in args.at:
+        signal, _, value = spec.partition("=")
+        if signal not in GATES:
+            parser.error(f"unknown gate {signal!r}; one of {', '.join(GATES)}")
+        at[signal] = float(value)
+    print(table(rows, splits, at))
     return 0
 
 

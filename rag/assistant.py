@@ -63,6 +63,17 @@ class Answer:
     answerable: float | None = None  # the model's probability that a passage answers
     copied: str | None = None  # the answer as copied from the cited sentence, verbatim
     copy_probability: float | None = None  # the model's own probability of the copy, per token
+    confirmed: float | None = None  # the model's probability, asked after the copy, that it answers
+    # What other passages the model also took to answer say instead, each with its citation's n.
+    disagreements: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def shown(self) -> str | None:
+        """The text a reader is shown: the answer, then what other sources say otherwise."""
+        if self.text is None or not self.disagreements:
+            return self.text
+        return " ".join([self.text, *(prompts.disagreement(self.language, s, n) for s, n in self.disagreements)])
+
     translation: str | None = None  # the copy in the question's language, when they differ
     searched: tuple[str, ...] | None = None  # the files a scoped question searched; None: all
 
@@ -77,7 +88,9 @@ class Answer:
             "answerable_probability": None if self.answerable is None else round(self.answerable, 4),
             "copied": self.copied,
             "copy_probability": None if self.copy_probability is None else round(self.copy_probability, 4),
+            "confirmed_probability": None if self.confirmed is None else round(self.confirmed, 4),
             "translation": self.translation,
+            "disagreements": [{"answer": span, "citation": n} for span, n in self.disagreements],
             "language": self.language,
             "citations": [c.to_json() for c in self.citations],
             "unsupported": self.unsupported,
@@ -145,6 +158,13 @@ def clean_question(question: str) -> str:
     if len(text) > MAX_QUESTION_CHARS:
         raise RagError(f"the question is too long ({len(text)} characters; at most {MAX_QUESTION_CHARS})")
     return text
+
+
+def differ(one: str, other: str) -> bool:
+    """Whether two copied answers say different things: neither holds the other, compared
+    without case, spacing or punctuation."""
+    a, b = ("".join(c for c in unicodedata.normalize("NFKC", t).casefold() if c.isalnum()) for t in (one, other))
+    return bool(a and b) and a not in b and b not in a
 
 
 def _to_stderr(message: str) -> None:
@@ -401,6 +421,18 @@ class Assistant:
                     copy_probability = math.exp(sum(copy_from.logprobs) / len(copy_from.logprobs))
                 if copied is None or copied.problem is None:
                     break  # no passage answers, or a usable copy
+            confirmed = None
+            if copied is not None and copied.problem is None:
+                started_confirmation = elapsed()
+                confirmed = self._confirmed(messages, copied, question)
+                timings["confirm"] = elapsed() - started_confirmation
+                if confirmed is not None and confirmed < self.settings.min_confirmed:
+                    copied = replace(copied, problem="the model, asked again, does not confirm that the copy answers")
+            other = None
+            if copied is not None and copied.problem is None and probabilities is not None:
+                started_other = elapsed()
+                other = self._disagreeing(messages, copied, question, passages, probabilities, index)
+                timings["disagreement"] = elapsed() - started_other
             if copied is not None and copied.problem is None and copied.needs_translation(language):
                 started_translation = elapsed()
                 translation = self._translate(messages, copied, language)
@@ -424,21 +456,28 @@ class Assistant:
                 unsupported=[copied.span] if copied.span else [],
                 answerable=answerable,
                 copy_probability=copy_probability,
+                confirmed=confirmed,
             )
             return
         source = passages[copied.n - 1]
         found = index.paragraph(source.file, source.piece)
-        citation = Citation(1, source.file, source.paragraph, found.text, copied.quote, found.page, found.ocr)
+        citations = [Citation(1, source.file, source.paragraph, found.text, copied.quote, found.page, found.ocr)]
+        if other is not None:
+            source = passages[other.n - 1]
+            found = index.paragraph(source.file, source.piece)
+            citations.append(Citation(2, source.file, source.paragraph, found.text, other.quote, found.page, found.ocr))
         text = f"{translation} («{copied.span}» [1])" if translation else f"{copied.span} [1]"
         yield finish(
             text=text,
             abstained=False,
-            citations=[citation],
+            citations=citations,
             truncated=truncated,
             answerable=answerable,
             copied=copied.span,
             translation=translation,
             copy_probability=copy_probability,
+            confirmed=confirmed,
+            disagreements=[] if other is None else [(other.span, 2)],
         )
 
     # Passages tried in turn when a copy from the chosen one is no answer (bounded: each try is
@@ -475,6 +514,48 @@ class Assistant:
             problem_with_quote(quote) if quote else "the answer is not copied from the cited passage"
         )
         return Copied(n, span, quote or source.quote, detect_language(source.text), problem)
+
+    # The share of the model's choice another passage needs for its own answer to be looked at.
+    DISAGREEING_SHARE = 0.25
+
+    def _disagreeing(
+        self,
+        messages: list[dict[str, str]],
+        copied: Copied,
+        question: str,
+        passages: list[Passage],
+        probabilities: dict[str, float],
+        index: Store,
+    ) -> Copied | None:
+        """The answer of another passage the model also chose (by its own probability), copied
+        from that passage, when it says something else than `copied`; None when none does."""
+        others = [
+            choice
+            for choice in prompts.choices(len(passages))[1:]
+            if int(choice) != copied.n
+            and probabilities[choice] >= self.DISAGREEING_SHARE
+            and passages[int(choice) - 1].file != passages[copied.n - 1].file
+        ]
+        if not others:
+            return None
+        choice = max(others, key=probabilities.__getitem__)
+        prefix = f"{prompts.CHOICE_PREFIX}{choice}]"
+        source = prompts.copy_source(passages[int(choice) - 1].text)
+        reply = "".join(self.llm.stream(messages, self.settings.max_tokens, 0.0, prefix=prefix, copy_from=source))
+        other = self._copied(prefix + reply, question, passages, index)
+        if other is None or other.problem is not None or not differ(other.span, copied.span):
+            return None
+        confirmed = self._confirmed(messages, other, question)
+        return other if confirmed is None or confirmed >= max(self.settings.min_confirmed, 0.5) else None
+
+    def _confirmed(self, messages: list[dict[str, str]], copied: Copied, question: str) -> float | None:
+        """The model's probability that the copy answers the question, asked in a turn after the
+        answer's (its KV cache reused); None when the backend cannot tell."""
+        reply = f"{prompts.CHOICE_PREFIX}{copied.n}] {copied.span}"
+        probabilities = self.llm.choose(
+            prompts.confirmation_messages(messages, reply, copied.span, question), "", prompts.CONFIRM_OPTIONS
+        )
+        return None if probabilities is None else probabilities[prompts.CONFIRM_OPTIONS[0]]
 
     def _translate(self, messages: list[dict[str, str]], copied: Copied, language: str) -> str | None:
         """The copied phrase in the question's language (a second, short generation, a turn after

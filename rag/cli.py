@@ -150,7 +150,7 @@ def _print_answer(answer) -> None:
                 f"{printable(text[:150])}"
             )
         return
-    print(printable(answer.text, keep_newlines=True))
+    print(printable(answer.shown, keep_newlines=True))
     for c in answer.citations:
         print(f"  [{c.n}] {printable(c.location)}: “{printable(c.quote)}”")
     if answer.truncated:

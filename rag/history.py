@@ -144,6 +144,7 @@ def settled_answer(turn: Turn):
         passage=None if passage is None else Passage(**{**passage, "quote": "", "score": 0.0}),
         truncated=bool(details.get("truncated")),
         searched=None if details.get("searched") is None else tuple(details["searched"]),
+        disagreements=[(d["answer"], d["citation"]) for d in details.get("disagreements") or []],
     )
 
 

@@ -52,6 +52,11 @@ USER = "Passages:\n{passages}\n\nQuestion: {question}"
 # answer's own, so the passages stay in the model's view (and in its KV cache).
 TRANSLATE = "Write «{phrase}» in {language}. Keep names and numbers as they are. Reply with the translation only."
 
+# A third turn, after the answer's: the model is asked whether its copy answers the question,
+# and its own probability of the first option is read (rag.llm.LLM.choose), in any language.
+CONFIRM = "Does «{phrase}» answer the question «{question}»? Reply Yes or No."
+CONFIRM_OPTIONS = ["Yes", "No"]
+
 PASSAGE = "[{n}] «{text}»"
 
 # The reply starts with this and a digit: the digit is the chosen passage, NONE for none.
@@ -80,6 +85,15 @@ TRUNCATED = {
     "zh": "（答案因长度限制被截断）",
     "id": "(jawaban terpotong karena batas panjang)",
     "ja": "（長さの制限で答えが途切れました）",
+}
+
+# Shown after an answer when another passage, which the model also took to answer, says otherwise.
+DISAGREES = {
+    "en": "Another source says otherwise:",
+    "ko": "다른 출처는 다르게 말합니다:",
+    "zh": "另一来源的说法不同：",
+    "id": "Sumber lain menyebut hal berbeda:",
+    "ja": "別の出典では異なります:",
 }
 
 # Chat-template control tokens (<|im_start|>, <|endoftext|>, <s>, [INST] ...): in a passage they
@@ -202,6 +216,17 @@ def translation_messages(
     ]
 
 
+def confirmation_messages(
+    messages: list[dict[str, str]], reply: str, phrase: str, question: str
+) -> list[dict[str, str]]:
+    """The answer's messages and reply, then a turn asking whether `phrase` answers `question`."""
+    return [
+        *messages,
+        {"role": "assistant", "content": reply},
+        {"role": "user", "content": CONFIRM.format(phrase=fence(phrase), question=fence(question))},
+    ]
+
+
 def messages(question: str, passages: list[str]) -> list[dict[str, str]]:
     turns = [{"role": "system", "content": SYSTEM}]
     for example_passages, example_question, reply in EXAMPLES:
@@ -222,6 +247,10 @@ def not_found(language: str) -> str:
 
 def unverified(language: str) -> str:
     return _in(UNVERIFIED, language)
+
+
+def disagreement(language: str, span: str, n: int) -> str:
+    return f"{_in(DISAGREES, language)} «{span}» [{n}]"
 
 
 def truncated(language: str) -> str:

@@ -54,6 +54,8 @@ class Settings:
     min_answerable: float = 0.5
     # Below this probability of the copied answer (the model's own, per token) withhold it.
     min_copied: float = 0.0
+    # Below this probability (the model's own, asked after the copy) that the copy answers, withhold it.
+    min_confirmed: float = 0.0
     chunk_tokens: int = 128
     chunk_overlap: int = 16
     retrieval: str = "hybrid"
@@ -206,6 +208,22 @@ OPTIONS = (
         help="withhold an answer whose copied words the LLM gives less than this probability per token",
         generation=True,
     ),
+    Option(
+        "min_confirmed",
+        "RAG_MIN_CONFIRMED",
+        "--min-confirmed",
+        float,
+        help="withhold an answer the LLM, asked again, confirms with less than this probability",
+        generation=True,
+    ),
+    Option(
+        "min_similarity",
+        "RAG_MIN_SIMILARITY",
+        "--min-similarity",
+        float,
+        help="refuse without asking the LLM below this question-passage similarity (e5-small's scale)",
+        generation=True,
+    ),
     Option("threads", "RAG_THREADS", convert=int),
     Option(
         "api_key",
@@ -338,6 +356,10 @@ def validate(settings: Settings) -> None:
         raise RagError(f"min answerable must be between 0 and 1, not {settings.min_answerable}")
     if not 0.0 <= settings.min_copied <= 1.0:
         raise RagError(f"min copied must be between 0 and 1, not {settings.min_copied}")
+    if not 0.0 <= settings.min_confirmed <= 1.0:
+        raise RagError(f"min confirmed must be between 0 and 1, not {settings.min_confirmed}")
+    if not -1.0 <= settings.min_similarity <= 1.0:
+        raise RagError(f"min similarity must be between -1 and 1, not {settings.min_similarity}")
     if settings.threads < 1:
         raise RagError(f"threads must be positive, not {settings.threads}")
     if settings.api_key is not None and (len(settings.api_key) < 8 or not settings.api_key.isprintable()):

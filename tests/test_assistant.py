@@ -105,3 +105,75 @@ def test_a_single_citation_is_numbered_one_in_text_and_citations(tmp_path):
     answer = assistant.ask("Who founded Zorblax Analytics?")
     assert len(answer.passages) >= 2 and not answer.abstained, (answer.why, answer.unsupported)
     assert answer.text.endswith("[1]") and [c.n for c in answer.citations] == [1], answer.text
+
+
+class YearLLM:
+    """Splits its choice between the two passages (`shares`), copies the year of the passage
+    it is given, and confirms a copy with probability `yes`."""
+
+    id = "scripted"
+
+    def __init__(self, shares=(0.6, 0.4), yes=0.9):
+        self.shares, self.yes, self.copied_from = shares, yes, []
+
+    def choose(self, messages, prefix, options):
+        from rag import prompts
+
+        if options == prompts.CONFIRM_OPTIONS:
+            return dict(zip(options, (self.yes, 1 - self.yes)))
+        return {option: ([0.0, *self.shares, 0.0, 0.0][int(option)]) for option in options}
+
+    def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None):
+        import re
+
+        self.copied_from.append(prefix)
+        yield " " + re.search(r"\d{4}", copy_from.text).group()
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+
+def _bakery(tmp_path, second_year: str, **settings):
+    from rag.assistant import Assistant
+    from rag.settings import load_settings
+
+    docs = tmp_path / "docs"
+    docs.mkdir(parents=True)
+    (docs / "a.txt").write_text("The Orion bakery opened in Leeds in 1998.\n", encoding="utf-8")
+    (docs / "b.txt").write_text(f"The Orion bakery first opened its doors in {second_year}.\n", encoding="utf-8")
+    llm = YearLLM(**settings.pop("llm", {}))
+    settings = load_settings(environ={}, docs_dir=docs, index_dir=tmp_path / "index", min_similarity=-1.0, **settings)
+    return Assistant(settings, log=lambda m: None, embedder=FakeEmbedder(), llm=llm)
+
+
+def test_another_source_that_says_otherwise_is_shown_beside_the_answer_with_its_own_citation(tmp_path):
+    answer = _bakery(tmp_path, "2001").ask("When did the Orion bakery open?")
+    first, other = answer.citations
+    years = {c.file: "1998" if c.file == "a.txt" else "2001" for c in answer.citations}
+    assert answer.text == f"{years[first.file]} [1]" and first.file != other.file and other.n == 2
+    assert answer.disagreements == [(years[other.file], 2)]
+    assert answer.shown == f"{years[first.file]} [1] Another source says otherwise: «{years[other.file]}» [2]"
+    assert years[other.file] in other.quote and answer.to_json()["disagreements"][0]["citation"] == 2
+
+
+def test_sources_that_agree_or_that_the_model_did_not_choose_add_nothing(tmp_path):
+    agreeing = _bakery(tmp_path / "agree", "1998").ask("When did the Orion bakery open?")
+    assert agreeing.disagreements == [] and len(agreeing.citations) == 1 and agreeing.shown == agreeing.text
+    assistant = _bakery(tmp_path / "sure", "2001", llm={"shares": (0.9, 0.1)})
+    sure = assistant.ask("When did the Orion bakery open?")
+    assert sure.disagreements == [] and assistant.llm.copied_from == ["[1]"]  # the other passage was not read
+
+
+def test_a_copy_the_model_does_not_confirm_is_withheld_below_min_confirmed(tmp_path):
+    doubted = _bakery(tmp_path / "doubt", "1998", llm={"yes": 0.3}, min_confirmed=0.5).ask("When did it open?")
+    assert doubted.abstained and doubted.reason == "unverified" and doubted.confirmed == 0.3
+    assert "1998" in doubted.unsupported and doubted.citations == []
+    sure = _bakery(tmp_path / "sure", "1998", llm={"yes": 0.7}, min_confirmed=0.5).ask("When did it open?")
+    assert not sure.abstained and sure.confirmed == 0.7
+
+
+def test_differ_compares_without_case_spacing_or_punctuation():
+    from rag.assistant import differ
+
+    assert not differ("7 weeks", "7 Weeks.") and not differ("Leeds", "in Leeds") and differ("50 days", "7 weeks")
+    assert not differ("", "7 weeks")

@@ -163,3 +163,13 @@ def test_a_reopened_citation_says_its_document_changed_beside_its_title():
     assert "오픈AI 사내 문화</span> ¶3" in message and "⚠ changed since" in message
     card = render.citation_card(1, CITATION, None, FILES[CITATION.file], "changed since")
     assert "⚠ changed since" in card and ">오픈AI 사내 문화</span>" in card
+
+
+def test_a_source_that_says_otherwise_is_shown_after_the_answer_with_its_own_link():
+    from dataclasses import replace
+
+    other = replace(CITATION, n=2, file="001_other.txt", quote="It took 50 days.")
+    answer = Answer("How long?", "7 weeks [1]", False, [CITATION, other], [], "en", disagreements=[("50 days", 2)])
+    message = render.answer_message(answer, 5, FILES)
+    assert "Another source says otherwise: «50 days»" in message and "[[2]](#src-5-2)" in message
+    assert "“It took 50 days.”" in message

@@ -197,7 +197,7 @@ def reply_text(answer) -> str:
     tools that show only text); for a refusal its notice, with the passage and claim it judged."""
     from rag import prompts
 
-    lines = [answer.text or ""]
+    lines = [answer.shown or ""]
     if answer.truncated:
         lines[0] += " " + prompts.truncated(answer.language)
     sources = [f"[{c.n}] {c.location}: “{c.quote}”" for c in answer.citations]

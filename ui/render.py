@@ -108,7 +108,7 @@ def answer_message(
     marks the citations of a reopened answer."""
     files, changes = files or {}, changes or {}
     parts = [
-        f'<span lang="{answer.language}">{answer_markdown(answer.text or "", turn, [c.n for c in answer.citations])}</span>'
+        f'<span lang="{answer.language}">{answer_markdown(answer.shown or "", turn, [c.n for c in answer.citations])}</span>'
     ]
     for c in answer.citations:
         parts.append(_quoted(c, c.quote, files) + (f"\n\n{stale_note(changes[c.file])}" if c.file in changes else ""))
