@@ -311,6 +311,14 @@ class Assistant:
         scope = (Scope(self.settings.only, self.settings.languages) if scope is None else scope) | mentioned
         return clean_question(question), scope.resolve(files, self.settings.docs_dir)
 
+    def without_mentions(self, question: str, scope: Scope | None = None) -> tuple[str, Scope]:
+        """The cleaned question without its `@file` mentions, and `scope` (None: the settings'
+        --only/--lang) with the files they name: taken out before a follow-up is rewritten, so
+        the rewrite never sees them."""
+        question, mentioned = mentions(clean_question(question), self.index.files)
+        scope = Scope(self.settings.only, self.settings.languages) if scope is None else scope
+        return question, scope | mentioned
+
     def retrieve(
         self, question: str, k: int | None = None, mode: str | None = None, scope: Scope | None = None
     ) -> list[Hit]:

@@ -191,8 +191,9 @@ def _ask_in_chat(assistant, question: str, history, conversation: int):
     earlier = history.history(conversation)
     n = history.ask(conversation, question, question)
     try:
-        rewrite = assistant.standalone_question(earlier, question)
-        answer = assistant.ask(rewrite.standalone)
+        asked, scope = assistant.without_mentions(question)
+        rewrite = assistant.standalone_question(earlier, asked)
+        answer = assistant.ask(rewrite.standalone, scope=scope)
     except RagError as error:
         history.end(conversation, n, FAILED, str(error))
         raise

@@ -177,3 +177,15 @@ def test_differ_compares_without_case_spacing_or_punctuation():
 
     assert not differ("7 weeks", "7 Weeks.") and not differ("Leeds", "in Leeds") and differ("50 days", "7 weeks")
     assert not differ("", "7 weeks")
+
+
+def test_mentions_leave_the_question_before_any_rewrite_and_join_the_settings_scope(tmp_path):
+    from rag.scope import Scope
+
+    assistant = fake_assistant(tmp_path)
+    question, scope = assistant.without_mentions("@tea.txt who founded  it?")
+    assert question == "who founded it?" and scope == Scope(("tea.txt",))
+    assert assistant.without_mentions("who founded it?", Scope(("rice.md",))) == (
+        "who founded it?",
+        Scope(("rice.md",)),
+    )

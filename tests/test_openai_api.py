@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from rag.assistant import NOT_FOUND, UNVERIFIED, Answer
+from rag.assistant import NOT_FOUND, UNVERIFIED, Answer, Assistant
 from rag.citations import Citation
 from rag.conversation import Rewrite
 from rag.errors import RagError
@@ -65,9 +65,11 @@ class ScriptedAssistant:
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
         self.index = SimpleNamespace(files={"report.pdf": {"language": "en"}, "notes/plan.md": {"language": "ko"}})
-        self.settings = SimpleNamespace(docs_dir=None)
+        self.settings = SimpleNamespace(docs_dir=None, only=(), languages=())
         self.asked: list[tuple[str, dict]] = []
         self.histories: list[list[tuple[str, str]]] = []
+
+    without_mentions = Assistant.without_mentions  # the real rule, on this stand-in's files
 
     def standalone_question(self, history, question: str) -> Rewrite:
         self.histories.append(list(history))

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from rag.errors import RagError
-from rag.scope import Scope, check_languages, language_codes, mentions
+from rag.scope import Scope, check_languages, language_codes
 from rag.settings import is_local_host
 
 from .signin import SignInGuard
@@ -330,10 +330,8 @@ def api_mount(assistant, access: ApiAccess):
         here, so that a scope matching nothing is a 400 before a stream starts."""
 
         def step():
-            files = assistant.index.files
-            question, mentioned = mentions(clean_question(request.question), files)
-            scope = (request.scope or Scope()) | mentioned
-            scope.resolve(files, assistant.settings.docs_dir)
+            question, scope = assistant.without_mentions(request.question, request.scope)
+            scope.resolve(assistant.index.files, assistant.settings.docs_dir)
             return question, scope
 
         return answering(step)

@@ -23,7 +23,7 @@ from pathlib import Path
 from rag.assistant import Done, Retrieved, Token, clean_question
 from rag.errors import RagError
 from rag.history import ANSWERED, FAILED, LOCAL, PENDING, STOPPED, History, changes, folder_sha256, settled_answer
-from rag.scope import mentions, scope_of_choices
+from rag.scope import scope_of_choices
 
 from . import render
 
@@ -146,8 +146,7 @@ class Chat:
         )
         stream = None
         try:
-            asked, mentioned = mentions(cleaned, self.assistant.index.files)  # the rewrite sees no @file
-            scope = scope_of_choices(picked) | mentioned
+            asked, scope = self.assistant.without_mentions(cleaned, scope_of_choices(picked))
             rewrite = self.assistant.standalone_question(state.history, asked)
             # The LLM was asked (a follow-up): a step of the wait of its own, also when it kept the question.
             asked_llm = rewrite.reason not in ("no history", "not a follow-up")
