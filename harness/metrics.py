@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import re
 import statistics
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from rag.citations import MARKER_GROUP
 from rag.settings import Settings
+from rag.text import without_thousands_separators
 
 from .gold import KINDS, GoldItem, collapse, holds
 
@@ -80,14 +80,10 @@ def ranking_metrics(ranks: Sequence[int | None], cutoffs: Iterable[int] = CUTOFF
     return metrics
 
 
-# Thousands separators: "830.000", "830,000", "3'000" -> "830000"; "5.30" and "7.8" stay.
-_THOUSANDS = re.compile(r"(?<=\d)[.,'’](?=\d{3}(?!\d))")
-
-
 def normalise_answer(text: str) -> str:
     """NFKC, case folding, thousands separators removed, whitespace collapsed."""
     text = unicodedata.normalize("NFKC", text).casefold()
-    return collapse(_THOUSANDS.sub("", text))
+    return collapse(without_thousands_separators(text))
 
 
 def _inside_number(text: str, position: int, step: int) -> bool:

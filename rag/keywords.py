@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .text import CJK
+from .text import CJK, without_thousands_separators
 
 _TOKEN = re.compile(
-    r"(?P<number>\d+(?:[.,]\d{3})+(?!\d)|\d+)"
+    r"(?P<number>\d+)"
     rf"|(?P<word>[^\W\d_{CJK}]+)"
     rf"|(?P<cjk>[{CJK}]+)"
 )
@@ -33,9 +33,9 @@ _TOKEN = re.compile(
 
 def tokenize(text: str) -> list[str]:
     tokens: list[str] = []
-    for match in _TOKEN.finditer(unicodedata.normalize("NFKC", text).casefold()):
+    for match in _TOKEN.finditer(without_thousands_separators(unicodedata.normalize("NFKC", text).casefold())):
         if match["number"]:
-            tokens.append(re.sub(r"[.,]", "", match["number"]))
+            tokens.append(match["number"])
         elif match["word"]:
             tokens.append(match["word"])
         else:

@@ -41,6 +41,14 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+# A thousands separator: "830.000", "830,000", "3'000" are 830000; "5.30" and "7.8" stay decimals.
+THOUSANDS_SEPARATOR = re.compile(r"(?<=\d)[.,'’](?=\d{3}(?!\d))")
+
+
+def without_thousands_separators(text: str) -> str:
+    return THOUSANDS_SEPARATOR.sub("", text)
+
+
 # The units an answer is copied in: a Han or kana character alone (those scripts have no
 # spaces), else a run of letters, digits and joining marks ("3.000", "GPT-4o", "2019.3~2021.11"
 # stay whole enough for a grammar to copy them), else one other visible character.

@@ -30,3 +30,10 @@ def test_keyword_tokens_work_without_spaces_and_with_particles():
     assert {"团队", "altman"} <= set(tokenize("创始团队出走殆尽、Altman孤家寡人"))
     assert "만에" in tokenize("7주 만에 MVP") and "830000" in tokenize("830.000 pull request")
     assert tokenize("🙂🙂") == []
+
+
+def test_numbers_meet_whatever_thousands_separator_they_are_written_with():
+    # The rule the answer scoring uses too (rag.text.THOUSANDS_SEPARATOR).
+    for written in ("830.000", "830,000", "830'000", "830000"):
+        assert tokenize(f"Rp {written} per karung") == ["rp", "830000", "per", "karung"], written
+    assert tokenize("5.30 pm, 1.000.000") == ["5", "30", "pm", "1000000"]
