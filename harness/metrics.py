@@ -229,7 +229,6 @@ def score_question(
         why=getattr(answer, "why", None),
         answerable_probability=getattr(answer, "answerable", None),
         copy_probability=getattr(answer, "copy_probability", None),
-        confirmed_probability=getattr(answer, "confirmed", None),
         # The best passage's cosine, before the similarity floor (rag.assistant.Assistant.threshold).
         similarity=answer.passages[0].cosine if getattr(answer, "passages", None) else None,
         unsupported=list(getattr(answer, "unsupported", None) or []),

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag import prompts
 from rag.llm import LLM
 from rag.store import EMBED_BATCH
 
@@ -139,12 +138,9 @@ class LlmProbe:
         return self.llm.count_tokens(text)
 
     def choose(self, messages, prefix, options):
-        # The check of a copy after it is written continues that answer; any other choice
-        # begins a question's call.
-        if options != prompts.CONFIRM_OPTIONS:
-            if self.llama is not None:
-                llama_perf_reset(self.llama)
-            self._chosen_at, self._answered = now(), False
+        if self.llama is not None:
+            llama_perf_reset(self.llama)
+        self._chosen_at, self._answered = now(), False
         return self.llm.choose(messages, prefix, options)
 
     def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None) -> Iterator[str]:

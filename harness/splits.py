@@ -1,10 +1,10 @@
 """Answer figures of one `rag eval` run, per split of the gold, with each refusal gate swept:
 the run is made once with every gate open (RAG_MIN_SIMILARITY=-1 RAG_MIN_ANSWERABLE=0
-RAG_MIN_CONFIRMED=0 RAG_MIN_COPIED=0) over dev and test together, thresholds are chosen on
+RAG_MIN_COPIED=0) over dev and test together, thresholds are chosen on
 dev, and test is read at them.
 
     python -m harness.splits RESULTS.jsonl --split dev=eval/public/dev.jsonl --split test=eval/public/test.jsonl \\
-        [--at answerable_probability=0.5 --at confirmed_probability=0.6]
+        [--at answerable_probability=0.5 --at similarity=0.78]
 
 Each gate is swept with the others at the `--at` values (default: the settings' defaults).
 """
@@ -24,7 +24,6 @@ GATES = {
     "similarity": ("min_similarity", (-1.0, 0.7, 0.75, 0.78, 0.8, 0.82, 0.84)),
     "answerable_probability": ("min_answerable", (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9)),
     "copy_probability": ("min_copied", (0.0, 0.1, 0.2, 0.3, 0.5)),
-    "confirmed_probability": ("min_confirmed", (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)),
 }
 NAMES = (
     "n",

@@ -63,7 +63,6 @@ class Answer:
     answerable: float | None = None  # the model's probability that a passage answers
     copied: str | None = None  # the answer as copied from the cited sentence, verbatim
     copy_probability: float | None = None  # the model's own probability of the copy, per token
-    confirmed: float | None = None  # the model's probability, asked after the copy, that it answers
     # What other passages the model also took to answer say instead, each with its citation's n.
     disagreements: list[tuple[str, int]] = field(default_factory=list)
 
@@ -88,7 +87,6 @@ class Answer:
             "answerable_probability": None if self.answerable is None else round(self.answerable, 4),
             "copied": self.copied,
             "copy_probability": None if self.copy_probability is None else round(self.copy_probability, 4),
-            "confirmed_probability": None if self.confirmed is None else round(self.confirmed, 4),
             "translation": self.translation,
             "disagreements": [{"answer": span, "citation": n} for span, n in self.disagreements],
             "language": self.language,
@@ -429,13 +427,6 @@ class Assistant:
                     copy_probability = math.exp(sum(copy_from.logprobs) / len(copy_from.logprobs))
                 if copied is None or copied.problem is None:
                     break  # no passage answers, or a usable copy
-            confirmed = None
-            if copied is not None and copied.problem is None:
-                started_confirmation = elapsed()
-                confirmed = self._confirmed(messages, copied, question)
-                timings["confirm"] = elapsed() - started_confirmation
-                if confirmed is not None and confirmed < self.settings.min_confirmed:
-                    copied = replace(copied, problem="the model, asked again, does not confirm that the copy answers")
             other = None
             if copied is not None and copied.problem is None and probabilities is not None:
                 started_other = elapsed()
@@ -464,7 +455,6 @@ class Assistant:
                 unsupported=[copied.span] if copied.span else [],
                 answerable=answerable,
                 copy_probability=copy_probability,
-                confirmed=confirmed,
             )
             return
         source = passages[copied.n - 1]
@@ -484,7 +474,6 @@ class Assistant:
             copied=copied.span,
             translation=translation,
             copy_probability=copy_probability,
-            confirmed=confirmed,
             disagreements=[] if other is None else [(other.span, 2)],
         )
 
@@ -553,17 +542,7 @@ class Assistant:
         other = self._copied(prefix + reply, question, passages, index)
         if other is None or other.problem is not None or not differ(other.span, copied.span):
             return None
-        confirmed = self._confirmed(messages, other, question)
-        return other if confirmed is None or confirmed >= max(self.settings.min_confirmed, 0.5) else None
-
-    def _confirmed(self, messages: list[dict[str, str]], copied: Copied, question: str) -> float | None:
-        """The model's probability that the copy answers the question, asked in a turn after the
-        answer's (its KV cache reused); None when the backend cannot tell."""
-        reply = f"{prompts.CHOICE_PREFIX}{copied.n}] {copied.span}"
-        probabilities = self.llm.choose(
-            prompts.confirmation_messages(messages, reply, copied.span, question), "", prompts.CONFIRM_OPTIONS
-        )
-        return None if probabilities is None else probabilities[prompts.CONFIRM_OPTIONS[0]]
+        return other
 
     def _translate(self, messages: list[dict[str, str]], copied: Copied, language: str) -> str | None:
         """The copied phrase in the question's language (a second, short generation, a turn after

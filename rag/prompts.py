@@ -52,11 +52,6 @@ USER = "Passages:\n{passages}\n\nQuestion: {question}"
 # answer's own, so the passages stay in the model's view (and in its KV cache).
 TRANSLATE = "Write «{phrase}» in {language}. Keep names and numbers as they are. Reply with the translation only."
 
-# A third turn, after the answer's: the model is asked whether its copy answers the question,
-# and its own probability of the first option is read (rag.llm.LLM.choose), in any language.
-CONFIRM = "Does «{phrase}» answer the question «{question}»? Reply Yes or No."
-CONFIRM_OPTIONS = ["Yes", "No"]
-
 PASSAGE = "[{n}] «{text}»"
 
 # The reply starts with this and a digit: the digit is the chosen passage, NONE for none.
@@ -213,17 +208,6 @@ def translation_messages(
         *messages,
         {"role": "assistant", "content": reply},
         {"role": "user", "content": TRANSLATE.format(phrase=fence(phrase), language=language_name(language))},
-    ]
-
-
-def confirmation_messages(
-    messages: list[dict[str, str]], reply: str, phrase: str, question: str
-) -> list[dict[str, str]]:
-    """The answer's messages and reply, then a turn asking whether `phrase` answers `question`."""
-    return [
-        *messages,
-        {"role": "assistant", "content": reply},
-        {"role": "user", "content": CONFIRM.format(phrase=fence(phrase), question=fence(question))},
     ]
 
 

@@ -108,19 +108,15 @@ def test_a_single_citation_is_numbered_one_in_text_and_citations(tmp_path):
 
 
 class YearLLM:
-    """Splits its choice between the two passages (`shares`), copies the year of the passage
-    it is given, and confirms a copy with probability `yes`."""
+    """Splits its choice between the two passages (`shares`) and copies the year of the passage
+    it is given."""
 
     id = "scripted"
 
-    def __init__(self, shares=(0.6, 0.4), yes=0.9):
-        self.shares, self.yes, self.copied_from = shares, yes, []
+    def __init__(self, shares=(0.6, 0.4)):
+        self.shares, self.copied_from = shares, []
 
     def choose(self, messages, prefix, options):
-        from rag import prompts
-
-        if options == prompts.CONFIRM_OPTIONS:
-            return dict(zip(options, (self.yes, 1 - self.yes)))
         return {option: ([0.0, *self.shares, 0.0, 0.0][int(option)]) for option in options}
 
     def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None):
@@ -162,14 +158,6 @@ def test_sources_that_agree_or_that_the_model_did_not_choose_add_nothing(tmp_pat
     assistant = _bakery(tmp_path / "sure", "2001", llm={"shares": (0.9, 0.1)})
     sure = assistant.ask("When did the Orion bakery open?")
     assert sure.disagreements == [] and assistant.llm.copied_from == ["[1]"]  # the other passage was not read
-
-
-def test_a_copy_the_model_does_not_confirm_is_withheld_below_min_confirmed(tmp_path):
-    doubted = _bakery(tmp_path / "doubt", "1998", llm={"yes": 0.3}, min_confirmed=0.5).ask("When did it open?")
-    assert doubted.abstained and doubted.reason == "unverified" and doubted.confirmed == 0.3
-    assert "1998" in doubted.unsupported and doubted.citations == []
-    sure = _bakery(tmp_path / "sure", "1998", llm={"yes": 0.7}, min_confirmed=0.5).ask("When did it open?")
-    assert not sure.abstained and sure.confirmed == 0.7
 
 
 def test_differ_compares_without_case_spacing_or_punctuation():

@@ -110,16 +110,16 @@ def test_each_refusal_gate_is_swept_on_its_own_signal_and_they_add_up():
     from harness.splits import figures, gated
 
     rows = [
-        row("q1", True, False, True, 0.9, confirmed_probability=0.9, similarity=0.85),
-        row("q2", True, False, False, 0.9, confirmed_probability=0.2, similarity=0.85),
-        row("q3", False, False, None, 0.9, confirmed_probability=0.9, similarity=0.70),
+        row("q1", True, False, True, 0.9, copy_probability=0.9, similarity=0.85),
+        row("q2", True, False, False, 0.9, copy_probability=0.2, similarity=0.85),
+        row("q3", False, False, None, 0.9, copy_probability=0.9, similarity=0.70),
     ]
-    assert refused_below(rows, 0.5, "confirmed_probability")[1]["abstained"] is True
-    assert [r["abstained"] for r in gated(rows, {"confirmed_probability": 0.5, "similarity": 0.8})] == [
+    assert refused_below(rows, 0.5, "copy_probability")[1]["abstained"] is True
+    assert [r["abstained"] for r in gated(rows, {"copy_probability": 0.5, "similarity": 0.8})] == [
         False,
         True,
         True,
     ]
-    swept = figures(gated(rows, {"confirmed_probability": 0.5, "similarity": 0.8}))
+    swept = figures(gated(rows, {"copy_probability": 0.5, "similarity": 0.8}))
     assert swept["right when answered"] == 1.0 and swept["unanswerable refused"] == 1.0
     assert figures(gated(rows, {}))["right when answered"] == pytest.approx(1 / 3)

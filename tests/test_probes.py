@@ -18,14 +18,13 @@ class Scripted:
         return 1
 
 
-def test_a_question_s_answer_is_one_call_and_its_checks_and_translation_are_follow_ons():
+def test_a_question_s_answer_is_one_call_and_what_follows_it_are_follow_ons():
     from harness.probes import LlmProbe
 
     probe = LlmProbe(Scripted())
     for _ in range(2):  # two questions
         probe.choose([], prompts.CHOICE_PREFIX, prompts.choices(3))
         list(probe.stream([], 8, 0.0, prefix="[1]"))
-        probe.choose([], "", prompts.CONFIRM_OPTIONS)  # the copy confirmed
         list(probe.stream([], 8, 0.0, prefix="[2]"))  # another source read
         list(probe.stream([], 8, 0.0))  # the translation
     assert len(probe.calls) == 2 and len(probe.follow_ons) == 4
