@@ -8,7 +8,7 @@ import re
 
 from rag import conversation
 from rag.history import CHANGED, PENDING, STOPPED, History
-from ui.chat import CURSOR, THINKING, WRITING, Chat, ChatState, message_text
+from ui.chat import CURSOR, THINKING, WRITING, Chat, ChatState, Listed, Sidebar, message_text
 
 from .fakes import fake_assistant
 
@@ -183,3 +183,54 @@ def test_the_picker_and_mentions_scope_the_answer_which_says_so_also_when_reopen
     assert chat.open(state.conversation).state.messages == state.messages
     unknown = list(chat.respond(state, "And @founders.pdf?"))[-1].state.messages[-1]["content"]
     assert "no indexed document matches '@founders.pdf'" in unknown
+
+
+# -- the conversations sidebar (ui.chat.Sidebar) ------------------------------------------------
+def sidebar_on(root, owner="ana"):
+    """A Sidebar whose chat has answered one question for `owner`: (sidebar, its state)."""
+    assistant = answering_assistant(root)
+    chat = Chat(assistant, History(assistant.settings.chats_path))
+    state = list(chat.respond(ChatState(), "Who founded Zorblax Analytics?", owner=owner))[-1].state
+    return Sidebar(chat, root / "exports"), state
+
+
+def test_the_sidebar_lists_the_owners_conversations_the_open_one_selected_with_its_exports(tmp_path):
+    sidebar, state = sidebar_on(tmp_path)
+    view = sidebar.listed(state, "ana")
+    assert view.status == "" and view.confirm_delete is False and view.chat is None
+    listed = view.listed
+    assert [value for _, value in listed.choices] == [str(state.conversation)] == [listed.selected]
+    assert listed.choices[0][0].startswith("Who founded Zorblax Analytics? · ")
+    assert listed.title == "Who founded Zorblax Analytics?"
+    markdown, data = listed.exports
+    assert CLAIM in markdown.read_text(encoding="utf-8") and data.suffix == ".json"
+    # Another user sees none of it; a new chat has nothing selected and nothing to export.
+    assert sidebar.listed(state, "bo").listed == Listed([], None, "", None)
+    fresh = sidebar.listed(ChatState(), "ana").listed
+    assert fresh.selected is None and fresh.title == "" and fresh.exports is None and len(fresh.choices) == 1
+
+
+def test_the_sidebar_opens_renames_and_says_what_it_cannot_do(tmp_path):
+    sidebar, state = sidebar_on(tmp_path)
+    opened = sidebar.open(str(state.conversation), ChatState(), "ana")
+    assert opened.chat.state.messages == state.messages and opened.status is None and opened.listed is None
+    assert "there is no conversation &#x27;x&#x27;" in sidebar.open("x", state, "ana").status
+    assert "status-error" in sidebar.open(str(state.conversation), state, "bo").status  # not theirs
+
+    renamed = sidebar.rename("Founders", state, "ana")
+    assert renamed.listed.title == "Founders" and renamed.listed.choices[0][0].startswith("Founders · ")
+    assert "ask a question first" in sidebar.rename("Founders", ChatState(), "ana").status
+
+
+def test_deleting_a_conversation_asks_first_then_empties_the_chat(tmp_path):
+    sidebar, state = sidebar_on(tmp_path)
+    assert "no saved conversation" in Sidebar.ask_to_delete(ChatState()).status
+    asked = Sidebar.ask_to_delete(state)
+    assert asked.confirm_delete is True and "cannot be undone" in asked.status
+
+    deleted = sidebar.delete(state, "ana")
+    assert "Deleted" in deleted.status and deleted.confirm_delete is False and deleted.chat.state == ChatState()
+    after = sidebar.after_delete(deleted.chat.state, "ana")
+    assert after.listed.choices == [] and after.status is None  # "Deleted" stays said
+    failed = sidebar.delete(state, "ana")  # already gone
+    assert "status-error" in failed.status and failed.confirm_delete is False and failed.chat is None

@@ -20,6 +20,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 from rag.cli import Command
 from rag.errors import RagError
@@ -256,82 +257,250 @@ def launch(
 
 
 # -- the app -------------------------------------------------------------------------------
+# The page's logic lives in plain classes (ui/chat.py: a turn's streaming and Stop, and the
+# conversations sidebar; ui/documents.py: the documents panel); build_app lays the page out
+# and wires each event to one of their methods, turning what it returns into component
+# updates. `page` holds the components by name.
 def build_app(assistant, options: UiOptions = UiOptions(), watcher=None):
-    """The Gradio Blocks app; `launch` serves it."""
+    """The Gradio Blocks app; `launch` serves it. With a FolderWatcher, the page shows its
+    indexing and refreshes the documents list after it."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
-    from rag.history import LOCAL, History
-    from rag.library import DOCUMENT_SUFFIXES
-    from rag.scope import Scope, check_languages, language_codes, scope_choices
+    from rag.history import History
 
-    from .chat import K_RANGE, MAX_TOKENS_RANGE, TEMPERATURE_RANGE, Chat, ChatState, View, clamp
+    from .chat import Chat, ChatState, Sidebar
+    from .documents import Documents
 
-    kinds = ", ".join(DOCUMENT_SUFFIXES)
-
-    settings = assistant.settings
-    library = assistant.library
-    sources_js = (UI_DIR / "sources.js").read_text(encoding="utf-8")
-
-    def header_html() -> str:
-        files = library.files
-        chunks = sum(int(info.get("chunks", 0)) for info in files.values())
-        llm = assistant.llm.id if settings.llm_url is None else settings.llm_url
-        return render.header(
-            options.title,
-            [
-                f"{len(files)} documents · {chunks} chunks",
-                f"LLM {llm}",
-                f"embedder {Path(settings.embedder_name).name}",
-            ],
-        )
-
-    def documents_label() -> str:
-        return f"Documents · {len(library.files)}"
-
-    def documents_view() -> dict:
-        files = library.files
-        view = {
-            docs_table: render.documents_table(files),
-            header: header_html(),
-            documents: gr.update(label=documents_label()),
-        }
-        if not options.read_only:
-            view[to_remove] = gr.update(choices=sorted(files), value=None)
-        view[scope_picker] = gr.update(choices=scope_choices(files))
-        return view
-
-    # -- chat ------------------------------------------------------------------------------
-    # The conversation lives in server-side session state (`conversation`, a ChatState):
-    # Gradio reads State when an event runs, not when it is triggered, so a question asked
-    # while another is still streaming (or being stopped) waits its turn and then sees the
-    # whole conversation. Each update names only the components it changes. Conversations are
-    # saved as they happen (rag/history.py); each signed-in user has their own (`owner`).
-    chat = Chat(assistant, History(settings.chats_path))
+    # Conversations are saved as they happen (rag/history.py); each signed-in user has their own.
+    chat = Chat(assistant, History(assistant.settings.chats_path))
     exports = Path(tempfile.mkdtemp(prefix="rag-chat-exports-"))
+    documents = Documents(assistant, options.title, options.max_upload_bytes, watcher)
+    with gr.Blocks(title=options.title, delete_cache=(3600, 3600)) as demo:
+        # The conversation lives in server-side session state (a ChatState): Gradio reads State
+        # when an event runs, not when it is triggered, so a question asked while another is
+        # still streaming (or being stopped) waits its turn and then sees the whole conversation.
+        page = SimpleNamespace(demo=demo, conversation=gr.State(ChatState()))
+        page.header = gr.HTML(documents.header(), elem_id="app-header", js_on_load=None)
+        _lay_out_sidebar(gr, page)
+        with gr.Row(equal_height=False, elem_id="main-row"):
+            _lay_out_chat(gr, page, assistant.settings, documents.listing())
+            _lay_out_documents(gr, page, documents, options)
+        sidebar = Sidebar(chat, exports)
+        follow = _sidebar_follower(gr, page, sidebar)
+        answering = _wire_chat(gr, page, chat, follow)
+        _wire_sidebar(gr, page, sidebar, answering, follow)
+        _wire_documents(gr, page, documents, options.read_only)
+        gr.api(_ask_endpoint(gr, assistant), api_name="ask", concurrency_id=LLM_QUEUE, concurrency_limit=1)
+    weakref.finalize(demo, shutil.rmtree, exports, ignore_errors=True)  # the export files made for downloads
+    return demo
 
-    def owner(request) -> str:
-        return (getattr(request, "username", None) or LOCAL) if request is not None else LOCAL
 
-    def shown(view: View) -> dict:
-        update = {chatbot: view.state.messages, conversation: view.state}
-        if view.sources is not None:
-            update[sources] = view.sources
-        if view.answering is not None:
-            update[send] = gr.update(visible=not view.answering)
-            update[stop] = gr.update(visible=view.answering)
-        if view.clear_question:
-            update[box] = ""
-        return update
+def _owner(request) -> str:
+    """The signed-in user of a request ("" without sign-in): whose conversations these are."""
+    from rag.history import LOCAL
 
-    def respond(question, state, k_value, max_tokens_value, temperature_value, picked, request: gr.Request):
+    return (getattr(request, "username", None) or LOCAL) if request is not None else LOCAL
+
+
+def _takes_request(gr, *handlers) -> None:
+    """Annotations are strings here (postponed), and gradio is not a module global: resolve a
+    handler's `request` for Gradio, which then passes the request."""
+    for handler in handlers:
+        handler.__annotations__["request"] = gr.Request
+
+
+# -- layout --------------------------------------------------------------------------------
+def _lay_out_sidebar(gr, page) -> None:
+    """The saved conversations: the list, the open one's title, deleting and exporting it."""
+    with gr.Sidebar(label="Conversations", open=True, width=300, elem_id="conversations"):
+        gr.HTML('<div class="side-title">Conversations</div>', js_on_load=None)
+        page.chat_list = gr.Radio(
+            choices=[], value=None, show_label=False, container=False, elem_id="chat-list", label="Conversations"
+        )
+        with gr.Group(elem_id="chat-manage"):
+            page.chat_title = gr.Textbox(label="Title", max_lines=1, elem_id="chat-title", placeholder="Ask first…")
+            with gr.Row():
+                page.rename_chat = gr.Button("Rename", size="sm", elem_id="rename-chat", min_width=60)
+                page.delete_chat = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-chat", min_width=60)
+            page.confirm_delete = gr.Button(
+                "Yes, delete it", size="sm", variant="stop", visible=False, elem_id="confirm-delete-chat"
+            )
+            with gr.Row():
+                page.export_md = gr.DownloadButton(
+                    "Markdown", size="sm", elem_id="export-md", interactive=False, min_width=60
+                )
+                page.export_json = gr.DownloadButton(
+                    "JSON", size="sm", elem_id="export-json", interactive=False, min_width=60
+                )
+        page.chat_status = gr.HTML("", elem_id="chat-status", js_on_load=None)
+
+
+def _lay_out_chat(gr, page, settings, listing) -> None:
+    """The chat column: the conversation, the question box, the scope picker, the settings."""
+    from .chat import K_RANGE, MAX_TOKENS_RANGE, TEMPERATURE_RANGE, clamp
+
+    with gr.Column(scale=7, min_width=380, elem_id="chat-column"):
+        page.chatbot = gr.Chatbot(
+            elem_id="chat",
+            show_label=False,
+            height="64vh",
+            min_height=380,
+            latex_delimiters=[],
+            sanitize_html=True,
+            allow_tags=False,
+            feedback_options=None,
+            buttons=["copy"],
+            placeholder="<div class='placeholder'><b>Ask about your documents</b><br>"
+            "in English, 한국어, 中文 or Bahasa Indonesia.</div>",
+            examples=[{"text": text, "display_text": f"{language} · {text}"} for language, text in EXAMPLES],
+        )
+        with gr.Row(elem_id="composer"):
+            # The label is for screen readers: Gradio keeps it in the page, visually hidden.
+            page.box = gr.Textbox(
+                label="Question",
+                show_label=False,
+                container=False,
+                scale=8,
+                lines=1,
+                max_lines=6,
+                autofocus=True,
+                elem_id="question",
+                placeholder="Ask a question… (@file.pdf in it searches that document only)",
+            )
+            page.send = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="send")
+            page.stop = gr.Button("Stop", variant="stop", scale=1, min_width=90, visible=False, elem_id="stop")
+        with gr.Row(elem_id="chat-tools", equal_height=False):
+            page.scope_picker = gr.Dropdown(
+                choices=listing.scope,
+                value=[],
+                multiselect=True,
+                label="Search only (empty: all documents)",
+                scale=4,
+                elem_id="scope",
+            )
+            page.clear = gr.Button("New chat", size="sm", variant="secondary", elem_id="new-chat")
+        with gr.Accordion("Settings", open=False, elem_id="settings"):
+            with gr.Row():
+                page.k = gr.Slider(*K_RANGE, value=min(settings.k, K_RANGE[1]), step=1, label="Top-k passages")
+                page.max_tokens = gr.Slider(
+                    *MAX_TOKENS_RANGE,
+                    step=16,
+                    label="Max answer tokens",
+                    value=clamp(settings.max_tokens, *MAX_TOKENS_RANGE, int),
+                )
+                page.temperature = gr.Slider(
+                    *TEMPERATURE_RANGE,
+                    step=0.05,
+                    label="Temperature",
+                    value=clamp(settings.temperature, *TEMPERATURE_RANGE, float),
+                )
+            gr.HTML(
+                render.facts(
+                    [
+                        ("Model in use", settings.llm_url or Path(settings.llm_path).name),
+                        ("Embedder", Path(settings.embedder_name).name),
+                        ("Retrieval", settings.retrieval),
+                        ("Documents", str(settings.docs_dir)),
+                        ("Index", settings.index_location),
+                    ]
+                ),
+                elem_id="model-info",
+                js_on_load=None,
+            )
+
+
+def _lay_out_documents(gr, page, documents, options: UiOptions) -> None:
+    """The side column: the Sources panel, adding documents, the watcher's line, the documents
+    list with Remove, Undo and deleting an upload."""
+    from rag.library import DOCUMENT_SUFFIXES
+
+    from .documents import KINDS
+
+    listing = documents.listing()
+    with gr.Column(scale=5, min_width=320, elem_id="side-column"):
+        page.sources = gr.HTML(
+            render.sources_panel([]),
+            elem_id="sources",
+            js_on_load=(UI_DIR / "sources.js").read_text(encoding="utf-8"),
+            max_height=760,
+            autoscroll=False,
+        )
+        if not options.read_only:  # in view: adding documents is the first thing a new user does
+            page.upload = gr.File(
+                label=f"Add documents: {KINDS} (up to {options.max_upload_bytes / 2**20:g} MB)",
+                file_count="multiple",
+                file_types=list(DOCUMENT_SUFFIXES),
+                elem_id="upload",
+                height=140,
+            )
+            page.replace = gr.Checkbox(label="Replace files with the same name", value=False, elem_id="replace")
+            page.docs_status = gr.HTML("", elem_id="docs-status", js_on_load=None)
+        if documents.watcher is not None:  # the documents folder, indexed as it changes (rag/watch.py)
+            page.watch_status = gr.HTML("", elem_id="watch-status", js_on_load=None)
+            page.watch_seen = gr.State(documents.watcher.state.version)
+        with gr.Accordion(listing.label, open=False, elem_id="documents") as page.documents:
+            page.docs_table = gr.HTML(listing.table, elem_id="docs-table", js_on_load=None)
+            if not options.read_only:
+                _lay_out_removal(gr, page, listing)
+
+
+def _lay_out_removal(gr, page, listing) -> None:
+    """Remove a document; then Undo, or delete the file (an upload), after a confirmation."""
+    with gr.Row(equal_height=False, elem_id="remove-row"):
+        page.to_remove = gr.Dropdown(
+            choices=list(listing.names),
+            value=None,
+            label="Remove a document",
+            scale=4,
+            elem_id="remove-choice",
+            allow_custom_value=True,
+        )  # checked by the library
+        page.remove = gr.Button("Remove", variant="stop", size="sm", scale=1, min_width=80, elem_id="remove")
+    # The last document removed, for Undo; a (hidden) component, so the API takes it too.
+    page.removed = gr.Textbox(visible=False, elem_id="removed-name")
+    with gr.Row(visible=False, elem_id="removed-row") as page.removed_row:
+        page.undo = gr.Button("Undo", size="sm", variant="secondary", elem_id="undo-remove")
+        page.delete_ask = gr.Button("Delete the file…", size="sm", variant="secondary", elem_id="delete-file")
+    with gr.Column(visible=False, elem_id="confirm-row") as page.confirm_file_row:
+        page.confirm_file_text = gr.HTML("", elem_id="confirm-text", js_on_load=None)
+        with gr.Row():
+            page.confirm_file_delete = gr.Button("Delete", variant="stop", size="sm", elem_id="confirm-delete")
+            page.cancel_file_delete = gr.Button("Cancel", size="sm", variant="secondary", elem_id="cancel-delete")
+
+
+# -- events --------------------------------------------------------------------------------
+# Each update names only the components it changes.
+def _chat_updates(gr, page, view) -> dict:
+    """A ui.chat.View as component updates."""
+    update = {page.chatbot: view.state.messages, page.conversation: view.state}
+    if view.sources is not None:
+        update[page.sources] = view.sources
+    if view.answering is not None:
+        update[page.send] = gr.update(visible=not view.answering)
+        update[page.stop] = gr.update(visible=view.answering)
+    if view.clear_question:
+        update[page.box] = ""
+    return update
+
+
+def _wire_chat(gr, page, chat, follow) -> list:
+    """Asking (typed or a starter question), Stop and New chat, each `follow`ed by the sidebar;
+    the events that answer (asking, asking a starter question), which others cancel."""
+    shown = lambda view: _chat_updates(gr, page, view)
+
+    def respond(question, state, k_value, max_tokens_value, temperature_value, picked, request):
         """Stream one answer into the chat and its sources into the panel, from the documents
         picked beside the question box and those `@mentioned` in it (all when none)."""
-        answering = chat.respond(state, question, k_value, max_tokens_value, temperature_value, owner(request), picked)
+        answering = chat.respond(state, question, k_value, max_tokens_value, temperature_value, _owner(request), picked)
         # Closed on Stop, so that the Assistant's stream is closed at once (see Chat.respond).
         with contextlib.closing(answering) as views:
             for view in views:
                 yield shown(view)
+
+    def pick_example(event):
+        value = event.value
+        return value.get("text", "") if isinstance(value, dict) else str(value or "")
 
     def stopped(state):
         return shown(chat.stop(state))
@@ -339,155 +508,213 @@ def build_app(assistant, options: UiOptions = UiOptions(), watcher=None):
     def new_chat(state):
         return shown(chat.new(state))
 
-    def sidebar(state, request: gr.Request) -> dict:
-        """The saved conversations, newest first, the open one selected, with its title and exports."""
-        user = owner(request)
-        listed = chat.conversations(user)
-        current = state.conversation if state is not None else None
-        files = chat.export(state, exports, user) if current in {c.id for c in listed} else None
-        return {
-            chat_list: gr.update(choices=[(c.label, str(c.id)) for c in listed], value=str(current) if files else None),
-            chat_title: next((c.title for c in listed if c.id == current), ""),
-            export_md: gr.update(value=files[0] if files else None, interactive=bool(files)),
-            export_json: gr.update(value=files[1] if files else None, interactive=bool(files)),
-            chat_status: "",
-            confirm_delete: gr.update(visible=False),
-        }
+    _takes_request(gr, respond)
+    pick_example.__annotations__["event"] = gr.SelectData  # as for `request`, resolved for Gradio
+    inputs = [page.box, page.conversation, page.k, page.max_tokens, page.temperature, page.scope_picker]
+    outputs = page.chat_outputs = [page.chatbot, page.conversation, page.sources, page.box, page.send, page.stop]
+    queued = {"concurrency_id": LLM_QUEUE, "api_visibility": "private", "show_progress": "hidden"}
+    asking = gr.on([page.box.submit, page.send.click], respond, inputs, outputs, trigger_mode="multiple", **queued)
+    from_example = page.chatbot.example_select(pick_example, None, page.box, queue=False, api_visibility="private")
+    asking_example = from_example.then(respond, inputs, outputs, **queued)
+    answering = [asking, asking_example]
+    private = {"queue": False, "api_visibility": "private"}
+    stop_outputs = [page.chatbot, page.conversation, page.sources, page.send, page.stop]
+    stopping = page.stop.click(stopped, page.conversation, stop_outputs, cancels=answering, **private)
+    for clearing in (page.clear.click, page.chatbot.clear):
+        follow(clearing(new_chat, page.conversation, outputs, cancels=answering, **private))
+    for answered in (asking, asking_example, stopping):  # the sidebar lists the conversation, with its exports
+        follow(answered)
+    return answering
 
-    def sidebar_after_delete(state, request: gr.Request) -> dict:
-        """The sidebar without the conversation just deleted, "Deleted" still said."""
-        return {key: value for key, value in sidebar(state, request).items() if key is not chat_status}
 
-    def open_conversation(choice, state, request: gr.Request):
-        try:
-            return shown(chat.open(int(choice), state, owner(request)))
-        except (TypeError, ValueError):
-            return {chat_status: render.status("error", f"there is no conversation {choice!r}")}
-        except RagError as error:
-            return {chat_status: render.status("error", str(error))}
+def _sidebar_updates(gr, page, view) -> dict:
+    """A ui.chat.SidebarView as component updates."""
+    update = _chat_updates(gr, page, view.chat) if view.chat is not None else {}
+    if view.listed is not None:
+        listed = view.listed
+        files = listed.exports
+        update[page.chat_list] = gr.update(choices=listed.choices, value=listed.selected)
+        update[page.chat_title] = listed.title
+        update[page.export_md] = gr.update(value=files[0] if files else None, interactive=bool(files))
+        update[page.export_json] = gr.update(value=files[1] if files else None, interactive=bool(files))
+    if view.status is not None:
+        update[page.chat_status] = view.status
+    if view.confirm_delete is not None:
+        update[page.confirm_delete] = gr.update(visible=view.confirm_delete)
+    return update
 
-    def rename_conversation(title, state, request: gr.Request):
-        try:
-            chat.rename(state, title, owner(request))
-        except RagError as error:
-            return {chat_status: render.status("error", str(error))}
-        return sidebar(state, request)
+
+def _sidebar_follower(gr, page, sidebar):
+    """`follow(event)`: after the event, the sidebar lists the conversations, the open one selected."""
+
+    def listed(state, request):
+        return _sidebar_updates(gr, page, sidebar.listed(state, _owner(request)))
+
+    _takes_request(gr, listed)
+    page.sidebar_outputs = [page.chat_list, page.chat_title, page.export_md, page.export_json, page.chat_status]
+    page.sidebar_outputs.append(page.confirm_delete)
+    page.listed = listed
+    return lambda event: event.then(
+        listed, page.conversation, page.sidebar_outputs, queue=False, api_visibility="private"
+    )
+
+
+def _wire_sidebar(gr, page, sidebar, answering: list, follow) -> None:
+    """A saved conversation opened, renamed, deleted (after asking); the list when the page loads."""
+    shown = lambda view: _sidebar_updates(gr, page, view)
+
+    def open_conversation(choice, state, request):
+        return shown(sidebar.open(choice, state, _owner(request)))
+
+    def rename_conversation(title, state, request):
+        return shown(sidebar.rename(title, state, _owner(request)))
 
     def ask_to_delete(state):
-        """Deleting is not undone: it asks first, with a second button."""
-        if state is None or state.conversation is None:
-            return {chat_status: render.status("error", "there is no saved conversation to delete")}
-        return {
-            chat_status: render.status("warning", "Delete this conversation? This cannot be undone."),
-            confirm_delete: gr.update(visible=True),
-        }
+        return shown(sidebar.ask_to_delete(state))
 
-    def delete_conversation(state, request: gr.Request):
-        try:
-            view = chat.delete(state, owner(request))
-        except RagError as error:
-            return {chat_status: render.status("error", str(error)), confirm_delete: gr.update(visible=False)}
-        return {**shown(view), chat_status: render.status("ok", "Deleted"), confirm_delete: gr.update(visible=False)}
+    def delete_conversation(state, request):
+        return shown(sidebar.delete(state, _owner(request)))
 
-    # Annotations are strings here (postponed), and gradio is not a module global: resolve them for Gradio.
-    for handler in (
-        respond,
-        sidebar,
-        sidebar_after_delete,
-        open_conversation,
-        rename_conversation,
-        delete_conversation,
-    ):
-        handler.__annotations__["request"] = gr.Request
+    def sidebar_after_delete(state, request):
+        return shown(sidebar.after_delete(state, _owner(request)))
 
-    def pick_example(event: gr.SelectData):
-        value = event.value
-        return value.get("text", "") if isinstance(value, dict) else str(value or "")
+    _takes_request(gr, open_conversation, rename_conversation, delete_conversation, sidebar_after_delete)
+    outputs, status = page.sidebar_outputs, [page.chat_status]
+    private = {"queue": False, "api_visibility": "private"}
+    chosen = [page.chat_list, page.conversation]
+    follow(page.chat_list.input(open_conversation, chosen, [*page.chat_outputs, *status], cancels=answering, **private))
+    for renaming in (page.rename_chat.click, page.chat_title.submit):
+        renaming(rename_conversation, [page.chat_title, page.conversation], outputs, **private)
+    page.delete_chat.click(ask_to_delete, page.conversation, [*status, page.confirm_delete], **private)
+    page.confirm_delete.click(
+        delete_conversation, page.conversation, [*page.chat_outputs, *status, page.confirm_delete], **private
+    ).then(sidebar_after_delete, page.conversation, [o for o in outputs if o is not page.chat_status], **private)
+    page.demo.load(page.listed, page.conversation, outputs, **private)
 
-    # Annotations are strings here (postponed), and gradio is not a module global: resolve it for Gradio.
-    pick_example.__annotations__["event"] = gr.SelectData
 
-    # -- documents ---------------------------------------------------------------------------
+def _documents_updates(gr, page, listing, read_only: bool) -> dict:
+    """A ui.documents.Listing as component updates."""
+    update = {
+        page.docs_table: listing.table,
+        page.header: listing.header,
+        page.documents: gr.update(label=listing.label),
+    }
+    if not read_only:
+        update[page.to_remove] = gr.update(choices=list(listing.names), value=None)
+    update[page.scope_picker] = gr.update(choices=listing.scope)
+    return update
+
+
+def _change_updates(gr, page, change, read_only: bool = False) -> dict:
+    """A ui.documents.Change as component updates: the library, the status, the removal's offer."""
+    update = {**_documents_updates(gr, page, change.listing, read_only), page.docs_status: change.status}
+    if change.removed is not None:
+        removed = change.removed
+        update[page.removed] = removed.name
+        update[page.removed_row] = gr.update(visible=bool(removed.name))
+        update[page.delete_ask] = gr.update(visible=removed.deletable)
+        update[page.confirm_file_row] = gr.update(visible=False)
+    return update
+
+
+def _wire_documents(gr, page, documents, read_only: bool) -> None:
+    """Adding, removing, Undo and deleting an upload (each also an API endpoint); the list when
+    the page loads and after the folder watcher's updates."""
+    page.docs_outputs = [page.docs_table, page.header, page.documents, page.scope_picker]
+    if not read_only:
+        _wire_library_actions(gr, page, documents)
+    page.demo.load(
+        lambda: _documents_updates(gr, page, documents.listing(), read_only),
+        None,
+        page.docs_outputs,
+        queue=False,
+        api_visibility="private",
+        show_progress="hidden",
+    )
+    if documents.watcher is not None:
+
+        def watched(seen):
+            """The watcher's line; the documents list again once an update has finished."""
+            line = documents.watched(seen)
+            update = {page.watch_status: line.status, page.watch_seen: line.version}
+            if line.listing is not None:
+                update.update(_documents_updates(gr, page, line.listing, read_only))
+            return update
+
+        gr.Timer(WATCH_REFRESH_SECONDS).tick(
+            watched,
+            page.watch_seen,
+            [page.watch_status, page.watch_seen, *page.docs_outputs],
+            queue=False,
+            api_visibility="private",
+            show_progress="hidden",
+        )
+
+
+def _wire_library_actions(gr, page, documents) -> None:
+    """The documents panel's buttons. Their functions' names, parameters and docstrings are the
+    API's endpoints (upload_documents, remove_document, undo_remove, delete_document)."""
+    shown = lambda change: _change_updates(gr, page, change)
+
     def add_files(files, replace_existing, progress=gr.Progress()):  # noqa: B008 -- Gradio's own idiom
         """Add uploaded documents to the documents folder and index them."""
-        paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
-        if not paths:
-            return {
-                **documents_view(),
-                docs_status: render.status("warning", f"Choose {kinds} files to add."),
-                upload: None,
-            }
-        progress(0, desc="Reading the documents")
-        result = library.add(
-            [(Path(path).name, Path(path)) for path in paths],
-            replace=bool(replace_existing),
-            max_bytes=options.max_upload_bytes,
-            progress=lambda stage, done, total: progress(
-                (done, total or None),
-                desc=f"{stage} the documents",
-                unit={"Reading": "files", "Chunking": "characters"}.get(stage, "chunks"),
-            ),
-        )
-        lines = [render.status("error", f"Rejected: {why}") for _, why in result.rejected]
-        if result.failed:
-            lines.insert(0, render.status("error", f"Not added: {result.failed}"))
-        for name in result.added:
-            if name in result.notes:
-                lines.insert(0, render.status("warning", f"{name}: {result.notes[name]}"))
-            else:
-                info = library.files.get(name, {})
-                counts = (
-                    f"{render.plural(info.get('paragraphs', 0), 'paragraph')}, "
-                    f"{render.plural(info.get('chunks', 0), 'chunk')}"
-                )
-                lines.insert(0, render.status("ok", f"Added {name} ({counts})"))
-        return {**documents_view(), docs_status: "".join(lines), upload: None}
+        return {**shown(documents.add(files, replace_existing, progress)), page.upload: None}
 
     def remove_file(name):
         """Take one indexed document out of the index; its file stays in the documents folder."""
-        try:
-            library.remove(name)
-        except RagError as error:
-            return {**documents_view(), docs_status: render.status("error", str(error)), **removal_offer(None)}
-        message = render.status("ok", f"Removed {name} from the index; the file stays in the documents folder")
-        return {**documents_view(), docs_status: message, **removal_offer(name)}
-
-    def removal_offer(name) -> dict:
-        """After a removal: Undo, and for a file the chat uploaded, deleting it (after a confirmation)."""
-        deletable = bool(name) and library.uploaded_by_chat(name)
-        return {
-            removed: name or "",
-            removed_row: gr.update(visible=bool(name)),
-            delete_ask: gr.update(visible=deletable),
-            confirm_file_row: gr.update(visible=False),
-        }
+        return shown(documents.remove(name))
 
     def undo_remove(name):
         """Bring the last removed document back into the index."""
-        try:
-            library.include([name] if name and isinstance(name, str) else [])
-            message = render.status("ok", f"{name} is back in the index")
-        except RagError as error:
-            message = render.status("error", str(error))
-        return {**documents_view(), docs_status: message, **removal_offer(None)}
+        return shown(documents.undo(name))
 
     def ask_delete(name):
+        question = documents.delete_question(name)
         return {
-            confirm_file_row: gr.update(visible=True),
-            confirm_file_text: render.delete_question(name or ""),
-            confirm_file_delete: gr.update(value=f"Delete {name}"),
+            page.confirm_file_row: gr.update(visible=True),
+            page.confirm_file_text: question.text,
+            page.confirm_file_delete: gr.update(value=question.button),
         }
 
     def delete_file(name, confirmation):
         """Delete a file the chat uploaded from the documents folder; `confirmation` repeats its name."""
-        try:
-            library.delete(name, confirm=confirmation)
-            message = render.status("ok", f"Deleted the file {name}")
-        except RagError as error:
-            message = render.status("error", str(error))
-        return {**documents_view(), docs_status: message, **removal_offer(None)}
+        return shown(documents.delete(name, confirmation))
 
-    # -- API -----------------------------------------------------------------------------------
+    page.docs_outputs.append(page.to_remove)
+    outputs = [*page.docs_outputs, page.docs_status]
+    page.upload.upload(
+        add_files,
+        [page.upload, page.replace],
+        [*outputs, page.upload],
+        concurrency_id=LLM_QUEUE,
+        api_name="upload_documents",
+        show_progress="full",
+        show_progress_on=page.upload,  # on every output, its bar covered the page title
+    )
+    offer = [page.removed, page.removed_row, page.delete_ask, page.confirm_file_row]
+    page.remove.click(
+        remove_file, page.to_remove, [*outputs, *offer], concurrency_id=LLM_QUEUE, api_name="remove_document"
+    )
+    page.undo.click(undo_remove, page.removed, [*outputs, *offer], concurrency_id=LLM_QUEUE)
+    confirming = [page.confirm_file_row, page.confirm_file_text, page.confirm_file_delete]
+    page.delete_ask.click(ask_delete, page.removed, confirming, queue=False, api_visibility="private")
+    page.cancel_file_delete.click(
+        lambda: gr.update(visible=False), None, page.confirm_file_row, queue=False, api_visibility="private"
+    )
+    # The API asks for the name twice, as the confirmation names the file.
+    page.confirm_file_delete.click(
+        delete_file,
+        [page.removed, page.removed],
+        [*outputs, *offer],
+        concurrency_id=LLM_QUEUE,
+        api_name="delete_document",
+    )
+
+
+def _ask_endpoint(gr, assistant):
+    """The `/ask` API endpoint's function: its name, parameters and docstring are the endpoint's."""
+    from rag.scope import Scope, check_languages, language_codes
+
     def ask(question: str, only: list[str] | None = None, languages: list[str] | None = None) -> dict:
         """Answer a question from the documents: the `ask --json` object (answer, citations, retrieved,
         searched, timings_ms); `only` (files, folders, globs) and `languages` (codes) limit the documents searched."""
@@ -498,262 +725,4 @@ def build_app(assistant, options: UiOptions = UiOptions(), watcher=None):
         except RagError as error:
             raise gr.Error(render.escape(str(error)), print_exception=False) from None
 
-    # -- layout --------------------------------------------------------------------------------
-    with gr.Blocks(title=options.title, delete_cache=(3600, 3600)) as demo:
-        conversation = gr.State(ChatState())
-        header = gr.HTML(header_html(), elem_id="app-header", js_on_load=None)
-        with gr.Sidebar(label="Conversations", open=True, width=300, elem_id="conversations"):
-            gr.HTML('<div class="side-title">Conversations</div>', js_on_load=None)
-            chat_list = gr.Radio(
-                choices=[], value=None, show_label=False, container=False, elem_id="chat-list", label="Conversations"
-            )
-            with gr.Group(elem_id="chat-manage"):
-                chat_title = gr.Textbox(label="Title", max_lines=1, elem_id="chat-title", placeholder="Ask first…")
-                with gr.Row():
-                    rename_chat = gr.Button("Rename", size="sm", elem_id="rename-chat", min_width=60)
-                    delete_chat = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-chat", min_width=60)
-                confirm_delete = gr.Button(
-                    "Yes, delete it", size="sm", variant="stop", visible=False, elem_id="confirm-delete-chat"
-                )
-                with gr.Row():
-                    export_md = gr.DownloadButton(
-                        "Markdown", size="sm", elem_id="export-md", interactive=False, min_width=60
-                    )
-                    export_json = gr.DownloadButton(
-                        "JSON", size="sm", elem_id="export-json", interactive=False, min_width=60
-                    )
-            chat_status = gr.HTML("", elem_id="chat-status", js_on_load=None)
-        with gr.Row(equal_height=False, elem_id="main-row"):
-            with gr.Column(scale=7, min_width=380, elem_id="chat-column"):
-                chatbot = gr.Chatbot(
-                    elem_id="chat",
-                    show_label=False,
-                    height="64vh",
-                    min_height=380,
-                    latex_delimiters=[],
-                    sanitize_html=True,
-                    allow_tags=False,
-                    feedback_options=None,
-                    buttons=["copy"],
-                    placeholder="<div class='placeholder'><b>Ask about your documents</b><br>"
-                    "in English, 한국어, 中文 or Bahasa Indonesia.</div>",
-                    examples=[{"text": text, "display_text": f"{language} · {text}"} for language, text in EXAMPLES],
-                )
-                with gr.Row(elem_id="composer"):
-                    # The label is for screen readers: Gradio keeps it in the page, visually hidden.
-                    box = gr.Textbox(
-                        label="Question",
-                        show_label=False,
-                        container=False,
-                        scale=8,
-                        lines=1,
-                        max_lines=6,
-                        autofocus=True,
-                        elem_id="question",
-                        placeholder="Ask a question… (@file.pdf in it searches that document only)",
-                    )
-                    send = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="send")
-                    stop = gr.Button("Stop", variant="stop", scale=1, min_width=90, visible=False, elem_id="stop")
-                with gr.Row(elem_id="chat-tools", equal_height=False):
-                    scope_picker = gr.Dropdown(
-                        choices=scope_choices(library.files),
-                        value=[],
-                        multiselect=True,
-                        label="Search only (empty: all documents)",
-                        scale=4,
-                        elem_id="scope",
-                    )
-                    clear = gr.Button("New chat", size="sm", variant="secondary", elem_id="new-chat")
-                with gr.Accordion("Settings", open=False, elem_id="settings"):
-                    with gr.Row():
-                        k = gr.Slider(*K_RANGE, value=min(settings.k, K_RANGE[1]), step=1, label="Top-k passages")
-                        max_tokens = gr.Slider(
-                            *MAX_TOKENS_RANGE,
-                            step=16,
-                            label="Max answer tokens",
-                            value=clamp(settings.max_tokens, *MAX_TOKENS_RANGE, int),
-                        )
-                        temperature = gr.Slider(
-                            *TEMPERATURE_RANGE,
-                            step=0.05,
-                            label="Temperature",
-                            value=clamp(settings.temperature, *TEMPERATURE_RANGE, float),
-                        )
-                    gr.HTML(
-                        render.facts(
-                            [
-                                ("Model in use", settings.llm_url or Path(settings.llm_path).name),
-                                ("Embedder", Path(settings.embedder_name).name),
-                                ("Retrieval", settings.retrieval),
-                                ("Documents", str(settings.docs_dir)),
-                                ("Index", settings.index_location),
-                            ]
-                        ),
-                        elem_id="model-info",
-                        js_on_load=None,
-                    )
-            with gr.Column(scale=5, min_width=320, elem_id="side-column"):
-                sources = gr.HTML(
-                    render.sources_panel([]), elem_id="sources", js_on_load=sources_js, max_height=760, autoscroll=False
-                )
-                if not options.read_only:  # in view: adding documents is the first thing a new user does
-                    upload = gr.File(
-                        label=f"Add documents: {kinds} (up to {options.max_upload_bytes / 2**20:g} MB)",
-                        file_count="multiple",
-                        file_types=list(DOCUMENT_SUFFIXES),
-                        elem_id="upload",
-                        height=140,
-                    )
-                    replace = gr.Checkbox(label="Replace files with the same name", value=False, elem_id="replace")
-                    docs_status = gr.HTML("", elem_id="docs-status", js_on_load=None)
-                if watcher is not None:  # the documents folder, indexed as it changes (rag/watch.py)
-                    watch_status = gr.HTML("", elem_id="watch-status", js_on_load=None)
-                    watch_seen = gr.State(watcher.state.version)
-                with gr.Accordion(documents_label(), open=False, elem_id="documents") as documents:
-                    docs_table = gr.HTML(render.documents_table(library.files), elem_id="docs-table", js_on_load=None)
-                    if not options.read_only:
-                        with gr.Row(equal_height=False, elem_id="remove-row"):
-                            to_remove = gr.Dropdown(
-                                choices=sorted(library.files),
-                                value=None,
-                                label="Remove a document",
-                                scale=4,
-                                elem_id="remove-choice",
-                                allow_custom_value=True,
-                            )  # checked by the library
-                            remove = gr.Button(
-                                "Remove", variant="stop", size="sm", scale=1, min_width=80, elem_id="remove"
-                            )
-                        # The last document removed, for Undo; a (hidden) component, so the API takes it too.
-                        removed = gr.Textbox(visible=False, elem_id="removed-name")
-                        with gr.Row(visible=False, elem_id="removed-row") as removed_row:
-                            undo = gr.Button("Undo", size="sm", variant="secondary", elem_id="undo-remove")
-                            delete_ask = gr.Button(
-                                "Delete the file…", size="sm", variant="secondary", elem_id="delete-file"
-                            )
-                        with gr.Column(visible=False, elem_id="confirm-row") as confirm_file_row:
-                            confirm_file_text = gr.HTML("", elem_id="confirm-text", js_on_load=None)
-                            with gr.Row():
-                                confirm_file_delete = gr.Button(
-                                    "Delete", variant="stop", size="sm", elem_id="confirm-delete"
-                                )
-                                cancel_file_delete = gr.Button(
-                                    "Cancel", size="sm", variant="secondary", elem_id="cancel-delete"
-                                )
-
-        # -- events --------------------------------------------------------------------------
-        chat_inputs = [box, conversation, k, max_tokens, temperature, scope_picker]
-        chat_outputs = [chatbot, conversation, sources, box, send, stop]
-        asking = gr.on(
-            [box.submit, send.click],
-            respond,
-            chat_inputs,
-            chat_outputs,
-            concurrency_id=LLM_QUEUE,
-            trigger_mode="multiple",
-            api_visibility="private",
-            show_progress="hidden",
-        )
-        from_example = chatbot.example_select(pick_example, None, box, queue=False, api_visibility="private")
-        asking_example = from_example.then(
-            respond,
-            chat_inputs,
-            chat_outputs,
-            concurrency_id=LLM_QUEUE,
-            api_visibility="private",
-            show_progress="hidden",
-        )
-        stopping = stop.click(
-            stopped,
-            conversation,
-            [chatbot, conversation, sources, send, stop],
-            cancels=[asking, asking_example],
-            queue=False,
-            api_visibility="private",
-        )
-        sidebar_outputs = [chat_list, chat_title, export_md, export_json, chat_status, confirm_delete]
-        private = {"queue": False, "api_visibility": "private"}
-        for clearing in (clear.click, chatbot.clear):
-            clearing(new_chat, conversation, chat_outputs, cancels=[asking, asking_example], **private).then(
-                sidebar, conversation, sidebar_outputs, **private
-            )
-        # After an answer (or a stop), the sidebar lists the conversation and offers its exports.
-        for answered in (asking, asking_example, stopping):
-            answered.then(sidebar, conversation, sidebar_outputs, **private)
-        chat_list.input(
-            open_conversation,
-            [chat_list, conversation],
-            [*chat_outputs, chat_status],
-            cancels=[asking, asking_example],
-            **private,
-        ).then(sidebar, conversation, sidebar_outputs, **private)
-        rename_chat.click(rename_conversation, [chat_title, conversation], sidebar_outputs, **private)
-        chat_title.submit(rename_conversation, [chat_title, conversation], sidebar_outputs, **private)
-        delete_chat.click(ask_to_delete, conversation, [chat_status, confirm_delete], **private)
-        confirm_delete.click(
-            delete_conversation, conversation, [*chat_outputs, chat_status, confirm_delete], **private
-        ).then(sidebar_after_delete, conversation, [o for o in sidebar_outputs if o is not chat_status], **private)
-        demo.load(sidebar, conversation, sidebar_outputs, **private)
-        docs_outputs = [docs_table, header, documents, scope_picker]
-        if not options.read_only:
-            docs_outputs.append(to_remove)
-            upload.upload(
-                add_files,
-                [upload, replace],
-                [*docs_outputs, docs_status, upload],
-                concurrency_id=LLM_QUEUE,
-                api_name="upload_documents",
-                show_progress="full",
-                show_progress_on=upload,  # on every output, its bar covered the page title
-            )
-            offer = [removed, removed_row, delete_ask, confirm_file_row]
-            remove.click(
-                remove_file,
-                to_remove,
-                [*docs_outputs, docs_status, *offer],
-                concurrency_id=LLM_QUEUE,
-                api_name="remove_document",
-            )
-            undo.click(undo_remove, removed, [*docs_outputs, docs_status, *offer], concurrency_id=LLM_QUEUE)
-            delete_ask.click(
-                ask_delete,
-                removed,
-                [confirm_file_row, confirm_file_text, confirm_file_delete],
-                queue=False,
-                api_visibility="private",
-            )
-            cancel_file_delete.click(
-                lambda: gr.update(visible=False), None, confirm_file_row, queue=False, api_visibility="private"
-            )
-            # The API asks for the name twice, as the confirmation names the file.
-            confirm_file_delete.click(
-                delete_file,
-                [removed, removed],
-                [*docs_outputs, docs_status, *offer],
-                concurrency_id=LLM_QUEUE,
-                api_name="delete_document",
-            )
-        demo.load(documents_view, None, docs_outputs, queue=False, api_visibility="private", show_progress="hidden")
-        if watcher is not None:
-
-            def watched(seen):
-                """The watcher's line; the documents list again once an update has finished."""
-                state = watcher.state
-                kind = "error" if state.error else "warning" if state.indexing or state.pending else "ok"
-                view = {
-                    watch_status: render.status(kind, state.message) if state.message else "",
-                    watch_seen: state.version,
-                }
-                return {**view, **documents_view()} if state.version != seen else view
-
-            gr.Timer(WATCH_REFRESH_SECONDS).tick(
-                watched,
-                watch_seen,
-                [watch_status, watch_seen, *docs_outputs],
-                queue=False,
-                api_visibility="private",
-                show_progress="hidden",
-            )
-        gr.api(ask, api_name="ask", concurrency_id=LLM_QUEUE, concurrency_limit=1)
-    weakref.finalize(demo, shutil.rmtree, exports, ignore_errors=True)  # the export files made for downloads
-    return demo
+    return ask

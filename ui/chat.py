@@ -1,12 +1,14 @@
 """The chat's logic, without Gradio: one conversation's state, an answer streamed into it,
 Stop, follow-ups, starting over, and the saved conversations (rag/history.py): each question
-recorded as it is asked and completed as it settles, reopened, renamed, deleted, exported.
+recorded as it is asked and completed as it settles, reopened, renamed, deleted, exported;
+and the sidebar that lists them (`Sidebar`).
 
 `Chat` holds the Assistant and no per-user state; each browser session keeps its own
 `ChatState` (the page stores it between events) and hands it to every call. A call gives
 back `View`s: the new state and what else changed on the page (the Sources panel, whether
-an answer is being written). ui/app.py lays the page out and turns Views into component
-updates; everything here is testable with the fakes of tests/fakes.py.
+an answer is being written); the sidebar's steps give back `SidebarView`s. ui/app.py lays the
+page out and turns these into component updates; everything here is testable with the fakes
+of tests/fakes.py.
 """
 
 from __future__ import annotations
@@ -317,3 +319,85 @@ class Chat:
         markdown.write_text(self.history.export_markdown(state.conversation, current, owner), encoding="utf-8")
         data.write_text(json.dumps(exported, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         return markdown, data
+
+
+# -- the conversations sidebar ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Listed:
+    """The saved conversations as the sidebar lists them."""
+
+    choices: list[tuple[str, str]]  # (label, conversation number as text), the most recent first
+    selected: str | None  # the open conversation's choice, once it is saved
+    title: str  # the open conversation's title ("" before any question)
+    exports: tuple[Path, Path] | None  # its Markdown and JSON files, for download
+
+
+@dataclass(frozen=True)
+class SidebarView:
+    """What one sidebar step changes on the page; None means unchanged."""
+
+    listed: Listed | None = None
+    status: str | None = None  # the sidebar's status line (HTML)
+    confirm_delete: bool | None = None  # True: the second button that deletes is shown
+    chat: View | None = None  # the conversation shown in the chat, when it changed
+
+
+class Sidebar:
+    """The saved conversations of a `Chat`, listed, opened, renamed and deleted, as the sidebar
+    offers them; the export files for download are written under `exports`."""
+
+    def __init__(self, chat: Chat, exports: Path) -> None:
+        self.chat = chat
+        self.exports = Path(exports)
+
+    def listed(self, state: ChatState | None, owner: str = LOCAL) -> SidebarView:
+        """The conversations, the open one selected with its title and exports; no status, no confirmation."""
+        return SidebarView(self._listed(state, owner), status="", confirm_delete=False)
+
+    def after_delete(self, state: ChatState | None, owner: str = LOCAL) -> SidebarView:
+        """The list without the conversation just deleted; the status ("Deleted") is kept."""
+        return SidebarView(self._listed(state, owner), confirm_delete=False)
+
+    def _listed(self, state: ChatState | None, owner: str) -> Listed:
+        listed = self.chat.conversations(owner)
+        current = state.conversation if state is not None else None
+        files = self.chat.export(state, self.exports, owner) if current in {c.id for c in listed} else None
+        return Listed(
+            choices=[(c.label, str(c.id)) for c in listed],
+            selected=str(current) if files else None,
+            title=next((c.title for c in listed if c.id == current), ""),
+            exports=files,
+        )
+
+    def open(self, choice, state: ChatState | None, owner: str = LOCAL) -> SidebarView:
+        """The conversation picked in the list (its choice value), in the chat."""
+        try:
+            return SidebarView(chat=self.chat.open(int(choice), state, owner))
+        except (TypeError, ValueError):
+            return SidebarView(status=render.status("error", f"there is no conversation {choice!r}"))
+        except RagError as error:
+            return SidebarView(status=render.status("error", str(error)))
+
+    def rename(self, title, state: ChatState | None, owner: str = LOCAL) -> SidebarView:
+        try:
+            self.chat.rename(state, title, owner)
+        except RagError as error:
+            return SidebarView(status=render.status("error", str(error)))
+        return self.listed(state, owner)
+
+    @staticmethod
+    def ask_to_delete(state: ChatState | None) -> SidebarView:
+        """Deleting is not undone: it asks first, with a second button."""
+        if state is None or state.conversation is None:
+            return SidebarView(status=render.status("error", "there is no saved conversation to delete"))
+        return SidebarView(
+            status=render.status("warning", "Delete this conversation? This cannot be undone."), confirm_delete=True
+        )
+
+    def delete(self, state: ChatState | None, owner: str = LOCAL) -> SidebarView:
+        """The conversation deleted; an empty one in the chat."""
+        try:
+            view = self.chat.delete(state, owner)
+        except RagError as error:
+            return SidebarView(status=render.status("error", str(error)), confirm_delete=False)
+        return SidebarView(status=render.status("ok", "Deleted"), confirm_delete=False, chat=view)
