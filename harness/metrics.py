@@ -234,8 +234,12 @@ def score_question(
         unsupported=list(getattr(answer, "unsupported", None) or []),
         timings_ms={key: round(value, 1) for key, value in answer.timings_ms.items()},
     )
+    row["copied"] = getattr(answer, "copied", None)
     if item.answerable:
         correct = not answer.abstained and answer_matches(answer.text, item.answers)
+        # Grounded: the words copied from the document, not a translation or a server's free
+        # text, hold an accepted answer (the gold gives answers in the evidence's language too).
+        row["copy_correct"] = not answer.abstained and answer_matches(row["copied"], item.answers)
         cites = any(c.file == item.file and c.paragraph in item.evidence_paragraphs for c in answer.citations)
         given = any(p["evidence"] for p in row["context"])
         row.update(correct=correct, cites_evidence=cites, evidence_given=given, refusal_correct=not answer.abstained)
@@ -293,6 +297,7 @@ def answer_metrics(rows: Sequence[dict]) -> dict:
     unanswerable = [r for r in rows if not r["answerable"]]
     cited = [c["supports"] for r in answerable for c in r["citations"]]
     correct = [r["correct"] for r in answerable]
+    copy_correct = [bool(r.get("copy_correct")) for r in answerable]
     cites = [r["cites_evidence"] for r in answerable]
     refused = [r["abstained"] for r in unanswerable]
     answered = [not r["abstained"] and "error" not in r for r in answerable]
@@ -307,6 +312,8 @@ def answer_metrics(rows: Sequence[dict]) -> dict:
         "given_evidence": sum(given),
         "accuracy": _mean(correct),
         "correct": sum(correct),
+        "copy_accuracy": _mean(copy_correct),
+        "copy_correct": sum(copy_correct),
         "citation_precision": _mean(cited),
         "citations": len(cited),
         "supporting_citations": sum(cited),
@@ -338,6 +345,7 @@ def refused_below(rows: Sequence[dict], threshold: float, signal: str = "answera
             "citations": [],
             "evidence_given": False,
             "correct": False if answerable else None,
+            "copy_correct": False if answerable else None,
             "cites_evidence": False if answerable else None,
             "refusal_correct": not answerable,
         }

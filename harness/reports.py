@@ -63,6 +63,7 @@ def _label(column: str, k: int) -> str:
         "mrr@10": "MRR@10",
         "ndcg@10": "nDCG@10",
         "accuracy": "accuracy",
+        "copy_accuracy": "copy holds answer",
         "evidence_given": "evidence read",
         "citation_precision": "cit. precision",
         "citation_recall": "cit. recall",
@@ -78,6 +79,7 @@ def _label(column: str, k: int) -> str:
 ANSWER_COLUMNS = [
     "evidence_given",
     "accuracy",
+    "copy_accuracy",
     "citation_precision",
     "citation_recall",
     "refusal_unanswerable",
@@ -118,6 +120,7 @@ def summary_table(results: Sequence[tuple[Configuration, dict]], cutoffs: Sequen
                 configuration.label,
                 _share(a["evidence_given"], a["given_evidence"], a["answerable"]),
                 _share(a["accuracy"], a["correct"], a["answerable"]),
+                _share(a.get("copy_accuracy"), a.get("copy_correct", 0), a["answerable"]),
                 _share(a["citation_precision"], a["supporting_citations"], a["citations"]),
                 _share(a["citation_recall"], a["citing_evidence"], a["answerable"]),
                 _share(a["refusal_unanswerable"], a["refused_unanswerable"], a["unanswerable"]),

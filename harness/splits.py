@@ -28,6 +28,7 @@ GATES = {
 NAMES = (
     "n",
     "accuracy",
+    "copy holds answer",
     "right when answered",
     "answerable refused",
     "unanswerable refused",
@@ -49,6 +50,7 @@ def figures(rows: list[dict]) -> dict:
     return {
         "n": m["n"],
         "accuracy": m["accuracy"],
+        "copy holds answer": m["copy_accuracy"],
         "right when answered": sum(bool(r["correct"]) for r in given) / len(given) if given else float("nan"),
         "answerable refused": 1 - m["refusal_answerable"],
         "unanswerable refused": m["refusal_unanswerable"],

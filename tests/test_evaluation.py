@@ -158,6 +158,16 @@ def test_a_report_cites_the_page_of_a_pdf_paragraph():
     assert "[1] report.pdf p.3 ¶12 ✓" in failure_markdown(row, 3)
 
 
+def test_a_translation_alone_does_not_make_an_answer_grounded():
+    from rag.assistant import Answer
+
+    item = GoldItem("x", "몇 척인가요?", "ko", "cross", "report.pdf", "Ships were counted.", ("12",), 1, (12,))
+    free = Answer(item.question, "12척 («many» [1])", False, [], [], "ko", copied="many", translation="12척")
+    assert score_question(item, [], free, k=3)["correct"] and not score_question(item, [], free, k=3)["copy_correct"]
+    copied = Answer(item.question, "12척 («12 ships» [1])", False, [], [], "ko", copied="12 ships", translation="12척")
+    assert score_question(item, [], copied, k=3)["copy_correct"]
+
+
 def test_percentiles_interpolate_linearly():
     assert percentile([4, 1, 3, 2], 50) == pytest.approx(2.5)
     assert percentile(list(range(1, 21)), 95) == pytest.approx(19.05)

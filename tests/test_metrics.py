@@ -123,3 +123,14 @@ def test_each_refusal_gate_is_swept_on_its_own_signal_and_they_add_up():
     swept = figures(gated(rows, {"copy_probability": 0.5, "similarity": 0.8}))
     assert swept["right when answered"] == 1.0 and swept["unanswerable refused"] == 1.0
     assert figures(gated(rows, {}))["right when answered"] == pytest.approx(1 / 3)
+
+
+def test_an_answer_is_grounded_only_when_its_copied_words_hold_an_accepted_answer():
+    rows = [
+        row("q1", True, False, True, copy_correct=False),  # right only in its translation
+        row("q2", True, False, True, copy_correct=True),
+        row("q3", False, True, None),
+    ]
+    m = answer_metrics(rows)
+    assert m["accuracy"] == 1.0 and m["copy_accuracy"] == 0.5 and m["copy_correct"] == 1
+    assert answer_metrics(refused_below(rows, 1.0, "similarity"))["copy_accuracy"] == 0.5  # no signal: kept
