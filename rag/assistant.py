@@ -158,6 +158,17 @@ def clean_question(question: str) -> str:
     return text
 
 
+def ranked_choices(probabilities: dict[str, float], passages: int, prior: float) -> list[str]:
+    """The passages' choices in the order they are tried: by the model's own probability of each,
+    times `prior` for each place a passage stands after the first (the passages come in the
+    retriever's order; 1 leaves the model's order as it is)."""
+    return sorted(
+        prompts.choices(passages)[1:],
+        key=lambda choice: probabilities[choice] * prior ** (int(choice) - 1),
+        reverse=True,
+    )
+
+
 def differ(one: str, other: str) -> bool:
     """Whether two copied answers say different things: neither holds the other, compared
     without case, spacing or punctuation."""
@@ -490,8 +501,7 @@ class Assistant:
         if probabilities is None:
             yield "", prompts.grammar([p.text for p in passages])
             return
-        ranked = sorted(prompts.choices(len(passages))[1:], key=probabilities.__getitem__, reverse=True)
-        for choice in ranked[: self.ATTEMPTS]:
+        for choice in ranked_choices(probabilities, len(passages), self.settings.passage_prior)[: self.ATTEMPTS]:
             # No space after "]": the answer's first token carries its own leading space, as in
             # the model's training text.
             yield f"{prompts.CHOICE_PREFIX}{choice}]", prompts.copy_source(passages[int(choice) - 1].text)

@@ -53,6 +53,9 @@ class Settings:
     # Below this probability (the model's own, that some passage answers) refuse
     # (calibrated on eval/gold.jsonl; see docs/evaluation.md).
     min_answerable: float = 0.5
+    # The weight of each place a passage stands after the first (the retriever's order) in the
+    # choice of the passage an answer is copied from, times the model's own probability of it.
+    passage_prior: float = 1.0
     # Below this probability of the copied answer (the model's own, per token) withhold it.
     min_copied: float = 0.0
     chunk_tokens: int = 128
@@ -208,6 +211,14 @@ OPTIONS = (
         generation=True,
     ),
     Option(
+        "passage_prior",
+        "RAG_PASSAGE_PRIOR",
+        "--passage-prior",
+        float,
+        help="weight per place after the first of the retriever's order in choosing the passage (1: the LLM's choice)",
+        generation=True,
+    ),
+    Option(
         "min_similarity",
         "RAG_MIN_SIMILARITY",
         "--min-similarity",
@@ -347,6 +358,8 @@ def validate(settings: Settings) -> None:
         raise RagError(f"min answerable must be between 0 and 1, not {settings.min_answerable}")
     if not 0.0 <= settings.min_copied <= 1.0:
         raise RagError(f"min copied must be between 0 and 1, not {settings.min_copied}")
+    if not 0.0 < settings.passage_prior <= 1.0:
+        raise RagError(f"passage prior must be above 0 and at most 1, not {settings.passage_prior}")
     if not -1.0 <= settings.min_similarity <= 1.0:
         raise RagError(f"min similarity must be between -1 and 1, not {settings.min_similarity}")
     if settings.threads < 1:

@@ -177,3 +177,11 @@ def test_mentions_leave_the_question_before_any_rewrite_and_join_the_settings_sc
         "who founded it?",
         Scope(("rice.md",)),
     )
+
+
+def test_the_passage_prior_weighs_the_retrievers_order_against_the_models_choice():
+    from rag.assistant import ranked_choices
+
+    probabilities = {"0": 0.1, "1": 0.3, "2": 0.4, "3": 0.2}
+    assert ranked_choices(probabilities, 3, 1.0) == ["2", "1", "3"]  # the model's own order
+    assert ranked_choices(probabilities, 3, 0.5) == ["1", "2", "3"]  # 0.3 > 0.4 * 0.5 > 0.2 * 0.25
