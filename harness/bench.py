@@ -790,27 +790,14 @@ def bench_ui(bench: Bench) -> None:
         env=_child_env(settings),
         text=True,
     )
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        for line in process.stdout:
-            lines.append(line)
-            if "Chat running at" in line:
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
     out: dict = {}
     try:
-        if not ready.wait(600) or process.poll() is not None:
-            raise RagError(f"bench: `rag ui` did not start (exit {process.poll()}): {''.join(lines)[-300:]}")
+        url = _wait_for_chat(process)
         out["start_s"] = now() - started
-        url = re.search(r"https?://\S+", next(line for line in lines if "Chat running at" in line)).group(0)
         from gradio_client import Client
 
         started = now()
-        result = Client(url.rstrip("/").rstrip(".").rstrip(")"), verbose=False).predict(question, api_name="/ask")
+        result = Client(url, verbose=False).predict(question, api_name="/ask")
         out["answer_s"] = now() - started
         out["answered"] = bool(result and result.get("answer"))
         out["peak_rss_mb"] = peak_rss_mb(process.pid)
