@@ -65,6 +65,8 @@ class Answer:
     copy_probability: float | None = None  # the model's own probability of the copy, per token
     # What other passages the model also took to answer say instead, each with its citation's n.
     disagreements: list[tuple[str, int]] = field(default_factory=list)
+    translation: str | None = None  # the copy in the question's language, when they differ
+    searched: tuple[str, ...] | None = None  # the files a scoped question searched; None: all
 
     @property
     def shown(self) -> str | None:
@@ -72,9 +74,6 @@ class Answer:
         if self.text is None or not self.disagreements:
             return self.text
         return " ".join([self.text, *(prompts.disagreement(self.language, s, n) for s, n in self.disagreements)])
-
-    translation: str | None = None  # the copy in the question's language, when they differ
-    searched: tuple[str, ...] | None = None  # the files a scoped question searched; None: all
 
     def to_json(self) -> dict:
         return {
@@ -167,6 +166,20 @@ def ranked_choices(probabilities: dict[str, float], passages: int, prior: float)
         key=lambda choice: probabilities[choice] * prior ** (int(choice) - 1),
         reverse=True,
     )
+
+
+def _copy_attempt(choice: str, passages: list[Passage]) -> tuple[str, prompts.CopySource]:
+    """The reply's start naming passage `choice`, and that passage as what the copy is held to.
+    No space after "]": the answer's first token carries its own leading space, as in the
+    model's training text."""
+    return f"{prompts.CHOICE_PREFIX}{choice}]", prompts.copy_source(passages[int(choice) - 1].text)
+
+
+def _citation(n: int, copied: Copied, passages: list[Passage], index: Store) -> Citation:
+    """Citation [n] of the paragraph `copied` was copied from, with the sentence it stands in."""
+    source = passages[copied.n - 1]
+    found = index.paragraph(source.file, source.piece)
+    return Citation(n, source.file, source.paragraph, found.text, copied.quote, found.page, found.ocr)
 
 
 def differ(one: str, other: str) -> bool:
@@ -468,13 +481,9 @@ class Assistant:
                 copy_probability=copy_probability,
             )
             return
-        source = passages[copied.n - 1]
-        found = index.paragraph(source.file, source.piece)
-        citations = [Citation(1, source.file, source.paragraph, found.text, copied.quote, found.page, found.ocr)]
+        citations = [_citation(1, copied, passages, index)]
         if other is not None:
-            source = passages[other.n - 1]
-            found = index.paragraph(source.file, source.piece)
-            citations.append(Citation(2, source.file, source.paragraph, found.text, other.quote, found.page, found.ocr))
+            citations.append(_citation(2, other, passages, index))
         text = f"{translation} («{copied.span}» [1])" if translation else f"{copied.span} [1]"
         yield finish(
             text=text,
@@ -502,9 +511,7 @@ class Assistant:
             yield "", prompts.grammar([p.text for p in passages])
             return
         for choice in ranked_choices(probabilities, len(passages), self.settings.passage_prior)[: self.ATTEMPTS]:
-            # No space after "]": the answer's first token carries its own leading space, as in
-            # the model's training text.
-            yield f"{prompts.CHOICE_PREFIX}{choice}]", prompts.copy_source(passages[int(choice) - 1].text)
+            yield _copy_attempt(choice, passages)
 
     def _copied(self, reply: str, question: str, passages: list[Passage], index: Store) -> Copied | None:
         """What a reply "[n] copied text" copied, from where, and what is wrong with it; None for "[0]"."""
@@ -545,9 +552,7 @@ class Assistant:
         ]
         if not others:
             return None
-        choice = max(others, key=probabilities.__getitem__)
-        prefix = f"{prompts.CHOICE_PREFIX}{choice}]"
-        source = prompts.copy_source(passages[int(choice) - 1].text)
+        prefix, source = _copy_attempt(max(others, key=probabilities.__getitem__), passages)
         reply = "".join(self.llm.stream(messages, self.settings.max_tokens, 0.0, prefix=prefix, copy_from=source))
         other = self._copied(prefix + reply, question, passages, index)
         if other is None or other.problem is not None or not differ(other.span, copied.span):
