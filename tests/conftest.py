@@ -107,6 +107,14 @@ def shared_assistant(assistant):
     return make
 
 
+def seeds_with_index(folder: Path, seeds_index: Path) -> tuple[Path, Path]:
+    """A writable copy of the seeds and of their index in `folder` (valid for them: same file names)."""
+    docs, index = folder / "docs", folder / "index"
+    shutil.copytree(SEEDS, docs)
+    shutil.copytree(seeds_index, index)
+    return docs, index
+
+
 def run_main(main, argv: list[str]) -> tuple[int, str]:
     """A command's main function (rag_main, ask_main) run in this process: (exit code, stdout)."""
     import contextlib

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from rag.errors import RagError
 from rag.index import CURRENT, OWNED, load_index
 
-from .conftest import ROOT, SEEDS
+from .conftest import ROOT, SEEDS, seeds_with_index
 from .test_cli import assert_one_line_error, run
 from .test_ui_api import client
 
@@ -101,14 +101,6 @@ def run_many(program: str, argvs: list[list[str]], timeout=900) -> list[tuple[in
     )
     assert result.returncode == 0, result.stderr
     return [tuple(r) for r in json.loads(result.stdout.splitlines()[-1])]
-
-
-def seeds_with_index(tmp_path: Path, seeds_index: Path) -> tuple[Path, Path]:
-    """A writable copy of the seeds and of their index (valid for them: same file names)."""
-    docs, index = tmp_path / "docs", tmp_path / "index"
-    shutil.copytree(SEEDS, docs)
-    shutil.copytree(seeds_index, index)
-    return docs, index
 
 
 def generations(index_dir: Path) -> set[str]:

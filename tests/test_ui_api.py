@@ -7,7 +7,6 @@ and is driven through gradio_client and plain HTTP, as a script or an attacker w
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -20,6 +19,8 @@ import pytest
 
 from harness.probes import free_port
 from rag.errors import RagError
+
+from .conftest import seeds_with_index
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -41,9 +42,7 @@ def library_app(tmp_path_factory, seeds_index, shared_assistant):
     from ui.app import UiOptions, serve, warm_up
 
     root = tmp_path_factory.mktemp("ui-library")
-    docs, index = root / "docs", root / "index"
-    shutil.copytree(SEEDS, docs)
-    shutil.copytree(seeds_index, index)
+    docs, index = seeds_with_index(root, seeds_index)
     assistant = shared_assistant(docs_dir=docs, index_dir=index)
     warm_up(assistant)
     demo, url = serve(assistant, UiOptions(max_upload_bytes=UPLOAD_LIMIT), port=free_port())

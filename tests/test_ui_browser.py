@@ -17,7 +17,7 @@ import pytest
 
 from harness.probes import free_port
 
-from .conftest import ARTIFACTS, SEEDS
+from .conftest import ARTIFACTS, SEEDS, seeds_with_index
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -479,10 +479,7 @@ def library_app(tmp_path_factory, seeds_index, shared_assistant):
     """The app on a writable copy of the seeds and their index, uploads and removal allowed."""
     from ui.app import UiOptions, serve
 
-    root = tmp_path_factory.mktemp("ui-remove")
-    docs, index = root / "docs", root / "index"
-    shutil.copytree(SEEDS, docs)
-    shutil.copytree(seeds_index, index)
+    docs, index = seeds_with_index(tmp_path_factory.mktemp("ui-remove"), seeds_index)
     assistant = shared_assistant(docs_dir=docs, index_dir=index)
     demo, url = serve(assistant, UiOptions(), port=free_port())
     yield url, docs, assistant

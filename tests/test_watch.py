@@ -7,7 +7,6 @@ The waits are bounded by DEADLINE and end as soon as the watched-for state is re
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 
@@ -15,7 +14,7 @@ import pytest
 
 from rag.watch import FolderWatcher, WatchState, announcer, describe, is_document_change
 
-from .conftest import SEEDS
+from .conftest import seeds_with_index
 from .fakes import FakeEmbedder, fake_assistant
 
 DEADLINE = 60.0  # seconds: far beyond what indexing a few small files takes, even on a busy machine
@@ -203,9 +202,7 @@ def test_a_failed_update_is_reported_and_watching_goes_on(tmp_path):
 
 
 def test_a_dropped_file_is_retrieved_with_the_real_embedder(tmp_path, seeds_index, shared_assistant):
-    docs, index = tmp_path / "docs", tmp_path / "index"
-    shutil.copytree(SEEDS, docs)
-    shutil.copytree(seeds_index, index)
+    docs, index = seeds_with_index(tmp_path, seeds_index)
     assistant = shared_assistant(docs_dir=docs, index_dir=index)
     question = "Who founded Zorblax Analytics?"
     assert all(h.chunk.file != "zorblax.txt" for h in assistant.retrieve(question))
@@ -228,9 +225,7 @@ def watched_app(tmp_path, seeds_index, shared_assistant):
     from harness.probes import free_port
     from ui.app import UiOptions, serve
 
-    docs, index = tmp_path / "docs", tmp_path / "index"
-    shutil.copytree(SEEDS, docs)
-    shutil.copytree(seeds_index, index)
+    docs, index = seeds_with_index(tmp_path, seeds_index)
     assistant = shared_assistant(docs_dir=docs, index_dir=index)
     gate, update = threading.Event(), assistant.update_index
     assistant.update_index = lambda *args, **kwargs: gate.wait(DEADLINE) and update(*args, **kwargs)
