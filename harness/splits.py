@@ -46,12 +46,11 @@ def gated(rows: list[dict], thresholds: dict[str, float]) -> list[dict]:
 def figures(rows: list[dict]) -> dict:
     m = answer_metrics(rows)
     cross = [r for r in rows if r["answerable"] and r["kind"] == "cross"]
-    given = [r for r in rows if not r.get("abstained") and "error" not in r]
     return {
         "n": m["n"],
         "accuracy": m["accuracy"],
         "copy holds answer": m["copy_accuracy"],
-        "right when answered": sum(bool(r["correct"]) for r in given) / len(given) if given else float("nan"),
+        "right when answered": m["correct_when_answered"],
         "answerable refused": 1 - m["refusal_answerable"],
         "unanswerable refused": m["refusal_unanswerable"],
         "cross-language accuracy": sum(bool(r["correct"]) for r in cross) / len(cross) if cross else float("nan"),
