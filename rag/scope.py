@@ -35,6 +35,14 @@ class Scope:
     only: tuple[str, ...] = ()  # patterns: file name, relative path, folder or glob
     languages: tuple[str, ...] = ()  # ISO 639-1 codes of document languages
 
+    @classmethod
+    def of(cls, only: list[str] | tuple[str, ...] = (), languages: list[str] | tuple[str, ...] = ()) -> Scope:
+        """A scope from lists as a request gives them (languages by code or English name);
+        RagError for a language this project does not detect."""
+        codes = language_codes(",".join(languages))
+        check_languages(codes)
+        return cls(tuple(only), codes)
+
     def __bool__(self) -> bool:
         return bool(self.only or self.languages)
 

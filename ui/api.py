@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from rag.errors import RagError
-from rag.scope import Scope, check_languages, language_codes
+from rag.scope import Scope
 from rag.settings import is_local_host
 
 from .signin import SignInGuard
@@ -147,12 +147,10 @@ def _scope(body: dict) -> Scope | None:
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise ApiError(400, f"scope.{key} must be a list of strings", param="scope")
         lists[key] = value
-    codes = language_codes(",".join(lists["languages"]))
     try:
-        check_languages(codes)
+        return Scope.of(lists["only"], lists["languages"])
     except RagError as error:
         raise ApiError(400, str(error), param="scope") from None
-    return Scope(tuple(lists["only"]), codes)
 
 
 def parse_request(body: object) -> ChatRequest:

@@ -713,15 +713,13 @@ def _wire_library_actions(gr, page, documents) -> None:
 
 def _ask_endpoint(gr, assistant):
     """The `/ask` API endpoint's function: its name, parameters and docstring are the endpoint's."""
-    from rag.scope import Scope, check_languages, language_codes
+    from rag.scope import Scope
 
     def ask(question: str, only: list[str] | None = None, languages: list[str] | None = None) -> dict:
         """Answer a question from the documents: the `ask --json` object (answer, citations, retrieved,
         searched, timings_ms); `only` (files, folders, globs) and `languages` (codes) limit the documents searched."""
         try:
-            codes = language_codes(",".join(languages or []))
-            check_languages(codes)
-            return assistant.ask(question, scope=Scope(tuple(only or ()), codes)).to_json()
+            return assistant.ask(question, scope=Scope.of(only or (), languages or ())).to_json()
         except RagError as error:
             raise gr.Error(render.escape(str(error)), print_exception=False) from None
 
