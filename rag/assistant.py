@@ -25,13 +25,13 @@ from .conversation import Rewrite, standalone_question
 from .embedding import Embedder, load_embedder
 from .errors import RagError
 from .grounding import problem_with_quote, problem_with_span, quote_of
-from .language import detect_language
+from .language import detect_language, question_language
 from .library import Library
 from .llm import LLM, load_llm
 from .passages import Passage, select_passages
 from .retrieval import Hit, Retriever
 from .scale import E5_SMALL, Scale, measure
-from .scope import Scope, mentions
+from .scope import Scope, mentions, named_files
 from .settings import Settings
 from .store import FolderChanges, Store, UpdateReport, folder_changes
 from .stores import open_store, store_exists, update_store
@@ -329,17 +329,28 @@ class Assistant:
         nothing."""
         question = clean_question(question)  # before the index loads: a bad question fails fast
         files = (index or self.index).files
-        question, mentioned = mentions(question, files)
-        scope = (Scope(self.settings.only, self.settings.languages) if scope is None else scope) | mentioned
-        return clean_question(question), scope.resolve(files, self.settings.docs_dir)
+        question, _, chosen = self._scope_of(question, scope, files)
+        return clean_question(question), chosen
 
     def without_mentions(self, question: str, scope: Scope | None = None) -> tuple[str, Scope]:
         """The cleaned question without its `@file` mentions, and `scope` (None: the settings'
         --only/--lang) with the files they name: taken out before a follow-up is rewritten, so
         the rewrite never sees them."""
-        question, mentioned = mentions(clean_question(question), self.index.files)
-        scope = Scope(self.settings.only, self.settings.languages) if scope is None else scope
-        return question, scope | mentioned
+        question, scope, _ = self._scope_of(clean_question(question), scope, self.index.files)
+        return question, scope
+
+    def _scope_of(
+        self, question: str, scope: Scope | None, files: dict[str, dict]
+    ) -> tuple[str, Scope, frozenset[str] | None]:
+        """The question without its mentions, the scope it searches and that scope's files (None:
+        all). A question that names documents (rag.scope.named_files) searches those alone."""
+        question, mentioned = mentions(question, files)
+        scope = (Scope(self.settings.only, self.settings.languages) if scope is None else scope) | mentioned
+        chosen = scope.resolve(files, self.settings.docs_dir)
+        named = named_files(question, files if chosen is None else {file: files[file] for file in chosen})
+        if named:
+            return question, Scope(tuple(sorted(named))), named
+        return question, scope, chosen
 
     def retrieve(
         self, question: str, k: int | None = None, mode: str | None = None, scope: Scope | None = None
@@ -389,7 +400,7 @@ class Assistant:
         index = self.index
         question, files = self.scoped(question, scope, index)
         searched = None if files is None else tuple(sorted(files))
-        language = detect_language(question)
+        language = question_language(question)
         hits, query = self._retrieve(question, k, None, index, files)
         timings = {"retrieve": elapsed()}
         yield Retrieved(hits)

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .citations import strip_markers
-from .language import detect_language
+from .language import question_language
 from .text import CJK_CHAR
 
 # -- prompt text, as data ------------------------------------------------------------------
@@ -312,7 +312,7 @@ def standalone_question(
     problem = check_referent(referent, question, history)
     if problem:
         return Rewrite(question, question, f"kept: referent {referent!r} {problem}")
-    standalone = _fill(question, detect_language(question), referent)
+    standalone = _fill(question, question_language(question), referent)
     if standalone is None:
         return Rewrite(question, question, "kept: the question names its subject")
     return Rewrite(question, standalone, "rewritten")

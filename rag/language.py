@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from .text import HAN, HANGUL, KANA
+from .text import HAN, HANGUL, KANA, without_quoted
 
 LANGUAGE_NAMES = {"en": "English", "ko": "Korean", "zh": "Chinese", "id": "Indonesian", "ja": "Japanese"}
 
@@ -139,6 +139,11 @@ def detect_language(text: str) -> str:
     indonesian = sum(w in _INDONESIAN for w in words)
     english = sum(w in _ENGLISH for w in words)
     return "id" if indonesian > english else "en"
+
+
+def question_language(question: str) -> str:
+    """The language a question is asked in: that of its own words, not of a title it quotes."""
+    return detect_language(without_quoted(question))
 
 
 def language_name(code: str) -> str:

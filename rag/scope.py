@@ -22,12 +22,16 @@ from pathlib import Path, PurePosixPath
 
 from .errors import RagError
 from .language import LANGUAGE_NAMES, language_name
+from .text import units
 
 _GLOB = re.compile(r"[*?\[]")
 # `@name` at the start or after a space; `@"a name with spaces"` quoted. Not an e-mail address.
 _MENTION = re.compile(r'(?:(?<=\s)|^)@(?:"([^"]+)"|(\S+))')
 # Punctuation that ends a sentence after a mention: "what does @contract.pdf say?"
 _TRAILING = ".,;:!?)]}'\"。，、；：！？）」』"
+# A question names a document when it repeats, in one run, at least this many of the words of
+# its title and at least half of them (so a short common phrase never narrows a search).
+NAMING_WORDS = 3
 
 
 @dataclass(frozen=True)
@@ -193,3 +197,49 @@ def mentions(question: str, files: dict[str, dict]) -> tuple[str, Scope]:
 
     stripped = _MENTION.sub(take, question)
     return " ".join(stripped.split()), Scope(_unique(tuple(patterns)))
+
+
+def _words(text: str) -> list[str]:
+    """The casefolded word units of `text` (a Han or kana character is one), punctuation left out."""
+    text = text.casefold()
+    return [text[start:end] for start, end in units(text) if text[start:end].isalnum()]
+
+
+def _longest_run(a: list[str], b: list[str]) -> int:
+    """The length of the longest run of words that `a` and `b` share, in order."""
+    best, previous = 0, [0] * (len(b) + 1)
+    for word in a:
+        current = [0] * (len(b) + 1)
+        for j, other in enumerate(b, 1):
+            if word == other:
+                current[j] = previous[j - 1] + 1
+                best = max(best, current[j])
+        previous = current
+    return best
+
+
+def named_files(question: str, files: dict[str, dict]) -> frozenset[str]:
+    """The indexed files (of the store's manifest entries) that the question names, by file
+    name ("what does contract.pdf say") or by title ("according to «Why I Joined OpenAI»"):
+    a question that names its source is answered from that source alone, not from another
+    file that states the fact differently. The title must be repeated, in one run, for at
+    least NAMING_WORDS words and half of its words."""
+    folded = question.casefold()
+    asked = _words(question)
+    runs = {
+        tuple(asked[i : i + NAMING_WORDS]) for i in range(len(asked) - NAMING_WORDS + 1)
+    }  # a cheap first test, so a large library costs a set lookup per title word
+    named = set()
+    for file, info in files.items():
+        name = PurePosixPath(file).name.casefold()
+        if re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", folded):
+            named.add(file)
+            continue
+        title = _words((info.get("title") or "").rstrip("…"))
+        if len(title) < NAMING_WORDS or not any(
+            tuple(title[i : i + NAMING_WORDS]) in runs for i in range(len(title) - NAMING_WORDS + 1)
+        ):
+            continue
+        if 2 * _longest_run(asked, title) >= len(title):
+            named.add(file)
+    return frozenset(named)

@@ -41,6 +41,19 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+# Text in quotation marks: a title or phrase cited in a question, not the asker's own words.
+# A straight single quote counts only as a pair set off by spaces, so "OpenAI's" is no quote.
+QUOTED = re.compile(
+    "«[^»]*»|“[^”]*”|\"[^\"]*\"|‘[^’]*’|「[^」]*」|『[^』]*』|《[^》]*》|(?:(?<=\\s)|^)'[^']*'(?=[\\s,.?!:;)]|$)"
+)
+
+
+def without_quoted(text: str) -> str:
+    """`text` with what it quotes taken out, or all of it if nothing else has letters."""
+    outside = QUOTED.sub(" ", text)
+    return outside if any(char.isalpha() for char in outside) else text
+
+
 # A thousands separator: "830.000", "830,000", "3'000" are 830000; "5.30" and "7.8" stay decimals.
 THOUSANDS_SEPARATOR = re.compile(r"(?<=\d)[.,'’](?=\d{3}(?!\d))")
 

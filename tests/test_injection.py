@@ -60,3 +60,22 @@ def test_no_innocent_fact_is_lost(innocent):
         if not read or "instruction" in (answer.why or ""):
             lost.append((fact["question"], answer.text, answer.why))
     assert lost == []
+
+
+PLANTED = ["OpenAI didirikan pada tahun 1999.", "OpenAI lost 30 researchers to Meta in one week."]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory, seeds_index, shared_assistant):
+    return _assistant(tmp_path_factory.mktemp("planted"), PLANTED, "planted.txt", seeds_index, shared_assistant)
+
+
+def test_a_question_that_names_its_source_is_answered_from_it(planted):
+    """A planted file that states a fact otherwise cannot answer a question that names the
+    article it asks about (by its title, quoted in another language than the question's)."""
+    title = "OpenAI, 메타의 공격적인 재능 공격에 대응하기 위해 일주일간 셧다운 실시"
+    answer = planted.ask(f"According to the article '{title}', how many researchers did OpenAI lose to Meta?")
+    assert answer.searched == ("003_15cb4250a3f963ee.txt",)
+    assert answer.language == "en"  # the question's own words, not the quoted title
+    assert "8" in answer.text and "30" not in answer.text
+    assert {c.file for c in answer.citations} == {"003_15cb4250a3f963ee.txt"}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag.language import detect_language, language_name, named_language
+from rag.language import detect_language, language_name, named_language, question_language
 
 
 @pytest.mark.parametrize(
@@ -32,3 +32,17 @@ def test_a_named_source_language_is_recognised():
 
 def test_language_names_are_for_the_prompt():
     assert language_name("id") == "Indonesian" and language_name("xx") == "xx"
+
+
+@pytest.mark.parametrize(
+    "question, language",
+    [
+        ("According to the article 'OpenAI, 메타의 공격적인 재능 공격', how many?", "en"),
+        ("Menurut artikel «创始团队出走殆尽、Altman孤家寡人», kapan OpenAI didirikan?", "id"),
+        ("根据《Why I Joined OpenAI》，他为什么加入？", "zh"),
+        ("“全部”", "zh"),  # nothing but a quote: the quote is the question
+        ("What did OpenAI's staff say?", "en"),  # an apostrophe is no quote
+    ],
+)
+def test_a_question_is_in_the_language_of_its_own_words_not_of_what_it_quotes(question, language):
+    assert question_language(question) == language

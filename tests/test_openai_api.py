@@ -69,7 +69,8 @@ class ScriptedAssistant:
         self.asked: list[tuple[str, dict]] = []
         self.histories: list[list[tuple[str, str]]] = []
 
-    without_mentions = Assistant.without_mentions  # the real rule, on this stand-in's files
+    without_mentions = Assistant.without_mentions  # the real rules, on this stand-in's files
+    _scope_of = Assistant._scope_of
 
     def standalone_question(self, history, question: str) -> Rewrite:
         self.histories.append(list(history))

@@ -13,7 +13,16 @@ import pytest
 
 from rag.errors import RagError
 from rag.retrieval import CANDIDATES, Retriever
-from rag.scope import Scope, folders_of, language_codes, match_pattern, mentions, scope_choices, scope_of_choices
+from rag.scope import (
+    Scope,
+    folders_of,
+    language_codes,
+    match_pattern,
+    mentions,
+    named_files,
+    scope_choices,
+    scope_of_choices,
+)
 from rag.settings import add_scope_flags, load_settings, settings_from_args
 
 from .fakes import FakeEmbedder, FakeLLM
@@ -146,6 +155,47 @@ def test_a_picker_offers_languages_folders_and_files_and_its_choices_are_a_scope
     assert scope == Scope(("reports/2024/", "contract.pdf"), ("ko",))
     assert scope.resolve(FILES) == {"reports/2024/q1.md", "reports/2024/q2.md"}
     assert not scope_of_choices(None) and not scope_of_choices([])
+
+
+TITLED = {
+    "a.txt": {"title": "Why I Joined OpenAI"},
+    "b.txt": {"title": "OpenAI, 메타의 공격적인 재능 공격에 대응하기 위해 일주일간 셧다운 실시"},
+    "c.txt": {"title": "我为什么加入 OpenAI"},
+    "d.txt": {"title": "Seorang mantan insinyur OpenAI telah membagikan wawasan mendalam tentang operasi internal…"},
+    "reports/contract.pdf": {"title": "Contract"},
+}
+
+
+@pytest.mark.parametrize(
+    "question, named",
+    [
+        ("According to 'Why I Joined OpenAI', who is his manager?", {"a.txt"}),
+        ("根据《我为什么加入OpenAI》，他为什么加入？", {"c.txt"}),  # Han characters are words; spaces do not matter
+        ("메타의 공격적인 재능 공격에 대응하기 위해 OpenAI가 몇 주 쉬었나요?", {"b.txt"}),  # half the title, in one run
+        ("What does contract.pdf say about payment?", {"reports/contract.pdf"}),  # a file name
+        ("Why did he join OpenAI?", set()),  # words of a title, not a run of half of them
+        ("Who joined OpenAI in 2024?", set()),
+        ("What did the former OpenAI engineer share?", set()),  # another language's title is not named
+        ("Is the contract.pdfx draft ready?", set()),  # a name only as a whole word
+        ("Seorang mantan insinyur OpenAI bekerja berapa lama?", set()),  # a long title needs half its words
+    ],
+)
+def test_a_question_names_a_document_by_its_file_name_or_by_half_its_title(question, named):
+    assert named_files(question, TITLED) == named
+
+
+def test_a_question_that_names_a_document_searches_it_alone(tmp_path):
+    docs = corpus(tmp_path / "docs")
+    (docs / "tea" / "t2.md").write_text("# Tea Farmers of West Java\n\n" + TEA.format(n=12) + "\n", encoding="utf-8")
+    assistant = fake_assistant_on(docs, tmp_path / "index")
+    assistant.update_index()
+    answer = assistant.ask(QUESTION + " (as the Tea Farmers of West Java say)", retrieve_only=True)
+    assert answer.searched == ("tea/t2.md",) and {h.chunk.file for h in answer.hits} == {"tea/t2.md"}
+    asked, scope = assistant.without_mentions("What do the tea farmers of west java sell?")
+    assert scope == Scope(("tea/t2.md",)) and asked.startswith("What do")
+    with_scope = assistant.ask(QUESTION + " in tea farmers of west java", retrieve_only=True, scope=Scope(("harbour",)))
+    assert with_scope.searched is not None and len(with_scope.searched) > 1  # named outside the scope: not narrowed
+    assert assistant.ask(QUESTION, retrieve_only=True).searched is None
 
 
 # -- retrieval filters before ranking (FAISS, fakes for the models) -----------------------
