@@ -157,15 +157,24 @@ def clean_question(question: str) -> str:
     return text
 
 
+def passage_weight(probabilities: dict[str, float], choice: str, prior: float) -> float:
+    """How much the answer should come from passage `choice`: the model's own probability of it,
+    times `prior` for each place it stands after the first (the passages come in the retriever's
+    order; 1 leaves the model's order as it is)."""
+    return probabilities[choice] * prior ** (int(choice) - 1)
+
+
 def ranked_choices(probabilities: dict[str, float], passages: int, prior: float) -> list[str]:
-    """The passages' choices in the order they are tried: by the model's own probability of each,
-    times `prior` for each place a passage stands after the first (the passages come in the
-    retriever's order; 1 leaves the model's order as it is)."""
+    """The passages' choices in the order they are tried, by `passage_weight`."""
     return sorted(
-        prompts.choices(passages)[1:],
-        key=lambda choice: probabilities[choice] * prior ** (int(choice) - 1),
-        reverse=True,
+        prompts.choices(passages)[1:], key=lambda choice: passage_weight(probabilities, choice, prior), reverse=True
     )
+
+
+def copy_probability_of(source: prompts.CopySource) -> float | None:
+    """The model's own probability of the copy it made from `source`, per token (the geometric
+    mean), or None from a backend that cannot read it."""
+    return math.exp(sum(source.logprobs) / len(source.logprobs)) if source.logprobs else None
 
 
 def _copy_attempt(choice: str, passages: list[Passage]) -> tuple[str, prompts.CopySource]:
@@ -446,6 +455,7 @@ class Assistant:
                 yield not_found(answerable)
                 return
             copied, copy_probability = None, None
+            made: dict[int, Copied] = {}  # the copies made for this answer, by passage: none is made twice
             for prefix, constraint in self._answer_attempts(passages, probabilities):
                 pieces: list[str] = []
                 grammar, copy_from = (constraint, None) if isinstance(constraint, str) else (None, constraint)
@@ -457,15 +467,21 @@ class Assistant:
                     pieces.append(piece)
                     yield Token(piece)
                 copied = self._copied(prefix + "".join(pieces), question, passages, index)
-                if copied is not None and copy_from is not None and copy_from.logprobs:
-                    # The model's own probability of the copy, per token (geometric mean).
-                    copy_probability = math.exp(sum(copy_from.logprobs) / len(copy_from.logprobs))
+                if copied is not None and copy_from is not None:
+                    copy_probability = copy_probability_of(copy_from)
+                    made[copied.n] = copied
                 if copied is None or copied.problem is None:
                     break  # no passage answers, or a usable copy
+            if copied is not None and copied.problem is None and probabilities is not None:
+                started_next = elapsed()
+                copied, copy_probability = self._next_copy(
+                    messages, copied, copy_probability, question, passages, probabilities, index, made
+                )
+                timings["next_copy"] = elapsed() - started_next
             other = None
             if copied is not None and copied.problem is None and probabilities is not None:
                 started_other = elapsed()
-                other = self._disagreeing(messages, copied, question, passages, probabilities, index)
+                other = self._disagreeing(messages, copied, question, passages, probabilities, index, made)
                 timings["disagreement"] = elapsed() - started_other
             if copied is not None and copied.problem is None and copied.needs_translation(language):
                 started_translation = elapsed()
@@ -540,6 +556,40 @@ class Assistant:
         )
         return Copied(n, span, quote or source.quote, detect_language(source.text), problem)
 
+    def _next_copy(
+        self,
+        messages: list[dict[str, str]],
+        copied: Copied,
+        probability: float | None,
+        question: str,
+        passages: list[Passage],
+        probabilities: dict[str, float],
+        index: Store,
+        made: dict[int, Copied],
+    ) -> tuple[Copied, float | None]:
+        """The copy from the model's next choice of passage instead of `copied` (from its first),
+        when the next passage's weight times its copy's own probability to the power
+        `copy_weight` is the greater: a passage the model barely prefers but cannot copy an
+        answer from with confidence gives way to one it can. The next copy is made only when it
+        could win (its probability is at most 1)."""
+        weight, prior = self.settings.copy_weight, self.settings.passage_prior
+        ranked = ranked_choices(probabilities, len(passages), prior)
+        if not weight or probability is None or len(ranked) < 2 or int(ranked[0]) != copied.n:
+            return copied, probability
+        first, following = (passage_weight(probabilities, choice, prior) for choice in ranked[:2])
+        if first * probability**weight >= following:
+            return copied, probability
+        prefix, source = _copy_attempt(ranked[1], passages)
+        reply = "".join(self.llm.stream(messages, self.settings.max_tokens, 0.0, prefix=prefix, copy_from=source))
+        other, other_probability = self._copied(prefix + reply, question, passages, index), copy_probability_of(source)
+        if other is not None:
+            made[other.n] = other
+        if other is None or other.problem is not None or other_probability is None:
+            return copied, probability
+        if following * other_probability**weight > first * probability**weight:
+            return other, other_probability
+        return copied, probability
+
     # The share of the model's choice another passage needs for its own answer to be looked at.
     DISAGREEING_SHARE = 0.25
 
@@ -551,6 +601,7 @@ class Assistant:
         passages: list[Passage],
         probabilities: dict[str, float],
         index: Store,
+        made: dict[int, Copied],
     ) -> Copied | None:
         """The answer of another passage the model also chose (by its own probability), copied
         from that passage, when it says something else than `copied`; None when none does."""
@@ -563,9 +614,12 @@ class Assistant:
         ]
         if not others:
             return None
-        prefix, source = _copy_attempt(max(others, key=probabilities.__getitem__), passages)
-        reply = "".join(self.llm.stream(messages, self.settings.max_tokens, 0.0, prefix=prefix, copy_from=source))
-        other = self._copied(prefix + reply, question, passages, index)
+        choice = max(others, key=probabilities.__getitem__)
+        other = made.get(int(choice))
+        if other is None:
+            prefix, source = _copy_attempt(choice, passages)
+            reply = "".join(self.llm.stream(messages, self.settings.max_tokens, 0.0, prefix=prefix, copy_from=source))
+            other = self._copied(prefix + reply, question, passages, index)
         if other is None or other.problem is not None or not differ(other.span, copied.span):
             return None
         return other

@@ -57,6 +57,10 @@ class Settings:
     # choice of the passage an answer is copied from, times the model's own probability of it
     # (chosen on the public dev split: the small model passes over the first passage too often).
     passage_prior: float = 0.35
+    # The next passage's copy replaces the first one's when its weight times its copy's own
+    # probability to this power is the greater (0: the first usable copy stands; chosen on the
+    # public dev split).
+    copy_weight: float = 2.0
     # Below this probability of the copied answer (the model's own, per token) withhold it.
     min_copied: float = 0.0
     chunk_tokens: int = 128
@@ -212,6 +216,14 @@ OPTIONS = (
         generation=True,
     ),
     Option(
+        "copy_weight",
+        "RAG_COPY_WEIGHT",
+        "--copy-weight",
+        float,
+        help="weight of the LLM's own probability of its copy in choosing between its first two passages (0: none)",
+        generation=True,
+    ),
+    Option(
         "passage_prior",
         "RAG_PASSAGE_PRIOR",
         "--passage-prior",
@@ -359,6 +371,8 @@ def validate(settings: Settings) -> None:
         raise RagError(f"min answerable must be between 0 and 1, not {settings.min_answerable}")
     if not 0.0 <= settings.min_copied <= 1.0:
         raise RagError(f"min copied must be between 0 and 1, not {settings.min_copied}")
+    if settings.copy_weight < 0.0:
+        raise RagError(f"copy weight must not be negative, not {settings.copy_weight}")
     if not 0.0 < settings.passage_prior <= 1.0:
         raise RagError(f"passage prior must be above 0 and at most 1, not {settings.passage_prior}")
     if not -1.0 <= settings.min_similarity <= 1.0:

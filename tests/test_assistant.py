@@ -3,6 +3,10 @@
 Answers from the real models are tested in the full layer (tests/test_evaluation.py,
 tests/test_ui_api.py, tests/test_injection.py)."""
 
+import math
+
+import pytest
+
 from rag.assistant import Done, Retrieved
 
 from .fakes import FakeEmbedder, FakeLLM, fake_assistant
@@ -129,7 +133,7 @@ class YearLLM:
         return len(text.split())
 
 
-def _bakery(tmp_path, second_year: str, **settings):
+def _bakery(tmp_path, second_year: str, llm=None, **settings):
     from rag.assistant import Assistant
     from rag.settings import load_settings
 
@@ -137,7 +141,7 @@ def _bakery(tmp_path, second_year: str, **settings):
     docs.mkdir(parents=True)
     (docs / "a.txt").write_text("The Orion bakery opened in Leeds in 1998.\n", encoding="utf-8")
     (docs / "b.txt").write_text(f"The Orion bakery first opened its doors in {second_year}.\n", encoding="utf-8")
-    llm = YearLLM(**settings.pop("llm", {}))
+    llm = llm or YearLLM()
     settings = load_settings(environ={}, docs_dir=docs, index_dir=tmp_path / "index", min_similarity=-1.0, **settings)
     return Assistant(settings, log=lambda m: None, embedder=FakeEmbedder(), llm=llm)
 
@@ -155,9 +159,43 @@ def test_another_source_that_says_otherwise_is_shown_beside_the_answer_with_its_
 def test_sources_that_agree_or_that_the_model_did_not_choose_add_nothing(tmp_path):
     agreeing = _bakery(tmp_path / "agree", "1998").ask("When did the Orion bakery open?")
     assert agreeing.disagreements == [] and len(agreeing.citations) == 1 and agreeing.shown == agreeing.text
-    assistant = _bakery(tmp_path / "sure", "2001", llm={"shares": (0.9, 0.1)})
+    assistant = _bakery(tmp_path / "sure", "2001", llm=YearLLM((0.9, 0.1)))
     sure = assistant.ask("When did the Orion bakery open?")
     assert sure.disagreements == [] and assistant.llm.copied_from == ["[1]"]  # the other passage was not read
+
+
+class UnsureLLM(YearLLM):
+    """YearLLM whose copy from the first passage it is offered is unsure (`first` per token)."""
+
+    def __init__(self, first: float, shares=(0.55, 0.45)):
+        super().__init__(shares)
+        self.first = first
+
+    def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None):
+        yield from super().stream(messages, max_tokens, temperature, grammar, prefix, copy_from)
+        copy_from.logprobs.append(math.log(self.first if prefix == "[1]" else 0.9))
+
+
+@pytest.mark.parametrize(
+    "first, shares, copy_weight, copied_from, answered_from",
+    [
+        # 0.55 * 0.3² < 0.45 * 0.35 * 0.9²: the next passage's copy wins (and, disagreeing, the first is not copied again)
+        (0.3, (0.55, 0.45), 2.0, ["[1]", "[2]"], 2),
+        (0.3, (0.55, 0.45), 0.0, ["[1]", "[2]"], 1),  # no weight: the first copy stands ([2]: the disagreement's copy)
+        (0.2, (0.8, 0.2), 2.0, ["[1]", "[2]"], 2),  # 0.8 * 0.2² < 0.2 * 0.35 * 0.9²
+        (0.9, (0.8, 0.2), 2.0, ["[1]"], 1),  # sure enough that the next copy could not win: it is not made
+    ],
+)
+def test_a_copy_the_model_is_unsure_of_gives_way_to_the_next_passages(
+    tmp_path, first, shares, copy_weight, copied_from, answered_from
+):
+    assistant = _bakery(tmp_path, "2001", UnsureLLM(first, shares), copy_weight=copy_weight)
+    answer = assistant.ask("When did the Orion bakery open?")
+    year = "1998" if answer.passages[answered_from - 1].file == "a.txt" else "2001"
+    assert answer.text == f"{year} [1]" and answer.copy_probability == pytest.approx(
+        first if answered_from == 1 else 0.9
+    )
+    assert assistant.llm.copied_from == copied_from
 
 
 def test_differ_compares_without_case_spacing_or_punctuation():
