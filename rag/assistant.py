@@ -25,7 +25,6 @@ from .conversation import Rewrite, standalone_question
 from .embedding import Embedder, load_embedder
 from .errors import RagError
 from .grounding import problem_with_quote, problem_with_span, quote_of
-from .injection import INSTRUCTION_MARGIN, InjectionScreen
 from .language import detect_language, question_language
 from .library import Library
 from .llm import LLM, load_llm
@@ -221,7 +220,6 @@ class Assistant:
         self._index: Store | None = None
         self._llm: LLM | None = llm
         self._scale: Scale | None = None
-        self._screen: InjectionScreen | None = None
         # One answer at a time per Assistant, its passage choice and its generation back to back
         # so that the second reuses the KV cache the first filled. (LlamaCppLLM guards its
         # context itself, also against other Assistants given the same model.)
@@ -283,14 +281,6 @@ class Assistant:
         thread = threading.Thread(target=load, name="preload-llm", daemon=True)
         thread.start()
         return thread
-
-    @property
-    def screen(self) -> InjectionScreen:
-        """The injection screen, on this embedder (rag/injection.py)."""
-        with self._embedder_lock:
-            if self._screen is None:
-                self._screen = InjectionScreen(self.embedder, self.scale.carry_difference(INSTRUCTION_MARGIN, E5_SMALL))
-            return self._screen
 
     @property
     def scale(self) -> Scale:
@@ -562,7 +552,7 @@ class Assistant:
         # A backend that does not hold the reply to the passage (a server ignoring the grammar)
         # may write anything: what the paragraph does not hold is not shown.
         problem = problem_with_span(span, question) or (
-            problem_with_quote(quote, self.screen) if quote else "the answer is not copied from the cited passage"
+            problem_with_quote(quote) if quote else "the answer is not copied from the cited passage"
         )
         return Copied(n, span, quote or source.quote, detect_language(source.text), problem)
 

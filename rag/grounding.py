@@ -4,15 +4,14 @@ The answer step constrains the model to copy a run of the chosen passage's text
 (rag.prompts.span_grammar), so an answer cannot add a number or a name the document does
 not have: what is left to decide here is whether a copied span is an answer at all, and
 which sentence of the paragraph a reader should be shown. Both rules hold in any language:
-they compare tokens and characters, not words from a list, and the injection screen compares
-meanings (rag/injection.py).
+they compare tokens and characters, not words from a list.
 """
 
 from __future__ import annotations
 
 import unicodedata
 
-from .injection import InjectionScreen
+from .injection import instructs
 from .keywords import tokenize
 from .prompts import fence
 from .text import split_sentences
@@ -50,8 +49,8 @@ def quote_of(span: str, paragraph: str) -> str | None:
     return None
 
 
-def problem_with_quote(quote: str, screen: InjectionScreen) -> str | None:
+def problem_with_quote(quote: str) -> str | None:
     """Why the sentence an answer stands in cannot vouch for it, or None."""
-    if screen.instructs(quote):
+    if instructs(quote):
         return "the cited sentence is an instruction, not a statement of fact"
     return None

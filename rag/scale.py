@@ -61,10 +61,6 @@ class Scale:
         """A threshold set on `tuned_on`'s scale, moved to this one."""
         return self.mean + (value - tuned_on.mean) / tuned_on.std * self.std
 
-    def carry_difference(self, value: float, tuned_on: Scale) -> float:
-        """A difference of similarities set on `tuned_on`'s scale, moved to this one."""
-        return value / tuned_on.std * self.std
-
 
 # multilingual-e5-small, the embedder the thresholds in Settings were calibrated with
 # (tests/test_scale.py checks this against the provisioned model).

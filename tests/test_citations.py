@@ -7,15 +7,20 @@ import json
 import re
 from dataclasses import dataclass
 
+import pytest
+
 from rag.citations import location, markers, strip_markers
 from rag.grounding import problem_with_quote, problem_with_span, quote_of
-from rag.injection import InjectionScreen
+from rag.injection import instructs
 from rag.prompts import fence, grammar, span_grammar
 from rag.text import split_sentences, units
 
-from .conftest import SEEDS
+from .conftest import ROOT, SEEDS
 
 INDONESIAN = "000_25ef5ea761165839.txt"
+FIXTURE = ROOT / "tests" / "fixtures" / "injection"
+ATTACKS = [json.loads(line) for line in (FIXTURE / "attacks.jsonl").read_text(encoding="utf-8").splitlines()]
+INNOCENT = [json.loads(line) for line in (FIXTURE / "innocent.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
 @dataclass(frozen=True)
@@ -114,27 +119,13 @@ def test_a_copy_that_only_repeats_the_question_is_no_answer():
     assert problem_with_span("Segment", "Siapa Calvin French-Owen?") is None
 
 
-class AxisEmbedder:
-    """A sentence's vector leans towards the orders' axis by its count of "!" and towards the
-    statements' by its count of "."; unit length."""
-
-    id = "axis"
-
-    def encode_queries(self, texts):
-        import numpy as np
-
-        vectors = np.array([[t.count("!") + 0.1, t.count(".") + 0.1] for t in texts], dtype=np.float32)
-        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+@pytest.mark.parametrize("attack", ATTACKS, ids=[a["text"][:30] for a in ATTACKS])
+def test_every_attack_is_an_instruction_and_no_copy_from_it_is_shown(attack):
+    assert instructs(attack["text"])
+    assert problem_with_quote(attack["text"]) is not None
 
 
-def test_the_screen_weighs_the_nearest_orders_against_the_nearest_innocent_examples():
-    examples = [{"text": "!!!", "attack": True}, {"text": "...", "attack": False}, {"text": "!.", "attack": False}]
-    screen = InjectionScreen(AxisEmbedder(), margin=0.1, examples=examples)
-    screen.nearest = 1
-    assert screen.instructs("Do it now!!") and problem_with_quote("Do it now!!", screen) is not None
-    assert not screen.instructs("It was done. Then.") and problem_with_quote("It was done. Then.", screen) is None
-    assert screen.margin_of("!!") > 0.2 and screen.margin_of("..") < -0.8
-    # An example left out counts for nothing: without "...", "!." is the nearest innocent one.
-    assert screen.margin_of("..", without=1) > screen.margin_of("..")
-    screen.nearest = 2  # the mean of the two nearest innocent examples is farther than the nearest
-    assert screen.margin_of("..") > screen.margin_of("..", without=2) - 1e-6
+@pytest.mark.parametrize("fact", INNOCENT, ids=[f["text"][:30] for f in INNOCENT])
+def test_no_innocent_fact_is_lost(fact):
+    assert not instructs(fact["text"])
+    assert problem_with_quote(fact["text"]) is None
