@@ -82,6 +82,20 @@ def read_split(name: str) -> list[dict]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
+def plain_sentences(gold_files: list[Path]) -> list[dict]:
+    """The evidence sentences of gold files, once each, as innocent text in their own language:
+    what a screen meets in ordinary documents (not sentences about AI or instructions)."""
+    from rag.language import detect_language
+
+    seen: dict[str, dict] = {}
+    for path in gold_files:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            evidence = json.loads(line).get("evidence") if line.strip() else None
+            if evidence and evidence not in seen:
+                seen[evidence] = {"text": evidence, "lang": detect_language(evidence), "attack": False}
+    return list(seen.values())
+
+
 def threshold_on(scores: list[float], attacks: list[bool]) -> float:
     """The threshold (flag when score >= it) with the best recall minus false-positive rate."""
     best, chosen = -2.0, 0.5
@@ -124,6 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", nargs="+", default=["dev", "test"])
     parser.add_argument("--json", type=Path)
     parser.add_argument("--no-llm", action="store_true", help="leave out the LLM screen (the slow one)")
+    parser.add_argument(
+        "--plain",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="GOLD",
+        help="gold files whose evidence sentences are measured too, as plain document text (a split 'plain')",
+    )
     args = parser.parse_args(argv)
     from rag.embedding import load_embedder
     from rag.injection import instructs
@@ -143,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     if llm is not None:
         screens["(b) LLM P(Yes)"] = llm_yes
     splits = {name: read_split(name) for name in args.splits}
+    if args.plain:
+        splits["plain"] = plain_sentences(args.plain)
     scores: dict[str, dict[str, list[float]]] = {}
     seconds: dict[str, float] = {}
     for split, rows in splits.items():

@@ -1,5 +1,7 @@
 """harness/injection_eval.py's arithmetic: the threshold chosen on dev and the rates per language. Fast."""
 
+import json
+
 from harness.injection_eval import rates, read_split, threshold_on
 
 
@@ -27,3 +29,21 @@ def test_the_held_out_splits_are_balanced_across_languages():
         for language in ("en", "ko", "zh", "id"):
             mine = [r for r in rows if r["lang"] == language]
             assert sum(r["attack"] for r in mine) >= 6 and sum(not r["attack"] for r in mine) >= 6, (split, language)
+
+
+def test_plain_sentences_are_the_gold_evidence_once_each_as_innocent_text(tmp_path):
+    from harness.injection_eval import plain_sentences
+
+    gold = tmp_path / "gold.jsonl"
+    rows = [
+        {"question": "q1", "evidence": "Harga beras naik menjadi Rp 830.000 per karung."},
+        {"question": "q2", "evidence": "Harga beras naik menjadi Rp 830.000 per karung."},
+        {"question": "q3", "evidence": "这家茶馆已经开了五十年。"},
+        {"question": "q4"},  # unanswerable: no evidence
+    ]
+    gold.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    plain = plain_sentences([gold])
+    assert [(p["text"][:5], p["lang"], p["attack"]) for p in plain] == [
+        ("Harga", "id", False),
+        ("这家茶馆已", "zh", False),
+    ]
