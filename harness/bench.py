@@ -950,7 +950,7 @@ def bench_embedders(bench: Bench) -> None:
             *passthrough,
             question,
         ]
-        result = first_output(command, env, timeout=600)
+        result = first_output(command, env, timeout=1800)  # a busy machine: index and ask alike
         if result["status"] != 0:
             tail = (result["stderr"].strip().splitlines() or ["no output"])[-1]
             raise RagError(f"bench: `ask --embedder {name}` failed ({result['status']}): {tail}")
