@@ -92,7 +92,7 @@ class Plan:
     grid: tuple[tuple[int, int], ...] = ((1, 96), (3, 96), (5, 96), (3, 48), (3, 192))  # (passages, tokens)
     grid_questions: int = 1
     cold_runs: int = 2  # of each: `ask`, `ask --retrieve-only`, the bare LLM
-    embedder_index_reps: int = 2  # `rag index --rebuild` processes per embedder, the embedders taking turns
+    embedder_index_reps: int = 3  # `rag index --rebuild` processes per embedder, the embedders taking turns
     embedder_questions: int = 40  # embedded one at a time by each embedder, after a warm-up
     ui_memory_questions: int = 100  # asked of one `rag ui`, uploads among them; RSS after a tenth and at the end
     # Repetitions beyond the first are dropped when the bench runs behind this many seconds
