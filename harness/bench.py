@@ -19,7 +19,11 @@ repeated runs after a warm-up.
   against the number and size of passages;
 - start-up: `ask` in a fresh process, seconds to its first token and its peak RSS, against a
   script that only loads the two models with the bare libraries and generates the same
-  answer; `rag ui` on a free port, one question through gradio_client, its peak RSS.
+  answer; `rag ui` on a free port, one question through gradio_client, its peak RSS;
+- embedders: for e5-small (the default) and EmbeddingGemma, `rag index --rebuild` on the
+  documents as a whole process (chunks/s, peak RSS; the two take turns) against ONNX Runtime's
+  `session.run` alone on the same chunks' batches, a question's embedding against
+  `session.run` on its token ids, and the peak RSS of `ask` with each (the LLM, one question).
 
 The bench never touches the project's index/ (it builds its own in a temporary folder).
 """
@@ -88,6 +92,8 @@ class Plan:
     grid: tuple[tuple[int, int], ...] = ((1, 96), (3, 96), (5, 96), (3, 48), (3, 192))  # (passages, tokens)
     grid_questions: int = 1
     cold_runs: int = 2  # of each: `ask`, `ask --retrieve-only`, the bare LLM
+    embedder_index_reps: int = 3  # `rag index --rebuild` processes per embedder, the embedders taking turns
+    embedder_questions: int = 40  # embedded one at a time by each embedder, after a warm-up
     ui_memory_questions: int = 100  # asked of one `rag ui`, uploads among them; RSS after a tenth and at the end
     # Repetitions beyond the first are dropped when the bench runs behind this many seconds
     # (scaled by each section's share), so a busy machine still finishes in under 10 minutes.
@@ -106,10 +112,14 @@ QUICK = Plan(
     grid=((1, 96), (3, 96)),
     grid_questions=1,
     cold_runs=1,
+    embedder_index_reps=1,
+    embedder_questions=10,
     ui_memory_questions=10,
     budget_s=None,
 )
-SECTIONS = ("indexing", "retrieval", "large", "generation", "startup", "ui", "ui_memory")
+SECTIONS = ("indexing", "retrieval", "large", "generation", "startup", "ui", "ui_memory", "embedders")
+# The catalogue's two embedders: the default, and the one it is held against for becoming it.
+EMBEDDERS = ("e5-small", "gemma-300m")
 
 
 # -- command line --------------------------------------------------------------------------
@@ -117,7 +127,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Measure indexing, retrieval, generation, start-up and memory, each against the raw "
         "library doing the same work in the same run. Builds its own indexes in a temporary "
-        "folder from --docs (--index is not used). About 8 minutes on 2 cores; --quick: 2-4."
+        "folder from --docs (--index is not used). About 11 minutes on 2 cores; --quick: 2-4."
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--out", type=Path, help="also write bench.json and bench.md into this folder")
@@ -130,6 +140,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=SECTIONS,
         default=[],
         help="leave a section out (repeatable); its figures are null",
+    )
+    parser.add_argument(
+        "--section",
+        action="append",
+        choices=SECTIONS,
+        default=[],
+        dest="sections",
+        help="measure only this section (repeatable); the others' figures are null",
     )
 
 
@@ -146,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
             args.out.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise RagError(f"cannot create the output folder {args.out}: {error.strerror or error}") from None
-    results = run_bench(settings, QUICK if args.quick else Plan(), skip=set(args.skip), passthrough=passthrough)
+    skip = set(args.skip) | (set(SECTIONS) - set(args.sections) if args.sections else set())
+    results = run_bench(settings, QUICK if args.quick else Plan(), skip=skip, passthrough=passthrough)
     markdown = to_markdown(results)
     if args.out is not None:
         (args.out / "bench.json").write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
@@ -227,13 +246,14 @@ def run_bench(
         bench.details["embedder_load_s"] = now() - started
         if "indexing" not in skip:
             bench_indexing(bench)
-        if not exists(bench.assistant.settings.index_dir):
-            bench.say("building the seeds index")
-            bench.assistant.update_index(rebuild=True)
-        bench.seeds_index = bench.assistant.settings.index_dir
-        if bench.real_vectors is None:
-            index = bench.assistant.index
-            bench.real_vectors, bench.real_languages = index.raw_vectors(), [c.language for c in index.chunks]
+        if set(SECTIONS) - skip - {"embedders"}:  # the sections that use the seeds index built here
+            if not exists(bench.assistant.settings.index_dir):
+                bench.say("building the seeds index")
+                bench.assistant.update_index(rebuild=True)
+            bench.seeds_index = bench.assistant.settings.index_dir
+            if bench.real_vectors is None:
+                index = bench.assistant.index
+                bench.real_vectors, bench.real_languages = index.raw_vectors(), [c.language for c in index.chunks]
         if "retrieval" not in skip:
             bench_retrieval(bench)
             bench_milvus(bench, "seeds", bench.assistant)
@@ -247,6 +267,8 @@ def run_bench(
             bench_ui(bench)
         if "ui_memory" not in skip:
             bench_ui_memory(bench)
+        if "embedders" not in skip:
+            bench_embedders(bench)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     bench.details["load_average_before"] = [round(x, 2) for x in load_before]
@@ -844,6 +866,100 @@ def bench_ui_memory(bench: Bench) -> None:
     finally:
         stop_process(process)
     bench.details["ui_memory"] = out
+
+
+# -- embedders -------------------------------------------------------------------------------
+def bench_embedders(bench: Bench) -> None:
+    """Each catalogue embedder (EMBEDDERS) that is provisioned: `rag index --rebuild` on the
+    documents in a new process (seconds, peak RSS), the embedders taking turns; then, in this
+    process, a question's embedding (`encode_queries`, as `ask` calls it) against the bare
+    `session.run` on its token ids, and the chunks' batches through the bare `session.run` (the
+    limit of indexing); then `ask` with each, one question with the LLM, its peak RSS."""
+    import gc
+
+    from models.stamps import current_export
+    from rag.embedding import load_embedder
+    from rag.index import load_index
+
+    from .embedder_speed import question_timings
+
+    settings, plan = bench.settings, bench.plan
+    env = _child_env(settings)
+    # The flags given to the bench, less the embedder (each run names its own).
+    pairs = list(zip(bench.passthrough[::2], bench.passthrough[1::2]))
+    passthrough = [part for flag, value in pairs if flag != "--embedder" for part in (flag, value)]
+    by_embedder: dict[str, dict] = {}
+    for name in EMBEDDERS:
+        folder = Path(settings.replace(embedder=name).embedder_name)
+        if current_export(folder) is None:  # exporting it would take minutes: not the bench's to do
+            bench.say(f"embedders: {name} is not provisioned (`rag models --all`); left out")
+            by_embedder[name] = {"missing": f"not provisioned in {folder.parent}"}
+        else:
+            by_embedder[name] = {"folder": str(folder), "index_runs": []}
+    ready = [name for name, section in by_embedder.items() if "missing" not in section]
+    indexes = {name: bench.root / f"embedders-{name}" for name in ready}
+
+    bench.say(f"embedders: `rag index --rebuild` for {', '.join(ready)} x {plan.embedder_index_reps}, in turn")
+    for rep in range(plan.embedder_index_reps):
+        for name in ready if rep % 2 == 0 else ready[::-1]:
+            command = _venv_script("rag") + [
+                "index",
+                "--rebuild",
+                "--docs",
+                str(settings.docs_dir),
+                "--index",
+                str(indexes[name]),
+                "--embedder",
+                name,
+                *passthrough,
+            ]
+            result = first_output(command, env, timeout=1800)
+            if result["status"] != 0:
+                tail = (result["stderr"].strip().splitlines() or ["no output"])[-1]
+                raise RagError(f"bench: `rag index --embedder {name}` failed ({result['status']}): {tail}")
+            by_embedder[name]["index_runs"].append({k: result[k] for k in ("total_s", "peak_rss_mb")})
+
+    questions = bench.questions[: plan.embedder_questions]
+    for name in ready:
+        section = by_embedder[name]
+        bench.say(f"embedders: {name}: {len(questions)} questions and the chunks through the bare session")
+        texts = [chunk.text for chunk in load_index(indexes[name]).chunks]
+        embedder = load_embedder(section["folder"], settings.threads)
+        section.update(id=embedder.id, dim=embedder.dim, chunks=len(texts), questions=len(questions))
+        section.update(question_timings(embedder, questions, warm_up=min(10, len(questions))))
+        feeds = [feed for _, feed in embedder.batches(texts, embedder.passage_prompt, EMBED_BATCH)]
+        section["raw_encode_s"] = []
+        for _ in range(plan.embedder_index_reps):
+            started = now()
+            for feed in feeds:
+                embedder.session.run(None, feed)
+            section["raw_encode_s"].append(now() - started)
+        del embedder, feeds
+        gc.collect()
+
+    question = (bench.answered or bench.questions)[0]
+    bench.say(f"embedders: `ask` with {', '.join(ready)}, one question each, peak RSS")
+    for name in ready:
+        command = _venv_script("ask") + [
+            "--docs",
+            str(settings.docs_dir),
+            "--index",
+            str(indexes[name]),
+            "--embedder",
+            name,
+            *passthrough,
+            question,
+        ]
+        result = first_output(command, env, timeout=1800)  # a busy machine: index and ask alike
+        if result["status"] != 0:
+            tail = (result["stderr"].strip().splitlines() or ["no output"])[-1]
+            raise RagError(f"bench: `ask --embedder {name}` failed ({result['status']}): {tail}")
+        by_embedder[name]["ask"] = {
+            **{k: result[k] for k in ("first_s", "total_s", "peak_rss_mb")},
+            "answer": result["stdout"].strip()[:300],
+        }
+        shutil.rmtree(indexes[name], ignore_errors=True)
+    bench.details["embedders"] = {"question": question, "batch_size": EMBED_BATCH, "by_embedder": by_embedder}
 
 
 def _wait_for_chat(process: subprocess.Popen, timeout: float = 600) -> str:

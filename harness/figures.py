@@ -123,6 +123,31 @@ def _cold_start_view(runs: dict) -> dict:
     }
 
 
+def _embedders_view(section: dict) -> dict:
+    """Per embedder (by catalogue name, the measured ones): its summary; and `index_time_ratio`,
+    EmbeddingGemma's `rag index` time over e5-small's, pair by pair (they ran in turn)."""
+    out: dict = {}
+    for name, e in section["by_embedder"].items():
+        if "missing" in e:
+            continue
+        seconds = [r["total_s"] for r in e["index_runs"]]
+        out[name] = {
+            "index_s_p50": p50(seconds),
+            "chunks_per_s": ratio(e["chunks"], p50(seconds)),
+            "raw_chunks_per_s": ratio(e["chunks"], p50(e["raw_encode_s"])),
+            "index_peak_rss_mb": max((r["peak_rss_mb"] for r in e["index_runs"] if r["peak_rss_mb"]), default=None),
+            "question_ms_p50": p50(e["question_ms"]),
+            "raw_question_ms_p50": p50(e["raw_question_ms"] or []),
+            "ask_peak_rss_mb": e["ask"]["peak_rss_mb"],
+        }
+    if "gemma-300m" in out and "e5-small" in out:
+        pairs = zip(
+            section["by_embedder"]["gemma-300m"]["index_runs"], section["by_embedder"]["e5-small"]["index_runs"]
+        )
+        out["index_time_ratio"] = p50([gemma["total_s"] / e5["total_s"] for gemma, e5 in pairs])
+    return out
+
+
 def views(details: dict, index_type: str) -> dict[str, dict]:
     """Each measured section's summary, keyed by section (a skipped section has none). The
     indexing, retrieval and large-corpus summaries are also kept in `details` under "figures"."""
@@ -147,6 +172,8 @@ def views(details: dict, index_type: str) -> dict[str, dict]:
         out["cold_start"] = _cold_start_view(details["cold_start"]["runs"])
     if "ui" in details:
         out["ui"] = details["ui"]
+    if "embedders" in details:
+        out["embedders"] = _embedders_view(details["embedders"])
     if details.get("ui_memory", {}).get("rss_mb"):
         rss = details["ui_memory"]["rss_mb"]  # after n questions (as text, a JSON key) -> MB
         ordered = [rss[n] for n in sorted(rss, key=int)]
@@ -160,6 +187,7 @@ def _p50_of(view: str, key: str) -> Callable[[Mapping[str, dict]], float | None]
 
 # -- the figures, in the order of the Markdown table -----------------------------------------
 BARE_ENCODE = "SentenceTransformer.encode alone on the same chunk texts, batch size and prompt"
+BARE_RUN = "onnxruntime.InferenceSession.run alone (the embedder's own session)"
 FIGURES: tuple[Figure, ...] = (
     # indexing: update_index(rebuild=True) against the bare encoder, pairs back to back
     Figure(
@@ -648,6 +676,115 @@ FIGURES: tuple[Figure, ...] = (
         "the two figures' ratio: what a session keeps per question",
         lambda v: ratio(v["ui_memory"]["late"], v["ui_memory"]["early"]),
         target=("<=", 1.10),
+    ),
+    # embedders: e5-small (the default) and EmbeddingGemma, whole `rag index` and `ask` processes
+    # and question embedding, each beside ONNX Runtime's session.run on the same inputs
+    Figure(
+        "embedder_index_chunks_per_s_e5",
+        "Indexing, seeds, `rag index --rebuild` process, e5-small",
+        "chunks/s",
+        "chunks of the documents / p50 of the whole process's wall time (start, models, build, write)",
+        lambda v: v["embedders"]["e5-small"]["chunks_per_s"],
+        beside="embedder_index_raw_chunks_per_s_e5",
+        row=True,
+    ),
+    Figure(
+        "embedder_index_raw_chunks_per_s_e5",
+        "Indexing, seeds, e5-small, bare session.run",
+        "chunks/s",
+        BARE_RUN + " of the same chunks' batches (tokenized and padded beforehand)",
+        lambda v: v["embedders"]["e5-small"]["raw_chunks_per_s"],
+    ),
+    Figure(
+        "embedder_index_chunks_per_s_gemma",
+        "Indexing, seeds, `rag index --rebuild` process, EmbeddingGemma",
+        "chunks/s",
+        "as for e5-small, with --embedder gemma-300m",
+        lambda v: v["embedders"]["gemma-300m"]["chunks_per_s"],
+        beside="embedder_index_raw_chunks_per_s_gemma",
+        row=True,
+    ),
+    Figure(
+        "embedder_index_raw_chunks_per_s_gemma",
+        "Indexing, seeds, EmbeddingGemma, bare session.run",
+        "chunks/s",
+        "as for e5-small",
+        lambda v: v["embedders"]["gemma-300m"]["raw_chunks_per_s"],
+    ),
+    Figure(
+        "embedder_index_time_ratio",
+        "Indexing, seeds, `rag index` time, EmbeddingGemma / e5-small",
+        "",
+        "p50 over the runs of the two processes' wall-time ratio (they ran in turn)",
+        lambda v: v["embedders"]["index_time_ratio"],
+        target=("<=", 2.0),
+        row=True,
+    ),
+    Figure(
+        "embedder_index_peak_rss_mb_gemma",
+        "Peak RSS `rag index --rebuild`, seeds, EmbeddingGemma; e5-small, same run",
+        "MB",
+        "the process's own high-water mark (VmHWM), the highest of its runs",
+        lambda v: v["embedders"]["gemma-300m"]["index_peak_rss_mb"],
+        beside="embedder_index_peak_rss_mb_e5",
+        row=True,
+    ),
+    Figure(
+        "embedder_index_peak_rss_mb_e5",
+        "Peak RSS `rag index --rebuild`, seeds, e5-small",
+        "MB",
+        "as for EmbeddingGemma",
+        lambda v: v["embedders"]["e5-small"]["index_peak_rss_mb"],
+    ),
+    Figure(
+        "embedder_question_ms_p50_e5",
+        "Question embedding, e5-small, p50",
+        "ms",
+        "encode_queries of one question as `ask` calls it (session warm), the languages taking turns",
+        lambda v: v["embedders"]["e5-small"]["question_ms_p50"],
+        beside="embedder_question_raw_ms_p50_e5",
+        row=True,
+    ),
+    Figure(
+        "embedder_question_raw_ms_p50_e5",
+        "Question embedding, e5-small, bare session.run, p50",
+        "ms",
+        BARE_RUN + " on the same question's token ids, in turn with ours",
+        lambda v: v["embedders"]["e5-small"]["raw_question_ms_p50"],
+    ),
+    Figure(
+        "embedder_question_ms_p50_gemma",
+        "Question embedding, EmbeddingGemma, p50",
+        "ms",
+        "as for e5-small",
+        lambda v: v["embedders"]["gemma-300m"]["question_ms_p50"],
+        target=("<=", 30.0),
+        beside="embedder_question_raw_ms_p50_gemma",
+        row=True,
+    ),
+    Figure(
+        "embedder_question_raw_ms_p50_gemma",
+        "Question embedding, EmbeddingGemma, bare session.run, p50",
+        "ms",
+        "as for e5-small",
+        lambda v: v["embedders"]["gemma-300m"]["raw_question_ms_p50"],
+    ),
+    Figure(
+        "embedder_ask_peak_rss_mb_gemma",
+        "Peak RSS `ask --embedder gemma-300m`; `ask` with e5-small, same run",
+        "MB",
+        "`ask QUESTION` with the LLM in a new process, its VmHWM",
+        lambda v: v["embedders"]["gemma-300m"]["ask_peak_rss_mb"],
+        target=("<=", 2560.0),  # 2.5 GB with the default LLM (1.5B)
+        beside="embedder_ask_peak_rss_mb_e5",
+        row=True,
+    ),
+    Figure(
+        "embedder_ask_peak_rss_mb_e5",
+        "Peak RSS `ask` with e5-small, embedders section",
+        "MB",
+        "as for EmbeddingGemma, the same question",
+        lambda v: v["embedders"]["e5-small"]["ask_peak_rss_mb"],
     ),
 )
 BY_KEY: dict[str, Figure] = {figure.key: figure for figure in FIGURES}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -236,12 +236,13 @@ class OnnxEmbedder:
             # the memory patterns are cached per shape. Both would grow a long-running server.
             options.enable_cpu_mem_arena = False
             options.enable_mem_pattern = False
-            self._session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+            # public: `rag bench` times the bare session beside the pipeline
+            self.session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # a damaged file: ORT, tokenizers, numpy and json raise many types
             raise RagError(
                 f"cannot load embedder {folder}: {str(error).splitlines()[0]} (run `rag models` to provision it again)"
             ) from None
-        full_dim = int(self._session.get_outputs()[0].shape[-1])
+        full_dim = int(self.session.get_outputs()[0].shape[-1])
         self.dim = min(int(dim), full_dim) if (dim := _export_variant(export).get("dim")) else full_dim
         quantised = model_file.name != "model.onnx"
         variant = [model_file.name.removeprefix("model.").removesuffix(".onnx")] if quantised else []
@@ -265,8 +266,9 @@ class OnnxEmbedder:
         room = self._max_length - len(self.tokenizer.prefix) - len(self.tokenizer.suffix)
         return self.tokenizer.prefix + self.tokenizer.encode(prompt + text)[:room] + self.tokenizer.suffix
 
-    def _encode(self, texts: list[str], prompt: str, batch_size: int) -> np.ndarray:
-        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+    def batches(self, texts: list[str], prompt: str, batch_size: int) -> Iterator[tuple[list[int], dict]]:
+        """The session's inputs for these texts: (rows of `texts`, the feed of `session.run`)
+        per batch. Also what `rag bench` runs through the bare session."""
         ids = [self.token_ids(text, prompt) for text in texts]
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # little padding per batch
         for first in range(0, len(order), batch_size):
@@ -277,7 +279,12 @@ class OnnxEmbedder:
             for line, row in enumerate(rows):
                 input_ids[line, : len(ids[row])] = ids[row]
                 mask[line, : len(ids[row])] = 1
-            output = self._session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0][:, : self.dim]
+            yield rows, {"input_ids": input_ids, "attention_mask": mask}
+
+    def _encode(self, texts: list[str], prompt: str, batch_size: int) -> np.ndarray:
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for rows, feed in self.batches(texts, prompt, batch_size):
+            output = self.session.run(None, feed)[0][:, : self.dim]
             vectors[rows] = output / np.linalg.norm(output, axis=1, keepdims=True)
         return vectors
 

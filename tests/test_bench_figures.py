@@ -101,7 +101,31 @@ def measurements() -> dict:
         },
         "ui": {"start_s": 12.0, "answer_s": 4.0, "peak_rss_mb": 2400.0},
         "ui_memory": {"questions": 100, "rss_mb": {"10": 2000.0, "100": 2100.0}},
+        "embedders": {
+            "question": "q0",
+            "batch_size": 32,
+            "by_embedder": {
+                "e5-small": embedder_runs((8.0, 10.0), (2.0, 2.5), (12.0, 13.0, 14.0), (10.0, 11.0, 12.0), 2090.0),
+                "gemma-300m": embedder_runs((20.0, 30.0), (10.0, 12.0), (50.0, 54.0, 60.0), (45.0, 50.0, 55.0), 2457.0),
+            },
+        },
         "bench_seconds": 280.0,
+    }
+
+
+def embedder_runs(index_s, raw_encode_s, question_ms, raw_question_ms, ask_rss_mb) -> dict:
+    """One embedder's measurements in the embedders section, 94 chunks."""
+    return {
+        "folder": "models/x",
+        "id": "x",
+        "dim": 384,
+        "chunks": 94,
+        "questions": len(question_ms),
+        "index_runs": [{"total_s": s, "peak_rss_mb": 500.0 + s} for s in index_s],
+        "raw_encode_s": list(raw_encode_s),
+        "question_ms": list(question_ms),
+        "raw_question_ms": list(raw_question_ms),
+        "ask": {"first_s": 9.0, "total_s": 12.0, "peak_rss_mb": ask_rss_mb, "answer": "a"},
     }
 
 
