@@ -899,24 +899,21 @@ def bench_embedders(bench: Bench) -> None:
     ready = [name for name, section in by_embedder.items() if "missing" not in section]
     indexes = {name: bench.root / f"embedders-{name}" for name in ready}
 
+    def child(command: list[str], name: str, *arguments: str) -> dict:
+        """A whole `rag index` or `ask` process with embedder `name` on its own index, timed."""
+        where = ["--docs", str(settings.docs_dir), "--index", str(indexes[name]), "--embedder", name]
+        result = first_output(
+            _venv_script(command[0]) + command[1:] + where + passthrough + list(arguments), env, timeout=1800
+        )  # a busy machine
+        if result["status"] != 0:
+            tail = (result["stderr"].strip().splitlines() or ["no output"])[-1]
+            raise RagError(f"bench: `{' '.join(command)} --embedder {name}` failed ({result['status']}): {tail}")
+        return result
+
     bench.say(f"embedders: `rag index --rebuild` for {', '.join(ready)} x {plan.embedder_index_reps}, in turn")
     for rep in range(plan.embedder_index_reps):
         for name in ready if rep % 2 == 0 else ready[::-1]:
-            command = _venv_script("rag") + [
-                "index",
-                "--rebuild",
-                "--docs",
-                str(settings.docs_dir),
-                "--index",
-                str(indexes[name]),
-                "--embedder",
-                name,
-                *passthrough,
-            ]
-            result = first_output(command, env, timeout=1800)
-            if result["status"] != 0:
-                tail = (result["stderr"].strip().splitlines() or ["no output"])[-1]
-                raise RagError(f"bench: `rag index --embedder {name}` failed ({result['status']}): {tail}")
+            result = child(["rag", "index", "--rebuild"], name)
             by_embedder[name]["index_runs"].append({k: result[k] for k in ("total_s", "peak_rss_mb")})
 
     questions = bench.questions[: plan.embedder_questions]
@@ -940,20 +937,7 @@ def bench_embedders(bench: Bench) -> None:
     question = (bench.answered or bench.questions)[0]
     bench.say(f"embedders: `ask` with {', '.join(ready)}, one question each, peak RSS")
     for name in ready:
-        command = _venv_script("ask") + [
-            "--docs",
-            str(settings.docs_dir),
-            "--index",
-            str(indexes[name]),
-            "--embedder",
-            name,
-            *passthrough,
-            question,
-        ]
-        result = first_output(command, env, timeout=1800)  # a busy machine: index and ask alike
-        if result["status"] != 0:
-            tail = (result["stderr"].strip().splitlines() or ["no output"])[-1]
-            raise RagError(f"bench: `ask --embedder {name}` failed ({result['status']}): {tail}")
+        result = child(["ask"], name, question)
         by_embedder[name]["ask"] = {
             **{k: result[k] for k in ("first_s", "total_s", "peak_rss_mb")},
             "answer": result["stdout"].strip()[:300],
