@@ -902,9 +902,8 @@ def bench_embedders(bench: Bench) -> None:
     def child(command: list[str], name: str, *arguments: str) -> dict:
         """A whole `rag index` or `ask` process with embedder `name` on its own index, timed."""
         where = ["--docs", str(settings.docs_dir), "--index", str(indexes[name]), "--embedder", name]
-        result = first_output(
-            _venv_script(command[0]) + command[1:] + where + passthrough + list(arguments), env, timeout=1800
-        )  # a busy machine
+        arguments_all = command[1:] + where + passthrough + list(arguments)
+        result = first_output(_venv_script(command[0]) + arguments_all, env, timeout=1800)  # long: a busy machine
         if result["status"] != 0:
             tail = (result["stderr"].strip().splitlines() or ["no output"])[-1]
             raise RagError(f"bench: `{' '.join(command)} --embedder {name}` failed ({result['status']}): {tail}")
