@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -205,6 +206,12 @@ def _words(text: str) -> list[str]:
     return [text[start:end] for start, end in units(text) if text[start:end].isalnum()]
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _title_words(title: str) -> tuple[str, ...]:
+    """A title's words, kept between questions: the titles of a library seldom change."""
+    return tuple(_words(title.rstrip("…")))
+
+
 def _longest_run(a: list[str], b: list[str]) -> int:
     """The length of the longest run of words that `a` and `b` share, in order."""
     best, previous = 0, [0] * (len(b) + 1)
@@ -232,10 +239,10 @@ def named_files(question: str, files: dict[str, dict]) -> frozenset[str]:
     named = set()
     for file, info in files.items():
         name = PurePosixPath(file).name.casefold()
-        if re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", folded):
+        if name in folded and re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", folded):
             named.add(file)
             continue
-        title = _words((info.get("title") or "").rstrip("…"))
+        title = _title_words(info.get("title") or "")
         if len(title) < NAMING_WORDS or not any(
             tuple(title[i : i + NAMING_WORDS]) in runs for i in range(len(title) - NAMING_WORDS + 1)
         ):
