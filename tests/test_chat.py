@@ -176,6 +176,8 @@ def test_the_picker_and_mentions_scope_the_answer_which_says_so_also_when_reopen
     shown = state.messages[-1]["content"]
     # What was searched, and the question as searched (the mention taken out), above the answer.
     assert '<span class="scope">searched only 2 documents: ' in shown and CLAIM in shown
+    # By title, the file name on hover.
+    assert '<span title="tea.txt" lang="en">Zorblax Analytics sells weather forecasts to tea farmers' in shown
     assert "understood as “Who founded Zorblax Analytics?”" in shown
     assert "rice.md" not in views[-1].sources and "ships.txt" in shown and "tea.txt" in shown
     # The mention is no part of the question searched (nor of what a follow-up is rewritten from).

@@ -221,7 +221,9 @@ class Chat:
         turn = (state.turns[-1]["turn"] if state.turns else 0) + 1  # counted on past the turns let go
         index = self.assistant.index
         state.messages[-1]["content"] = (
-            note + render.scope_note(answer.searched) + render.answer_message(answer, turn, index.files, stale)
+            note
+            + render.scope_note(answer.searched, index.files)
+            + render.answer_message(answer, turn, index.files, stale)
         )
         cited = {c.file: index.paragraphs_of(c.file) for c in answer.citations if c.file not in stale}
         state.sections.append(

@@ -129,11 +129,17 @@ def rewrite_note(standalone: str) -> str:
     return f'<span class="rewrite">↳ understood as “{md_escape(standalone)}”</span>\n\n'
 
 
-def scope_note(searched: tuple[str, ...] | None) -> str:
-    """The documents a scoped question searched, above its answer; nothing when it searched all."""
+def scope_note(searched: tuple[str, ...] | None, files: Mapping[str, Mapping] | None = None) -> str:
+    """The documents a scoped question searched, above its answer, by title (the file name on
+    hover; `files`: the index's file table); nothing when it searched all."""
     if searched is None:
         return ""
-    names = ", ".join(md_escape(name) for name in searched[:5]) + (
+
+    def name(file: str) -> str:
+        title = ((files or {}).get(file) or {}).get("title") or file
+        return f'<span title="{escape(file)}"{lang(title)}>{md_escape(title)}</span>'
+
+    names = ", ".join(name(file) for file in searched[:5]) + (
         f" and {len(searched) - 5} more" if len(searched) > 5 else ""
     )
     return f'<span class="scope">searched only {plural(len(searched), "document")}: {names}</span>\n\n'
