@@ -228,6 +228,7 @@ def score_question(
         reason=getattr(answer, "reason", None),
         why=getattr(answer, "why", None),
         answerable_probability=getattr(answer, "answerable", None),
+        choice_probabilities=getattr(answer, "choice_probabilities", None),
         copy_probability=getattr(answer, "copy_probability", None),
         # The best passage's cosine, before the similarity floor (rag.assistant.Assistant.threshold).
         similarity=answer.passages[0].cosine if getattr(answer, "passages", None) else None,

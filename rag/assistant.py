@@ -61,6 +61,8 @@ class Answer:
     passage: Passage | None = None  # the most relevant passage, shown when UNVERIFIED
     truncated: bool = False  # the answer was cut at the token limit (and ends cleanly)
     answerable: float | None = None  # the model's probability that a passage answers
+    # The model's own probability of each reply start: "0" (no passage answers), "1".."n".
+    choice_probabilities: dict[str, float] | None = None
     copied: str | None = None  # the answer as copied from the cited sentence, verbatim
     copy_probability: float | None = None  # the model's own probability of the copy, per token
     # What other passages the model also took to answer say instead, each with its citation's n.
@@ -84,6 +86,9 @@ class Answer:
             "why": self.why,
             "truncated": self.truncated,
             "answerable_probability": None if self.answerable is None else round(self.answerable, 4),
+            "choice_probabilities": None
+            if self.choice_probabilities is None
+            else {choice: round(p, 4) for choice, p in self.choice_probabilities.items()},
             "copied": self.copied,
             "copy_probability": None if self.copy_probability is None else round(self.copy_probability, 4),
             "translation": self.translation,
@@ -421,6 +426,7 @@ class Assistant:
             question, query, hits, index, self.embedder, self.settings.passages, self.settings.passage_tokens
         )
         timings["passages"] = elapsed() - timings["retrieve"]
+        probabilities: dict[str, float] | None = None  # of each reply start, once the model is asked
 
         def finish(**fields) -> Done:
             timings.setdefault("first_token", elapsed())
@@ -433,6 +439,7 @@ class Assistant:
                     timings_ms=timings,
                     passages=passages,
                     searched=searched,
+                    choice_probabilities=probabilities,
                     **fields,
                 )
             )

@@ -196,6 +196,11 @@ def test_a_copy_the_model_is_unsure_of_gives_way_to_the_next_passages(
         first if answered_from == 1 else 0.9
     )
     assert assistant.llm.copied_from == copied_from
+    assert answer.to_json()["choice_probabilities"] == {
+        "0": 0.0,
+        "1": shares[0],
+        "2": shares[1],
+    }  # as the model gave them
 
 
 def test_differ_compares_without_case_spacing_or_punctuation():
