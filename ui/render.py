@@ -93,10 +93,13 @@ def _quoted(source, text: str, files: Mapping[str, Mapping]) -> str:
     if not title:
         return f"{quote}> — {md_escape(source.location)}"
     where = place(source.paragraph, source.page) + (" (OCR)" if source.ocr else "")
-    return (
-        f'{quote}> — <span class="quote-source" title="{escape(source.file)}"{lang(title)}>{md_escape(title)}</span> '
-        f"{md_escape(where)}"
-    )
+    return f"{quote}> — {_titled(source.file, title, 'quote-source')} {md_escape(where)}"
+
+
+def _titled(file: str, title: str, css_class: str | None = None) -> str:
+    """A document named in a chat message: its title, with its file name on hover."""
+    css = f' class="{css_class}"' if css_class else ""
+    return f'<span{css} title="{escape(file)}"{lang(title)}>{md_escape(title)}</span>'
 
 
 def answer_message(
@@ -134,12 +137,8 @@ def scope_note(searched: tuple[str, ...] | None, files: Mapping[str, Mapping] | 
     hover; `files`: the index's file table); nothing when it searched all."""
     if searched is None:
         return ""
-
-    def name(file: str) -> str:
-        title = ((files or {}).get(file) or {}).get("title") or file
-        return f'<span title="{escape(file)}"{lang(title)}>{md_escape(title)}</span>'
-
-    names = ", ".join(name(file) for file in searched[:5]) + (
+    table = files or {}
+    names = ", ".join(_titled(file, (table.get(file) or {}).get("title") or file) for file in searched[:5]) + (
         f" and {len(searched) - 5} more" if len(searched) > 5 else ""
     )
     return f'<span class="scope">searched only {plural(len(searched), "document")}: {names}</span>\n\n'
