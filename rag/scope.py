@@ -209,7 +209,7 @@ def _words(text: str) -> list[str]:
 @functools.lru_cache(maxsize=1 << 16)
 def _title_words(title: str) -> tuple[str, ...]:
     """A title's words, kept between questions: the titles of a library seldom change."""
-    return tuple(_words(title.rstrip("…")))
+    return tuple(_words(title))  # the "…" of a cut title is punctuation, left out like the rest
 
 
 def _longest_run(a: list[str], b: list[str]) -> int:
