@@ -289,7 +289,7 @@ def bench_indexing(bench: Bench) -> None:
     timed = TimedEmbedder(embedder)
 
     def pipeline(docs: Path, folder: Path):
-        timed.seconds = 0.0
+        timed.seconds, timed.texts, timed.calls = 0.0, 0, 0
         started = now()
         index, report = update_index(docs, folder, timed, chunking, settings.index_type, rebuild=True)
         return now() - started, timed.seconds, index
@@ -325,7 +325,15 @@ def bench_indexing(bench: Bench) -> None:
             total, inside, index = pipeline(settings.docs_dir, folder)
             texts = [c.text for c in index.chunks]
             bare = raw(texts)
-        runs.append({"pipeline_s": total, "encode_inside_s": inside, "raw_encode_s": bare})
+        runs.append(
+            {
+                "pipeline_s": total,
+                "encode_inside_s": inside,
+                "raw_encode_s": bare,
+                "embedded_texts": timed.texts,
+                "encode_calls": timed.calls,
+            }
+        )
         if last:
             break
         shutil.rmtree(folder, ignore_errors=True)

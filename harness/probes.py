@@ -28,6 +28,8 @@ class TimedEmbedder:
         self._embedder = embedder
         self.id, self.dim = embedder.id, embedder.dim
         self.seconds = 0.0
+        self.texts = 0  # what was embedded, and in how many calls: a regression's count, not its time
+        self.calls = 0
 
     def count_tokens(self, text: str) -> int:
         return self._embedder.count_tokens(text)
@@ -37,6 +39,8 @@ class TimedEmbedder:
 
     def encode_passages(self, texts, batch_size: int = EMBED_BATCH, show_progress: bool = False):
         started = now()
+        self.texts += len(texts)
+        self.calls += 1
         try:
             return self._embedder.encode_passages(texts, batch_size=batch_size, show_progress=show_progress)
         finally:
