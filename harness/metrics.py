@@ -292,6 +292,33 @@ def context_of(answer, item: GoldItem) -> list[dict]:
     ]
 
 
+# Where an answerable question's answer was won or lost, in the order the answer is made: each
+# row of a full run falls in exactly one (the first that holds).
+LOSSES = (
+    ("right", "right"),
+    ("error", "an error"),
+    ("not_read", "evidence not among the passages read"),
+    ("refused", "refused, evidence read"),
+    ("other_passage", "answered from another passage"),
+    ("wrong_span", "evidence cited, the words copied miss the answer"),
+)
+
+
+def where_lost(row: dict) -> str:
+    """Which of LOSSES an answerable row of a full run falls in."""
+    if row["correct"]:
+        return "right"
+    if "error" in row:
+        return "error"
+    if not row.get("evidence_given"):
+        return "not_read"
+    if row["abstained"]:
+        return "refused"
+    if not any(c["supports"] for c in row["citations"]):
+        return "other_passage"
+    return "wrong_span"
+
+
 def answer_metrics(rows: Sequence[dict]) -> dict:
     """Answer quality over the rows of a full run: shares, with the counts they come from."""
     answerable = [r for r in rows if r["answerable"]]
@@ -329,6 +356,7 @@ def answer_metrics(rows: Sequence[dict]) -> dict:
         "answers_given": len(right),
         "right_answers_given": sum(right),
         "errors": sum("error" in r for r in rows),
+        "lost": {key: sum(where_lost(r) == key for r in answerable) for key, _ in LOSSES},
     }
 
 

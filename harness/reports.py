@@ -12,7 +12,7 @@ from rag.citations import location
 from rag.settings import PROJECT_ROOT, given_flags
 
 from .gold import GoldItem, collapse, shorten
-from .metrics import CUTOFFS, Configuration, answer_metrics, refused_below
+from .metrics import CUTOFFS, LOSSES, Configuration, answer_metrics, refused_below
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right_from: int = 1) -> str:
@@ -306,6 +306,28 @@ DEFINITIONS = """\
 SWEEP = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 
 
+def losses_table(results) -> str:
+    """Where the answerable questions were won or lost, one column per configuration."""
+    headers = ["answerable questions"] + [c.label for c, _ in results]
+    rows = [
+        [name]
+        + [
+            _share(
+                _part(m["answer"]["lost"][key], m["answer"]["answerable"]),
+                m["answer"]["lost"][key],
+                m["answer"]["answerable"],
+            )
+            for _, m in results
+        ]
+        for key, name in LOSSES
+    ]
+    return markdown_table(headers, rows)
+
+
+def _part(count: int, whole: int) -> float | None:
+    return count / whole if whole else None
+
+
 def answerable_sweep_table(results, rows_by_config: dict[str, list[dict]]) -> str:
     columns = ["accuracy", "refusal_unanswerable", "refusal_answerable", "correct_when_answered"]
     headers = ["configuration", "min answerable"] + [_label(c, 0) for c in columns]
@@ -362,6 +384,14 @@ def report_markdown(
     ]
     if not args.retrieve_only:
         parts += [
+            "## Where answers are lost",
+            "",
+            losses_table(results),
+            "",
+            "Each answerable question in the first of these that holds, in the order an answer is made: "
+            "the passages the LLM read (retrieval and the passage step), its choice to answer, the "
+            "passage it answered from, the words it copied.",
+            "",
             "## Answerability threshold",
             "",
             answerable_sweep_table(results, rows_by_config),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rag.settings import Settings
 
-from .metrics import answer_metrics, refused_below
+from .metrics import LOSSES, answer_metrics, refused_below
 
 # The recorded signal of each gate, the setting it stands for, and the thresholds swept.
 GATES = {
@@ -91,7 +91,18 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown gate {signal!r}; one of {', '.join(GATES)}")
         at[signal] = float(value)
     print(table(rows, splits, at))
+    print()
+    print(losses(rows, splits, at))
     return 0
+
+
+def losses(rows: list[dict], splits: dict[str, set[str]], at: dict[str, float]) -> str:
+    """Where each split's answerable questions were lost, with the gates at `at`."""
+    lines = ["| split | " + " | ".join(name for _, name in LOSSES) + " |", "|" + "---|" * (len(LOSSES) + 1)]
+    for name, ids in splits.items():
+        lost = answer_metrics(gated([r for r in rows if r["id"] in ids], at))["lost"]
+        lines.append(f"| {name} | " + " | ".join(str(lost[key]) for key, _ in LOSSES) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,24 @@ def test_answer_metrics_count_each_share_over_its_own_questions():
     assert m["refusal"] == pytest.approx(3 / 5) and m["errors"] == 0
 
 
+def test_each_answerable_question_is_lost_at_the_first_step_that_missed():
+    rows = [
+        *ROWS,  # q1 right; q2 cites the evidence but misses; q3 refused without the evidence read
+        row("q6", True, True, False, rank=1),  # refused with the evidence read
+        row("q7", True, False, False, supports=(False,)),  # answered from another passage
+        row("q8", True, False, False, rank=None, supports=(False,)),  # never read the evidence
+        row("q9", True, False, False, error="boom"),
+    ]
+    assert answer_metrics(rows)["lost"] == {
+        "right": 1,
+        "error": 1,
+        "not_read": 2,
+        "refused": 1,
+        "other_passage": 1,
+        "wrong_span": 1,
+    }
+
+
 def test_an_errored_question_is_neither_an_answer_given_nor_answered():
     m = answer_metrics([row("q1", True, False, False, error="boom"), row("q2", True, False, True)])
     assert m["errors"] == 1 and m["answers_given"] == 1 and m["answered_answerable"] == 1
