@@ -37,8 +37,25 @@ from .store import FolderChanges, Store, UpdateReport, folder_changes
 from .stores import open_store, store_exists, update_store
 
 MAX_QUESTION_CHARS = 2000
-# Longest translation of a copied answer, in LLM tokens.
+# Longest translation of a copied answer, and of a question to search with, in LLM tokens.
 TRANSLATION_TOKENS = 48
+QUESTION_TRANSLATION_TOKENS = 96
+
+
+def search_language(language: str, files: dict[str, dict], within: frozenset[str] | None = None) -> str | None:
+    """The language a question is searched in as well as its own: the one most of the searched
+    documents' chunks are in, when the question's own language holds under half of them (its
+    evidence is then most likely written in another, which the embedder matches less well);
+    None when the question's language is the documents' own."""
+    chunks: dict[str, int] = {}
+    for file, record in files.items():
+        if within is None or file in within:
+            chunks[record["language"]] = chunks.get(record["language"], 0) + record["chunks"]
+    total = sum(chunks.values())
+    if not total or 2 * chunks.get(language, 0) >= total:
+        return None
+    most = max(chunks, key=lambda code: (chunks[code], code))
+    return None if most == language else most
 
 
 NOT_FOUND = "not_found"  # no passage answers the question
@@ -69,6 +86,8 @@ class Answer:
     disagreements: list[tuple[str, int]] = field(default_factory=list)
     translation: str | None = None  # the copy in the question's language, when they differ
     searched: tuple[str, ...] | None = None  # the files a scoped question searched; None: all
+    # The question as also searched, in the language of most documents searched (search_language).
+    searched_as: str | None = None
 
     @property
     def shown(self) -> str | None:
@@ -98,6 +117,7 @@ class Answer:
             "unsupported": self.unsupported,
             "passage": None if self.passage is None else self.passage.to_json(),
             "searched": None if self.searched is None else list(self.searched),
+            "searched_as": self.searched_as,
             "retrieved": [h.to_json() for h in self.hits],
             "passages": [p.to_json() for p in self.passages],
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
@@ -415,8 +435,20 @@ class Assistant:
         question, files = self.scoped(question, scope, index)
         searched = None if files is None else tuple(sorted(files))
         language = question_language(question)
+        timings: dict[str, float] = {}
         hits, query = self._retrieve(question, k, None, index, files)
-        timings = {"retrieve": elapsed()}
+        translated = None
+        if not retrieve_only and (target := search_language(language, index.files, files)):
+            before = elapsed()
+            translated = self._question_in(question, target)
+            timings["translate_question"] = elapsed() - before
+        if translated:
+            # The question's own hits first, then those of its translation it did not find.
+            more, translated_query = self._retrieve(translated, k, None, index, files)
+            have = {(h.chunk.file, h.chunk.first_piece) for h in hits}
+            hits = hits + [h for h in more if (h.chunk.file, h.chunk.first_piece) not in have]
+            query = np.stack([query, translated_query])
+        timings["retrieve"] = elapsed() - timings.get("translate_question", 0.0)
         yield Retrieved(hits)
         if retrieve_only:
             timings["total"] = timings["retrieve"]
@@ -425,7 +457,7 @@ class Assistant:
         passages = select_passages(
             question, query, hits, index, self.embedder, self.settings.passages, self.settings.passage_tokens
         )
-        timings["passages"] = elapsed() - timings["retrieve"]
+        timings["passages"] = elapsed() - timings["retrieve"] - timings.get("translate_question", 0.0)
         probabilities: dict[str, float] | None = None  # of each reply start, once the model is asked
 
         def finish(**fields) -> Done:
@@ -439,6 +471,7 @@ class Assistant:
                     timings_ms=timings,
                     passages=passages,
                     searched=searched,
+                    searched_as=translated,
                     choice_probabilities=probabilities,
                     **fields,
                 )
@@ -630,6 +663,19 @@ class Assistant:
         if other is None or other.problem is not None or not differ(other.span, copied.span):
             return None
         return other
+
+    def _question_in(self, question: str, language: str) -> str | None:
+        """The question in `language`, to search with beside the question itself (one short
+        generation); None when the model gives back the question."""
+        with self._generation_lock:
+            pieces = self.llm.stream(
+                prompts.search_translation_messages(question, language),
+                QUESTION_TRANSLATION_TOKENS,
+                0.0,
+                grammar=prompts.translation_grammar(),
+            )
+            translated = " ".join("".join(pieces).split())
+        return translated if translated and translated != question else None
 
     def _translate(self, messages: list[dict[str, str]], copied: Copied, language: str) -> str | None:
         """The copied phrase in the question's language (a second, short generation, a turn after

@@ -101,7 +101,9 @@ def _sentences_to_embed(
 def select_passages(
     question: str, query: np.ndarray, hits: list[Hit], index: Store, embedder: Embedder, count: int, budget_tokens: int
 ) -> list[Passage]:
-    """The `count` paragraphs around the hits that best answer the question, best first."""
+    """The `count` paragraphs around the hits that best answer the question, best first.
+    `query` is the question's embedding, or several (the question and its translation, one
+    row each): a sentence is then scored by the one it matches best."""
     prior: dict[tuple[str, int], float] = {}  # (file, piece) -> score
     for hit in hits:
         chunk = hit.chunk
@@ -118,13 +120,14 @@ def select_passages(
     embedded = {key for key, _, _ in flat}
     keys = [key for key in keys if key in embedded]
     vectors = embedder.encode_passages([s for _, _, s in flat])
-    cosines = vectors @ query
+    queries = np.atleast_2d(query)
     named = named_language(question)
     best: dict[tuple[str, int], tuple[float, int, float]] = {}  # key -> (centred, sentence index, cosine)
-    for (key, i, sentence), cosine in zip(flat, cosines.tolist()):
+    for (key, i, sentence), by_query in zip(flat, (vectors @ queries.T).tolist()):
         language = detect_language(sentence)
         offset = index.offsets.get(language)
-        centred = cosine - (float(offset @ query) if offset is not None else 0.0)
+        shifts = offset @ queries.T if offset is not None else np.zeros(len(queries))
+        centred, cosine = max(zip((c - float(o) for c, o in zip(by_query, shifts)), by_query))
         centred += NAMED_LANGUAGE_BOOST if language == named else 0.0
         if key not in best or centred > best[key][0]:
             best[key] = (centred, i, cosine)

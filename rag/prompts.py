@@ -52,6 +52,14 @@ USER = "Passages:\n{passages}\n\nQuestion: {question}"
 # answer's own, so the passages stay in the model's view (and in its KV cache).
 TRANSLATE = "Write «{phrase}» in {language}. Keep names and numbers as they are. Reply with the translation only."
 
+# Before searching: a question in a language few of the searched documents are in is also
+# searched as it reads in theirs (rag.assistant.search_language). Asked as a turn after the
+# answer's system text and examples, whose KV cache the answer then reuses.
+SEARCH_TRANSLATE = (
+    "Translate this question into {language}. Keep names and numbers as they are. "
+    "Reply with the translated question only.\n\nQuestion: {question}"
+)
+
 PASSAGE = "[{n}] «{text}»"
 
 # The reply starts with this and a digit: the digit is the chosen passage, NONE for none.
@@ -211,14 +219,25 @@ def translation_messages(
     ]
 
 
+def search_translation_messages(question: str, language: str) -> list[dict[str, str]]:
+    """The answer's system text and examples, then a turn asking for the question in `language`."""
+    asked = SEARCH_TRANSLATE.format(language=language_name(language), question=fence(question))
+    return _head() + [{"role": "user", "content": asked}]
+
+
 def messages(question: str, passages: list[str]) -> list[dict[str, str]]:
+    return _head() + [{"role": "user", "content": _user(question, passages)}]
+
+
+def _head() -> list[dict[str, str]]:
+    """The system text and the worked examples: the same start for every call, so cached."""
     turns = [{"role": "system", "content": SYSTEM}]
     for example_passages, example_question, reply in EXAMPLES:
         turns += [
             {"role": "user", "content": _user(example_question, example_passages)},
             {"role": "assistant", "content": reply},
         ]
-    return turns + [{"role": "user", "content": _user(question, passages)}]
+    return turns
 
 
 def _in(texts: dict[str, str], language: str) -> str:

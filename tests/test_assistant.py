@@ -228,3 +228,38 @@ def test_the_passage_prior_weighs_the_retrievers_order_against_the_models_choice
     probabilities = {"0": 0.1, "1": 0.3, "2": 0.4, "3": 0.2}
     assert ranked_choices(probabilities, 3, 1.0) == ["2", "1", "3"]  # the model's own order
     assert ranked_choices(probabilities, 3, 0.5) == ["1", "2", "3"]  # 0.3 > 0.4 * 0.5 > 0.2 * 0.25
+
+
+def test_the_search_language_is_that_of_most_documents_searched_when_the_questions_is_few():
+    from rag.assistant import search_language
+
+    files = {
+        "a.txt": {"language": "en", "chunks": 6},
+        "b.txt": {"language": "id", "chunks": 3},
+        "c.txt": {"language": "ko", "chunks": 2},
+    }
+    assert search_language("en", files) is None  # the documents' own language
+    assert search_language("ko", files) == "en" and search_language("zh", files) == "en"
+    assert search_language("ko", files, frozenset({"b.txt", "c.txt"})) == "id"  # of the documents searched
+    assert search_language("id", files, frozenset({"b.txt", "c.txt"})) is None
+    assert search_language("ko", {"a.txt": {"language": "en", "chunks": 0}}) is None  # nothing to search
+
+
+def test_a_question_in_a_language_few_documents_are_in_is_also_searched_in_theirs(tmp_path):
+    """The model's translation finds what the question's own words miss; the question is still
+    answered as asked, from the union of both searches' hits."""
+
+    def reply(messages):
+        if messages[-1]["content"].startswith("Translate this question into English"):
+            return "Who founded the company?"
+        return "[1] Dewi Kartika"
+
+    assistant = fake_assistant(tmp_path, reply=reply, min_similarity=-1.0, k=1)
+    answer = assistant.ask("조르블락스 애널리틱스는 누가 세웠나요?")  # no word shared with any document
+    assert answer.searched_as == "Who founded the company?"
+    assert answer.language == "ko" and answer.question == "조르블락스 애널리틱스는 누가 세웠나요?"
+    assert "founded" in answer.passages[0].text and answer.copied == "Dewi Kartika"
+    assert "translate_question" in answer.timings_ms
+    calls = len(assistant.llm.calls)
+    assert assistant.ask("Who founded Zorblax Analytics?").searched_as is None  # English: the documents' own
+    assert not any("Translate this question" in c["messages"][-1]["content"] for c in assistant.llm.calls[calls:])
