@@ -141,6 +141,8 @@ def _print_answer(answer) -> None:
     printed through `printable` (terminal escapes shown, never run)."""
     if answer.searched is not None:
         print(f"Searched only {searched(answer.searched)}.")
+    if answer.searched_as:
+        print(f"↳ also searched as “{printable(answer.searched_as)}”")
     if answer.text is None:  # retrieve-only
         print("Retrieved:")
         for n, h in enumerate(answer.hits, 1):

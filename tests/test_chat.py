@@ -236,3 +236,18 @@ def test_deleting_a_conversation_asks_first_then_empties_the_chat(tmp_path):
     assert after.listed.choices == [] and after.status is None  # "Deleted" stays said
     failed = sidebar.delete(state, "ana")  # already gone
     assert "status-error" in failed.status and failed.confirm_delete is False and failed.chat is None
+
+
+def test_a_question_searched_in_the_documents_language_too_says_how(tmp_path):
+    def translating(messages: list[dict]) -> str:
+        if messages[-1]["content"].startswith("Translate this question"):
+            return "Who founded the company?"
+        if messages[-1]["content"].startswith("Write «"):  # the answer, in the question's language
+            return "데위 카르티카"
+        return reply(messages)
+
+    chat = Chat(fake_assistant(tmp_path, reply=translating, min_similarity=0.0))
+    state = list(chat.respond(ChatState(), "그 회사는 누가 세웠나요?"))[-1].state
+    assert "also searched as “Who founded the company?”" in state.messages[-1]["content"]
+    state = list(chat.respond(ChatState(), "Who founded Zorblax Analytics?"))[-1].state
+    assert "also searched as" not in state.messages[-1]["content"]

@@ -223,6 +223,7 @@ class Chat:
         state.messages[-1]["content"] = (
             note
             + render.scope_note(answer.searched, index.files)
+            + render.searched_as_note(answer.searched_as)
             + render.answer_message(answer, turn, index.files, stale)
         )
         cited = {c.file: index.paragraphs_of(c.file) for c in answer.citations if c.file not in stale}

@@ -132,6 +132,11 @@ def rewrite_note(standalone: str) -> str:
     return f'<span class="rewrite">↳ understood as “{md_escape(standalone)}”</span>\n\n'
 
 
+def searched_as_note(searched_as: str | None) -> str:
+    """The question as also searched, translated into the documents' language, above its answer."""
+    return f'<span class="rewrite">↳ also searched as “{md_escape(searched_as)}”</span>\n\n' if searched_as else ""
+
+
 def scope_note(searched: tuple[str, ...] | None, files: Mapping[str, Mapping] | None = None) -> str:
     """The documents a scoped question searched, above its answer, by title (the file name on
     hover; `files`: the index's file table); nothing when it searched all."""
