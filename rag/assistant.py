@@ -28,7 +28,7 @@ from .grounding import problem_with_quote, problem_with_span, quote_of
 from .language import detect_language, question_language
 from .library import Library
 from .llm import LLM, load_llm
-from .passages import Passage, select_passages
+from .passages import Passage, SentenceVectors, select_passages
 from .retrieval import Hit, Retriever
 from .scale import E5_SMALL, Scale, measure
 from .scope import Scope, mentions, named_files
@@ -245,6 +245,7 @@ class Assistant:
         self._index: Store | None = None
         self._llm: LLM | None = llm
         self._scale: Scale | None = None
+        self._sentence_vectors: SentenceVectors | None = None  # of the embedder in use
         # One answer at a time per Assistant, its passage choice and its generation back to back
         # so that the second reuses the KV cache the first filled. (LlamaCppLLM guards its
         # context itself, also against other Assistants given the same model.)
@@ -264,6 +265,14 @@ class Assistant:
                     provision(self.settings.embedder_model, self.settings.models_dir, self.log)
                 self._embedder = load_embedder(self.settings.embedder_name, self.settings.threads)
             return self._embedder
+
+    @property
+    def sentence_vectors(self) -> SentenceVectors:
+        """The passage step's sentence vectors, kept across questions (rag/passages.py)."""
+        kept = self._sentence_vectors
+        if kept is None or kept.embedder is not self.embedder:
+            kept = self._sentence_vectors = SentenceVectors(self.embedder)
+        return kept
 
     @property
     def index(self) -> Store:
@@ -455,7 +464,14 @@ class Assistant:
             yield Done(Answer(question, None, False, [], hits, language, timings, searched=searched))
             return
         passages = select_passages(
-            question, query, hits, index, self.embedder, self.settings.passages, self.settings.passage_tokens
+            question,
+            query,
+            hits,
+            index,
+            self.embedder,
+            self.settings.passages,
+            self.settings.passage_tokens,
+            self.sentence_vectors,
         )
         timings["passages"] = elapsed() - timings["retrieve"] - timings.get("translate_question", 0.0)
         probabilities: dict[str, float] | None = None  # of each reply start, once the model is asked

@@ -11,6 +11,8 @@ guessing.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +30,10 @@ from .text import split_sentences
 # Above the seeds' largest figures, so ordinary documents are unaffected.
 MAX_SENTENCES_PER_PARAGRAPH = 16
 MAX_SENTENCES_PER_QUESTION = 96
+
+# Sentence vectors kept for later questions (questions in a session keep reading the same
+# paragraphs, and embedding their sentences is most of this step's time); a few MB.
+CACHED_SENTENCES = 4096
 
 # Weight of the chunk's retrieval score against the paragraph's own best sentence.
 CHUNK_WEIGHT = 0.5
@@ -62,6 +68,34 @@ class Passage:
             "text": self.text,
             "cosine": round(self.cosine, 4),
         }
+
+
+class SentenceVectors:
+    """The embedder's passage vectors of sentences, the most recently used kept: the embedder is
+    deterministic, so a kept vector is the one it would give again. Safe across threads."""
+
+    def __init__(self, embedder: Embedder, size: int = CACHED_SENTENCES) -> None:
+        self.embedder, self.size = embedder, size
+        self._kept: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def encode(self, sentences: list[str]) -> np.ndarray:
+        with self._lock:
+            missing = [s for s in dict.fromkeys(sentences) if s not in self._kept]
+        # Outside the lock: another question's lookups need not wait for the model.
+        made = dict(zip(missing, self.embedder.encode_passages(missing))) if missing else {}
+        with self._lock:
+            self._kept.update(made)
+            vectors = []
+            for sentence in sentences:
+                vector = self._kept.get(sentence)
+                if vector is None:  # let go meanwhile, to make room for other questions' sentences
+                    vector = self._kept[sentence] = self.embedder.encode_passages([sentence])[0]
+                self._kept.move_to_end(sentence)
+                vectors.append(vector)
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+        return np.stack(vectors) if vectors else np.zeros((0, self.embedder.dim), dtype=np.float32)
 
 
 def trim_around(sentences: list[str], best: int, budget: int, count_tokens: Callable[[str], int]) -> str:
@@ -99,7 +133,14 @@ def _sentences_to_embed(
 
 
 def select_passages(
-    question: str, query: np.ndarray, hits: list[Hit], index: Store, embedder: Embedder, count: int, budget_tokens: int
+    question: str,
+    query: np.ndarray,
+    hits: list[Hit],
+    index: Store,
+    embedder: Embedder,
+    count: int,
+    budget_tokens: int,
+    sentence_vectors: SentenceVectors | None = None,
 ) -> list[Passage]:
     """The `count` paragraphs around the hits that best answer the question, best first.
     `query` is the question's embedding, or several (the question and its translation, one
@@ -119,7 +160,8 @@ def select_passages(
     flat = _sentences_to_embed(question, sorted(keys, key=lambda key: -prior[key]), sentences)
     embedded = {key for key, _, _ in flat}
     keys = [key for key in keys if key in embedded]
-    vectors = embedder.encode_passages([s for _, _, s in flat])
+    texts = [s for _, _, s in flat]
+    vectors = sentence_vectors.encode(texts) if sentence_vectors is not None else embedder.encode_passages(texts)
     queries = np.atleast_2d(query)
     named = named_language(question)
     best: dict[tuple[str, int], tuple[float, int, float]] = {}  # key -> (centred, sentence index, cosine)

@@ -26,6 +26,54 @@ def test_a_paragraph_of_many_sentences_contributes_those_nearest_the_question():
     assert {key for key, _, _ in chosen} == {("f", n) for n in range(1, 11)}  # the best paragraphs first
 
 
+def test_sentence_vectors_are_kept_for_later_questions_and_the_least_recent_let_go():
+    from rag.passages import SentenceVectors
+
+    from .fakes import FakeEmbedder
+
+    embedder = FakeEmbedder()
+    kept = SentenceVectors(embedder, size=3)
+    first = kept.encode(["a b", "c d", "a b"])
+    assert embedder.passages_encoded == 2 and (first[0] == first[2]).all()
+    assert (first == embedder.encode_queries(["a b", "c d", "a b"])).all()  # the embedder's own vectors
+    kept.encode(["c d", "e f", "g h"])  # "a b" is now the least recently used of four
+    assert embedder.passages_encoded == 4
+    kept.encode(["c d", "e f", "g h"])
+    assert embedder.passages_encoded == 4  # all kept
+    kept.encode(["a b"])
+    assert embedder.passages_encoded == 5  # let go, so made again
+
+
+def test_an_assistant_asked_twice_embeds_the_passages_sentences_once(tmp_path):
+    from .fakes import fake_assistant
+
+    assistant = fake_assistant(tmp_path, reply="[0]", min_similarity=-1.0)
+    assistant.ask("Who founded Zorblax Analytics?")
+    made = assistant.embedder.passages_encoded
+    assistant.ask("Who founded Zorblax Analytics?")
+    assert assistant.embedder.passages_encoded == made
+
+
+def test_a_sentence_is_scored_by_the_query_it_matches_best(tmp_path):
+    """With the question and its translation, a sentence scores as against the one it matches."""
+    import numpy as np
+
+    from rag.retrieval import Retriever
+
+    from .fakes import fake_assistant
+
+    assistant = fake_assistant(tmp_path)
+    index, embedder = assistant.index, assistant.embedder
+    asked, translated = embedder.encode_queries(["조르블락스는 누가 세웠나요?", "Who founded the company?"])
+    hits = Retriever(index, embedder).search("Who founded the company?", 10, "dense", translated)
+    alone = select_passages("q", translated, hits, index, embedder, 3, 96)
+    both = select_passages("q", np.stack([asked, translated]), hits, index, embedder, 3, 96)
+    assert alone[0].quote == both[0].quote == "The company was founded in Bandung in 2031 by Dewi Kartika."
+    assert both[0].cosine == pytest.approx(alone[0].cosine)
+    only_asked = select_passages("q", asked, hits, index, embedder, 3, 96)
+    assert only_asked[0].cosine < both[0].cosine
+
+
 class CountingEmbedder:
     """The real embedder, counting the texts of each encode_passages call."""
 
