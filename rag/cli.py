@@ -114,9 +114,16 @@ def _run(program: str, main: Callable[[], int], prints: bool = True) -> int:
 SEARCHED_SHOWN = 5  # files named in the "Searched only" line; the rest are counted
 
 
-def searched(files: tuple[str, ...]) -> str:
+def titled(file: str, table: dict[str, dict]) -> str:
+    """A document as a reader knows it: its title, then its file name; the file name alone when
+    the index has no title for it (`table`: the index's file table)."""
+    title = (table.get(file) or {}).get("title")
+    return f"{printable(title)} ({printable(file)})" if title and title != file else printable(file)
+
+
+def searched(files: tuple[str, ...], table: dict[str, dict] | None = None) -> str:
     """The documents a scoped question searched, for one line: a few named, the rest counted."""
-    named = ", ".join(printable(file) for file in files[:SEARCHED_SHOWN])
+    named = "; ".join(titled(file, table or {}) for file in files[:SEARCHED_SHOWN])
     more = f" and {len(files) - SEARCHED_SHOWN} more" if len(files) > SEARCHED_SHOWN else ""
     return f"{len(files)} document{'s' if len(files) != 1 else ''}: {named}{more}"
 
@@ -135,12 +142,13 @@ def _stale_note(assistant) -> str | None:
     )
 
 
-def _print_answer(answer) -> None:
-    """The answer, then the sentence each citation rests on, verbatim; an unchecked claim only
-    as such, beside the passage the reader can judge it by. Document text and file names are
-    printed through `printable` (terminal escapes shown, never run)."""
+def _print_answer(answer, table: dict[str, dict]) -> None:
+    """The answer, then the sentence each citation rests on, verbatim, under its document's
+    title (`table`: the index's file table); an unchecked claim only as such, beside the passage
+    the reader can judge it by. Document text and file names are printed through `printable`
+    (terminal escapes shown, never run)."""
     if answer.searched is not None:
-        print(f"Searched only {searched(answer.searched)}.")
+        print(f"Searched only {searched(answer.searched, table)}.")
     if answer.searched_as:
         print(f"↳ also searched as “{printable(answer.searched_as)}”")
     if answer.text is None:  # retrieve-only
@@ -154,7 +162,9 @@ def _print_answer(answer) -> None:
         return
     print(printable(answer.shown, keep_newlines=True))
     for c in answer.citations:
-        print(f"  [{c.n}] {printable(c.location)}: “{printable(c.quote)}”")
+        title = (table.get(c.file) or {}).get("title")
+        where = f"{printable(title)} ({printable(c.location)})" if title and title != c.file else printable(c.location)
+        print(f"  [{c.n}] {where}: “{printable(c.quote)}”")
     if answer.truncated:
         print(prompts.truncated(answer.language))
     if answer.passage is not None:
@@ -179,7 +189,7 @@ def _ask_one(assistant, question: str, args, chat=None) -> None:
         return
     # The answer is printed once it is checked: a streamed draft could show a claim the
     # check then withdraws.
-    _print_answer(answer)
+    _print_answer(answer, assistant.index.files)
     sys.stdout.flush()
 
 

@@ -135,8 +135,12 @@ def test_ask_prints_the_answer_then_the_sentence_it_rests_on(seeds_index):
     answer, evidence = stdout.splitlines()[:2]
     assert "Segment" in answer and answer.endswith("]")
     marker = answer[answer.rindex("[") :]
-    assert evidence.startswith(f"  {marker} 000_25ef5ea761165839.txt ¶1: “")
-    quote = evidence.split(": “", 1)[1].rstrip("”")
+    from rag.index import load_index
+
+    # Under the document's title, then where in which file: the title a reader knows it by.
+    title = load_index(seeds_index).files["000_25ef5ea761165839.txt"]["title"]
+    assert evidence.startswith(f"  {marker} {title} (000_25ef5ea761165839.txt ¶1): “"), evidence
+    quote = evidence.split("): “", 1)[1].rstrip("”")
     assert quote in (SEEDS / "000_25ef5ea761165839.txt").read_text(encoding="utf-8").split("\n")[0]
 
 
