@@ -163,13 +163,24 @@ def select_passages(
     texts = [s for _, _, s in flat]
     vectors = sentence_vectors.encode(texts) if sentence_vectors is not None else embedder.encode_passages(texts)
     queries = np.atleast_2d(query)
+    cosines = vectors @ queries.T  # sentences x queries
+    languages = [detect_language(sentence) for _, _, sentence in flat]
+    shifts = np.stack(
+        [
+            index.offsets[language] @ queries.T if language in index.offsets else np.zeros(len(queries))
+            for language in languages
+        ]
+    )
+    # Each query's scores from their own mean over the candidates (with one query, a constant
+    # that changes no ranking): a translation scores every sentence lower or higher than the
+    # question does, and the best of the two would otherwise always be the same query's.
+    scores = cosines - shifts
+    scores -= scores.mean(axis=0)
     named = named_language(question)
     best: dict[tuple[str, int], tuple[float, int, float]] = {}  # key -> (centred, sentence index, cosine)
-    for (key, i, sentence), by_query in zip(flat, (vectors @ queries.T).tolist()):
-        language = detect_language(sentence)
-        offset = index.offsets.get(language)
-        shifts = offset @ queries.T if offset is not None else np.zeros(len(queries))
-        centred, cosine = max(zip((c - float(o) for c, o in zip(by_query, shifts)), by_query))
+    for row, ((key, i, _), language) in enumerate(zip(flat, languages)):
+        by = int(np.argmax(scores[row]))
+        centred, cosine = float(scores[row, by]), float(cosines[row, by])
         centred += NAMED_LANGUAGE_BOOST if language == named else 0.0
         if key not in best or centred > best[key][0]:
             best[key] = (centred, i, cosine)

@@ -329,16 +329,16 @@ def test_ask_and_the_chat_reply_cite_a_pdf_paragraph_with_its_page(capsys):
     pdf = Citation(1, "report.pdf", 12, "Ships were counted. Many.", "Ships were counted.", page=3)
     text = Citation(2, "notes.txt", 4, "A line.", "A line.")
     answer = Answer("How many ships?", "Many [1] [2]", False, [pdf, text], [], "en")
-    _print_answer(answer)
+    _print_answer(answer, {"report.pdf": {"title": "Annual report"}, "notes.txt": {}})
     assert capsys.readouterr().out.splitlines()[1:] == [
-        "  [1] report.pdf p.3 ¶12: “Ships were counted.”",
-        "  [2] notes.txt ¶4: “A line.”",
+        "  [1] Annual report (report.pdf p.3 ¶12): “Ships were counted.”",
+        "  [2] notes.txt ¶4: “A line.”",  # no title: the file name alone
     ]
     reply = render.answer_message(answer, 1)
     assert "— report.pdf p.3 ¶12" in reply and "— notes.txt ¶4" in reply
     scanned = Passage("scan.pdf", 2, "The keeper counted ships.", "The keeper counted ships.", 0.5, 0.5, 1, True)
     unverified = Answer("How many ships?", "Not confirmed.", True, [], [], "en", passage=scanned)
-    _print_answer(unverified)
+    _print_answer(unverified, {})
     assert "  scan.pdf p.1 ¶2 (OCR): “The keeper counted ships.”" in capsys.readouterr().out
     assert "— scan.pdf p.1 ¶2 \\(OCR\\)" in render.answer_message(unverified, 2)  # Markdown-escaped
     assert '<span class="src-para">p.1 ¶2</span><span class="src-ocr"' in render.turn_sources(
