@@ -134,7 +134,7 @@ def rewrite_note(standalone: str) -> str:
 
 def searched_as_note(searched_as: str | None) -> str:
     """The question as also searched, translated into the documents' language, above its answer."""
-    return f'<span class="rewrite">↳ also searched as “{md_escape(searched_as)}”</span>\n\n' if searched_as else ""
+    return f'<span class="searched-as">↳ also searched as “{md_escape(searched_as)}”</span>\n\n' if searched_as else ""
 
 
 def scope_note(searched: tuple[str, ...] | None, files: Mapping[str, Mapping] | None = None) -> str:
