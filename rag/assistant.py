@@ -447,7 +447,8 @@ class Assistant:
         timings: dict[str, float] = {}
         hits, query = self._retrieve(question, k, None, index, files)
         translated = None
-        if not retrieve_only and (target := search_language(language, index.files, files)):
+        translating = not retrieve_only and self.settings.search_translation == "auto"
+        if translating and (target := search_language(language, index.files, files)):
             before = elapsed()
             translated = self._question_in(question, target)
             timings["translate_question"] = elapsed() - before

@@ -63,6 +63,10 @@ class Settings:
     copy_weight: float = 2.0
     # Below this probability of the copied answer (the model's own, per token) withhold it.
     min_copied: float = 0.0
+    # "auto": a question in a language few of the searched documents are in is also searched as
+    # the LLM translates it into theirs (more answers across languages, one more generation
+    # before the search); "off": the question alone, sooner.
+    search_translation: str = "auto"
     chunk_tokens: int = 128
     chunk_overlap: int = 16
     retrieval: str = "hybrid"
@@ -125,6 +129,9 @@ class Settings:
 RETRIEVAL_MODES = ("dense", "keyword", "hybrid")
 INDEX_TYPES = ("flat", "hnsw")
 STORES = tuple(backends.STORES)
+
+
+SEARCH_TRANSLATION = ("auto", "off")
 
 
 @dataclass(frozen=True)
@@ -213,6 +220,15 @@ OPTIONS = (
         "--min-copied",
         float,
         help="withhold an answer whose copied words the LLM gives less than this probability per token",
+        generation=True,
+    ),
+    Option(
+        "search_translation",
+        "RAG_SEARCH_TRANSLATION",
+        "--search-translation",
+        choices=SEARCH_TRANSLATION,
+        help="auto: also search a question in the documents' language when few are in its own (LLM translation); "
+        "off: the question alone, sooner",
         generation=True,
     ),
     Option(
@@ -357,6 +373,8 @@ def validate(settings: Settings) -> None:
         raise RagError(f"k must be between 1 and 50, not {settings.k}")
     if settings.retrieval not in RETRIEVAL_MODES:
         raise RagError(f"retrieval must be dense, keyword or hybrid, not {settings.retrieval!r}")
+    if settings.search_translation not in SEARCH_TRANSLATION:
+        raise RagError(f"search translation must be auto or off, not {settings.search_translation!r}")
     if settings.index_type not in INDEX_TYPES:
         raise RagError(f"index type must be flat or hnsw, not {settings.index_type!r}")
     if settings.store not in backends.STORES:

@@ -260,6 +260,8 @@ def test_a_question_in_a_language_few_documents_are_in_is_also_searched_in_their
     assert answer.language == "ko" and answer.question == "조르블락스 애널리틱스는 누가 세웠나요?"
     assert "founded" in answer.passages[0].text and answer.copied == "Dewi Kartika"
     assert "translate_question" in answer.timings_ms
+    off = fake_assistant(tmp_path / "off", reply=reply, min_similarity=-1.0, k=1, search_translation="off")
+    assert off.ask("조르블락스 애널리틱스는 누가 세웠나요?").searched_as is None  # the question alone, sooner
     calls = len(assistant.llm.calls)
     assert assistant.ask("Who founded Zorblax Analytics?").searched_as is None  # English: the documents' own
     assert not any("Translate this question" in c["messages"][-1]["content"] for c in assistant.llm.calls[calls:])
