@@ -684,14 +684,17 @@ class Assistant:
     def _question_in(self, question: str, language: str) -> str | None:
         """The question in `language`, to search with beside the question itself (one short
         generation); None when the model gives back the question."""
+        # No grammar: constrained sampling took twice as long for the same translations; the
+        # first line is the translation, so the generation stops there.
+        text = ""
         with self._generation_lock:
-            pieces = self.llm.stream(
-                prompts.search_translation_messages(question, language),
-                QUESTION_TRANSLATION_TOKENS,
-                0.0,
-                grammar=prompts.translation_grammar(),
-            )
-            translated = " ".join("".join(pieces).split())
+            for piece in self.llm.stream(
+                prompts.search_translation_messages(question, language), QUESTION_TRANSLATION_TOKENS, 0.0
+            ):
+                text += piece
+                if "\n" in text.strip():
+                    break
+        translated = " ".join(text.strip().split("\n")[0].split())
         return translated if translated and translated != question else None
 
     def _translate(self, messages: list[dict[str, str]], copied: Copied, language: str) -> str | None:
