@@ -114,11 +114,11 @@ def _run(program: str, main: Callable[[], int], prints: bool = True) -> int:
 SEARCHED_SHOWN = 5  # files named in the "Searched only" line; the rest are counted
 
 
-def titled(file: str, table: dict[str, dict]) -> str:
-    """A document as a reader knows it: its title, then its file name; the file name alone when
-    the index has no title for it (`table`: the index's file table)."""
-    title = (table.get(file) or {}).get("title")
-    return f"{printable(title)} ({printable(file)})" if title and title != file else printable(file)
+def titled(file: str, table: dict[str, dict], where: str | None = None) -> str:
+    """A document as a reader knows it: its title, then `where` in it (default: its file name);
+    `where` alone when the index has no title for it (`table`: the index's file table)."""
+    title, where = (table.get(file) or {}).get("title"), printable(where or file)
+    return f"{printable(title)} ({where})" if title and title != file else where
 
 
 def searched(files: tuple[str, ...], table: dict[str, dict] | None = None) -> str:
@@ -162,9 +162,7 @@ def _print_answer(answer, table: dict[str, dict]) -> None:
         return
     print(printable(answer.shown, keep_newlines=True))
     for c in answer.citations:
-        title = (table.get(c.file) or {}).get("title")
-        where = f"{printable(title)} ({printable(c.location)})" if title and title != c.file else printable(c.location)
-        print(f"  [{c.n}] {where}: “{printable(c.quote)}”")
+        print(f"  [{c.n}] {titled(c.file, table, c.location)}: “{printable(c.quote)}”")
     if answer.truncated:
         print(prompts.truncated(answer.language))
     if answer.passage is not None:
