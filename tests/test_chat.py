@@ -92,6 +92,22 @@ def test_stop_closes_the_stream_and_keeps_the_draft_marked_stopped(tmp_path):
     assert stopped.state.turns == []  # a stopped answer is not history for follow-ups
 
 
+def test_after_stop_the_answer_shows_nothing_more_even_a_step_already_under_way(tmp_path):
+    # The page runs Stop beside the answer (Gradio cancels the answer's task on its own time): a
+    # step the answer takes after Stop ran must not cover Stop's "(stopped)" with "Reading…".
+    assistant = answering_assistant(tmp_path)
+    chat = Chat(assistant)
+    views = chat.respond(ChatState(), "Who founded Zorblax Analytics?")
+    first = next(views)
+    stopped = chat.stop(first.state)
+    assert list(views) == []
+    assert "(stopped)" in message_text(stopped.state.messages[-1]["content"])
+    assert assistant.llm.calls == []  # the answer was given up before the LLM was asked
+    # a question asked after the Stop is answered in full
+    later = list(chat.respond(stopped.state, "Who founded Zorblax Analytics?"))
+    assert later[-1].answering is False and later[-1].state.turns
+
+
 def test_a_follow_up_is_asked_standalone_and_says_how_it_was_understood(tmp_path):
     assistant = answering_assistant(tmp_path)
     chat = Chat(assistant)

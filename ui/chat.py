@@ -13,11 +13,14 @@ of tests/fakes.py.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
 import time
 import traceback
+import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +47,8 @@ INTERRUPTED_MARK = '<span class="stopped">(interrupted: the server stopped befor
 # the chat (the Sources panel keeps render.KEPT_TURNS sections); not every turn ever.
 KEPT_TURNS = 4
 KEPT_CHAT_TURNS = 50
+# Stops remembered until their answer's next step sees them (one that had already ended never does).
+KEPT_STOPS = 256
 
 
 def clamp(value, low, high, kind):
@@ -78,6 +83,7 @@ class ChatState:
     conversation: int | None = None  # its number in the history, once a question was asked
     pending: int | None = None  # the history's turn being answered
     draft: str = ""  # the answer being written, as far as it got
+    answer_token: str = ""  # names the answer being written, for Stop
 
     def copy(self) -> ChatState:
         return copy.deepcopy(self)
@@ -106,6 +112,14 @@ class Chat:
     def __init__(self, assistant, history: History | None = None) -> None:
         self.assistant = assistant
         self.history = history
+        self._stops: OrderedDict[str, None] = OrderedDict()  # tokens of answers Stop cut short
+
+    def _cut(self, state: ChatState) -> None:
+        """Remember that the answer being written in `state` (if any) was cut short."""
+        if state.answer_token:
+            self._stops[state.answer_token] = None
+            while len(self._stops) > KEPT_STOPS:
+                self._stops.popitem(last=False)
 
     def respond(
         self,
@@ -121,8 +135,20 @@ class Chat:
         documents `picked` beside the question box (rag.scope.scope_choices' values) and those
         `@mentioned` in it, or all when none. Closing the iterator (Stop) gives the LLM back as
         soon as the current step ends."""
-        started = time.perf_counter()  # the user's wait, a follow-up's rewriting included
         state = (state or ChatState()).copy()
+        token = state.answer_token = uuid.uuid4().hex
+        answering = self._respond(state, question, k, max_tokens, temperature, owner, picked)
+        # Until Stop names this answer: Stop's view is then the page's last word, never covered
+        # by a step the answer was already taking when it was pressed.
+        with contextlib.closing(answering) as views:
+            for view in views:
+                if token in self._stops:
+                    self._stops.pop(token, None)
+                    return
+                yield view
+
+    def _respond(self, state: ChatState, question, k, max_tokens, temperature, owner, picked) -> Iterator[View]:
+        started = time.perf_counter()  # the user's wait, a follow-up's rewriting included
         settings = self.assistant.settings
         question = question if isinstance(question, str) else ""
         state.messages.append({"role": "user", "content": render.md_escape(" ".join(question.split())) or "…"})
@@ -130,6 +156,7 @@ class Chat:
             cleaned = clean_question(question)
         except RagError as error:
             state.messages.append({"role": "assistant", "content": error_message(error)})
+            state.answer_token = ""
             yield View(state.copy(), answering=False, clear_question=True)
             return
         reply = {"role": "assistant", "content": THINKING}
@@ -231,7 +258,7 @@ class Chat:
             render.turn_sources(turn, standalone, answer, cited, index.files, waits or answer.timings_ms, stale)
         )
         state.turns.append({"turn": turn, "question": question, "standalone": standalone, "answer": answer.text or ""})
-        state.pending, state.draft = None, ""
+        state.pending, state.draft, state.answer_token = None, "", ""
         # A session keeps what it shows and what a follow-up reads, not every turn ever.
         del state.turns[:-KEPT_TURNS], state.sections[: -render.KEPT_TURNS], state.messages[: -2 * KEPT_CHAT_TURNS]
 
@@ -250,11 +277,12 @@ class Chat:
     def _record_end(self, state: ChatState, status: str, text: str | None) -> None:
         if self.history is not None and state.pending is not None:
             self.history.end(state.conversation, state.pending, status, text)
-        state.pending, state.draft = None, ""
+        state.pending, state.draft, state.answer_token = None, "", ""
 
     def stop(self, state: ChatState) -> View:
         """The answer being written, as far as it got, marked as stopped (and saved so)."""
         state = (state or ChatState()).copy()
+        self._cut(state)
         if state.messages and state.messages[-1].get("role") == "assistant":
             text = message_text(state.messages[-1].get("content"))
             for transient in (CURSOR, THINKING, WRITING):
@@ -266,6 +294,7 @@ class Chat:
     def new(self, state: ChatState | None = None) -> View:
         """An empty conversation (an answer being written in the old one is saved as stopped)."""
         if state is not None:
+            self._cut(state)
             self._record_end(state.copy(), STOPPED, state.draft or None)
         return View(ChatState(), sources=render.sources_panel([]), answering=False, clear_question=True)
 
