@@ -6,6 +6,7 @@ touches FAISS, the tokenizer or llama.cpp directly.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import sys
@@ -56,6 +57,17 @@ def search_language(language: str, files: dict[str, dict], within: frozenset[str
         return None
     most = max(chunks, key=lambda code: (chunks[code], code))
     return None if most == language else most
+
+
+@contextlib.contextmanager
+def timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    """Adds the time the block takes to `timings[step]`, in ms (a step may come back, as the
+    search does for a translated question)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[step] = timings.get(step, 0.0) + (time.perf_counter() - started) * 1000
 
 
 NOT_FOUND = "not_found"  # no passage answers the question
@@ -445,36 +457,36 @@ class Assistant:
         searched = None if files is None else tuple(sorted(files))
         language = question_language(question)
         timings: dict[str, float] = {}
-        hits, query = self._retrieve(question, k, None, index, files)
+        with timed(timings, "retrieve"):
+            hits, query = self._retrieve(question, k, None, index, files)
         translated = None
         translating = not retrieve_only and self.settings.search_translation == "auto"
         if translating and (target := search_language(language, index.files, files)):
-            before = elapsed()
-            translated = self._question_in(question, target)
-            timings["translate_question"] = elapsed() - before
+            with timed(timings, "translate_question"):
+                translated = self._question_in(question, target)
         if translated:
             # The question's own hits first, then those of its translation it did not find.
-            more, translated_query = self._retrieve(translated, k, None, index, files)
+            with timed(timings, "retrieve"):
+                more, translated_query = self._retrieve(translated, k, None, index, files)
             have = {(h.chunk.file, h.chunk.first_piece) for h in hits}
             hits = hits + [h for h in more if (h.chunk.file, h.chunk.first_piece) not in have]
             query = np.stack([query, translated_query])
-        timings["retrieve"] = elapsed() - timings.get("translate_question", 0.0)
         yield Retrieved(hits)
         if retrieve_only:
             timings["total"] = timings["retrieve"]
             yield Done(Answer(question, None, False, [], hits, language, timings, searched=searched))
             return
-        passages = select_passages(
-            question,
-            query,
-            hits,
-            index,
-            self.embedder,
-            self.settings.passages,
-            self.settings.passage_tokens,
-            self.sentence_vectors,
-        )
-        timings["passages"] = elapsed() - timings["retrieve"] - timings.get("translate_question", 0.0)
+        with timed(timings, "passages"):
+            passages = select_passages(
+                question,
+                query,
+                hits,
+                index,
+                self.embedder,
+                self.settings.passages,
+                self.settings.passage_tokens,
+                self.sentence_vectors,
+            )
         probabilities: dict[str, float] | None = None  # of each reply start, once the model is asked
 
         def finish(**fields) -> Done:
@@ -530,20 +542,17 @@ class Assistant:
                 if copied is None or copied.problem is None:
                     break  # no passage answers, or a usable copy
             if copied is not None and copied.problem is None and probabilities is not None:
-                started_next = elapsed()
-                copied, copy_probability = self._next_copy(
-                    messages, copied, copy_probability, question, passages, probabilities, index, made
-                )
-                timings["next_copy"] = elapsed() - started_next
+                with timed(timings, "next_copy"):
+                    copied, copy_probability = self._next_copy(
+                        messages, copied, copy_probability, question, passages, probabilities, index, made
+                    )
             other = None
             if copied is not None and copied.problem is None and probabilities is not None:
-                started_other = elapsed()
-                other = self._disagreeing(messages, copied, question, passages, probabilities, index, made)
-                timings["disagreement"] = elapsed() - started_other
+                with timed(timings, "disagreement"):
+                    other = self._disagreeing(messages, copied, question, passages, probabilities, index, made)
             if copied is not None and copied.problem is None and copied.needs_translation(language):
-                started_translation = elapsed()
-                translation = self._translate(messages, copied, language)
-                timings["translate"] = elapsed() - started_translation
+                with timed(timings, "translate"):
+                    translation = self._translate(messages, copied, language)
             else:
                 translation = None
         if copied is None:
