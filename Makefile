@@ -59,8 +59,11 @@ run: install
 	$(VENV)/bin/ask "$(SAMPLE_QUESTION)"
 	$(VENV)/bin/rag ui
 
+# Two workers, each test file on one (module fixtures load once); then, alone, the tests that
+# time the pipeline against the bare library, which a busy neighbour would skew.
 test: install-test lint
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile -m "not serial"
+	$(VENV)/bin/python -m pytest -m serial
 
 # The fast layer: no model loads, no processes (tests/conftest.py); for use while working.
 test-fast: $(VENV)/.installed-test lint

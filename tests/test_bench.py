@@ -125,6 +125,7 @@ def test_bench_is_a_rag_subcommand():
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # its decode ratio is read against the bare library in the same run
 @pytest.mark.timeout(1200)
 def test_quick_bench_reports_every_figure(tmp_path):
     out = tmp_path / "bench"
