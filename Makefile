@@ -59,10 +59,10 @@ run: install
 	$(VENV)/bin/ask "$(SAMPLE_QUESTION)"
 	$(VENV)/bin/rag ui
 
-# Two workers, each test file on one (module fixtures load once); then, alone, the tests that
-# time the pipeline against the bare library, which a busy neighbour would skew.
+# Two workers, each taking over the rest of the other's queue when its own is done; then,
+# alone, the tests that time the pipeline against the bare library, which a busy neighbour skews.
 test: install-test lint
-	$(VENV)/bin/python -m pytest -n 2 --dist loadfile -m "not serial"
+	$(VENV)/bin/python -m pytest -n 2 --dist worksteal -m "not serial"
 	$(VENV)/bin/python -m pytest -m serial
 
 # The fast layer: no model loads, no processes (tests/conftest.py); for use while working.
