@@ -147,7 +147,9 @@ class LlmProbe:
         self._chosen_at, self._answered = now(), False
         return self.llm.choose(messages, prefix, options)
 
-    def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None) -> Iterator[str]:
+    def stream(
+        self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None, logprobs=None
+    ) -> Iterator[str]:
         """Timed from the choice of passage before it, if any: both are the call's prompt processing."""
         call = LlmCall(messages, max_tokens, temperature, grammar)
         if self.llama is not None and self._chosen_at is None:

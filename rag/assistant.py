@@ -97,6 +97,9 @@ class Answer:
     # What other passages the model also took to answer say instead, each with its citation's n.
     disagreements: list[tuple[str, int]] = field(default_factory=list)
     translation: str | None = None  # the copy in the question's language, when they differ
+    # The model's own probability of the translation it wrote, per token (also when it was
+    # below min_translated and so not shown).
+    translation_probability: float | None = None
     searched: tuple[str, ...] | None = None  # the files a scoped question searched; None: all
     # The question as also searched, in the language of most documents searched (search_language).
     searched_as: str | None = None
@@ -123,6 +126,9 @@ class Answer:
             "copied": self.copied,
             "copy_probability": None if self.copy_probability is None else round(self.copy_probability, 4),
             "translation": self.translation,
+            "translation_probability": None
+            if self.translation_probability is None
+            else round(self.translation_probability, 4),
             "disagreements": [{"answer": span, "citation": n} for span, n in self.disagreements],
             "language": self.language,
             "citations": [c.to_json() for c in self.citations],
@@ -552,9 +558,11 @@ class Assistant:
                     other = self._disagreeing(messages, copied, question, passages, probabilities, index, made)
             if copied is not None and copied.problem is None and copied.needs_translation(language):
                 with timed(timings, "translate"):
-                    translation = self._translate(messages, copied, language)
+                    translation, translation_probability = self._translate(messages, copied, language)
+                if translation_probability is not None and translation_probability < self.settings.min_translated:
+                    translation = None  # the copy alone rather than a translation the model is unsure of
             else:
-                translation = None
+                translation, translation_probability = None, None
         if copied is None:
             yield not_found(answerable)
             return
@@ -586,6 +594,7 @@ class Assistant:
             answerable=answerable,
             copied=copied.span,
             translation=translation,
+            translation_probability=translation_probability,
             copy_probability=copy_probability,
             disagreements=[] if other is None else [(other.span, 2)],
         )
@@ -706,18 +715,25 @@ class Assistant:
         translated = " ".join(text.strip().split("\n")[0].split())
         return translated if translated and translated != question else None
 
-    def _translate(self, messages: list[dict[str, str]], copied: Copied, language: str) -> str | None:
+    def _translate(
+        self, messages: list[dict[str, str]], copied: Copied, language: str
+    ) -> tuple[str | None, float | None]:
         """The copied phrase in the question's language (a second, short generation, a turn after
-        the answer's), or None when the model gives back the phrase itself."""
+        the answer's), or None when the model gives back the phrase itself; and the model's own
+        probability of it per token (None from a backend that cannot read it)."""
         reply = f"{prompts.CHOICE_PREFIX}{copied.n}] {copied.span}"
+        logprobs: list[float] = []
         pieces = self.llm.stream(
             prompts.translation_messages(messages, reply, copied.span, language),
             TRANSLATION_TOKENS,
             0.0,
             grammar=prompts.translation_grammar(),
+            logprobs=logprobs,
         )
         translation = " ".join("".join(pieces).split())
-        return translation if translation and translation != copied.span else None
+        if not translation or translation == copied.span:
+            return None, None
+        return translation, math.exp(sum(logprobs) / len(logprobs)) if logprobs else None
 
     def generate(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> Iterator[str]:
         """The LLM's reply, piece by piece; callers in other threads wait their turn."""

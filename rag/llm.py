@@ -25,10 +25,12 @@ class LLM(Protocol):
         grammar: str | None = None,
         prefix: str = "",
         copy_from: CopySource | None = None,
+        logprobs: list[float] | None = None,
     ) -> Iterator[str]:
         """The reply, piece by piece; `prefix` is the start of the reply, given rather than
         generated (not repeated in the pieces); with `copy_from`, the reply after the prefix is
-        a run of that passage's text, copied (greedy decoding only)."""
+        a run of that passage's text, copied (greedy decoding only). A backend that can read
+        them appends to `logprobs` the model's own log-probability of each token it wrote."""
 
     def choose(self, messages: list[Message], prefix: str, options: list[str]) -> dict[str, float] | None:
         """The model's probability of each option (one token each) as the next text after `prefix`
@@ -103,13 +105,19 @@ class LlamaCppLLM:
         grammar: str | None = None,
         prefix: str = "",
         copy_from: CopySource | None = None,
+        logprobs: list[float] | None = None,
     ) -> Iterator[str]:
         from llama_cpp import LlamaGrammar, LogitsProcessorList
 
         if grammar is not None and grammar not in self._grammars:
             self._grammars[grammar] = LlamaGrammar.from_string(grammar, verbose=False)
         tokens, stop = self._prompt_tokens(messages, prefix)
-        processors = LogitsProcessorList([self._copying(copy_from, len(tokens))]) if copy_from else None
+        if copy_from:
+            processors = LogitsProcessorList([self._copying(copy_from, len(tokens))])
+        elif logprobs is not None:
+            processors = LogitsProcessorList([_recording(logprobs, len(tokens))])
+        else:
+            processors = None
         with self._lock:
             try:
                 # A streamed completion reuses the KV cache of the longest common prefix (the system text).
@@ -215,6 +223,22 @@ class LlamaCppLLM:
         return dict(zip(options, (weights / weights.sum()).tolist()))
 
 
+def _recording(logprobs: list[float], prompt_tokens: int):
+    """A logits processor that changes nothing and appends to `logprobs` the log-probability of
+    each token the sampler took (read from the step before, by the token now last in the input;
+    the token that ends the reply is not counted)."""
+    last: list = []
+
+    def process(input_ids, scores):
+        if last and len(input_ids) > prompt_tokens:
+            previous, total = last.pop()
+            logprobs.append(float(previous[input_ids[-1]] - total))
+        last.append((scores.copy(), _logsumexp(scores)))
+        return scores
+
+    return process
+
+
 def _logsumexp(values) -> float:
     import numpy as np
 
@@ -302,6 +326,7 @@ class OpenAICompatibleLLM:
         grammar: str | None = None,
         prefix: str = "",
         copy_from: CopySource | None = None,
+        logprobs: list[float] | None = None,  # not read from a server
     ) -> Iterator[str]:
         import json
 

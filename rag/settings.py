@@ -63,6 +63,9 @@ class Settings:
     copy_weight: float = 2.0
     # Below this probability of the copied answer (the model's own, per token) withhold it.
     min_copied: float = 0.0
+    # Below this probability of the copy's translation (the model's own, per token) the copy is
+    # shown alone: the small model's translations it is unsure of are often wrong (docs/evaluation.md).
+    min_translated: float = 0.0
     # "auto": a question in a language few of the searched documents are in is also searched as
     # the LLM translates it into theirs (more answers across languages, one more generation
     # before the search); "off": the question alone, sooner.
@@ -220,6 +223,15 @@ OPTIONS = (
         "--min-copied",
         float,
         help="withhold an answer whose copied words the LLM gives less than this probability per token",
+        generation=True,
+    ),
+    Option(
+        "min_translated",
+        "RAG_MIN_TRANSLATED",
+        "--min-translated",
+        float,
+        help="show the copied answer without its translation when the LLM gives the translation less than "
+        "this probability per token",
         generation=True,
     ),
     Option(
@@ -389,6 +401,8 @@ def validate(settings: Settings) -> None:
         raise RagError(f"min answerable must be between 0 and 1, not {settings.min_answerable}")
     if not 0.0 <= settings.min_copied <= 1.0:
         raise RagError(f"min copied must be between 0 and 1, not {settings.min_copied}")
+    if not 0.0 <= settings.min_translated <= 1.0:
+        raise RagError(f"min translated must be between 0 and 1, not {settings.min_translated}")
     if settings.copy_weight < 0.0:
         raise RagError(f"copy weight must not be negative, not {settings.copy_weight}")
     if not 0.0 < settings.passage_prior <= 1.0:

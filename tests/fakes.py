@@ -68,6 +68,7 @@ class FakeLLM:
         grammar: str | None = None,
         prefix: str = "",
         copy_from=None,
+        logprobs=None,
     ) -> Iterator[str]:
         self.calls.append(
             {"messages": messages, "max_tokens": max_tokens, "temperature": temperature, "grammar": grammar}

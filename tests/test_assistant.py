@@ -89,7 +89,7 @@ class SecondPassageLLM:
     def choose(self, messages, prefix, options):
         return {option: (0.9 if option == options[-1] else 0.1 / (len(options) - 1)) for option in options}
 
-    def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None):
+    def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None, logprobs=None):
         yield " Dewi Kartika"  # as copied from either passage
 
     def count_tokens(self, text):
@@ -123,7 +123,7 @@ class YearLLM:
     def choose(self, messages, prefix, options):
         return {option: ([0.0, *self.shares, 0.0, 0.0][int(option)]) for option in options}
 
-    def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None):
+    def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None, logprobs=None):
         import re
 
         self.copied_from.append(prefix)
@@ -171,7 +171,7 @@ class UnsureLLM(YearLLM):
         super().__init__(shares)
         self.first = first
 
-    def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None):
+    def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None, logprobs=None):
         yield from super().stream(messages, max_tokens, temperature, grammar, prefix, copy_from)
         copy_from.logprobs.append(math.log(self.first if prefix == "[1]" else 0.9))
 

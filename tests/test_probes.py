@@ -11,7 +11,7 @@ class Scripted:
     def choose(self, messages, prefix, options):
         return {option: 1 / len(options) for option in options}
 
-    def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None):
+    def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None, logprobs=None):
         yield " text"
 
     def count_tokens(self, text):
