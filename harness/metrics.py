@@ -237,6 +237,7 @@ def score_question(
         timings_ms={key: round(value, 1) for key, value in answer.timings_ms.items()},
     )
     row["copied"] = getattr(answer, "copied", None)
+    row["translation"] = getattr(answer, "translation", None)
     if item.answerable:
         correct = not answer.abstained and answer_matches(answer.text, item.answers)
         # Grounded: the words copied from the document, not a translation or a server's free

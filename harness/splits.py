@@ -1,6 +1,6 @@
 """Answer figures of one `rag eval` run, per split of the gold, with each refusal gate swept:
 the run is made once with every gate open (RAG_MIN_SIMILARITY=-1 RAG_MIN_ANSWERABLE=0
-RAG_MIN_COPIED=0) over dev and test together, thresholds are chosen on
+RAG_MIN_COPIED=0 RAG_MIN_TRANSLATED=0) over dev and test together, thresholds are chosen on
 dev, and test is read at them.
 
     python -m harness.splits RESULTS.jsonl --split dev=eval/public/dev.jsonl --split test=eval/public/test.jsonl \\
@@ -93,7 +93,48 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows, splits, at))
     print()
     print(losses(rows, splits, at))
+    print()
+    print(translations(rows, splits))
     return 0
+
+
+# Thresholds of min_translated swept: below one, the copy is shown without its translation.
+TRANSLATION_THRESHOLDS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+def translation_of(row: dict) -> str | None:
+    """The translation shown beside the copy (read from the answer's text in older results)."""
+    if "translation" in row:
+        return row["translation"]
+    copied, answer = row.get("copied"), row.get("answer") or ""
+    tail = f" («{copied}» [1])"
+    return answer[: -len(tail)] if copied and answer.endswith(tail) else None
+
+
+def translations(rows: list[dict], splits: dict[str, set[str]]) -> str:
+    """Translations of right copies, per split and min_translated: how many are shown and hold an
+    accepted answer (right) or not (wrong), and how many right ones the threshold hides. Only
+    copies that hold the answer count: the question is whether the translation says the same."""
+    from .metrics import answer_matches
+
+    lines = [
+        "| split | min translated | shown right | shown wrong | right hidden | wrong hidden |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, ids in splits.items():
+        judged = []
+        for row in rows:
+            translation = translation_of(row)
+            if row["id"] in ids and row["answerable"] and row.get("copy_correct") and translation:
+                judged.append((row.get("translation_probability"), answer_matches(translation, row["answers"])))
+        for threshold in TRANSLATION_THRESHOLDS:
+            shown = [right for p, right in judged if p is None or p >= threshold]
+            hidden = [right for p, right in judged if p is not None and p < threshold]
+            lines.append(
+                f"| {name} | {threshold:g} | {sum(shown)} | {len(shown) - sum(shown)} | {sum(hidden)} | "
+                f"{len(hidden) - sum(hidden)} |"
+            )
+    return "\n".join(lines)
 
 
 def losses(rows: list[dict], splits: dict[str, set[str]], at: dict[str, float]) -> str:

@@ -64,8 +64,9 @@ class Settings:
     # Below this probability of the copied answer (the model's own, per token) withhold it.
     min_copied: float = 0.0
     # Below this probability of the copy's translation (the model's own, per token) the copy is
-    # shown alone: the small model's translations it is unsure of are often wrong (docs/evaluation.md).
-    min_translated: float = 0.0
+    # shown alone: the small model's translations it is unsure of are mostly wrong (chosen on the
+    # public dev split, docs/evaluation.md).
+    min_translated: float = 0.5
     # "auto": a question in a language few of the searched documents are in is also searched as
     # the LLM translates it into theirs (more answers across languages, one more generation
     # before the search); "off": the question alone, sooner.

@@ -265,3 +265,62 @@ def test_a_question_in_a_language_few_documents_are_in_is_also_searched_in_their
     calls = len(assistant.llm.calls)
     assert assistant.ask("Who founded Zorblax Analytics?").searched_as is None  # English: the documents' own
     assert not any("Translate this question" in c["messages"][-1]["content"] for c in assistant.llm.calls[calls:])
+
+
+class TranslatingLLM:
+    """Copies "Maret 1998" from the passage and translates it as "March 1998", giving its
+    translation `probability` per token."""
+
+    id = "scripted"
+
+    def __init__(self, probability: float):
+        self.probability = probability
+
+    def choose(self, messages, prefix, options):
+        return {option: (0.9 if option == "1" else 0.1 / (len(options) - 1)) for option in options}
+
+    def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None, logprobs=None):
+        if copy_from is not None:
+            yield " Maret 1998"
+            return
+        for piece in ("March", " 1998"):
+            if logprobs is not None:
+                logprobs.append(math.log(self.probability))
+            yield piece
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+
+@pytest.mark.parametrize("probability, shown", [(0.4, "Maret 1998 [1]"), (0.6, "March 1998 («Maret 1998» [1])")])
+def test_a_translation_the_model_is_unsure_of_leaves_the_copy_alone(tmp_path, probability, shown):
+    from rag.assistant import Assistant
+    from rag.settings import load_settings
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text(
+        "Toko roti Orion dibuka di kota Bandung pada bulan Maret 1998 oleh keluarga Santoso.\n", encoding="utf-8"
+    )
+    settings = load_settings(
+        environ={}, docs_dir=docs, index_dir=tmp_path / "index", min_similarity=-1.0, min_translated=0.5
+    )
+    assistant = Assistant(settings, log=lambda m: None, embedder=FakeEmbedder(), llm=TranslatingLLM(probability))
+    answer = assistant.ask("When did the Orion bakery open its doors to customers?")
+    assert answer.text == shown, (answer.text, answer.why)
+    assert answer.translation_probability == pytest.approx(probability)
+    assert answer.to_json()["translation"] == (None if probability < 0.5 else "March 1998")
+
+
+def test_the_recording_processor_reads_the_probability_of_each_token_taken():
+    import numpy as np
+
+    from rag.llm import _recording
+
+    logprobs: list[float] = []
+    process = _recording(logprobs, prompt_tokens=2)
+    scores = np.log(np.array([0.5, 0.25, 0.25]))
+    assert process([7, 8], scores) is scores  # the prompt's last step: the scores pass unchanged
+    process([7, 8, 1], np.log(np.array([0.1, 0.1, 0.8])))  # token 1 was taken at 0.25
+    process([7, 8, 1, 2], scores)  # token 2 at 0.8
+    assert logprobs == pytest.approx([math.log(0.25), math.log(0.8)])

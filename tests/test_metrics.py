@@ -143,6 +143,50 @@ def test_each_refusal_gate_is_swept_on_its_own_signal_and_they_add_up():
     assert figures(gated(rows, {}))["right when answered"] == pytest.approx(1 / 3)
 
 
+def test_translations_of_right_copies_are_counted_shown_or_hidden_by_their_probability():
+    from harness.splits import translation_of, translations
+
+    rows = [
+        row(
+            "q1",
+            True,
+            False,
+            True,
+            copy_correct=True,
+            copied="bat",
+            answer="박쥐 («bat» [1])",
+            answers=["박쥐", "bat"],
+            translation_probability=0.8,
+        ),
+        row(
+            "q2",
+            True,
+            False,
+            True,
+            copy_correct=True,
+            copied="bat",
+            translation="배",
+            answers=["박쥐", "bat"],
+            translation_probability=0.1,
+        ),
+        row(
+            "q3",
+            True,
+            False,
+            False,
+            copy_correct=False,
+            copied="cat",
+            translation="고양이",
+            answers=["박쥐"],
+            translation_probability=0.9,
+        ),  # a wrong copy: not judged
+    ]
+    assert translation_of(rows[0]) == "박쥐" and translation_of(rows[1]) == "배"
+    table = translations(rows, {"dev": {"q1", "q2", "q3"}}).splitlines()
+    assert "| dev | 0 | 1 | 1 | 0 | 0 |" in table  # shown right, shown wrong, right hidden, wrong hidden
+    assert "| dev | 0.5 | 1 | 0 | 0 | 1 |" in table
+
+
 def test_an_answer_is_grounded_only_when_its_copied_words_hold_an_accepted_answer():
     rows = [
         row("q1", True, False, True, copy_correct=False),  # right only in its translation
