@@ -95,7 +95,8 @@ def test_long_lines_of_short_sentences_cost_a_bounded_number_of_embeddings(tmp_p
 
     docs = tmp_path / "docs"
     docs.mkdir()
-    filler = " ".join(f"{FILLER[:-1]} number {n}." for n in range(2000))  # ~ 70,000 characters, one line
+    # ~ 21,000 characters each side, one line: over ten times the sentences a question may embed.
+    filler = " ".join(f"{FILLER[:-1]} number {n}." for n in range(600))
     (docs / "long.txt").write_text(f"{filler} {FACT} {filler}\n", encoding="utf-8")
     (docs / "other.txt").write_text("Quuxcorp makes purple widgets in Oslo.\n", encoding="utf-8")
     index, _ = update_index(docs, tmp_path / "index", assistant.embedder, assistant.chunking)
