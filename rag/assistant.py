@@ -214,10 +214,15 @@ def ranked_choices(probabilities: dict[str, float], passages: int, prior: float)
     )
 
 
+def per_token(logprobs: list[float]) -> float | None:
+    """The model's own probability of what it wrote, per token (the geometric mean of the
+    tokens' probabilities), or None when a backend could not read them."""
+    return math.exp(sum(logprobs) / len(logprobs)) if logprobs else None
+
+
 def copy_probability_of(source: prompts.CopySource) -> float | None:
-    """The model's own probability of the copy it made from `source`, per token (the geometric
-    mean), or None from a backend that cannot read it."""
-    return math.exp(sum(source.logprobs) / len(source.logprobs)) if source.logprobs else None
+    """The model's own probability of the copy it made from `source`, per token."""
+    return per_token(source.logprobs)
 
 
 def _copy_attempt(choice: str, passages: list[Passage]) -> tuple[str, prompts.CopySource]:
@@ -733,7 +738,7 @@ class Assistant:
         translation = " ".join("".join(pieces).split())
         if not translation or translation == copied.span:
             return None, None
-        return translation, math.exp(sum(logprobs) / len(logprobs)) if logprobs else None
+        return translation, per_token(logprobs)
 
     def generate(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> Iterator[str]:
         """The LLM's reply, piece by piece; callers in other threads wait their turn."""
