@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rag.settings import Settings
 
-from .metrics import LOSSES, answer_metrics, refused_below
+from .metrics import LOSSES, answer_matches, answer_metrics, refused_below
 
 # The recorded signal of each gate, the setting it stands for, and the thresholds swept.
 GATES = {
@@ -115,8 +115,6 @@ def translations(rows: list[dict], splits: dict[str, set[str]]) -> str:
     """Translations of right copies, per split and min_translated: how many are shown and hold an
     accepted answer (right) or not (wrong), and how many right ones the threshold hides. Only
     copies that hold the answer count: the question is whether the translation says the same."""
-    from .metrics import answer_matches
-
     lines = [
         "| split | min translated | shown right | shown wrong | right hidden | wrong hidden |",
         "|---|---|---|---|---|---|",

@@ -146,40 +146,24 @@ def test_each_refusal_gate_is_swept_on_its_own_signal_and_they_add_up():
 def test_translations_of_right_copies_are_counted_shown_or_hidden_by_their_probability():
     from harness.splits import translation_of, translations
 
+    def translated(qid: str, right_copy: bool, copied: str, probability: float, **shown) -> dict:
+        """An answered question whose copy is (or is not) right, with its translation as `shown`."""
+        return row(
+            qid,
+            True,
+            False,
+            right_copy,
+            copy_correct=right_copy,
+            copied=copied,
+            answers=["박쥐", "bat"],
+            translation_probability=probability,
+            **shown,
+        )
+
     rows = [
-        row(
-            "q1",
-            True,
-            False,
-            True,
-            copy_correct=True,
-            copied="bat",
-            answer="박쥐 («bat» [1])",
-            answers=["박쥐", "bat"],
-            translation_probability=0.8,
-        ),
-        row(
-            "q2",
-            True,
-            False,
-            True,
-            copy_correct=True,
-            copied="bat",
-            translation="배",
-            answers=["박쥐", "bat"],
-            translation_probability=0.1,
-        ),
-        row(
-            "q3",
-            True,
-            False,
-            False,
-            copy_correct=False,
-            copied="cat",
-            translation="고양이",
-            answers=["박쥐"],
-            translation_probability=0.9,
-        ),  # a wrong copy: not judged
+        translated("q1", True, "bat", 0.8, answer="박쥐 («bat» [1])"),  # an older result: read from the text
+        translated("q2", True, "bat", 0.1, translation="배"),
+        translated("q3", False, "cat", 0.9, translation="고양이"),  # a wrong copy: not judged
     ]
     assert translation_of(rows[0]) == "박쥐" and translation_of(rows[1]) == "배"
     table = translations(rows, {"dev": {"q1", "q2", "q3"}}).splitlines()
