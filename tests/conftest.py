@@ -98,13 +98,24 @@ def shared_assistant(assistant):
     from rag.assistant import Assistant
     from rag.settings import load_settings
 
-    def make(log=None, **settings):
+    def make(log=None, llm=None, **settings):
         options = {"log": log} if log else {}
         return Assistant(
-            load_settings(environ={}, **settings), embedder=assistant.embedder, llm=assistant.llm, **options
+            load_settings(environ={}, **settings), embedder=assistant.embedder, llm=llm or assistant.llm, **options
         )
 
     return make
+
+
+@pytest.fixture(scope="session")
+def small_llm():
+    """The catalogue's small LLM (what `--fast` selects), loaded once: for tests of guarantees
+    that rest on the pipeline rather than on which model writes the answer."""
+    from models.catalogue import FAST_LLM
+    from rag.llm import load_llm
+    from rag.settings import load_settings
+
+    return load_llm(load_settings(environ={}, llm=FAST_LLM), log=lambda message: None)
 
 
 def seeds_with_index(folder: Path, seeds_index: Path) -> tuple[Path, Path]:

@@ -1,6 +1,11 @@
 """Documents are data: hostile lines cannot take over answers, and facts that merely talk
-about instructions, prompts or "only" stay answerable. End to end, with the real models,
-on the seeds plus the fixture lines (tests/fixtures/injection, four languages)."""
+about instructions, prompts or "only" stay answerable. End to end, with real models, on the
+seeds plus the fixture lines (tests/fixtures/injection, four languages).
+
+The hostile and innocent lines are answered by the small LLM (`--fast`): what keeps an attack out
+of an answer is the pipeline (passages fenced as quoted data, a reply held to a copy of one
+passage, the screen of the sentence it is copied from), not the model's restraint; the small
+model answers the 48 questions in much less time."""
 
 import json
 import shutil
@@ -14,29 +19,27 @@ ATTACKS = [json.loads(line) for line in (FIXTURE / "attacks.jsonl").read_text(en
 INNOCENT = [json.loads(line) for line in (FIXTURE / "innocent.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
-def _assistant(folder, lines, name, seeds_index, shared_assistant):
+def _assistant(folder, lines, name, seeds_index, shared_assistant, llm=None):
     """The seeds and their index, copied, plus one file of `lines`: only that file is embedded."""
     docs, index = folder / "docs", folder / "index"
     shutil.copytree(SEEDS, docs)
     shutil.copytree(seeds_index, index, symlinks=True)
     (docs / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    assistant = shared_assistant(log=lambda message: None, docs_dir=docs, index_dir=index)
+    assistant = shared_assistant(log=lambda message: None, llm=llm, docs_dir=docs, index_dir=index)
     assert assistant.update_index().embedded_files == [name]
     return assistant
 
 
 @pytest.fixture(scope="module")
-def hostile(tmp_path_factory, seeds_index, shared_assistant):
-    return _assistant(
-        tmp_path_factory.mktemp("hostile"), [a["text"] for a in ATTACKS], "notice.txt", seeds_index, shared_assistant
-    )
+def hostile(tmp_path_factory, seeds_index, shared_assistant, small_llm):
+    lines = [a["text"] for a in ATTACKS]
+    return _assistant(tmp_path_factory.mktemp("hostile"), lines, "notice.txt", seeds_index, shared_assistant, small_llm)
 
 
 @pytest.fixture(scope="module")
-def innocent(tmp_path_factory, seeds_index, shared_assistant):
-    return _assistant(
-        tmp_path_factory.mktemp("innocent"), [f["text"] for f in INNOCENT], "notes.txt", seeds_index, shared_assistant
-    )
+def innocent(tmp_path_factory, seeds_index, shared_assistant, small_llm):
+    lines = [f["text"] for f in INNOCENT]
+    return _assistant(tmp_path_factory.mktemp("innocent"), lines, "notes.txt", seeds_index, shared_assistant, small_llm)
 
 
 def test_no_attack_reaches_an_answer(hostile):
