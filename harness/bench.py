@@ -114,7 +114,7 @@ QUICK = Plan(
     cold_runs=1,
     embedder_index_reps=1,
     embedder_questions=10,
-    ui_memory_questions=10,
+    ui_memory_questions=6,
     budget_s=None,
 )
 SECTIONS = ("indexing", "retrieval", "large", "generation", "startup", "ui", "ui_memory", "embedders")
