@@ -15,6 +15,14 @@ from rag.language import detect_language, language_name, named_language, questio
         ("OpenAIはいつ設立されましたか?", "ja"),
         ("Mark Chen은 누구인가요?", "ko"),  # a Latin name in a Korean sentence
         ("🤖🚀 2024", "en"),  # nothing to tell by: the fallback
+        # Short questions with names, which counting common words took for English.
+        ("Siapakah Gubernur Sumatera Barat", "id"),
+        ("Dimanakah Balawan lahir", "id"),
+        ("Dimanakah Olimpiade 2004 diselenggarakan?", "id"),
+        ("Who is Mark Chen?", "en"),
+        ("What is the genus of the SARS coronavirus?", "en"),
+        ("Biaya GPU Mengerdilkan Semua Pengeluaran Lain", "id"),  # a heading
+        ("The company was founded in Bandung in 2031 by Dewi Kartika.", "en"),  # names are in no language
     ],
 )
 def test_detect_language(text, language):
@@ -42,6 +50,9 @@ def test_language_names_are_for_the_prompt():
         ("根据《Why I Joined OpenAI》，他为什么加入？", "zh"),
         ("“全部”", "zh"),  # nothing but a quote: the quote is the question
         ("What did OpenAI's staff say?", "en"),  # an apostrophe is no quote
+        ("Svealand (斯韦阿兰) terletak di negara mana?", "id"),  # a name glossed in brackets
+        ("Ortalis vetula(小灰头稚冠雉)는 어느 과에 속하는 새인가요?", "ko"),
+        ("(香港杜鹃)", "zh"),  # nothing but the brackets: they are the question
     ],
 )
 def test_a_question_is_in_the_language_of_its_own_words_not_of_what_it_quotes(question, language):
