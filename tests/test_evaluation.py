@@ -50,7 +50,9 @@ FLOOR_HIT_AT_5, TARGET_HIT_AT_5 = 0.85, 0.9
 # questions it was set on (q001-q101), and the whole set has its own floor.
 FIRST_GOLD = [f"q{n:03d}" for n in range(1, 102)]
 FLOOR_HIT_AT_5_ALL = 0.83
-FLOOR_ANSWER_ACCURACY, TARGET_ANSWER_ACCURACY = 0.2, 0.5
+# Issue 3's accuracy target (0.5) is met on the fixed sample since English and Indonesian are told
+# apart by lingua (5 of its 10 answerable questions right): the floor is raised to it.
+FLOOR_ANSWER_ACCURACY = 0.5
 FLOOR_REFUSAL_ACCURACY = 0.5  # also issue 3's target: met for answerable questions; see the xfail below
 
 FILE = "000_25ef5ea761165839.txt"
@@ -385,12 +387,6 @@ def test_gate_answers_on_the_fixed_sample(answer_gate):
 def test_target_refusal_of_unanswerable_on_the_fixed_sample(answer_gate):
     answer = answer_gate[0]["answer"]
     assert answer["refusal_unanswerable"] >= FLOOR_REFUSAL_ACCURACY, f"refusal of unanswerable questions: {answer}"
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 3 target not reached by the default LLM (docs/evaluation.md)")
-def test_target_answer_accuracy_on_the_fixed_sample(answer_gate):
-    assert answer_gate[0]["answer"]["accuracy"] >= TARGET_ANSWER_ACCURACY
 
 
 @pytest.mark.slow
