@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import re
 
-from .text import HAN, HANGUL, KANA, without_quoted
+from .text import HAN, HANGUL, KANA, QUOTED, without_matches
 
 LANGUAGE_NAMES = {"en": "English", "ko": "Korean", "zh": "Chinese", "id": "Indonesian", "ja": "Japanese"}
 
@@ -56,15 +56,14 @@ def detect_language(text: str) -> str:
     return _latin_language(text) if words else "en"
 
 
-# A bracketed aside in a question glosses a name in another script: "Svealand (斯韦阿兰)".
-_BRACKETED = re.compile(r"\([^()]*\)|（[^（）]*）")
+# What a question quotes, and a bracketed aside glossing a name in another script: "Svealand (斯韦阿兰)".
+_ASIDES = re.compile(f"{QUOTED.pattern}|\\([^()]*\\)|（[^（）]*）")
 
 
 def question_language(question: str) -> str:
     """The language a question is asked in: that of its own words, not of a title it quotes
     or a name it glosses in brackets."""
-    own = _BRACKETED.sub(" ", without_quoted(question))
-    return detect_language(own if any(char.isalpha() for char in own) else question)
+    return detect_language(without_matches(_ASIDES, question))
 
 
 def language_name(code: str) -> str:

@@ -48,9 +48,9 @@ QUOTED = re.compile(
 )
 
 
-def without_quoted(text: str) -> str:
-    """`text` with what it quotes taken out, or all of it if nothing else has letters."""
-    outside = QUOTED.sub(" ", text)
+def without_matches(pattern: re.Pattern, text: str) -> str:
+    """`text` with what `pattern` matches taken out, or all of it if nothing else has letters."""
+    outside = pattern.sub(" ", text)
     return outside if any(char.isalpha() for char in outside) else text
 
 
