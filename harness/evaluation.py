@@ -123,14 +123,26 @@ def evaluate(
         gc.collect()
 
 
+# Follow-ups made standalone in this process, by (the LLM and how it runs, earlier turn, question):
+# a rewrite depends on nothing else (not on the retrieval mode, the index or the documents), so
+# a --compare run rewrites each follow-up once instead of once per mode, and a run of retrieval
+# alone whose follow-ups are all rewritten already does not load the LLM.
+_REWRITES: dict[tuple, str] = {}
+
+
 def _standalone(assistant, item: GoldItem, items: Sequence[GoldItem], said: dict[str, str]) -> GoldItem:
     """A follow-up asked as the chat asks it: after its earlier question and the answer given
     to it, made standalone by the Assistant; other items unchanged."""
     if item.follows is None:
         return item
     earlier = next(i for i in items if i.id == item.follows)
-    rewrite = assistant.standalone_question([(earlier.question, said.get(earlier.id, ""))], item.question)
-    return dataclasses.replace(item, question=rewrite.standalone)
+    turn = (earlier.question, said.get(earlier.id, ""))
+    settings = assistant.settings
+    llm = (settings.llm_url, settings.llm_path, settings.context_tokens, settings.threads)
+    key = (llm, turn, item.question)
+    if key not in _REWRITES:
+        _REWRITES[key] = assistant.standalone_question([turn], item.question).standalone
+    return dataclasses.replace(item, question=_REWRITES[key])
 
 
 def configurations(base, compare: bool, llms: Sequence[Path] | None) -> list[Configuration]:
@@ -168,7 +180,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--gold", type=Path, default=DEFAULT_GOLD, help="gold JSONL file (default: eval/gold.jsonl of the project)"
     )
-    parser.add_argument("--retrieve-only", action="store_true", help="only score retrieval; no LLM")
+    parser.add_argument(
+        "--retrieve-only",
+        action="store_true",
+        help="only score retrieval (the LLM only makes follow-up questions standalone)",
+    )
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     parser.add_argument("--out", type=Path, metavar="DIR", help="write report.md, results.jsonl and PNG charts here")
     parser.add_argument(

@@ -170,6 +170,33 @@ def test_a_translation_alone_does_not_make_an_answer_grounded():
     assert score_question(item, [], copied, k=3)["copy_correct"]
 
 
+def test_a_follow_up_is_rewritten_once_per_llm_and_earlier_turn(tmp_path):
+    """Retrieval modes side by side (--compare) ask the same follow-up after the same turn: the
+    LLM rewrites it once; another LLM, or another answer before it, is asked again."""
+    from types import SimpleNamespace
+
+    from harness.evaluation import _standalone
+    from rag.settings import load_settings
+
+    first = GoldItem("a", "Who founded Segment?", "en", "fact", None, None, ("Calvin",), 1)
+    follow = GoldItem("b", "When did he leave?", "en", "fact", None, None, ("2024",), 2, follows="a")
+    asked = []
+
+    def assistant(llm: str):
+        def rewrite(history, question):
+            asked.append((llm, history[0][1]))
+            return SimpleNamespace(standalone=f"{question} ({llm}, after {history[0][1]})")
+
+        return SimpleNamespace(settings=load_settings(environ={}, llm=tmp_path / llm), standalone_question=rewrite)
+
+    modes = [_standalone(assistant("one.gguf"), follow, [first, follow], {"a": "Calvin"}) for _ in range(3)]
+    assert asked == [("one.gguf", "Calvin")] and len(set(modes)) == 1
+    assert _standalone(assistant("one.gguf"), first, [first, follow], {}) is first  # not a follow-up
+    _standalone(assistant("two.gguf"), follow, [first, follow], {"a": "Calvin"})
+    _standalone(assistant("one.gguf"), follow, [first, follow], {"a": "Segment's founder"})
+    assert asked[1:] == [("two.gguf", "Calvin"), ("one.gguf", "Segment's founder")]
+
+
 def test_percentiles_interpolate_linearly():
     assert percentile([4, 1, 3, 2], 50) == pytest.approx(2.5)
     assert percentile(list(range(1, 21)), 95) == pytest.approx(19.05)
