@@ -233,9 +233,9 @@ class OnnxEmbedder:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.add_session_config_entry("session.inter_op.allow_spinning", "0")
             # Inputs change shape with every text: memory patterns are cached per shape and would
-            # grow a long-running server. The arena is kept (without it the session runs ~20 %
-            # slower) but given back after every run (`_RUN_OPTIONS`), so it never holds the
-            # largest batch's buffers between calls.
+            # grow a long-running server. The arena is kept (the session is slower without it,
+            # docs/performance.md) but given back after every run (`_run_options`), so it never
+            # holds the largest batch's buffers between calls.
             options.enable_mem_pattern = False
             # public: `rag bench` times the bare session beside the pipeline
             self.session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
