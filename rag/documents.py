@@ -47,6 +47,9 @@ _WORD_END = re.compile(r"\s+")
 _IDENTIFIER = re.compile(r"\w_\w|[a-z][A-Z][a-z]")
 # Eight or more hex digits with a digit among them: a hash or generated id, not a word.
 _HASH_LIKE = re.compile(r"(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}")
+# An address (`https://…`, `www.…`, and any `scheme:…`: a browser's printed page is titled
+# `about:blank`, a saved one `file:///…`).
+_ADDRESS = re.compile(r"(?:[a-z][a-z0-9+.\-]*:|www\.)\S", re.IGNORECASE)
 # Why an excluded file is not read (see rag/library_records.py).
 EXCLUDED = "removed from the index (the file stays)"
 # PATH_MAX (4096) less the terminating NUL: a longer path cannot be opened by name, so a
@@ -285,9 +288,12 @@ def _shortened(text: str) -> str:
 
 
 def _poor_title(text: str) -> bool:
-    """An identifier (`share_log`, `draftV2`), a hash-like or numeric name, a link, or no words."""
+    """An identifier (`share_log`, `draftV2`), a hash-like or numeric name, an address, a file
+    name (a converter's "Microsoft Word - report.docx"), or no words."""
     words = text.split()
-    if not any(c.isalpha() for c in text) or text.startswith(("http://", "https://", "www.")):
+    if not words or not any(c.isalpha() for c in text) or _ADDRESS.match(words[0]):
+        return True
+    if words[-1].casefold().endswith(DOCUMENT_SUFFIXES):
         return True
     return len(words) == 1 and bool(_IDENTIFIER.search(text) or _HASH_LIKE.search(text))
 

@@ -200,6 +200,11 @@ def test_titles_are_readable_never_cut_mid_word_nor_identifiers_or_hashes():
         "Harbour report"
     )
     assert document_title("7f3e9a0b12c4d5e6.txt", None, ["https://example.com/x"]) == "7f3e9a0b12c4d5e6.txt"
+    # A PDF's own title that is an address or a file name: Chromium titles a printed page
+    # `about:blank`; Word's PDF printer writes "Microsoft Word - <file>".
+    for own in ("about:blank", "file:///C:/Users/ana/report.html", "Microsoft Word - laporan akhir.docx"):
+        assert document_title("riverside-water.pdf", own, ["Riverside Water Plant"]) == "Riverside Water Plant", own
+    assert document_title("notes.pdf", "Re: the budget", ["x"]) == "Re: the budget"  # a word and a colon
     long = document_title("x.txt", None, ["word " * 60])
     assert len(long) <= MAX_TITLE_CHARS and long.endswith("word…")
 
