@@ -29,6 +29,7 @@ from .grounding import problem_with_quote, problem_with_span, quote_of
 from .language import detect_language, question_language
 from .library import Library
 from .llm import LLM, load_llm
+from .numbers import keeps_numbers, same_numbers
 from .passages import Passage, SentenceVectors, select_passages
 from .retrieval import Hit, Retriever
 from .scale import E5_SMALL, Scale, measure
@@ -241,9 +242,10 @@ def _citation(n: int, copied: Copied, passages: list[Passage], index: Store) -> 
 
 def differ(one: str, other: str) -> bool:
     """Whether two copied answers say different things: neither holds the other, compared
-    without case, spacing or punctuation."""
+    without case, spacing or punctuation, and they do not state the same numbers in other
+    words (`120 million`, `1.2亿`)."""
     a, b = ("".join(c for c in unicodedata.normalize("NFKC", t).casefold() if c.isalnum()) for t in (one, other))
-    return bool(a and b) and a not in b and b not in a
+    return bool(a and b) and a not in b and b not in a and not same_numbers(one, other)
 
 
 def _to_stderr(message: str) -> None:
@@ -566,6 +568,8 @@ class Assistant:
                     translation, translation_probability = self._translate(messages, copied, language)
                 if translation_probability is not None and translation_probability < self.settings.min_translated:
                     translation = None  # the copy alone rather than a translation the model is unsure of
+                if translation is not None and not keeps_numbers(translation, copied.span):
+                    translation = None  # "120亿" for "120 million": the copy alone rather than a wrong number
             else:
                 translation, translation_probability = None, None
         if copied is None:

@@ -208,6 +208,8 @@ def test_differ_compares_without_case_spacing_or_punctuation():
 
     assert not differ("7 weeks", "7 Weeks.") and not differ("Leeds", "in Leeds") and differ("50 days", "7 weeks")
     assert not differ("", "7 weeks")
+    # The same number in other words, across languages; a different one still differs.
+    assert not differ("120 million", "1.2亿") and not differ("1억 2천만", "120 juta") and differ("120 million", "120亿")
 
 
 def test_mentions_leave_the_question_before_any_rewrite_and_join_the_settings_scope(tmp_path):
@@ -268,13 +270,14 @@ def test_a_question_in_a_language_few_documents_are_in_is_also_searched_in_their
 
 
 class TranslatingLLM:
-    """Copies "Maret 1998" from the passage and translates it as "March 1998", giving its
-    translation `probability` per token."""
+    """Copies "Maret 1998" from the passage and translates it as "March 1998" (or `translation`),
+    giving its translation `probability` per token."""
 
     id = "scripted"
 
-    def __init__(self, probability: float):
+    def __init__(self, probability: float, translation: tuple[str, ...] = ("March", " 1998")):
         self.probability = probability
+        self.translation = translation
 
     def choose(self, messages, prefix, options):
         return {option: (0.9 if option == "1" else 0.1 / (len(options) - 1)) for option in options}
@@ -283,7 +286,7 @@ class TranslatingLLM:
         if copy_from is not None:
             yield " Maret 1998"
             return
-        for piece in ("March", " 1998"):
+        for piece in self.translation:
             if logprobs is not None:
                 logprobs.append(math.log(self.probability))
             yield piece
@@ -310,6 +313,25 @@ def test_a_translation_the_model_is_unsure_of_leaves_the_copy_alone(tmp_path, pr
     assert answer.text == shown, (answer.text, answer.why)
     assert answer.translation_probability == pytest.approx(probability)
     assert answer.to_json()["translation"] == (None if probability < 0.5 else "March 1998")
+
+
+@pytest.mark.parametrize("translation, shown", [(("March", " 1988"), "Maret 1998 [1]"), (("1998年3月",), "1998年3月")])
+def test_a_translation_that_changes_a_number_leaves_the_copy_alone(tmp_path, translation, shown):
+    """A sure translation that states another number than the copy ("120亿" for "120 million")
+    is not shown; one that writes the same numbers otherwise is."""
+    from rag.assistant import Assistant
+    from rag.settings import load_settings
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text(
+        "Toko roti Orion dibuka di kota Bandung pada bulan Maret 1998 oleh keluarga Santoso.\n", encoding="utf-8"
+    )
+    settings = load_settings(environ={}, docs_dir=docs, index_dir=tmp_path / "index", min_similarity=-1.0)
+    llm = TranslatingLLM(0.99, translation)
+    assistant = Assistant(settings, log=lambda m: None, embedder=FakeEmbedder(), llm=llm)
+    answer = assistant.ask("When did the Orion bakery open its doors to customers?")
+    assert answer.text.startswith(shown), (answer.text, answer.why)
 
 
 def test_the_recording_processor_reads_the_probability_of_each_token_taken():
