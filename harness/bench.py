@@ -89,7 +89,7 @@ class Plan:
     large_reps: int = 1
     recall_queries: int = 100
     generation_questions: int = 6  # the first warms up
-    grid: tuple[tuple[int, int], ...] = ((1, 96), (3, 96), (5, 96), (3, 48), (3, 192))  # (passages, tokens)
+    grid: tuple[tuple[int, int], ...] = ((1, 144), (2, 144), (3, 96), (2, 96), (2, 192))  # (passages, tokens)
     grid_questions: int = 1
     cold_runs: int = 2  # of each: `ask`, `ask --retrieve-only`, the bare LLM
     embedder_index_reps: int = 3  # `rag index --rebuild` processes per embedder, the embedders taking turns
@@ -109,7 +109,7 @@ QUICK = Plan(
     large_chunks=2000,
     recall_queries=30,
     generation_questions=2,
-    grid=((1, 96), (3, 96)),
+    grid=((1, 144), (2, 144)),
     grid_questions=1,
     cold_runs=1,
     embedder_index_reps=1,
