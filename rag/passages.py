@@ -20,6 +20,7 @@ import numpy as np
 
 from .citations import location
 from .embedding import Embedder
+from .keywords import tokenize
 from .language import detect_language, named_language
 from .retrieval import NAMED_LANGUAGE_BOOST, Hit
 from .store import Store
@@ -119,8 +120,6 @@ def _sentences_to_embed(
     """(paragraph, sentence index, sentence) to embed, paragraphs in the given order (best
     first) until MAX_SENTENCES_PER_QUESTION; of a paragraph with more than
     MAX_SENTENCES_PER_PARAGRAPH sentences, those sharing the most words with the question."""
-    from .keywords import tokenize
-
     asked = set(tokenize(question))
     chosen: list[tuple[tuple[str, int], int, str]] = []
     for key in keys:
@@ -186,10 +185,13 @@ def select_passages(
             best[key] = (centred, i, cosine)
     ranked = sorted(keys, key=lambda key: -(CHUNK_WEIGHT * prior[key] + (1 - CHUNK_WEIGHT) * best[key][0]))
     passages, seen = [], set()
+    asked = set(tokenize(question))
     for key in ranked:
         paragraph = index.paragraph(*key)
         text = paragraph.text
-        if text in seen:  # the same line twice in a file (titles repeated) says nothing new
+        # The same line twice in a file (titles repeated) says nothing new, nor does a line the
+        # question already says (a title it quotes or names: it matches best and answers nothing).
+        if text in seen or not set(tokenize(text)) - asked:
             continue
         seen.add(text)
         centred, i, cosine = best[key]

@@ -108,3 +108,24 @@ def test_long_lines_of_short_sentences_cost_a_bounded_number_of_embeddings(tmp_p
     passages = select_passages(question, query, hits, index, counting, 3, 96)
     assert counting.batches and max(counting.batches) <= MAX_SENTENCES_PER_QUESTION, counting.batches
     assert passages[0].quote == FACT and passages[0].file == "long.txt"
+
+
+def test_a_paragraph_the_question_already_says_is_not_read(tmp_path):
+    """A title the question quotes matches it best and answers nothing: the model reads the
+    paragraphs that say something more (two passages leave no room to spare)."""
+    from rag.retrieval import Retriever
+
+    from .fakes import fake_assistant
+
+    assistant = fake_assistant(tmp_path)
+    (assistant.settings.docs_dir / "tea.txt").write_text(
+        "Zorblax Analytics\n\nThe company was founded in Bandung in 2031 by Dewi Kartika.\n", encoding="utf-8"
+    )
+    index, embedder = assistant.index, assistant.embedder
+    question = "According to the article 'Zorblax Analytics', who founded the company?"
+    query = embedder.encode_queries([question])[0]
+    hits = Retriever(index, embedder).search(question, 10, "dense", query)
+    assert any(index.paragraph(h.chunk.file, h.chunk.first_piece).text == "Zorblax Analytics" for h in hits)
+    passages = select_passages(question, query, hits, index, embedder, 2, 144)
+    assert "Zorblax Analytics" not in [p.text for p in passages]
+    assert "The company was founded in Bandung in 2031 by Dewi Kartika." in [p.text for p in passages]
