@@ -291,7 +291,7 @@ def _poor_title(text: str) -> bool:
     """An identifier (`share_log`, `draftV2`), a hash-like or numeric name, an address, a file
     name (a converter's "Microsoft Word - report.docx"), or no words."""
     words = text.split()
-    if not words or not any(c.isalpha() for c in text) or _ADDRESS.match(words[0]):
+    if not any(c.isalpha() for c in text) or _ADDRESS.match(words[0]):
         return True
     if words[-1].casefold().endswith(DOCUMENT_SUFFIXES):
         return True

@@ -12,7 +12,7 @@ from __future__ import annotations
 import unicodedata
 
 from .injection import instructs
-from .keywords import tokenize
+from .keywords import adds_nothing, tokenize
 from .prompts import fence
 from .text import split_sentences
 
@@ -26,8 +26,7 @@ def problem_with_span(span: str, question: str) -> str | None:
     """Why a copied span is no answer to the question, or None."""
     if not any(unicodedata.category(c)[0] in "LN" for c in span):
         return "the answer is empty"
-    added = set(tokenize(span)) - set(tokenize(question))
-    if not added:
+    if adds_nothing(span, set(tokenize(question))):
         return "the answer only repeats words of the question"
     return None
 

@@ -44,6 +44,12 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
+def adds_nothing(text: str, asked: set[str]) -> bool:
+    """Whether every token of `text` is among `asked` (a question's tokens): a copy that only
+    repeats the question, or a paragraph the question already says (a title it quotes)."""
+    return not set(tokenize(text)) - asked
+
+
 # Sparse-vector dimensions must lie in 0 .. 2**32 - 2 (Milvus).
 _TERM_IDS = 2**32 - 1
 

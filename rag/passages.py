@@ -20,7 +20,7 @@ import numpy as np
 
 from .citations import location
 from .embedding import Embedder
-from .keywords import tokenize
+from .keywords import adds_nothing, tokenize
 from .language import detect_language, named_language
 from .retrieval import NAMED_LANGUAGE_BOOST, Hit
 from .store import Store
@@ -191,7 +191,7 @@ def select_passages(
         text = paragraph.text
         # The same line twice in a file (titles repeated) says nothing new, nor does a line the
         # question already says (a title it quotes or names: it matches best and answers nothing).
-        if text in seen or not set(tokenize(text)) - asked:
+        if text in seen or adds_nothing(text, asked):
             continue
         seen.add(text)
         centred, i, cosine = best[key]
