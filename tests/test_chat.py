@@ -108,6 +108,26 @@ def test_after_stop_the_answer_shows_nothing_more_even_a_step_already_under_way(
     assert later[-1].answering is False and later[-1].state.turns
 
 
+def test_a_step_that_reaches_the_page_after_stop_is_covered_by_stop_again(tmp_path):
+    # Gradio runs Stop beside the answer: a step the answer sent just before Stop ran can reach
+    # the page (and its stored state) after Stop's view. Just after Stop the page asks again.
+    assistant = answering_assistant(tmp_path)
+    chat = Chat(assistant)
+    views = chat.respond(ChatState(), "Who founded Zorblax Analytics?")
+    late = next(views)  # "Searching the documents…", still naming the answer being written
+    stopped = chat.stop(late.state)
+    again = chat.after_stop(late.state)
+    assert again is not None and again.answering is False
+    assert message_text(again.state.messages[-1]["content"]).endswith('<span class="stopped">(stopped)</span>')
+    assert again.state.answer_token == ""
+    # when Stop's own view won, it is shown as it is
+    same = chat.after_stop(stopped.state)
+    assert same.state.messages == stopped.state.messages and same.answering is False
+    # an answer asked since is not touched
+    asked = next(chat.respond(stopped.state, "Who founded Zorblax Analytics?"))
+    assert chat.after_stop(asked.state) is None
+
+
 def test_a_follow_up_is_asked_standalone_and_says_how_it_was_understood(tmp_path):
     assistant = answering_assistant(tmp_path)
     chat = Chat(assistant)

@@ -505,6 +505,10 @@ def _wire_chat(gr, page, chat, follow) -> list:
     def stopped(state):
         return shown(chat.stop(state))
 
+    def stopped_again(state):
+        view = chat.after_stop(state)
+        return {} if view is None else shown(view)
+
     def new_chat(state):
         return shown(chat.new(state))
 
@@ -520,6 +524,7 @@ def _wire_chat(gr, page, chat, follow) -> list:
     private = {"queue": False, "api_visibility": "private"}
     stop_outputs = [page.chatbot, page.conversation, page.sources, page.send, page.stop]
     stopping = page.stop.click(stopped, page.conversation, stop_outputs, cancels=answering, **private)
+    stopping.then(stopped_again, page.conversation, stop_outputs, **private)  # see Chat.after_stop
     for clearing in (page.clear.click, page.chatbot.clear):
         follow(clearing(new_chat, page.conversation, outputs, cancels=answering, **private))
     for answered in (asking, asking_example, stopping):  # the sidebar lists the conversation, with its exports

@@ -113,6 +113,7 @@ class Chat:
         self.assistant = assistant
         self.history = history
         self._stops: OrderedDict[str, None] = OrderedDict()  # tokens of answers Stop cut short
+        self._stopped: OrderedDict[str, View] = OrderedDict()  # Stop's view of each answer it cut
 
     def _cut(self, state: ChatState) -> None:
         """Remember that the answer being written in `state` (if any) was cut short."""
@@ -282,6 +283,7 @@ class Chat:
     def stop(self, state: ChatState) -> View:
         """The answer being written, as far as it got, marked as stopped (and saved so)."""
         state = (state or ChatState()).copy()
+        token = state.answer_token
         self._cut(state)
         if state.messages and state.messages[-1].get("role") == "assistant":
             text = message_text(state.messages[-1].get("content"))
@@ -289,7 +291,22 @@ class Chat:
                 text = text.replace(transient, "")
             state.messages[-1]["content"] = text + STOPPED_MARK
         self._record_end(state, STOPPED, state.draft or None)
-        return View(state, sources=render.sources_panel(state.sections), answering=False)
+        view = View(state, sources=render.sources_panel(state.sections), answering=False)
+        if token:
+            self._stopped[token] = view
+            while len(self._stopped) > KEPT_STOPS:
+                self._stopped.popitem(last=False)
+        return view
+
+    def after_stop(self, state: ChatState | None) -> View | None:
+        """Stop's view once more, just after Stop: the page runs Stop beside the answer, so a
+        step the answer sent just before Stop ran may reach the page after Stop's view and cover
+        its "(stopped)" (and may have been stored as the page's state). None when another answer
+        has started since (it is not to be touched)."""
+        state = state or ChatState()
+        if not state.answer_token:  # Stop's own state: shown again as it is
+            return View(state.copy(), sources=render.sources_panel(state.sections), answering=False)
+        return self._stopped.get(state.answer_token)
 
     def new(self, state: ChatState | None = None) -> View:
         """An empty conversation (an answer being written in the old one is saved as stopped)."""
