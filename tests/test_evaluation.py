@@ -53,7 +53,7 @@ FLOOR_HIT_AT_5_ALL = 0.83
 # Issue 3's accuracy target (0.5) is met on the fixed sample since English and Indonesian are told
 # apart by lingua (5 of its 10 answerable questions right): the floor is raised to it.
 FLOOR_ANSWER_ACCURACY = 0.5
-FLOOR_REFUSAL_ACCURACY = 0.5  # also issue 3's target: met for answerable questions; see the xfail below
+FLOOR_REFUSAL_ACCURACY = 0.5  # also issue 3's target, for answerable and unanswerable questions
 
 FILE = "000_25ef5ea761165839.txt"
 EVIDENCE = "yang ikut mendirikan Segment sebelum bergabung dengan OpenAI"
@@ -405,13 +405,9 @@ def test_gate_answers_on_the_fixed_sample(answer_gate):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 3's refusal target, met until the translated search (issue 23): the sample's two unanswerable "
-    "questions are now answered (q098 at P(answerable) 0.72, q093 at 0.80); on the public test split refusals of "
-    "unanswerable questions did not change, and accuracy rose 0.489 -> 0.549 (docs/evaluation.md)",
-)
 def test_target_refusal_of_unanswerable_on_the_fixed_sample(answer_gate):
+    # Met again since --min-answerable was chosen on the public dev split (0.75): q098, at
+    # P(answerable) 0.72, is refused (it was answered from the translated search's hits).
     answer = answer_gate[0]["answer"]
     assert answer["refusal_unanswerable"] >= FLOOR_REFUSAL_ACCURACY, f"refusal of unanswerable questions: {answer}"
 
