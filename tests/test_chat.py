@@ -120,6 +120,7 @@ def test_a_step_that_reaches_the_page_after_stop_is_covered_by_stop_again(tmp_pa
     assert again is not None and again.answering is False
     assert message_text(again.state.messages[-1]["content"]).endswith('<span class="stopped">(stopped)</span>')
     assert again.state.answer_token == ""
+    assert chat.after_stop(late.state) is None  # once: Stop's view is not kept for every later call
     # when Stop's own view won, it is shown as it is
     same = chat.after_stop(stopped.state)
     assert same.state.messages == stopped.state.messages and same.answering is False

@@ -47,7 +47,7 @@ INTERRUPTED_MARK = '<span class="stopped">(interrupted: the server stopped befor
 # the chat (the Sources panel keeps render.KEPT_TURNS sections); not every turn ever.
 KEPT_TURNS = 4
 KEPT_CHAT_TURNS = 50
-# Stops remembered until their answer's next step sees them (one that had already ended never does).
+# Stops remembered for their answer's next steps (one that had already ended never takes one).
 KEPT_STOPS = 256
 
 
@@ -112,13 +112,13 @@ class Chat:
     def __init__(self, assistant, history: History | None = None) -> None:
         self.assistant = assistant
         self.history = history
-        self._stops: OrderedDict[str, None] = OrderedDict()  # tokens of answers Stop cut short
-        self._stopped: OrderedDict[str, View] = OrderedDict()  # Stop's view of each answer it cut
+        # The tokens of answers cut short (by Stop, or by starting over), with Stop's view of each.
+        self._stops: OrderedDict[str, View | None] = OrderedDict()
 
-    def _cut(self, state: ChatState) -> None:
-        """Remember that the answer being written in `state` (if any) was cut short."""
-        if state.answer_token:
-            self._stops[state.answer_token] = None
+    def _cut(self, token: str, view: View | None = None) -> None:
+        """Remember that the answer named `token` (if any) was cut short, and how Stop showed it."""
+        if token:
+            self._stops[token] = view
             while len(self._stops) > KEPT_STOPS:
                 self._stops.popitem(last=False)
 
@@ -144,7 +144,6 @@ class Chat:
         with contextlib.closing(answering) as views:
             for view in views:
                 if token in self._stops:
-                    self._stops.pop(token, None)
                     return
                 yield view
 
@@ -284,7 +283,7 @@ class Chat:
         """The answer being written, as far as it got, marked as stopped (and saved so)."""
         state = (state or ChatState()).copy()
         token = state.answer_token
-        self._cut(state)
+        self._cut(token)  # at once: the answer's next step shows nothing more
         if state.messages and state.messages[-1].get("role") == "assistant":
             text = message_text(state.messages[-1].get("content"))
             for transient in (CURSOR, THINKING, WRITING):
@@ -292,10 +291,7 @@ class Chat:
             state.messages[-1]["content"] = text + STOPPED_MARK
         self._record_end(state, STOPPED, state.draft or None)
         view = View(state, sources=render.sources_panel(state.sections), answering=False)
-        if token:
-            self._stopped[token] = view
-            while len(self._stopped) > KEPT_STOPS:
-                self._stopped.popitem(last=False)
+        self._cut(token, view)  # for after_stop
         return view
 
     def after_stop(self, state: ChatState | None) -> View | None:
@@ -306,12 +302,15 @@ class Chat:
         state = state or ChatState()
         if not state.answer_token:  # Stop's own state: shown again as it is
             return View(state.copy(), sources=render.sources_panel(state.sections), answering=False)
-        return self._stopped.get(state.answer_token)
+        view = self._stops.get(state.answer_token)
+        if view is not None:
+            self._stops[state.answer_token] = None  # shown again once: the page asks right after Stop
+        return view
 
     def new(self, state: ChatState | None = None) -> View:
         """An empty conversation (an answer being written in the old one is saved as stopped)."""
         if state is not None:
-            self._cut(state)
+            self._cut(state.answer_token)
             self._record_end(state.copy(), STOPPED, state.draft or None)
         return View(ChatState(), sources=render.sources_panel([]), answering=False, clear_question=True)
 
