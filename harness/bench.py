@@ -700,7 +700,11 @@ def ttft_grid(bench: Bench, assistant, probe: LlmProbe, ask) -> list[dict]:
         for cell, (passages, tokens) in enumerate(plan.grid):
             if cell >= 3 and bench.behind(f"TTFT cell {passages} x {tokens}", 0.80):
                 continue
-            assistant.settings = base.replace(passages=passages, passage_tokens=tokens)
+            # Gates open: another passage count changes the model's P(answerable), and a question
+            # refused before its first token has no time to first token.
+            assistant.settings = base.replace(
+                passages=passages, passage_tokens=tokens, min_answerable=0.0, min_similarity=-1.0
+            )
             cells = []
             for question in questions:
                 for _ in probe.llm.stream(prime, 1, 0.0):  # not recorded
