@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .chunking import Chunk, ChunkingSettings
-from .documents import Document, Paragraph, document_stats, read_documents
+from .documents import Document, Paragraph, document_stats, read_documents, stored_title
 from .embedding import Embedder
 from .errors import RagError
 from .keywords import KeywordIndex, top_positive
@@ -391,6 +391,9 @@ def _load_generation(index_dir: Path, folder: Path, manifest_sha: str) -> Index:
         raise RagError(f"index in {folder} has {vectors.ntotal} vectors for {len(chunks)} chunks; {rebuild}")
     if any(len(places[file]) != len(paragraphs[file]) for file in places):
         raise RagError(f"index in {folder} has paragraphs without a page in a paged file; {rebuild}")
+    for file, info in manifest["files"].items():  # shown as the title rule now makes them
+        if isinstance(info, dict):
+            info["title"] = stored_title(file, info.get("title"), paragraphs.get(file, []))
     return Index(folder, manifest, chunks, paragraphs, places, numbers, vectors, keywords, offsets)
 
 

@@ -374,3 +374,19 @@ def test_paragraphs_come_back_with_their_page_and_ocr_flag(tmp_path, embedder):
     assert [(p.number, p.piece) for p in index.paragraphs_of("report.pdf")][-2:] == [(4, 4), (4, 5)]
     assert index.paragraph("notes.txt", 1).page is None
     assert index.files["report.pdf"]["title"] == "Harbour report" and index.files["report.pdf"]["reader"] == "pdf 1"
+
+
+def test_a_poor_title_an_older_rule_stored_is_shown_as_the_rule_now_makes_it(tmp_path, seeds_index):
+    # A PDF printed by Chromium has the title `about:blank`; an index built before the title rule
+    # knew it keeps it until `rag index` runs again, and every citation showed it.
+    index_dir = index_copy(seeds_index, tmp_path)
+    pointer = json.loads((index_dir / CURRENT).read_text())
+    path = index_dir / pointer["generation"] / "manifest.json"
+    manifest = json.loads(path.read_text())
+    file = sorted(manifest["files"])[0]
+    good = manifest["files"][file]["title"]
+    manifest["files"][file]["title"] = "about:blank"
+    data = json.dumps(manifest).encode()
+    path.write_bytes(data)
+    (index_dir / CURRENT).write_text(json.dumps({**pointer, "manifest_sha256": hashlib.sha256(data).hexdigest()}))
+    assert load_index(index_dir).files[file]["title"] == good
