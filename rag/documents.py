@@ -323,11 +323,12 @@ def document_title(name: str, own_title: str | None, first_paragraphs: list[str]
     return name
 
 
-def stored_title(name: str, stored: str | None, first_paragraphs: list[str]) -> str:
+def stored_title(name: str, stored: str | None, first_paragraphs: list[str]) -> str | None:
     """The title an index stored, as the rule now makes it when it is poor (an index built before
     the rule knew `about:blank` or "Microsoft Word - x.docx" keeps one until `rag index` runs);
-    the document's own title is not stored, so its first paragraphs decide. A good one stays."""
-    if stored and not _poor_title(" ".join(stored.lstrip("#").split())):
+    the document's own title is not stored, so its first paragraphs decide. A good one stays, and
+    so does none (a record made without one: every store shows it the same)."""
+    if not stored or not _poor_title(" ".join(stored.lstrip("#").split())):
         return stored
     return document_title(name, None, first_paragraphs[:TITLE_PARAGRAPHS])
 

@@ -392,8 +392,8 @@ def _load_generation(index_dir: Path, folder: Path, manifest_sha: str) -> Index:
     if any(len(places[file]) != len(paragraphs[file]) for file in places):
         raise RagError(f"index in {folder} has paragraphs without a page in a paged file; {rebuild}")
     for file, info in manifest["files"].items():  # shown as the title rule now makes them
-        if isinstance(info, dict):
-            info["title"] = stored_title(file, info.get("title"), paragraphs.get(file, []))
+        if isinstance(info, dict) and info.get("title"):
+            info["title"] = stored_title(file, info["title"], paragraphs.get(file, []))
     return Index(folder, manifest, chunks, paragraphs, places, numbers, vectors, keywords, offsets)
 
 
