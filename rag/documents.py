@@ -289,7 +289,9 @@ def _shortened(text: str) -> str:
 
 def _poor_title(text: str) -> bool:
     """An identifier (`share_log`, `draftV2`), a hash-like or numeric name, an address, a file
-    name (a converter's "Microsoft Word - report.docx"), or no words."""
+    name (a converter's "Microsoft Word - report.docx"), or no words. Read as shown: a Markdown
+    heading's marks and runs of white space left out."""
+    text = " ".join(text.lstrip("#").split())
     words = text.split()
     if not any(c.isalpha() for c in text) or _ADDRESS.match(words[0]):
         return True
@@ -312,13 +314,13 @@ def document_title(name: str, own_title: str | None, first_paragraphs: list[str]
     candidates = [own_title] if own_title else []
     candidates += first_paragraphs[:1]
     for text in candidates:
-        if not _poor_title(" ".join(text.lstrip("#").split())):
+        if not _poor_title(text):
             return _shortened(text)
     cleaned = _cleaned_name(name)
     if cleaned and not _poor_title(cleaned):
         return _shortened(cleaned)
     for text in first_paragraphs[1:]:
-        if not _poor_title(" ".join(text.lstrip("#").split())):
+        if not _poor_title(text):
             return _shortened(text)
     return name
 
@@ -328,7 +330,7 @@ def stored_title(name: str, stored: str | None, first_paragraphs: list[str]) -> 
     the rule knew `about:blank` or "Microsoft Word - x.docx" keeps one until `rag index` runs);
     the document's own title is not stored, so its first paragraphs decide. A good one stays, and
     so does none (a record made without one: every store shows it the same)."""
-    if not stored or not _poor_title(" ".join(stored.lstrip("#").split())):
+    if not stored or not _poor_title(stored):
         return stored
     return document_title(name, None, first_paragraphs[:TITLE_PARAGRAPHS])
 
