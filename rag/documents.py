@@ -325,14 +325,15 @@ def document_title(name: str, own_title: str | None, first_paragraphs: list[str]
     return name
 
 
-def stored_title(name: str, stored: str | None, first_paragraphs: list[str]) -> str | None:
+def stored_title(name: str, stored: str | None, first_paragraphs: Callable[[int], list[str]]) -> str | None:
     """The title an index stored, as the rule now makes it when it is poor (an index built before
     the rule knew `about:blank` or "Microsoft Word - x.docx" keeps one until `rag index` runs);
-    the document's own title is not stored, so its first paragraphs decide. A good one stays, and
-    so does none (a record made without one: every store shows it the same)."""
+    the document's own title is not stored, so its first paragraphs decide, read only then
+    (`first_paragraphs(n)`: the texts of its first n stored pieces). A good one stays, and so does
+    none (a record made without one: every store shows it the same)."""
     if not stored or not _poor_title(stored):
         return stored
-    return document_title(name, None, first_paragraphs[:TITLE_PARAGRAPHS])
+    return document_title(name, None, first_paragraphs(TITLE_PARAGRAPHS)[:TITLE_PARAGRAPHS])
 
 
 def document_stats(folder: Path) -> dict[str, tuple[int, int]]:

@@ -393,7 +393,7 @@ def _load_generation(index_dir: Path, folder: Path, manifest_sha: str) -> Index:
         raise RagError(f"index in {folder} has paragraphs without a page in a paged file; {rebuild}")
     for file, info in manifest["files"].items():  # shown as the title rule now makes them
         if isinstance(info, dict) and info.get("title"):
-            info["title"] = stored_title(file, info["title"], paragraphs.get(file, []))
+            info["title"] = stored_title(file, info["title"], lambda n, file=file: paragraphs.get(file, [])[:n])
     return Index(folder, manifest, chunks, paragraphs, places, numbers, vectors, keywords, offsets)
 
 

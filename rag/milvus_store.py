@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from .chunking import Chunk, ChunkingSettings
-from .documents import Document, Paragraph, document_stats, read_documents
+from .documents import Document, Paragraph, document_stats, read_documents, stored_title
 from .embedding import Embedder
 from .errors import RagError
 from .keywords import KeywordIndex, query_vector
@@ -263,6 +263,11 @@ class MilvusStore(Store):
             row["file"]: row["data"]["stat"] for row in self._iterate(self.meta, 'kind == "skipped"', ["file", "data"])
         }
         self._paragraphs: dict[tuple[str, int], Paragraph] = {}
+        for file, info in self.manifest["files"].items():  # shown as the title rule now makes them
+            if isinstance(info, dict) and info.get("title"):
+                info["title"] = stored_title(
+                    file, info["title"], lambda n, file=file: [p.text for p in self.paragraphs_of(file, n)]
+                )
 
     def _iterate(self, collection: str, expression: str, fields: list[str]) -> Iterator[dict]:
         with milvus_errors(self.uri):
@@ -359,9 +364,12 @@ class MilvusStore(Store):
             self._paragraphs[key] = _paragraph(file, parts)
         return self._paragraphs[key]
 
-    def paragraphs_of(self, file: str) -> list[Paragraph]:
+    def paragraphs_of(self, file: str, first: int | None = None) -> list[Paragraph]:
+        """The file's paragraph pieces in order (only its first `first` when given)."""
         parts: dict[int, list[dict]] = {}
         expression = f'kind == "paragraph" and file == {_literal(file)}'
+        if first is not None:
+            expression += f" and piece <= {int(first)}"
         for row in self._iterate(self.meta, expression, PARAGRAPH_FIELDS):
             parts.setdefault(row["piece"], []).append(row)
         return [_paragraph(file, parts[piece]) for piece in sorted(parts)]

@@ -253,6 +253,26 @@ def test_paragraphs_keep_their_page_and_ocr_flag_as_in_the_faiss_store(tmp_path)
     assert store.files == faiss.files
 
 
+def test_a_poor_stored_title_is_shown_as_the_rule_now_makes_it_as_in_the_faiss_store(tmp_path):
+    # A title an older rule stored (`about:blank`, a browser's printed PDF) is made anew on load
+    # from the stored paragraphs, by both stores, without waiting for `rag index`.
+    from dataclasses import replace
+
+    from rag.chunking import chunk_document
+    from rag.index import load_index, write_index
+
+    embedder, (pdf, text) = FakeEmbedder(), paged_documents()
+    documents = [replace(pdf, title="about:blank"), text]
+    chunks = [c for d in documents for c in chunk_document(d, CHUNKING, embedder.count_tokens)]
+    vectors = embedder.encode_passages([c.text for c in chunks])
+    settings = settings_for(str(tmp_path / "titles.db"), tmp_path)
+    write_milvus(settings, documents, chunks, vectors, embedder, CHUNKING)
+    write_index(tmp_path / "index", documents, chunks, vectors, embedder, CHUNKING)
+    store, faiss = open_store(settings), load_index(tmp_path / "index")
+    assert store.files["report.pdf"]["title"] == faiss.files["report.pdf"]["title"] == pdf.paragraphs[0].text
+    assert store.files["notes.txt"] == faiss.files["notes.txt"]
+
+
 @pytest.mark.full
 def test_commands_build_and_answer_from_an_embedded_milvus_file(tmp_path):
     docs = small_docs(tmp_path / "docs")
