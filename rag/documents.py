@@ -333,7 +333,7 @@ def stored_title(name: str, stored: str | None, first_paragraphs: Callable[[int]
     none (a record made without one: every store shows it the same)."""
     if not stored or not _poor_title(stored):
         return stored
-    return document_title(name, None, first_paragraphs(TITLE_PARAGRAPHS)[:TITLE_PARAGRAPHS])
+    return document_title(name, None, first_paragraphs(TITLE_PARAGRAPHS))
 
 
 def document_stats(folder: Path) -> dict[str, tuple[int, int]]:
