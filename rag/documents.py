@@ -325,15 +325,17 @@ def document_title(name: str, own_title: str | None, first_paragraphs: list[str]
     return name
 
 
-def stored_title(name: str, stored: str | None, first_paragraphs: Callable[[int], list[str]]) -> str | None:
-    """The title an index stored, as the rule now makes it when it is poor (an index built before
-    the rule knew `about:blank` or "Microsoft Word - x.docx" keeps one until `rag index` runs);
-    the document's own title is not stored, so its first paragraphs decide, read only then
-    (`first_paragraphs(n)`: the texts of its first n stored pieces). A good one stays, and so does
-    none (a record made without one: every store shows it the same)."""
-    if not stored or not _poor_title(stored):
-        return stored
-    return document_title(name, None, first_paragraphs(TITLE_PARAGRAPHS))
+def retitle_stored(files: dict[str, dict], first_paragraphs: Callable[[str, int], list[str]]) -> None:
+    """The titles an index stored (its manifest's `files`), made as the rule now makes them where
+    they are poor: an index built before the rule knew `about:blank` or "Microsoft Word - x.docx"
+    keeps one until `rag index` runs. The document's own title is not stored, so its first
+    paragraphs decide, read only for such a file (`first_paragraphs(file, n)`: the texts of its
+    first n stored pieces). A good title stays, and so does none (a record made without one:
+    every store shows it the same)."""
+    for file, info in files.items():
+        title = info.get("title") if isinstance(info, dict) else None
+        if title and _poor_title(title):
+            info["title"] = document_title(file, None, first_paragraphs(file, TITLE_PARAGRAPHS))
 
 
 def document_stats(folder: Path) -> dict[str, tuple[int, int]]:

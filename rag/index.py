@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .chunking import Chunk, ChunkingSettings
-from .documents import Document, Paragraph, document_stats, read_documents, stored_title
+from .documents import Document, Paragraph, document_stats, read_documents, retitle_stored
 from .embedding import Embedder
 from .errors import RagError
 from .keywords import KeywordIndex, top_positive
@@ -391,9 +391,7 @@ def _load_generation(index_dir: Path, folder: Path, manifest_sha: str) -> Index:
         raise RagError(f"index in {folder} has {vectors.ntotal} vectors for {len(chunks)} chunks; {rebuild}")
     if any(len(places[file]) != len(paragraphs[file]) for file in places):
         raise RagError(f"index in {folder} has paragraphs without a page in a paged file; {rebuild}")
-    for file, info in manifest["files"].items():  # shown as the title rule now makes them
-        if isinstance(info, dict) and info.get("title"):
-            info["title"] = stored_title(file, info["title"], lambda n, file=file: paragraphs.get(file, [])[:n])
+    retitle_stored(manifest["files"], lambda file, n: paragraphs.get(file, [])[:n])
     return Index(folder, manifest, chunks, paragraphs, places, numbers, vectors, keywords, offsets)
 
 

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from .chunking import Chunk, ChunkingSettings
-from .documents import Document, Paragraph, document_stats, read_documents, stored_title
+from .documents import Document, Paragraph, document_stats, read_documents, retitle_stored
 from .embedding import Embedder
 from .errors import RagError
 from .keywords import KeywordIndex, query_vector
@@ -263,11 +263,7 @@ class MilvusStore(Store):
             row["file"]: row["data"]["stat"] for row in self._iterate(self.meta, 'kind == "skipped"', ["file", "data"])
         }
         self._paragraphs: dict[tuple[str, int], Paragraph] = {}
-        for file, info in self.manifest["files"].items():  # shown as the title rule now makes them
-            if isinstance(info, dict) and info.get("title"):
-                info["title"] = stored_title(
-                    file, info["title"], lambda n, file=file: [p.text for p in self.paragraphs_of(file, n)]
-                )
+        retitle_stored(self.manifest["files"], lambda file, n: [p.text for p in self.paragraphs_of(file, n)])
 
     def _iterate(self, collection: str, expression: str, fields: list[str]) -> Iterator[dict]:
         with milvus_errors(self.uri):

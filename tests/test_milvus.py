@@ -233,18 +233,24 @@ def test_a_server_stopped_mid_question_is_a_one_line_error_naming_it(milvus_serv
         open_store(settings)
 
 
-@pytest.mark.full  # milvus-lite runs its server in a process of its own
-def test_paragraphs_keep_their_page_and_ocr_flag_as_in_the_faiss_store(tmp_path):
+def both_stores(tmp_path: Path, documents) -> tuple:
+    """A milvus-lite file and a FAISS folder written from the same documents, each opened."""
     from rag.chunking import chunk_document
     from rag.index import load_index, write_index
 
-    embedder, documents = FakeEmbedder(), paged_documents()
+    embedder = FakeEmbedder()
     chunks = [c for d in documents for c in chunk_document(d, CHUNKING, embedder.count_tokens)]
     vectors = embedder.encode_passages([c.text for c in chunks])
-    settings = settings_for(str(tmp_path / "paged.db"), tmp_path)
+    settings = settings_for(str(tmp_path / "both.db"), tmp_path)
     write_milvus(settings, documents, chunks, vectors, embedder, CHUNKING)
     write_index(tmp_path / "index", documents, chunks, vectors, embedder, CHUNKING)
-    store, faiss = open_store(settings), load_index(tmp_path / "index")
+    return open_store(settings), load_index(tmp_path / "index")
+
+
+@pytest.mark.full  # milvus-lite runs its server in a process of its own
+def test_paragraphs_keep_their_page_and_ocr_flag_as_in_the_faiss_store(tmp_path):
+    documents = paged_documents()
+    store, faiss = both_stores(tmp_path, documents)
     paragraphs = [p for d in documents for p in d.paragraphs]
     assert [store.paragraph(p.file, p.piece) for p in paragraphs] == paragraphs
     assert [faiss.paragraph(p.file, p.piece) for p in paragraphs] == paragraphs
@@ -253,22 +259,14 @@ def test_paragraphs_keep_their_page_and_ocr_flag_as_in_the_faiss_store(tmp_path)
     assert store.files == faiss.files
 
 
+@pytest.mark.full  # milvus-lite runs its server in a process of its own
 def test_a_poor_stored_title_is_shown_as_the_rule_now_makes_it_as_in_the_faiss_store(tmp_path):
     # A title an older rule stored (`about:blank`, a browser's printed PDF) is made anew on load
     # from the stored paragraphs, by both stores, without waiting for `rag index`.
     from dataclasses import replace
 
-    from rag.chunking import chunk_document
-    from rag.index import load_index, write_index
-
-    embedder, (pdf, text) = FakeEmbedder(), paged_documents()
-    documents = [replace(pdf, title="about:blank"), text]
-    chunks = [c for d in documents for c in chunk_document(d, CHUNKING, embedder.count_tokens)]
-    vectors = embedder.encode_passages([c.text for c in chunks])
-    settings = settings_for(str(tmp_path / "titles.db"), tmp_path)
-    write_milvus(settings, documents, chunks, vectors, embedder, CHUNKING)
-    write_index(tmp_path / "index", documents, chunks, vectors, embedder, CHUNKING)
-    store, faiss = open_store(settings), load_index(tmp_path / "index")
+    pdf, text = paged_documents()
+    store, faiss = both_stores(tmp_path, [replace(pdf, title="about:blank"), text])
     assert store.files["report.pdf"]["title"] == faiss.files["report.pdf"]["title"] == pdf.paragraphs[0].text
     assert store.files["notes.txt"] == faiss.files["notes.txt"]
 
