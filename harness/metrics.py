@@ -230,6 +230,8 @@ def score_question(
         answerable_probability=getattr(answer, "answerable", None),
         choice_probabilities=getattr(answer, "choice_probabilities", None),
         copy_probability=getattr(answer, "copy_probability", None),
+        question_gain=getattr(answer, "question_gain", None),
+        confidence=getattr(answer, "confidence", None),
         translation_probability=getattr(answer, "translation_probability", None),
         # The best passage's cosine, before the similarity floor (rag.assistant.Assistant.threshold).
         similarity=answer.passages[0].cosine if getattr(answer, "passages", None) else None,

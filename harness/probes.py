@@ -147,6 +147,9 @@ class LlmProbe:
         self._chosen_at, self._answered = now(), False
         return self.llm.choose(messages, prefix, options)
 
+    def score(self, messages, prefix, text):
+        return self.llm.score(messages, prefix, text)
+
     def stream(
         self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None, logprobs=None
     ) -> Iterator[str]:

@@ -95,6 +95,10 @@ class Answer:
     choice_probabilities: dict[str, float] | None = None
     copied: str | None = None  # the answer as copied from the cited sentence, verbatim
     copy_probability: float | None = None  # the model's own probability of the copy, per token
+    # How much likelier the question makes the copy than questions that ask nothing (log, nats),
+    # and `answerable` moved by it: what decides whether the copy is shown (question_gain).
+    question_gain: float | None = None
+    confidence: float | None = None
     # What other passages the model also took to answer say instead, each with its citation's n.
     disagreements: list[tuple[str, int]] = field(default_factory=list)
     translation: str | None = None  # the copy in the question's language, when they differ
@@ -126,6 +130,8 @@ class Answer:
             else {choice: round(p, 4) for choice, p in self.choice_probabilities.items()},
             "copied": self.copied,
             "copy_probability": None if self.copy_probability is None else round(self.copy_probability, 4),
+            "question_gain": None if self.question_gain is None else round(self.question_gain, 3),
+            "confidence": None if self.confidence is None else round(self.confidence, 4),
             "translation": self.translation,
             "translation_probability": None
             if self.translation_probability is None
@@ -199,6 +205,35 @@ def clean_question(question: str) -> str:
     if len(text) > MAX_QUESTION_CHARS:
         raise RagError(f"the question is too long ({len(text)} characters; at most {MAX_QUESTION_CHARS})")
     return text
+
+
+def question_gain(llm, question: str, passages: list[Passage], copied: Copied) -> float | None:
+    """How much likelier the model finds its copy (and its end there) after the question than
+    after questions that ask nothing, over the same passages: the log-probability of the copy's
+    tokens given the question minus its mean given each of `prompts.CONTENT_FREE`. Words the
+    model would copy from these passages whatever was asked do not answer this question; words
+    the question makes likely do. None if the backend cannot score a reply."""
+    texts = [p.text for p in passages]
+    prefix, text = f"{prompts.CHOICE_PREFIX}{copied.n}]", " " + copied.span
+
+    def total(asked: str) -> float | None:
+        logprobs = llm.score(prompts.messages(asked, texts), prefix, text)
+        return None if logprobs is None else sum(logprobs)
+
+    # The question last: the translation turn that may follow reuses its KV cache.
+    free = [total(asked) for asked in prompts.CONTENT_FREE]
+    given = total(question)
+    if given is None or None in free:
+        return None
+    return given - sum(free) / len(free)
+
+
+def confidence(answerable: float, gain: float, weight: float) -> float:
+    """The model's probability that a passage answers, moved on the log-odds scale by `weight`
+    per nat of `question_gain`: the more the question itself makes the copied words likely,
+    the less sure the choice of passage needs to be."""
+    answerable = min(max(answerable, 1e-6), 1 - 1e-6)
+    return 1.0 / (1.0 + math.exp(-(math.log(answerable / (1 - answerable)) + weight * gain)))
 
 
 def passage_weight(probabilities: dict[str, float], choice: str, prior: float) -> float:
@@ -519,9 +554,15 @@ class Assistant:
                 )
             )
 
-        def not_found(answerable: float | None = None) -> Done:
+        def not_found(answerable: float | None = None, gain: float | None = None, sure: float | None = None) -> Done:
             return finish(
-                text=prompts.not_found(language), abstained=True, citations=[], reason=NOT_FOUND, answerable=answerable
+                text=prompts.not_found(language),
+                abstained=True,
+                citations=[],
+                reason=NOT_FOUND,
+                answerable=answerable,
+                question_gain=gain,
+                confidence=sure,
             )
 
         if not passages or passages[0].cosine < self.threshold(self.settings.min_similarity):
@@ -559,6 +600,15 @@ class Assistant:
                     copied, copy_probability = self._next_copy(
                         messages, copied, copy_probability, question, passages, probabilities, index, made
                     )
+            gain = sure = None
+            if copied is not None and copied.problem is None and answerable is not None and copied.span:
+                with timed(timings, "question_gain"):
+                    gain = question_gain(self.llm, question, passages, copied)
+                if gain is not None:
+                    sure = confidence(answerable, gain, self.settings.gain_weight)
+                    if sure < self.settings.min_confidence:
+                        yield not_found(answerable, gain, sure)
+                        return
             other = None
             if copied is not None and copied.problem is None and probabilities is not None:
                 with timed(timings, "disagreement"):
@@ -589,6 +639,8 @@ class Assistant:
                 unsupported=[copied.span] if copied.span else [],
                 answerable=answerable,
                 copy_probability=copy_probability,
+                question_gain=gain,
+                confidence=sure,
             )
             return
         citations = [_citation(1, copied, passages, index)]
@@ -605,6 +657,8 @@ class Assistant:
             translation=translation,
             translation_probability=translation_probability,
             copy_probability=copy_probability,
+            question_gain=gain,
+            confidence=sure,
             disagreements=[] if other is None else [(other.span, 2)],
         )
 

@@ -36,6 +36,10 @@ class LLM(Protocol):
         """The model's probability of each option (one token each) as the next text after `prefix`
         at the start of its reply, renormalised over the options; None if the backend cannot tell."""
 
+    def score(self, messages: list[Message], prefix: str, text: str) -> list[float] | None:
+        """The model's log-probability of each token of `text` as the reply after `prefix`, then
+        of the end of its turn there; None if the backend cannot tell."""
+
     def count_tokens(self, text: str) -> int: ...
 
 
@@ -204,23 +208,78 @@ class LlamaCppLLM:
             raise RagError(
                 f"the LLM refused the prompt: {len(tokens)} tokens exceed the context window of {self.model.n_ctx()}"
             )
-        import llama_cpp
-
         with self._lock:
-            # Evaluate only what follows the prefix already in the KV cache, as generation does.
-            cached = self.model.input_ids[: self.model.n_tokens].tolist()
-            shared = 0
-            while shared < min(len(cached), len(tokens) - 1) and cached[shared] == tokens[shared]:
-                shared += 1
-            self.model.n_tokens = shared
-            self.model.eval(tokens[shared:])
-            # The last position's logits (Llama.scores keeps them only with logits_all, which costs memory).
-            logits = np.ctypeslib.as_array(
-                llama_cpp.llama_get_logits_ith(self.model.ctx, -1), shape=(self.model.n_vocab(),)
-            )
-            chosen = logits[[i[0] for i in ids]].astype(np.float64)
+            self._evaluate(tokens)
+            chosen = self._last_logits()[[i[0] for i in ids]].astype(np.float64)
         weights = np.exp(chosen - chosen.max())
         return dict(zip(options, (weights / weights.sum()).tolist()))
+
+    def score(self, messages: list[Message], prefix: str, text: str) -> list[float]:
+        tokens, _ = self._prompt_tokens(messages, prefix)
+        scored = self.model.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        scored.append(self._end_of_turn())
+        if len(tokens) + len(scored) >= self.model.n_ctx():
+            raise RagError(
+                f"the LLM refused the prompt: {len(tokens) + len(scored)} tokens exceed the context window of "
+                f"{self.model.n_ctx()}"
+            )
+        with self._lock:
+            self._evaluate(tokens)
+            rows = [self._last_logits(), *self._evaluate_keeping_logits(scored[:-1])]
+        return [float(row[token]) - _logsumexp(row) for row, token in zip(rows, scored)]
+
+    def _evaluate_keeping_logits(self, tokens: list[int]) -> list:
+        """Evaluate `tokens` after what the KV cache holds, as Llama.eval does, keeping every
+        position's logits: Llama.eval keeps only the last one's unless the model was loaded with
+        logits_all, whose buffer (context length × vocabulary floats) every call would pay for.
+        Uses llama-cpp-python's batch and context objects (the version is pinned)."""
+        import llama_cpp
+        import numpy as np
+
+        model, rows = self.model, []
+        for start in range(0, len(tokens), model.n_batch):
+            batch = tokens[start : start + model.n_batch]
+            past = model.n_tokens
+            model._ctx.kv_cache_seq_rm(-1, past, -1)
+            model._batch.set_batch(batch=batch, n_past=past, logits_all=True)
+            model._ctx.decode(model._batch)
+            model.input_ids[past : past + len(batch)] = batch
+            model.n_tokens += len(batch)
+            rows += [
+                np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(model.ctx, i), shape=(model.n_vocab(),)).astype(
+                    np.float64
+                )
+                for i in range(len(batch))
+            ]
+        return rows
+
+    def _evaluate(self, tokens: list[int]) -> None:
+        """Evaluate only what follows the prefix already in the KV cache, as generation does
+        (at least the last token, so that its logits are fresh)."""
+        cached = self.model.input_ids[: self.model.n_tokens].tolist()
+        shared = 0
+        while shared < min(len(cached), len(tokens) - 1) and cached[shared] == tokens[shared]:
+            shared += 1
+        self.model.n_tokens = shared
+        self.model.eval(tokens[shared:])
+
+    def _last_logits(self):
+        """The last evaluated position's logits (Llama.scores keeps them only with logits_all,
+        which costs memory)."""
+        import llama_cpp
+        import numpy as np
+
+        return np.ctypeslib.as_array(
+            llama_cpp.llama_get_logits_ith(self.model.ctx, -1), shape=(self.model.n_vocab(),)
+        ).astype(np.float64)
+
+    def _end_of_turn(self) -> int:
+        """The chat template's end-of-turn token (<|im_end|> for Qwen), else end of stream."""
+        for marker in ("<|im_end|>", "<|eot_id|>"):
+            ids = self.model.tokenize(marker.encode(), add_bos=False, special=True)
+            if len(ids) == 1:
+                return ids[0]
+        return self.model.token_eos()
 
 
 def _recording(logprobs: list[float], prompt_tokens: int):
@@ -317,6 +376,9 @@ class OpenAICompatibleLLM:
 
     def choose(self, messages: list[Message], prefix: str, options: list[str]) -> None:
         return None  # chat servers do not continue a given start of the reply
+
+    def score(self, messages: list[Message], prefix: str, text: str) -> None:
+        return None  # nor score a given reply
 
     def stream(
         self,

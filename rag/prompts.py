@@ -62,6 +62,10 @@ SEARCH_TRANSLATE = (
 
 PASSAGE = "[{n}] «{text}»"
 
+# Questions that ask nothing, put to the same passages: how likely the model finds its copy
+# after them is how likely it would copy those words whatever was asked (rag.assistant.question_gain).
+CONTENT_FREE = ("N/A", "")
+
 # The reply starts with this and a digit: the digit is the chosen passage, NONE for none.
 CHOICE_PREFIX = "["
 NONE = "0"

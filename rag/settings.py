@@ -52,10 +52,17 @@ class Settings:
     # best passage, refuse without asking the LLM (chosen on the public dev split, see
     # docs/evaluation.md: questions whose evidence is in another language score lower).
     min_similarity: float = 0.78
-    # Below this probability (the model's own, that some passage answers) refuse. Chosen on the
+    # Below this probability (the model's own, that some passage answers) refuse at once, before
+    # an answer is copied: the highest floor that changes no decision of min_confidence on the
+    # public dev split (docs/evaluation.md).
+    min_answerable: float = 0.5
+    # A copy is shown when that probability, moved on the log-odds scale by gain_weight per nat
+    # of how much likelier the question makes the copied words than questions that ask nothing
+    # (rag.assistant.question_gain), is at least min_confidence. Both chosen together on the
     # public dev split: the most right answers and right refusals net of wrong answers shown,
     # refusing at most a fifth of answerable questions (docs/evaluation.md).
-    min_answerable: float = 0.75
+    gain_weight: float = 0.15
+    min_confidence: float = 0.909
     # The weight of each place a passage stands after the first (the retriever's order) in the
     # choice of the passage an answer is copied from, times the model's own probability of it
     # (chosen on the public dev split: the small model passes over the first passage too often).
@@ -219,6 +226,23 @@ OPTIONS = (
         "--min-answerable",
         float,
         help="refuse below this probability (the LLM's) that a passage answers",
+        generation=True,
+    ),
+    Option(
+        "min_confidence",
+        "RAG_MIN_CONFIDENCE",
+        "--min-confidence",
+        float,
+        help="refuse a copied answer below this confidence: the LLM's probability that a passage answers, "
+        "raised by how much the question makes the copied words likely (--gain-weight)",
+        generation=True,
+    ),
+    Option(
+        "gain_weight",
+        "RAG_GAIN_WEIGHT",
+        "--gain-weight",
+        float,
+        help="how much the question's gain on the copied words counts in --min-confidence (0: none)",
         generation=True,
     ),
     Option(
@@ -403,6 +427,10 @@ def validate(settings: Settings) -> None:
         raise RagError(f"temperature must be between 0 and 2, not {settings.temperature}")
     if not 0.0 <= settings.min_answerable <= 1.0:
         raise RagError(f"min answerable must be between 0 and 1, not {settings.min_answerable}")
+    if not 0.0 <= settings.min_confidence <= 1.0:
+        raise RagError(f"min confidence must be between 0 and 1, not {settings.min_confidence}")
+    if not 0.0 <= settings.gain_weight <= 10.0:
+        raise RagError(f"gain weight must be between 0 and 10, not {settings.gain_weight}")
     if not 0.0 <= settings.min_copied <= 1.0:
         raise RagError(f"min copied must be between 0 and 1, not {settings.min_copied}")
     if not 0.0 <= settings.min_translated <= 1.0:

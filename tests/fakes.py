@@ -60,6 +60,9 @@ class FakeLLM:
     def choose(self, messages: list[dict], prefix: str, options: list[str]) -> None:
         return None  # as a chat server: the whole reply is written, "[n] …" or "[0]"
 
+    def score(self, messages: list[dict], prefix: str, text: str) -> None:
+        return None  # nor a reply scored
+
     def stream(
         self,
         messages: list[dict],

@@ -89,6 +89,9 @@ class SecondPassageLLM:
     def choose(self, messages, prefix, options):
         return {option: (0.9 if option == options[-1] else 0.1 / (len(options) - 1)) for option in options}
 
+    def score(self, messages, prefix, text):
+        return None  # no reply scored: no confidence gate
+
     def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None, logprobs=None):
         yield " Dewi Kartika"  # as copied from either passage
 
@@ -122,6 +125,9 @@ class YearLLM:
 
     def choose(self, messages, prefix, options):
         return {option: ([0.0, *self.shares, 0.0, 0.0][int(option)]) for option in options}
+
+    def score(self, messages, prefix, text):
+        return None  # no reply scored: no confidence gate
 
     def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None, logprobs=None):
         import re
@@ -282,6 +288,9 @@ class TranslatingLLM:
     def choose(self, messages, prefix, options):
         return {option: (0.9 if option == "1" else 0.1 / (len(options) - 1)) for option in options}
 
+    def score(self, messages, prefix, text):
+        return None  # no reply scored: no confidence gate
+
     def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None, logprobs=None):
         if copy_from is not None:
             yield " Maret 1998"
@@ -346,3 +355,40 @@ def test_the_recording_processor_reads_the_probability_of_each_token_taken():
     process([7, 8, 1], np.log(np.array([0.1, 0.1, 0.8])))  # token 1 was taken at 0.25
     process([7, 8, 1, 2], scores)  # token 2 at 0.8
     assert logprobs == pytest.approx([math.log(0.25), math.log(0.8)])
+
+
+class GainLLM(YearLLM):
+    """YearLLM sure of its first passage (P 0.9) that scores its copy `asked` nats per token
+    after the real question and `free` after a question that asks nothing."""
+
+    def __init__(self, asked: float, free: float):
+        super().__init__((0.9, 0.1))
+        self.asked, self.free, self.scored = asked, free, []
+
+    def choose(self, messages, prefix, options):
+        return {option: {"0": 0.1, "1": 0.8}.get(option, 0.1 / (len(options) - 2)) for option in options}
+
+    def score(self, messages, prefix, text):
+        question = messages[-1]["content"].rsplit("Question: ", 1)[1]
+        self.scored.append((question, prefix, text))
+        return [self.free if question in ("N/A", "") else self.asked] * 3
+
+
+@pytest.mark.parametrize(
+    "asked, free, gain_weight, shown",
+    [
+        (-0.1, -4.0, 0.15, True),  # the question makes the year 11.7 nats likelier: confidence 0.98
+        (-1.0, -1.0, 0.15, False),  # as likely whatever was asked: 0.9 alone is under 0.909
+        (-0.1, -4.0, 0.0, False),  # no weight: the model's 0.9 alone decides
+    ],
+)
+def test_a_copy_the_question_does_not_make_likelier_is_refused(tmp_path, asked, free, gain_weight, shown):
+    llm = GainLLM(asked, free)
+    answer = _bakery(tmp_path, "1998", llm, gain_weight=gain_weight).ask("When did the Orion bakery open?")
+    assert answer.question_gain == pytest.approx(3 * (asked - free))
+    assert answer.confidence is not None and (answer.confidence >= 0.909) == shown
+    assert answer.abstained != shown and (answer.text == "1998 [1]" if shown else answer.reason == "not_found")
+    # Scored after each question that asks nothing, then after the question itself (its KV cache last).
+    assert [q for q, _, _ in llm.scored] == ["N/A", "", "When did the Orion bakery open?"]
+    assert {(prefix, text) for _, prefix, text in llm.scored} == {("[1]", " 1998")}
+    assert answer.to_json()["question_gain"] == pytest.approx(3 * (asked - free), abs=1e-3)

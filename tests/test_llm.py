@@ -96,3 +96,21 @@ def test_an_answer_is_copied_where_the_model_would_end_its_turn_at_once(assistan
         assistant.llm.stream(messages, 6, 0.0, prefix=f"[{chosen}]", grammar=prompts.span_grammar(passages[chosen - 1]))
     )
     assert copied.strip() and copied == held
+
+
+def test_a_reply_is_scored_token_by_token_and_the_question_makes_its_answer_likelier(assistant):
+    # rag.assistant.question_gain reads these scores: the answer's words (and the end of the
+    # turn after them) after the question that asks for them, against after "N/A".
+    from rag import prompts
+
+    llm = assistant.llm
+    passages = [
+        "The Orion bakery opened in Leeds in 1998.",
+        "Its founder, Mara Lind, trained as a baker in Lyon before moving to England.",
+    ]
+    asked = llm.score(prompts.messages("Where did Mara Lind train as a baker?", passages), "[2]", " Lyon")
+    free = llm.score(prompts.messages("N/A", passages), "[2]", " Lyon")
+    assert len(asked) == len(free) == llm.count_tokens(" Lyon") + 1  # and the end of the turn
+    assert all(p <= 0.0 for p in asked + free)
+    other = llm.score(prompts.messages("When did the Orion bakery open?", passages), "[2]", " Lyon")
+    assert sum(asked) - sum(free) > 1.0 > sum(other) - sum(free), (asked, free, other)

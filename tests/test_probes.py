@@ -11,6 +11,9 @@ class Scripted:
     def choose(self, messages, prefix, options):
         return {option: 1 / len(options) for option in options}
 
+    def score(self, messages, prefix, text):
+        return None  # no reply scored: no confidence gate
+
     def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None, logprobs=None):
         yield " text"
 

@@ -367,6 +367,9 @@ class UnsupportedLLM:
     def choose(self, messages, prefix, options):
         return {option: (0.9 if option == "1" else 0.1 / (len(options) - 1)) for option in options}
 
+    def score(self, messages, prefix, text):
+        return None  # no reply scored: no confidence gate
+
     def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None, logprobs=None):
         # Ignores the copy constraint, as a server may: the claim is in no passage.
         for piece in ["John ", "Schulman ", "founded ", "it"]:

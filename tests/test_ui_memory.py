@@ -40,6 +40,9 @@ class ScriptedLLM:
     def choose(self, messages, prefix, options):
         return {option: (0.9 if option == "1" else 0.1 / (len(options) - 1)) for option in options}
 
+    def score(self, messages, prefix, text):
+        return None  # no reply scored: no confidence gate
+
     def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None, logprobs=None):
         yield " Zorblax Analytics"
 
