@@ -157,13 +157,7 @@ class LlamaCppLLM:
         byte_at = {i: len(source.text[:i].encode("utf-8")) for i in {*source.starts, *source.ends}}
         starts = [byte_at[i] for i in source.starts]
         ends = {byte_at[i] for i in source.ends}
-        end_tokens = {self.model.token_eos()} | {
-            t[0]
-            for t in (
-                self.model.tokenize(s.encode(), add_bos=False, special=True) for s in ("<|im_end|>", "<|eot_id|>")
-            )
-            if len(t) == 1
-        }
+        end_tokens = set(self._end_tokens())
 
         def piece(token: int) -> bytes:
             return self.model.detokenize([token], special=True)
@@ -204,28 +198,21 @@ class LlamaCppLLM:
         if any(len(i) != 1 for i in ids):
             return None
         tokens, _ = self._prompt_tokens(messages, prefix)
-        if len(tokens) >= self.model.n_ctx():
-            raise RagError(
-                f"the LLM refused the prompt: {len(tokens)} tokens exceed the context window of {self.model.n_ctx()}"
-            )
+        self._check_fits(len(tokens))
         with self._lock:
             self._evaluate(tokens)
-            chosen = self._last_logits()[[i[0] for i in ids]].astype(np.float64)
+            chosen = self._logits_at(-1)[[i[0] for i in ids]]
         weights = np.exp(chosen - chosen.max())
         return dict(zip(options, (weights / weights.sum()).tolist()))
 
     def score(self, messages: list[Message], prefix: str, text: str) -> list[float]:
         tokens, _ = self._prompt_tokens(messages, prefix)
         scored = self.model.tokenize(text.encode("utf-8"), add_bos=False, special=False)
-        scored.append(self._end_of_turn())
-        if len(tokens) + len(scored) >= self.model.n_ctx():
-            raise RagError(
-                f"the LLM refused the prompt: {len(tokens) + len(scored)} tokens exceed the context window of "
-                f"{self.model.n_ctx()}"
-            )
+        scored.append(self._end_tokens()[0])
+        self._check_fits(len(tokens) + len(scored))
         with self._lock:
             self._evaluate(tokens)
-            rows = [self._last_logits(), *self._evaluate_keeping_logits(scored[:-1])]
+            rows = [self._logits_at(-1), *self._evaluate_keeping_logits(scored[:-1])]
         return [float(row[token]) - _logsumexp(row) for row, token in zip(rows, scored)]
 
     def _evaluate_keeping_logits(self, tokens: list[int]) -> list:
@@ -233,9 +220,6 @@ class LlamaCppLLM:
         position's logits: Llama.eval keeps only the last one's unless the model was loaded with
         logits_all, whose buffer (context length × vocabulary floats) every call would pay for.
         Uses llama-cpp-python's batch and context objects (the version is pinned)."""
-        import llama_cpp
-        import numpy as np
-
         model, rows = self.model, []
         for start in range(0, len(tokens), model.n_batch):
             batch = tokens[start : start + model.n_batch]
@@ -245,12 +229,7 @@ class LlamaCppLLM:
             model._ctx.decode(model._batch)
             model.input_ids[past : past + len(batch)] = batch
             model.n_tokens += len(batch)
-            rows += [
-                np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(model.ctx, i), shape=(model.n_vocab(),)).astype(
-                    np.float64
-                )
-                for i in range(len(batch))
-            ]
+            rows += [self._logits_at(i) for i in range(len(batch))]
         return rows
 
     def _evaluate(self, tokens: list[int]) -> None:
@@ -263,23 +242,27 @@ class LlamaCppLLM:
         self.model.n_tokens = shared
         self.model.eval(tokens[shared:])
 
-    def _last_logits(self):
-        """The last evaluated position's logits (Llama.scores keeps them only with logits_all,
-        which costs memory)."""
+    def _logits_at(self, position: int):
+        """A copy, as float64, of the logits of position `position` of the last batch evaluated (-1:
+        its last); Llama.scores keeps them only with logits_all, which costs memory."""
         import llama_cpp
         import numpy as np
 
         return np.ctypeslib.as_array(
-            llama_cpp.llama_get_logits_ith(self.model.ctx, -1), shape=(self.model.n_vocab(),)
+            llama_cpp.llama_get_logits_ith(self.model.ctx, position), shape=(self.model.n_vocab(),)
         ).astype(np.float64)
 
-    def _end_of_turn(self) -> int:
-        """The chat template's end-of-turn token (<|im_end|> for Qwen), else end of stream."""
-        for marker in ("<|im_end|>", "<|eot_id|>"):
-            ids = self.model.tokenize(marker.encode(), add_bos=False, special=True)
-            if len(ids) == 1:
-                return ids[0]
-        return self.model.token_eos()
+    def _end_tokens(self) -> list[int]:
+        """The tokens that end the model's turn: the chat templates' end of turn (<|im_end|> for
+        Qwen, <|eot_id|> for Llama 3) where the vocabulary has it as one token, then end of stream."""
+        markers = (self.model.tokenize(m.encode(), add_bos=False, special=True) for m in ("<|im_end|>", "<|eot_id|>"))
+        return [*(ids[0] for ids in markers if len(ids) == 1), self.model.token_eos()]
+
+    def _check_fits(self, tokens: int) -> None:
+        if tokens >= self.model.n_ctx():
+            raise RagError(
+                f"the LLM refused the prompt: {tokens} tokens exceed the context window of {self.model.n_ctx()}"
+            )
 
 
 def _recording(logprobs: list[float], prompt_tokens: int):
