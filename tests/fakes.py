@@ -46,22 +46,29 @@ class FakeEmbedder:
         return self.encode_queries(texts)
 
 
-class FakeLLM:
+class StandInLLM:
+    """What every scripted LLM of the tests shares: no reply scored (so no confidence gate, as
+    with a chat server) and tokens counted as words. Subclasses script `choose` and `stream`."""
+
+    id = "scripted"
+
+    def choose(self, messages: list[dict], prefix: str, options: list[str]) -> dict[str, float] | None:
+        return None  # as a chat server: the whole reply is written, "[n] …" or "[0]"
+
+    def score(self, messages: list[dict], prefix: str, text: str) -> None:
+        return None
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+
+class FakeLLM(StandInLLM):
     """Replies with `reply` (or `reply(messages)`), in word-sized pieces; records every call."""
 
     def __init__(self, reply: str | Callable[[list[dict]], str] = "") -> None:
         self.id = "fake-llm"
         self.reply = reply
         self.calls: list[dict] = []
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    def choose(self, messages: list[dict], prefix: str, options: list[str]) -> None:
-        return None  # as a chat server: the whole reply is written, "[n] …" or "[0]"
-
-    def score(self, messages: list[dict], prefix: str, text: str) -> None:
-        return None  # nor a reply scored
 
     def stream(
         self,

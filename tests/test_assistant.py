@@ -9,7 +9,7 @@ import pytest
 
 from rag.assistant import Done, Retrieved
 
-from .fakes import FakeEmbedder, FakeLLM, fake_assistant
+from .fakes import FakeEmbedder, FakeLLM, StandInLLM, fake_assistant
 
 
 def test_models_passed_in_are_used_and_none_is_loaded(tmp_path):
@@ -81,22 +81,14 @@ def test_an_index_built_with_another_embedder_is_refused_then_rebuilt(tmp_path):
     assert other.retrieve("Who founded Zorblax Analytics?")[0].chunk.file == "tea.txt"
 
 
-class SecondPassageLLM:
+class SecondPassageLLM(StandInLLM):
     """Chooses the last passage it is offered, then copies the name both documents state."""
-
-    id = "scripted"
 
     def choose(self, messages, prefix, options):
         return {option: (0.9 if option == options[-1] else 0.1 / (len(options) - 1)) for option in options}
 
-    def score(self, messages, prefix, text):
-        return None  # no reply scored: no confidence gate
-
     def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None, logprobs=None):
         yield " Dewi Kartika"  # as copied from either passage
-
-    def count_tokens(self, text):
-        return len(text.split())
 
 
 def test_a_single_citation_is_numbered_one_in_text_and_citations(tmp_path):
@@ -114,11 +106,9 @@ def test_a_single_citation_is_numbered_one_in_text_and_citations(tmp_path):
     assert answer.text.endswith("[1]") and [c.n for c in answer.citations] == [1], answer.text
 
 
-class YearLLM:
+class YearLLM(StandInLLM):
     """Splits its choice between the two passages (`shares`) and copies the year of the passage
     it is given."""
-
-    id = "scripted"
 
     def __init__(self, shares=(0.6, 0.4)):
         self.shares, self.copied_from = shares, []
@@ -126,17 +116,11 @@ class YearLLM:
     def choose(self, messages, prefix, options):
         return {option: ([0.0, *self.shares, 0.0, 0.0][int(option)]) for option in options}
 
-    def score(self, messages, prefix, text):
-        return None  # no reply scored: no confidence gate
-
     def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None, logprobs=None):
         import re
 
         self.copied_from.append(prefix)
         yield " " + re.search(r"\d{4}", copy_from.text).group()
-
-    def count_tokens(self, text):
-        return len(text.split())
 
 
 def _bakery(tmp_path, second_year: str, llm=None, **settings):
@@ -275,11 +259,9 @@ def test_a_question_in_a_language_few_documents_are_in_is_also_searched_in_their
     assert not any("Translate this question" in c["messages"][-1]["content"] for c in assistant.llm.calls[calls:])
 
 
-class TranslatingLLM:
+class TranslatingLLM(StandInLLM):
     """Copies "Maret 1998" from the passage and translates it as "March 1998" (or `translation`),
     giving its translation `probability` per token."""
-
-    id = "scripted"
 
     def __init__(self, probability: float, translation: tuple[str, ...] = ("March", " 1998")):
         self.probability = probability
@@ -287,9 +269,6 @@ class TranslatingLLM:
 
     def choose(self, messages, prefix, options):
         return {option: (0.9 if option == "1" else 0.1 / (len(options) - 1)) for option in options}
-
-    def score(self, messages, prefix, text):
-        return None  # no reply scored: no confidence gate
 
     def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None, logprobs=None):
         if copy_from is not None:
@@ -299,9 +278,6 @@ class TranslatingLLM:
             if logprobs is not None:
                 logprobs.append(math.log(self.probability))
             yield piece
-
-    def count_tokens(self, text):
-        return len(text.split())
 
 
 @pytest.mark.parametrize("probability, shown", [(0.4, "Maret 1998 [1]"), (0.6, "March 1998 («Maret 1998» [1])")])

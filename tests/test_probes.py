@@ -4,21 +4,15 @@ from __future__ import annotations
 
 from rag import prompts
 
+from .fakes import StandInLLM
 
-class Scripted:
-    id = "scripted"
 
+class Scripted(StandInLLM):
     def choose(self, messages, prefix, options):
         return {option: 1 / len(options) for option in options}
 
-    def score(self, messages, prefix, text):
-        return None  # no reply scored: no confidence gate
-
     def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None, logprobs=None):
         yield " text"
-
-    def count_tokens(self, text):
-        return 1
 
 
 def test_a_question_s_answer_is_one_call_and_what_follows_it_are_follow_ons():

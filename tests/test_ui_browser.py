@@ -18,6 +18,7 @@ import pytest
 from harness.probes import free_port
 
 from .conftest import ARTIFACTS, SEEDS, seeds_with_index
+from .fakes import StandInLLM
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -359,25 +360,17 @@ def test_a_conversation_outlasts_a_reload_and_is_reopened_and_exported(page, see
     assert not page.dialogs
 
 
-class UnsupportedLLM:
+class UnsupportedLLM(StandInLLM):
     """Picks passage 1 and then claims a name no passage holds, slowly enough to be seen."""
-
-    id = "scripted"
 
     def choose(self, messages, prefix, options):
         return {option: (0.9 if option == "1" else 0.1 / (len(options) - 1)) for option in options}
-
-    def score(self, messages, prefix, text):
-        return None  # no reply scored: no confidence gate
 
     def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None, logprobs=None):
         # Ignores the copy constraint, as a server may: the claim is in no passage.
         for piece in ["John ", "Schulman ", "founded ", "it"]:
             time.sleep(0.4)
             yield piece
-
-    def count_tokens(self, text):
-        return len(text.split())
 
 
 @pytest.fixture(scope="module")

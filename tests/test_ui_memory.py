@@ -18,7 +18,7 @@ import psutil
 from rag.assistant import Assistant
 from rag.settings import load_settings
 
-from .fakes import FakeEmbedder, small_docs
+from .fakes import FakeEmbedder, StandInLLM, small_docs
 
 QUESTIONS = [
     "Who founded Zorblax Analytics?",
@@ -32,22 +32,14 @@ QUESTIONS = [
 ]
 
 
-class ScriptedLLM:
+class ScriptedLLM(StandInLLM):
     """Chooses the first passage and names the company, quickly; follow-ups get a referent."""
-
-    id = "scripted"
 
     def choose(self, messages, prefix, options):
         return {option: (0.9 if option == "1" else 0.1 / (len(options) - 1)) for option in options}
 
-    def score(self, messages, prefix, text):
-        return None  # no reply scored: no confidence gate
-
     def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None, logprobs=None):
         yield " Zorblax Analytics"
-
-    def count_tokens(self, text):
-        return len(text.split())
 
 
 def chat_session(chat):
