@@ -213,19 +213,20 @@ def question_gain(llm, question: str, passages: list[Passage], copied: Copied) -
     tokens given the question minus its mean given each of `prompts.CONTENT_FREE`. Words the
     model would copy from these passages whatever was asked do not answer this question; words
     the question makes likely do. None if the backend cannot score a reply."""
-    texts = [p.text for p in passages]
-    prefix, text = f"{prompts.CHOICE_PREFIX}{copied.n}]", " " + copied.span
-
-    def total(asked: str) -> float | None:
-        logprobs = llm.score(prompts.messages(asked, texts), prefix, text)
-        return None if logprobs is None else sum(logprobs)
-
     # The question last: the translation turn that may follow reuses its KV cache.
-    free = [total(asked) for asked in prompts.CONTENT_FREE]
-    given = total(question)
+    free = [copy_logprob(llm, asked, passages, copied) for asked in prompts.CONTENT_FREE]
+    given = copy_logprob(llm, question, passages, copied)
     if given is None or None in free:
         return None
     return given - sum(free) / len(free)
+
+
+def copy_logprob(llm, asked: str, passages: list[Passage], copied: Copied) -> float | None:
+    """The model's log-probability of the copy, and of its reply ending there, after the question
+    `asked` over these passages; None if the backend cannot score a reply."""
+    messages = prompts.messages(asked, [p.text for p in passages])
+    logprobs = llm.score(messages, f"{prompts.CHOICE_PREFIX}{copied.n}]", " " + copied.span)
+    return None if logprobs is None else sum(logprobs)
 
 
 def confidence(answerable: float, gain: float, weight: float) -> float:
@@ -261,11 +262,12 @@ def copy_probability_of(source: prompts.CopySource) -> float | None:
     return per_token(source.logprobs)
 
 
-def _copy_attempt(choice: str, passages: list[Passage]) -> tuple[str, prompts.CopySource]:
-    """The reply's start naming passage `choice`, and that passage as what the copy is held to.
-    No space after "]": the answer's first token carries its own leading space, as in the
-    model's training text."""
-    return f"{prompts.CHOICE_PREFIX}{choice}]", prompts.copy_source(passages[int(choice) - 1].text)
+def _copy_attempt(choice: str, passages: list[Passage], start_rank: int = 0) -> tuple[str, prompts.CopySource]:
+    """The reply's start naming passage `choice`, and that passage as what the copy is held to
+    (starting at the model's `start_rank`-th likeliest first token, 0 its likeliest). No space
+    after "]": the answer's first token carries its own leading space, as in the model's
+    training text."""
+    return f"{prompts.CHOICE_PREFIX}{choice}]", prompts.copy_source(passages[int(choice) - 1].text, start_rank)
 
 
 def _citation(n: int, copied: Copied, passages: list[Passage], index: Store) -> Citation:
@@ -600,6 +602,11 @@ class Assistant:
                     copied, copy_probability = self._next_copy(
                         messages, copied, copy_probability, question, passages, probabilities, index, made
                     )
+            if copied is not None and copied.problem is None and copied.span:
+                with timed(timings, "copy_choice"):
+                    copied, copy_probability = self._likeliest_copy(
+                        messages, copied, copy_probability, question, passages, index, made
+                    )
             gain = sure = None
             if copied is not None and copied.problem is None and answerable is not None and copied.span:
                 with timed(timings, "question_gain"):
@@ -727,6 +734,44 @@ class Assistant:
         if following * other_probability**weight > first * probability**weight:
             return other, other_probability
         return copied, probability
+
+    # Copies weighed from the passage an answer is copied from, each starting at another of the
+    # model's likeliest first tokens (chosen on the public dev split against 3 and 4: as good, and
+    # each costs a generation and a scoring).
+    COPY_STARTS = 2
+
+    def _likeliest_copy(
+        self,
+        messages: list[dict[str, str]],
+        copied: Copied,
+        probability: float | None,
+        question: str,
+        passages: list[Passage],
+        index: Store,
+        made: dict[int, Copied],
+    ) -> tuple[Copied, float | None]:
+        """Of `copied` and the copies from its passage that start at the model's next likeliest
+        first tokens, the one the model finds likeliest as a whole after the question, its end
+        included. Greedy copying commits to the likeliest first token, and the likeliest answer
+        may start at another ("and" before "betacoronavirus"); the next token is often the same
+        word spelt in other tokens, a copy that is then not weighed again. `copied` stands when
+        the backend cannot score a reply."""
+        given = copy_logprob(self.llm, question, passages, copied)
+        if given is None:
+            return copied, probability
+        best = (given, copied, probability)
+        for rank in range(1, self.COPY_STARTS):
+            prefix, source = _copy_attempt(str(copied.n), passages, rank)
+            reply = "".join(self.llm.stream(messages, self.settings.max_tokens, 0.0, prefix=prefix, copy_from=source))
+            other = self._copied(prefix + reply, question, passages, index)
+            if other is None or other.problem is not None or other.n != copied.n or other.span == copied.span:
+                continue
+            score = copy_logprob(self.llm, question, passages, other)
+            if score is not None and score > best[0]:
+                best = (score, other, copy_probability_of(source))
+        _, chosen, chosen_probability = best
+        made[chosen.n] = chosen
+        return chosen, chosen_probability
 
     # The share of the model's choice another passage needs for its own answer to be looked at.
     DISAGREEING_SHARE = 0.25

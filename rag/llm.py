@@ -148,7 +148,8 @@ class LlamaCppLLM:
     def _copying(self, source: CopySource, prompt_tokens: int):
         """A logits processor that keeps greedy decoding inside `source`: at each step the most
         likely token that continues a run of the passage (from one of its copy starts) wins, and
-        the end of the turn only where the run ends at a copy unit's end. A grammar does the same
+        the end of the turn only where the run ends at a copy unit's end; before anything is
+        copied, the `source.start_rank` likeliest tokens that would start a copy are passed over. A grammar does the same
         but llama.cpp checks it against the whole vocabulary at every step (seconds per token
         for a passage's worth of alternatives); this looks at the few likeliest tokens."""
         import numpy as np
@@ -167,7 +168,7 @@ class LlamaCppLLM:
             copied = generated.lstrip(b" ")
             alive = [s for s in starts if data.startswith(copied, s)] if copied else starts
             top = np.argpartition(-scores, self.COPY_CANDIDATES)[: self.COPY_CANDIDATES]
-            choice = None
+            choice, passed = None, 0
             for token in top[np.argsort(-scores[top])].tolist():
                 if token in end_tokens:
                     if copied and any(s + len(copied) in ends for s in alive):
@@ -179,6 +180,9 @@ class LlamaCppLLM:
                     break
                 candidate = (copied + piece(token)) if copied else piece(token).lstrip(b" ")
                 if candidate and any(data.startswith(candidate, s) for s in alive):
+                    if not copied and passed < source.start_rank:
+                        passed += 1
+                        continue
                     choice = token
                     break
             if choice is None:  # nothing likely continues the copy: end it here

@@ -148,16 +148,19 @@ class CopySource:
     text: str
     starts: tuple[int, ...]
     ends: tuple[int, ...]
+    # Which of the model's likeliest first tokens the copy starts with: 0 its likeliest (greedy),
+    # 1 the next, ... (the others are alternatives weighed against it, rag.assistant).
+    start_rank: int = 0
     # The model's own log-probability of each token it copied, appended by a backend that can
     # read them (rag.llm.LlamaCppLLM): how far the copy is from what the model would have written.
     logprobs: list[float] = field(default_factory=list, compare=False)
 
 
-def copy_source(passage: str) -> CopySource:
+def copy_source(passage: str, start_rank: int = 0) -> CopySource:
     text = fence(passage)
     spans = units(text)
     starts = tuple(spans[i][0] for i in _start_units(text, spans)) if spans else (0,)
-    return CopySource(text, starts, tuple(end for _, end in spans))
+    return CopySource(text, starts, tuple(end for _, end in spans), start_rank)
 
 
 def _start_units(text: str, spans: list[tuple[int, int]]) -> list[int]:

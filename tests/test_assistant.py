@@ -360,11 +360,47 @@ class GainLLM(YearLLM):
 )
 def test_a_copy_the_question_does_not_make_likelier_is_refused(tmp_path, asked, free, gain_weight, shown):
     llm = GainLLM(asked, free)
-    answer = _bakery(tmp_path, "1998", llm, gain_weight=gain_weight).ask("When did the Orion bakery open?")
+    bakery = _bakery(tmp_path, "1998", llm, gain_weight=gain_weight, min_confidence=0.909)
+    answer = bakery.ask("When did the Orion bakery open?")
     assert answer.question_gain == pytest.approx(3 * (asked - free))
     assert answer.confidence is not None and (answer.confidence >= 0.909) == shown
     assert answer.abstained != shown and (answer.text == "1998 [1]" if shown else answer.reason == "not_found")
-    # Scored after each question that asks nothing, then after the question itself (its KV cache last).
-    assert [q for q, _, _ in llm.scored] == ["N/A", "", "When did the Orion bakery open?"]
+    # Scored after the question to weigh it against another copy (the same "1998" here, so not
+    # scored), then after each question that asks nothing and the question itself (its KV cache last).
+    question = "When did the Orion bakery open?"
+    assert [q for q, _, _ in llm.scored] == [question, "N/A", "", question]
     assert {(prefix, text) for _, prefix, text in llm.scored} == {("[1]", " 1998")}
     assert answer.to_json()["question_gain"] == pytest.approx(3 * (asked - free), abs=1e-3)
+
+
+class StartsLLM(GainLLM):
+    """GainLLM that copies the year greedily and, told to start at its second likeliest first
+    word, the word before "in <year>"; after the question it scores that word `other` nats per
+    token and the year -1."""
+
+    def __init__(self, other: float):
+        super().__init__(-1.0, -4.0)
+        self.other = other
+
+    def stream(self, messages, max_tokens, temperature, grammar=None, prefix="", copy_from=None, logprobs=None):
+        import re
+
+        self.copied_from.append((prefix, copy_from.start_rank))
+        word, year = re.search(r"(\w+) in (\d{4})", copy_from.text).groups()
+        yield " " + (word if copy_from.start_rank else year)
+
+    def score(self, messages, prefix, text):
+        scores = super().score(messages, prefix, text)
+        asked = messages[-1]["content"].rsplit("Question: ", 1)[1]
+        return [self.other] * 3 if text != " 1998" and asked not in ("N/A", "") else scores
+
+
+@pytest.mark.parametrize("other, likelier", [(-0.5, True), (-2.0, False)])
+def test_of_two_copies_from_the_passage_the_one_likelier_as_a_whole_is_shown(tmp_path, other, likelier):
+    llm = StartsLLM(other)
+    answer = _bakery(tmp_path, "1998", llm, min_confidence=0.0).ask("Where did the Orion bakery open?")
+    assert (answer.copied != "1998") == likelier and answer.text == f"{answer.copied} [1]"
+    assert answer.copied in answer.citations[0].quote
+    assert llm.copied_from == [("[1]", 0), ("[1]", 1)]  # the greedy copy, then one from the next first word
+    # The gate weighs the copy shown: its gain after the question against after "N/A" and "".
+    assert answer.question_gain == pytest.approx(3 * ((other if likelier else -1.0) + 4.0))

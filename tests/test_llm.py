@@ -114,3 +114,22 @@ def test_a_reply_is_scored_token_by_token_and_the_question_makes_its_answer_like
     assert all(p <= 0.0 for p in asked + free)
     other = llm.score(prompts.messages("When did the Orion bakery open?", passages), "[2]", " Lyon")
     assert sum(asked) - sum(free) > 1.0 > sum(other) - sum(free), (asked, free, other)
+
+
+def test_a_copy_may_start_at_the_model_s_next_likeliest_first_token(assistant):
+    # rag.assistant weighs the greedy copy against one that starts at the model's second
+    # likeliest first token: held to the passage too, and less likely where it starts (often
+    # the same word spelt in other tokens, sometimes another answer).
+    from rag import prompts
+
+    llm = assistant.llm
+    passages = [
+        "The Orion bakery opened in Leeds in 1998.",
+        "Its founder, Mara Lind, trained as a baker in Lyon before moving to England.",
+    ]
+    messages = prompts.messages("Where did Mara Lind train as a baker?", passages)
+    sources = [prompts.copy_source(passages[1], rank) for rank in (0, 1, 2)]
+    copies = ["".join(llm.stream(messages, 8, 0.0, prefix="[2]", copy_from=source)).strip() for source in sources]
+    assert copies[0] == "Lyon" and all(copy and copy in prompts.fence(passages[1]) for copy in copies), copies
+    assert sources[0].logprobs[0] > sources[1].logprobs[0] > sources[2].logprobs[0]
+    assert len(set(copies)) > 1, copies
