@@ -23,7 +23,7 @@ from .metrics import LOSSES, answer_matches, answer_metrics, refused_below
 GATES = {
     "similarity": ("min_similarity", (-1.0, 0.7, 0.75, 0.78, 0.8, 0.82, 0.84)),
     "answerable_probability": ("min_answerable", (0.0, 0.3, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9)),
-    "confidence": ("min_confidence", (0.0, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99)),
+    "confidence": ("min_confidence", (0.0, 0.8, 0.9, 0.909, 0.95, 0.98, 0.99)),
     "copy_probability": ("min_copied", (0.0, 0.1, 0.2, 0.3, 0.5)),
 }
 NAMES = (
