@@ -701,6 +701,21 @@ class Assistant:
         )
         return Copied(n, span, quote or source.quote, detect_language(source.text), problem)
 
+    def _copy_from(
+        self,
+        messages: list[dict[str, str]],
+        choice: str,
+        question: str,
+        passages: list[Passage],
+        index: Store,
+        start_rank: int = 0,
+    ) -> tuple[Copied | None, prompts.CopySource]:
+        """The answer copied from passage `choice` (greedily, from the model's `start_rank`-th
+        likeliest first token), and the source it was held to (with the copy's log-probabilities)."""
+        prefix, source = _copy_attempt(choice, passages, start_rank)
+        reply = "".join(self.llm.stream(messages, self.settings.max_tokens, 0.0, prefix=prefix, copy_from=source))
+        return self._copied(prefix + reply, question, passages, index), source
+
     def _next_copy(
         self,
         messages: list[dict[str, str]],
@@ -724,9 +739,8 @@ class Assistant:
         first, following = (passage_weight(probabilities, choice, prior) for choice in ranked[:2])
         if first * probability**weight >= following:
             return copied, probability
-        prefix, source = _copy_attempt(ranked[1], passages)
-        reply = "".join(self.llm.stream(messages, self.settings.max_tokens, 0.0, prefix=prefix, copy_from=source))
-        other, other_probability = self._copied(prefix + reply, question, passages, index), copy_probability_of(source)
+        other, source = self._copy_from(messages, ranked[1], question, passages, index)
+        other_probability = copy_probability_of(source)
         if other is not None:
             made[other.n] = other
         if other is None or other.problem is not None or other_probability is None:
@@ -761,9 +775,7 @@ class Assistant:
             return copied, probability
         best = (given, copied, probability)
         for rank in range(1, self.COPY_STARTS):
-            prefix, source = _copy_attempt(str(copied.n), passages, rank)
-            reply = "".join(self.llm.stream(messages, self.settings.max_tokens, 0.0, prefix=prefix, copy_from=source))
-            other = self._copied(prefix + reply, question, passages, index)
+            other, source = self._copy_from(messages, str(copied.n), question, passages, index, rank)
             if other is None or other.problem is not None or other.n != copied.n or other.span == copied.span:
                 continue
             score = copy_logprob(self.llm, question, passages, other)
@@ -800,9 +812,7 @@ class Assistant:
         choice = max(others, key=probabilities.__getitem__)
         other = made.get(int(choice))
         if other is None:
-            prefix, source = _copy_attempt(choice, passages)
-            reply = "".join(self.llm.stream(messages, self.settings.max_tokens, 0.0, prefix=prefix, copy_from=source))
-            other = self._copied(prefix + reply, question, passages, index)
+            other, _ = self._copy_from(messages, choice, question, passages, index)
         if other is None or other.problem is not None or not differ(other.span, copied.span):
             return None
         return other

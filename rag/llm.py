@@ -149,9 +149,10 @@ class LlamaCppLLM:
         """A logits processor that keeps greedy decoding inside `source`: at each step the most
         likely token that continues a run of the passage (from one of its copy starts) wins, and
         the end of the turn only where the run ends at a copy unit's end; before anything is
-        copied, the `source.start_rank` likeliest tokens that would start a copy are passed over. A grammar does the same
-        but llama.cpp checks it against the whole vocabulary at every step (seconds per token
-        for a passage's worth of alternatives); this looks at the few likeliest tokens."""
+        copied, the `source.start_rank` likeliest tokens that would start a copy are passed over.
+        A grammar does the same but llama.cpp checks it against the whole vocabulary at every
+        step (seconds per token for a passage's worth of alternatives); this looks at the few
+        likeliest tokens."""
         import numpy as np
 
         data = source.text.encode("utf-8")
